@@ -1,0 +1,19 @@
+"""One error hierarchy: every failure a user can cause is a ``HearaiError``.
+
+The CLI turns these into a one-line message and a non-zero exit code, so a user never sees a
+traceback for bad input; anything else escaping is a bug in hearai.
+"""
+
+from __future__ import annotations
+
+
+class HearaiError(Exception):
+    """Base class of every error hearai raises on purpose."""
+
+
+class AudioError(HearaiError):
+    """An audio file or stream could not be read as sound."""
+
+
+class ConfigError(HearaiError, ValueError):
+    """A configuration field has an invalid value."""

@@ -1,0 +1,63 @@
+"""Every figure hearai draws, in one style, written atomically as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hearai.explain import Walkthrough  # noqa: E402
+from hearai.fsutil import atomic_path  # noqa: E402
+
+_CMAP = "magma"
+
+
+def explain_panels(walk: Walkthrough, path: str | Path, *, title: str) -> Path:
+    """Three panels, top to bottom: waveform, FFT spectrogram (dB), log-mel spectrogram (dB)."""
+    c = walk.config
+    fig, (ax_wave, ax_spec, ax_mel) = plt.subplots(3, 1, figsize=(10, 10), constrained_layout=True)
+    fig.suptitle(title)
+    seconds = np.arange(len(walk.waveform)) / c.sample_rate
+    ax_wave.plot(seconds, walk.waveform, linewidth=0.6, color="#1f4e79")
+    ax_wave.set(title="Waveform", xlabel="time (s)", ylabel="amplitude", xlim=(0, seconds[-1] if len(seconds) else 1))
+    duration = len(walk.waveform) / c.sample_rate
+    image = ax_spec.imshow(
+        walk.spectrogram_db, origin="lower", aspect="auto", cmap=_CMAP,
+        extent=(0, duration, 0, c.sample_rate / 2),
+        vmin=walk.spectrogram_db.max() - 100, vmax=walk.spectrogram_db.max(),
+    )
+    for peak in walk.peaks_hz:
+        ax_spec.axhline(peak, color="#7fdbff", linewidth=0.8, linestyle="--")
+    ax_spec.set(
+        title=f"{c.window.capitalize()}-windowed FFT spectrogram (n_fft={c.n_fft}, hop={c.hop_length}); "
+        f"peaks: {', '.join(f'{p:.1f} Hz' for p in walk.peaks_hz)}",
+        xlabel="time (s)", ylabel="frequency (Hz)",
+    )
+    fig.colorbar(image, ax=ax_spec, label="power (dB)")
+    image = ax_mel.imshow(walk.logmel_db, origin="lower", aspect="auto", cmap=_CMAP, extent=(0, duration, 0, c.n_mels))
+    ax_mel.set(title=f"Log-mel spectrogram ({c.n_mels} {c.mel_scale} bands)", xlabel="time (s)", ylabel="mel band")
+    fig.colorbar(image, ax=ax_mel, label="dB")
+    return _save(fig, path)
+
+
+def band_comparison(rows: list[tuple[int, int, np.ndarray]], sample_rate: int, duration: float,
+                    path: str | Path) -> Path:
+    """The same clip with several mel band counts side by side; empty bands are named."""
+    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 4.5), constrained_layout=True)
+    for ax, (n_mels, empty, logmel) in zip(np.atleast_1d(axes), rows):
+        ax.imshow(logmel, origin="lower", aspect="auto", cmap=_CMAP, extent=(0, duration, 0, n_mels))
+        ax.set(title=f"{n_mels} mel bands: {empty} empty", xlabel="time (s)", ylabel="mel band")
+    fig.suptitle(f"Band count vs FFT resolution ({sample_rate} Hz): too many bands leave some between FFT bins")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return target
