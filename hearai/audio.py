@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from hearai.errors import AudioError
+from hearai.errors import AudioError, ConfigError
 
 PathLike = str | os.PathLike
 
@@ -60,54 +60,47 @@ def load(path: PathLike, *, sample_rate: int) -> np.ndarray:
     """Decode a whole file to a mono float32 waveform at ``sample_rate`` Hz.
 
     Channels are averaged. Raises ``AudioError`` for a missing, empty, truncated, corrupt or
-    non-audio file, one with zero samples, or one with NaN/Inf samples.
+    non-audio file, an unsupported encoding, zero samples, or NaN/Inf samples.
     """
-    _check_rate(sample_rate)
-    with _open(path) as handle:
-        declared = handle.frames
-        native_rate = handle.samplerate
-        try:
-            data = handle.read(dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{path}: corrupt audio, decoding failed: {_reason(exc)}") from exc
-    _check_complete(path, decoded=len(data), declared=declared)
-    mono = to_mono(data)
-    _check_finite(path, mono, offset=0)
-    return resample(mono, orig_rate=native_rate, target_rate=sample_rate)
+    return np.concatenate(list(stream(path, sample_rate=sample_rate, block_seconds=60.0)))
 
 
 def stream(path: PathLike, *, sample_rate: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
     """Yield a file as consecutive mono float32 blocks at ``sample_rate`` Hz, in constant memory.
 
-    Concatenated, the blocks equal ``load(path, sample_rate=...)`` up to the resampler's
-    streaming rounding. Each block holds about ``block_seconds`` of audio (the last may be
-    shorter); a 2-hour file never sits in memory whole.
+    Each block holds about ``block_seconds`` of audio (the last may be shorter); a 2-hour file
+    never sits in memory whole. Concatenated, the blocks are exactly what ``load`` returns. Every
+    check of ``load`` applies; one that fails mid-file raises when the bad part is reached.
     """
     _check_rate(sample_rate)
-    if block_seconds <= 0:
-        raise AudioError(f"{path}: block_seconds must be positive, got {block_seconds}")
+    if not block_seconds > 0:
+        raise ConfigError(f"block_seconds must be positive, got {block_seconds}")
     with _open(path) as handle:
-        native_rate = handle.samplerate
-        declared = handle.frames
-        block_frames = max(1, int(round(block_seconds * native_rate)))
+        native_rate, declared = handle.samplerate, handle.frames
         resampler = (
             None
             if native_rate == sample_rate
             else soxr.ResampleStream(native_rate, sample_rate, 1, dtype="float32", quality="HQ")
         )
         decoded = 0
-        try:
-            for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                mono = to_mono(block)
-                _check_finite(path, mono, offset=decoded)
-                decoded += len(block)
-                out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
-                if len(out):
-                    yield out
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(
-                f"{path}: corrupt audio, decoding failed after {decoded} frames: {_reason(exc)}"
-            ) from exc
+        blocks = handle.blocks(blocksize=max(1, int(round(block_seconds * native_rate))),
+                               dtype="float32", always_2d=True)
+        while True:
+            try:
+                block = next(blocks, None)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(
+                    f"{path}: corrupt or truncated audio, decoding failed after {decoded} of "
+                    f"{declared} frames: {_reason(exc)}"
+                ) from exc
+            if block is None:
+                break
+            mono = to_mono(block)
+            _check_finite(path, mono, offset=decoded)
+            decoded += len(block)
+            out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
+            if len(out):
+                yield out
         _check_complete(path, decoded=decoded, declared=declared)
         if resampler is not None:
             tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
@@ -143,12 +136,16 @@ def _open(path: PathLike) -> sf.SoundFile:
     try:
         handle = sf.SoundFile(str(target))
     except sf.LibsndfileError as exc:
+        unsupported = _sniff_unsupported(target)
+        if unsupported:
+            raise AudioError(
+                f"{path}: unsupported audio format ({unsupported}); hearai reads WAV, FLAC, "
+                "OGG/Vorbis, MP3, AIFF and the other formats libsndfile decodes: convert the file"
+            ) from exc
         reason = _reason(exc)
-        if "not recognised" in reason.lower() or "unknown format" in reason.lower():
+        if "not recognised" in reason.lower():
             raise AudioError(f"{path}: not an audio file (format not recognised)") from exc
-        if "unsupported" in reason.lower():
-            raise AudioError(f"{path}: unsupported audio format or encoding: {reason}") from exc
-        raise AudioError(f"{path}: corrupt or unreadable audio: {reason}") from exc
+        raise AudioError(f"{path}: corrupt or unreadable audio: {reason.splitlines()[0]}") from exc
     except (OSError, RuntimeError) as exc:
         raise AudioError(f"{path}: cannot be read: {exc}") from exc
     if handle.samplerate <= 0:
@@ -158,6 +155,37 @@ def _open(path: PathLike) -> sf.SoundFile:
         handle.close()
         raise AudioError(f"{path}: truncated, the header declares more audio than the file holds")
     return handle
+
+
+# Containers and codecs libsndfile cannot decode, recognised by their first bytes.
+_UNSUPPORTED_MAGIC = (
+    (4, b"ftyp", "MP4/M4A container, e.g. AAC or ALAC"),
+    (0, b"\x30\x26\xb2\x75", "WMA/ASF"),
+    (0, b"#!AMR", "AMR"),
+    (0, b"\x1a\x45\xdf\xa3", "WebM/Matroska"),
+    (0, b"\xff\xf1", "AAC (ADTS)"),
+    (0, b"\xff\xf9", "AAC (ADTS)"),
+)
+
+
+# WAV codec tags libsndfile decodes (PCM, ADPCM, float, A-law, mu-law, GSM, extensible); a WAV
+# with one of these that fails to open is corrupt, not unsupported.
+_WAV_TAGS_DECODED = frozenset({0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0xFFFE})
+
+
+def _sniff_unsupported(path: Path) -> str | None:
+    """Name a known format libsndfile cannot decode, from the file's first bytes, if it is one."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    for offset, magic, name in _UNSUPPORTED_MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    fmt = head.find(b"fmt ", 12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE" and fmt >= 0 and len(head) >= fmt + 10:
+        tag = int.from_bytes(head[fmt + 8 : fmt + 10], "little")
+        if tag not in _WAV_TAGS_DECODED:
+            return f"WAV with codec tag 0x{tag:04x}"
+    return None
 
 
 def _check_complete(path: PathLike, *, decoded: int, declared: int) -> None:
@@ -177,10 +205,31 @@ def _check_finite(path: PathLike, mono: np.ndarray, *, offset: int) -> None:
 
 def _check_rate(sample_rate: int) -> None:
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise AudioError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        raise ConfigError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
     # libsndfile messages read "Error opening 'path': reason"; keep only the reason.
     return text.split(": ", 1)[-1].strip() if "Error opening" in text else text.strip()
+
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64"})
+
+
+def find_audio_files(*inputs: PathLike) -> list[Path]:
+    """Expand files and folders (searched recursively, by file suffix) into a sorted file list.
+
+    Files named directly are kept whatever their suffix, so decoding decides whether they are
+    audio; a named path that does not exist raises ``AudioError``.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise AudioError(f"{item}: file not found")
+    return found

@@ -8,15 +8,24 @@ it whole, so inference can never compute other features than training did. The t
 
 from __future__ import annotations
 
+import json
 import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch import nn
+from tqdm import tqdm
 
+from hearai import audio
 from hearai.errors import ConfigError
+from hearai.fsutil import atomic_path
 from hearai.validation import choice, positive_float, positive_int
 
 _WINDOWS = {
@@ -317,3 +326,86 @@ def cut_windows(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """Cut a clip's features (n_features, frames) into windows (n_windows, n_features, window_frames)."""
     starts = window_starts(features.shape[-1], config)
     return torch.stack([features[..., s : s + config.window_frames] for s in starts])
+
+
+class FeatureExtractor:
+    """A ``FeatureConfig`` made runnable: waveforms or files in, clip features and windows out."""
+
+    def __init__(self, config: FeatureConfig, *, device: str | torch.device = "cpu") -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.transform = build_featurizer(config).to(self.device).eval()
+
+    def clip(self, waveform: np.ndarray) -> torch.Tensor:
+        """One clip's features (n_features, frames) on the CPU, short clips padded first."""
+        return self.batch([waveform])[0]
+
+    def windows(self, waveform: np.ndarray) -> torch.Tensor:
+        """One clip as model inputs: (n_windows, n_features, window_frames)."""
+        return cut_windows(self.clip(waveform), self.config)
+
+    def batch(self, waveforms: list[np.ndarray]) -> list[torch.Tensor]:
+        """Features of several clips; clips of equal length share one batched transform."""
+        padded = [pad_short_clip(np.asarray(w, dtype=np.float32), self.config) for w in waveforms]
+        out: list[torch.Tensor] = [torch.empty(0)] * len(padded)
+        by_length: dict[int, list[int]] = {}
+        for index, wave in enumerate(padded):
+            by_length.setdefault(len(wave), []).append(index)
+        with torch.inference_mode():
+            for indices in by_length.values():
+                stacked = torch.from_numpy(np.stack([padded[i] for i in indices])).to(self.device)
+                features = self.transform(stacked).cpu()
+                for i, row in zip(indices, features):
+                    out[i] = row
+        return out
+
+    def files(
+        self, paths: Iterable[str | Path], *, workers: int = 2, batch_size: int = 4, progress: bool = False,
+    ) -> Iterator[torch.Tensor]:
+        """Yield each file's clip features, in order, decoding ahead on ``workers`` threads.
+
+        libsndfile and soxr release the GIL, so decoding the next files overlaps the transform of
+        the current batch; at most ``2 * workers + batch_size`` decoded clips wait in memory.
+        """
+        paths = list(paths)
+        load = lambda p: audio.load(p, sample_rate=self.config.sample_rate)  # noqa: E731
+        with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(
+            total=len(paths), desc="featurizing", unit="clip", disable=not progress
+        ) as bar:
+            pending: deque[Future[np.ndarray]] = deque()
+            upcoming = iter(paths)
+            for path in upcoming:
+                pending.append(pool.submit(load, path))
+                if len(pending) >= 2 * workers + batch_size:
+                    break
+            while pending:
+                ready = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
+                for path in upcoming:
+                    pending.append(pool.submit(load, path))
+                    if len(pending) >= 2 * workers + batch_size:
+                        break
+                yield from self.batch(ready)
+                bar.update(len(ready))
+
+
+def write_feature_file(
+    paths: list[Path], config: FeatureConfig, out: str | Path, *, workers: int = 2, progress: bool = True,
+) -> tuple[Path, int]:
+    """Featurize files into one safetensors file of model-ready windows.
+
+    Tensors: ``windows`` (n, n_features, window_frames) float32 and ``clip_index`` (n,) int64
+    pointing into the ``files`` list stored, with the ``feature_config``, as JSON metadata.
+    Returns the path and the number of windows.
+    """
+    extractor = FeatureExtractor(config)
+    windows, owners = [], []
+    for index, features in enumerate(extractor.files(paths, workers=workers, progress=progress)):
+        cut = cut_windows(features, config)
+        windows.append(cut)
+        owners.append(torch.full((len(cut),), index, dtype=torch.int64))
+    tensors = {"windows": torch.cat(windows).contiguous(), "clip_index": torch.cat(owners)}
+    metadata = {"feature_config": json.dumps(config.to_dict()), "files": json.dumps([str(p) for p in paths])}
+    target = Path(out)
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return target, len(tensors["windows"])

@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv, install torch==2.13.0 (the CPU wheel) first, then hearai with its dev
+# extras; when nothing changed the set-up is a quick no-op.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hearai-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/hearai demo --out demo-output
+
+bench: setup
+	$(BIN)/python bench/featurize.py
+
+clean:
+	rm -rf $(VENV) demo-output bench/results .pytest_cache *.egg-info

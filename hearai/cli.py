@@ -1,0 +1,171 @@
+"""The ``hearai`` command: one verb per pipeline stage; parsing and printing only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hearai import __version__
+from hearai.errors import ConfigError, HearaiError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except HearaiError as exc:
+        print(f"hearai {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hearai {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearai",
+        description="Sound event classification and detection, from any audio file to alerts.",
+    )
+    parser.add_argument("--version", action="version", version=f"hearai {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser(
+        "explain", help="draw the featurizer's steps (waveform, FFT, log-mel) for two tones or a file",
+        description="Without FILE: build a 1-s clip of two pure tones, draw waveform / Hamming FFT "
+        "spectrogram / log-mel panels, print the recovered tone frequencies and compare 10/150/1000 "
+        "mel bands. With FILE: draw the same panels for your audio and print its strongest peaks.",
+    )
+    p.add_argument("file", nargs="?", type=Path, help="an audio file (any format libsndfile reads)")
+    p.add_argument("--out", type=Path, default=Path("explain-output"), help="folder for the figures (default: %(default)s)")
+    p.add_argument("--tones", type=float, nargs="+", default=[440.0, 2500.0], metavar="HZ",
+                   help="tone frequencies of the base case (default: 440 2500)")
+    _feature_config_option(p)
+    p.set_defaults(run=_explain)
+
+    p = verbs.add_parser(
+        "synth", help="generate the embedded synthetic sound-event set and soundscapes",
+        description="Write labelled clips (WAV + manifest.csv with path,label,fold) of "
+        "ten classes (siren, alarm beep, car horn, dog bark, knock, ...) and soundscapes with a "
+        "ground-truth table (file,label,onset,offset). The same seed gives the same audio.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--per-class", type=int, default=40, help="clips per class (default: %(default)s)")
+    p.add_argument("--folds", type=int, default=5, help="folds assigned round-robin (default: %(default)s)")
+    p.add_argument("--soundscapes", type=int, default=4, help="soundscapes to write (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds (default: %(default)s)")
+    p.add_argument("--sample-rate", type=int, default=16_000, help="Hz (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.set_defaults(run=_synth)
+
+    p = verbs.add_parser(
+        "featurize", help="turn audio files into model-ready log-mel windows (safetensors)",
+        description="Decode every file (folders are searched recursively), compute the features "
+        "the feature config describes and cut them into fixed-size windows. Writes tensors "
+        "'windows' and 'clip_index', with the file list and feature config as metadata.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, help="audio files or folders")
+    p.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
+    _feature_config_option(p)
+    p.set_defaults(run=_featurize)
+
+    p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
+    p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
+    p.set_defaults(run=_demo)
+    return parser
+
+
+def _feature_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--feature-config", type=Path, metavar="JSON",
+                        help="a JSON file of FeatureConfig fields to override the defaults "
+                        '(e.g. {"n_mels": 128, "kind": "mfcc"})')
+
+
+def _load_feature_config(path: Path | None):
+    from hearai.features import FeatureConfig
+
+    if path is None:
+        return FeatureConfig()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object of FeatureConfig fields")
+    try:
+        return FeatureConfig.from_dict(data)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from hearai import audio, explain, plots
+
+    config = _load_feature_config(args.feature_config)
+    if args.file is None:
+        wave = explain.two_tones(frequencies=tuple(args.tones), sample_rate=config.sample_rate)
+        title = "Two pure tones: " + " + ".join(f"{f:g} Hz" for f in args.tones)
+        name = "two_tones"
+    else:
+        wave = audio.load(args.file, sample_rate=config.sample_rate)
+        title, name = f"{args.file.name} at {config.sample_rate} Hz", args.file.stem
+    walk = explain.walk(wave, config, n_peaks=len(args.tones) if args.file is None else 3)
+    panels = plots.explain_panels(walk, args.out / f"{name}.png", title=title)
+    print(f"FFT bin width: {walk.bin_hz:.2f} Hz (sample rate {config.sample_rate} Hz, n_fft {config.n_fft})")
+    if args.file is None:
+        for truth, found in zip(sorted(args.tones), walk.peaks_hz):
+            print(f"tone {truth:g} Hz -> recovered {found:.1f} Hz (error {abs(found - truth):.2f} Hz, "
+                  f"{abs(found - truth) / walk.bin_hz:.2f} bins)")
+        rows = explain.band_counts(wave, config)
+        bands = plots.band_comparison(rows, config.sample_rate, len(wave) / config.sample_rate,
+                                      args.out / "band_counts.png")
+        for n_mels, empty, _ in rows:
+            print(f"{n_mels:5d} mel bands: {empty} empty")
+        print(f"figure: {bands}")
+    else:
+        print("strongest spectral peaks: " + ", ".join(f"{p:.1f} Hz" for p in walk.peaks_hz))
+    print(f"figure: {panels}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from hearai.data import synth
+
+    manifest = synth.generate_clips(args.out, per_class=args.per_class, seed=args.seed,
+                                    sample_rate=args.sample_rate, seconds=args.seconds, folds=args.folds)
+    print(f"clips: {len(synth.LABELS)} classes x {args.per_class}, manifest: {manifest}")
+    if args.soundscapes > 0:
+        truth = synth.generate_soundscapes(args.out / "soundscapes", count=args.soundscapes,
+                                           seed=args.seed, sample_rate=args.sample_rate)
+        print(f"soundscapes: {args.soundscapes}, ground truth: {truth}")
+    return 0
+
+
+def _featurize(args: argparse.Namespace) -> int:
+    from hearai import audio
+    from hearai.features import write_feature_file
+
+    config = _load_feature_config(args.feature_config)
+    files = audio.find_audio_files(*args.inputs)
+    if not files:
+        raise ConfigError("no audio files found in " + ", ".join(str(p) for p in args.inputs))
+    target, n_windows = write_feature_file(files, config, args.out, workers=args.workers)
+    print(f"{len(files)} files -> {n_windows} windows of {config.n_features} x {config.window_frames}: {target}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from hearai import demo
+
+    demo.run(args.out)
+    print(f"all outputs are under {args.out.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

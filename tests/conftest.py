@@ -1,0 +1,45 @@
+"""Shared fixtures: the real corpora in ../shared/data (never skipped) and generated signals."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("HEARAI_DATA", REPO.parent / "shared" / "data"))
+
+
+def _require(path: Path) -> Path:
+    # Real data is part of the test contract: CI has it, so its absence is a failure, not a skip.
+    assert path.exists(), f"real test data missing at {path} (set HEARAI_DATA to the data folder)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def esc50_root() -> Path:
+    return _require(DATA / "esc50")
+
+
+@pytest.fixture(scope="session")
+def esc50_rows(esc50_root: Path) -> list[dict[str, str]]:
+    with open(esc50_root / "esc50.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def us8k_root() -> Path:
+    return _require(DATA / "us8k-sample" / "UrbanSound8K")
+
+
+def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def dominant_frequency(wave: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return float(np.argmax(spectrum) * rate / len(wave))

@@ -1,0 +1,215 @@
+"""Decoding: every format and layout to mono float32 at the requested rate; every bad input named."""
+
+from __future__ import annotations
+
+import csv
+import struct
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hearai import audio
+from hearai.errors import AudioError, ConfigError, HearaiError
+from tests.conftest import dominant_frequency, sine
+
+# (container, subtype, suffix, how close the decoded RMS must be to the written one)
+FORMATS = [
+    ("WAV", "PCM_U8", ".wav", 0.02),
+    ("WAV", "PCM_16", ".wav", 1e-3),
+    ("WAV", "PCM_24", ".wav", 1e-3),
+    ("WAV", "PCM_32", ".wav", 1e-3),
+    ("WAV", "FLOAT", ".wav", 1e-3),
+    ("WAV", "DOUBLE", ".wav", 1e-3),
+    ("WAVEX", "PCM_24", ".wav", 1e-3),
+    ("WAVEX", "FLOAT", ".wav", 1e-3),
+    ("FLAC", "PCM_16", ".flac", 1e-3),
+    ("FLAC", "PCM_24", ".flac", 1e-3),
+    ("OGG", "VORBIS", ".ogg", 0.05),
+    ("MP3", "MPEG_LAYER_III", ".mp3", 0.05),
+]
+
+
+@pytest.mark.parametrize("container,subtype,suffix,tolerance", FORMATS)
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_every_format_and_rate_decodes_to_the_same_tone(tmp_path, container, subtype, suffix, tolerance, rate):
+    path = tmp_path / f"tone{suffix}"
+    sf.write(path, sine(1000.0, 1.0, rate), rate, format=container, subtype=subtype)
+    wave = audio.load(path, sample_rate=16_000)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    # MP3 encoders add a short delay/padding; every other codec keeps the exact length.
+    assert abs(len(wave) - 16_000) <= (1500 if container == "MP3" else 1)
+    assert dominant_frequency(wave, 16_000) == pytest.approx(1000.0, abs=2.0)
+    middle = wave[2000:-2000]
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / np.sqrt(2), abs=tolerance)
+
+
+def test_channels_are_averaged(tmp_path):
+    left = sine(440.0, 0.5, 16_000)
+    stereo = np.stack([left, -left], axis=1)  # opposite phases cancel exactly
+    sf.write(tmp_path / "cancel.wav", stereo, 16_000, subtype="FLOAT")
+    assert np.abs(audio.load(tmp_path / "cancel.wav", sample_rate=16_000)).max() == 0.0
+    quad = np.stack([left, np.zeros_like(left), left, np.zeros_like(left)], axis=1)
+    sf.write(tmp_path / "quad.wav", quad, 16_000, subtype="FLOAT")
+    np.testing.assert_allclose(audio.load(tmp_path / "quad.wav", sample_rate=16_000), left / 2, atol=1e-7)
+
+
+def test_info_reads_the_header(tmp_path):
+    sf.write(tmp_path / "x.flac", np.zeros((22050, 2), dtype=np.float32), 44100, subtype="PCM_24")
+    header = audio.info(tmp_path / "x.flac")
+    assert (header.sample_rate, header.channels, header.frames) == (44100, 2, 22050)
+    assert (header.format, header.subtype, header.duration) == ("FLAC", "PCM_24", 0.5)
+
+
+def test_stream_blocks_concatenate_to_load(tmp_path):
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "long.wav", rng.standard_normal((44100 * 12, 2)).astype(np.float32) * 0.1, 44100)
+    whole = audio.load(tmp_path / "long.wav", sample_rate=16_000)
+    blocks = list(audio.stream(tmp_path / "long.wav", sample_rate=16_000, block_seconds=1.0))
+    assert len(blocks) >= 12 and all(len(b) <= 16_800 for b in blocks)  # resampler delay shifts a few ms
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
+
+
+def test_streaming_a_long_file_uses_constant_memory(tmp_path):
+    path = tmp_path / "ten_minutes.wav"
+    with sf.SoundFile(path, "w", 44100, 1, subtype="PCM_16") as f:
+        for _ in range(600):
+            f.write(sine(300.0, 1.0, 44100, 0.3))
+    tracemalloc.start()
+    total = sum(len(block) for block in audio.stream(path, sample_rate=16_000, block_seconds=5.0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert total == 600 * 16_000
+    # The whole file at 16 kHz float32 is 38 MB; streaming holds a few 5-s blocks at most.
+    assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def _tagged_wav(path: Path, tag: int) -> None:
+    fmt = struct.pack("<HHIIHHH", tag, 1, 16000, 2000, 1, 0, 0)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 400) + bytes(400)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def _bad_file(kind: str, folder: Path) -> Path:
+    """One file of each way a user's audio can be bad."""
+    good = sine(440.0, 3.0, 16_000)
+    if kind == "missing":
+        return folder / "nope.wav"
+    if kind == "directory":
+        (folder / "dir.wav").mkdir()
+        return folder / "dir.wav"
+    if kind == "empty":
+        path = folder / "empty.wav"
+        path.write_bytes(b"")
+        return path
+    if kind in ("truncated_wav", "truncated_flac"):
+        suffix = ".wav" if kind == "truncated_wav" else ".flac"
+        full = folder / f"full{suffix}"
+        sf.write(full, good, 16_000, subtype="PCM_16")
+        path = folder / f"truncated{suffix}"
+        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        return path
+    if kind == "corrupt":
+        path = folder / "corrupt.flac"
+        sf.write(path, np.random.default_rng(0).standard_normal(48_000).astype(np.float32) * 0.1, 16_000)
+        data = bytearray(path.read_bytes())
+        data[3000:7000] = np.random.default_rng(1).bytes(4000)
+        path.write_bytes(bytes(data))
+        return path
+    if kind == "not_audio":
+        path = folder / "notes.wav"
+        path.write_text("these are meeting notes, not audio\n" * 20)
+        return path
+    if kind == "zero_samples":
+        path = folder / "zero.wav"
+        sf.write(path, np.zeros(0, dtype=np.float32), 16_000)
+        return path
+    if kind in ("nan", "inf"):
+        wave = good.copy()
+        wave[1234] = np.nan if kind == "nan" else np.inf
+        path = folder / f"{kind}.wav"
+        sf.write(path, wave, 16_000, subtype="FLOAT")
+        return path
+    if kind == "unsupported_codec":
+        path = folder / "wma_in_wav.wav"
+        _tagged_wav(path, 0x0161)
+        return path
+    if kind == "unsupported_container":
+        path = folder / "voice.m4a"
+        path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + bytes(400))
+        return path
+    raise AssertionError(kind)
+
+
+BAD_INPUTS = {
+    "missing": "file not found",
+    "directory": "is a directory",
+    "empty": "file is empty",
+    "truncated_wav": "truncated",
+    "truncated_flac": "truncated",
+    "corrupt": "corrupt",
+    "not_audio": "not an audio file",
+    "zero_samples": "zero samples",
+    "nan": "NaN or infinite samples (first at frame 1234)",
+    "inf": "NaN or infinite samples (first at frame 1234)",
+    "unsupported_codec": "unsupported audio format (WAV with codec tag 0x0161)",
+    "unsupported_container": "unsupported audio format (MP4/M4A",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
+def test_bad_input_raises_audio_error_naming_file_and_cause(tmp_path, kind):
+    path = _bad_file(kind, tmp_path)
+    with pytest.raises(AudioError) as caught:
+        audio.load(path, sample_rate=16_000)
+    message = str(caught.value)
+    assert message.startswith(str(path)), message
+    assert BAD_INPUTS[kind] in message
+    assert isinstance(caught.value, HearaiError)
+    with pytest.raises(AudioError, match=BAD_INPUTS[kind].split(" (")[0]):
+        list(audio.stream(path, sample_rate=16_000, block_seconds=0.5))
+
+
+def test_bad_rates_are_config_errors(tmp_path):
+    sf.write(tmp_path / "ok.wav", sine(440.0, 0.1, 16_000), 16_000)
+    for rate in (0, -8000, 16000.5):
+        with pytest.raises(ConfigError, match="sample_rate"):
+            audio.load(tmp_path / "ok.wav", sample_rate=rate)
+    with pytest.raises(ConfigError, match="block_seconds"):
+        next(audio.stream(tmp_path / "ok.wav", sample_rate=16_000, block_seconds=0))
+
+
+def test_find_audio_files_expands_folders(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/x.wav", "a/b/y.FLAC", "a/b/readme.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    found = audio.find_audio_files(tmp_path / "a")
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/b/y.FLAC", "a/x.wav"]
+    with pytest.raises(AudioError, match="not found"):
+        audio.find_audio_files(tmp_path / "missing")
+
+
+def test_every_urbansound8k_sample_clip_loads(us8k_root):
+    with open(us8k_root / "metadata" / "UrbanSound8K.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 14
+    layouts = set()
+    for row in rows:
+        path = us8k_root / "audio" / f"fold{row['fold']}" / row["slice_file_name"]
+        header = audio.info(path)
+        layouts.add((header.sample_rate, header.channels, header.subtype))
+        wave = audio.load(path, sample_rate=16_000)
+        expected_seconds = float(row["end"]) - float(row["start"])
+        assert len(wave) / 16_000 == pytest.approx(expected_seconds, abs=0.01), path.name
+        assert np.isfinite(wave).all() and np.abs(wave).max() > 0
+    assert len(layouts) >= 4, layouts  # the sample really spans rates, channel counts and encodings
+
+
+@pytest.mark.slow
+def test_every_esc50_clip_loads(esc50_root, esc50_rows):
+    assert len(esc50_rows) == 2000
+    for row in esc50_rows:
+        wave = audio.load(esc50_root / "audio" / row["filename"], sample_rate=16_000)
+        assert wave.shape == (80_000,), row["filename"]

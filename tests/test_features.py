@@ -1,0 +1,224 @@
+"""Featurizer: librosa parity (<= 0.01 dB), config validation, windows over clips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from hearai import audio
+from hearai.errors import ConfigError
+from hearai.features import (
+    FeatureConfig, FeatureExtractor, LogMel, MFCC, build_featurizer, cut_windows, empty_mel_bands,
+    mel_filterbank, pad_short_clip, window_starts,
+)
+from tests.conftest import sine
+
+TOLERANCE_DB = 0.01
+
+
+def librosa_logmel(wave: np.ndarray, c: FeatureConfig) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(
+        y=wave, sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+        window=c.window, center=c.center, pad_mode=c.pad_mode, power=c.power, n_mels=c.n_mels,
+        fmin=c.fmin, fmax=c.fmax, htk=c.mel_scale == "htk", norm=c.mel_norm,
+    )
+    return librosa.power_to_db(mel, ref=c.ref, amin=c.amin, top_db=c.top_db)
+
+
+def librosa_mfcc(wave: np.ndarray, c: FeatureConfig) -> np.ndarray:
+    return librosa.feature.mfcc(S=librosa_logmel(wave, c), n_mfcc=c.n_mfcc, dct_type=2, norm="ortho")
+
+
+def ours(wave: np.ndarray, c: FeatureConfig, dtype: torch.dtype = torch.float32) -> np.ndarray:
+    with torch.inference_mode():
+        return build_featurizer(c)(torch.from_numpy(wave).to(dtype)).double().numpy()
+
+
+def synthetic_signal(rate: int) -> np.ndarray:
+    """A chirp, two tones, a click train and faint noise: energy across the whole band."""
+    t = np.arange(3 * rate) / rate
+    chirp = np.sin(2 * np.pi * (100 * t + (rate / 2.5 - 100) / 6 * t**2))
+    tones = 0.3 * np.sin(2 * np.pi * 700 * t) + 0.2 * np.sin(2 * np.pi * 3100 * t)
+    clicks = np.zeros_like(t)
+    clicks[:: rate // 7] = 1.0
+    noise = 1e-3 * np.random.default_rng(0).standard_normal(len(t))
+    return (0.4 * chirp + tones + clicks + noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def esc50_clips(esc50_root, esc50_rows):
+    """Eight real clips from eight different classes and all five folds."""
+    picked = [row for row in esc50_rows if int(row["target"]) % 7 == 0][::5][:8]
+    return [audio.load(esc50_root / "audio" / row["filename"], sample_rate=16_000) for row in picked]
+
+
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+@pytest.mark.parametrize("rate", [16_000, 22_050, 44_100])
+@pytest.mark.parametrize("norm", ["slaney", None])
+def test_filterbank_equals_librosa(mel_scale, rate, norm):
+    c = FeatureConfig(sample_rate=rate, mel_scale=mel_scale, mel_norm=norm, fmin=30.0, n_mels=96)
+    expected = librosa.filters.mel(sr=rate, n_fft=c.n_fft, n_mels=96, fmin=30.0, htk=mel_scale == "htk", norm=norm)
+    np.testing.assert_allclose(mel_filterbank(c), expected, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+def test_logmel_matches_librosa_on_esc50_clips(esc50_clips, mel_scale):
+    c = FeatureConfig(mel_scale=mel_scale, top_db=80.0)
+    for wave in esc50_clips:
+        assert np.abs(ours(wave, c) - librosa_logmel(wave, c)).max() <= TOLERANCE_DB
+
+
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+def test_logmel_without_top_db_matches_librosa_in_float64(esc50_clips, mel_scale):
+    # With no top_db floor, bins 100+ dB below a frame's peak are float32 FFT rounding noise;
+    # in float64 every bin agrees.
+    c = FeatureConfig(mel_scale=mel_scale, top_db=None)
+    for wave in esc50_clips:
+        assert np.abs(ours(wave, c, torch.float64) - librosa_logmel(wave, c)).max() <= TOLERANCE_DB
+
+
+CONFIGS = {
+    "default-16k": FeatureConfig(top_db=80.0),
+    "htk-22k": FeatureConfig(sample_rate=22_050, n_fft=2048, win_length=2048, hop_length=512, mel_scale="htk", top_db=80.0),
+    "hann-short-window-reflect": FeatureConfig(window="hann", win_length=640, pad_mode="reflect", n_mels=64, top_db=80.0),
+    "no-center-magnitude": FeatureConfig(center=False, power=1.0, n_mels=40, fmin=50.0, fmax=7000.0, top_db=80.0),
+    "unnormalized-ref": FeatureConfig(mel_norm=None, ref=10.0, amin=1e-5, top_db=60.0, sample_rate=44_100, n_fft=2048, win_length=2048, hop_length=441),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_logmel_matches_librosa_on_synthetic_signals(name):
+    c = CONFIGS[name]
+    wave = synthetic_signal(c.sample_rate)
+    assert np.abs(ours(wave, c) - librosa_logmel(wave, c)).max() <= TOLERANCE_DB
+
+
+@pytest.mark.parametrize("rate", [16_000, 22_050])
+def test_mfcc_matches_librosa(esc50_clips, rate):
+    c = FeatureConfig(kind="mfcc", n_mfcc=40, sample_rate=rate, top_db=80.0)
+    for wave in [synthetic_signal(rate)] + [audio.resample(w, orig_rate=16_000, target_rate=rate) for w in esc50_clips[:3]]:
+        assert np.abs(ours(wave, c) - librosa_mfcc(wave, c)).max() <= TOLERANCE_DB
+
+
+def test_batch_equals_one_by_one_and_top_db_is_per_clip():
+    c = FeatureConfig(top_db=40.0)
+    loud, quiet = sine(1000.0, 2.0, 16_000, 0.9), sine(300.0, 2.0, 16_000, 0.001)
+    batch = ours(np.stack([loud, quiet]), c)
+    np.testing.assert_allclose(batch[0], ours(loud, c), atol=1e-4)
+    np.testing.assert_allclose(batch[1], ours(quiet, c), atol=1e-4)
+    for clip in batch:
+        assert clip.max() - clip.min() == pytest.approx(40.0, abs=1e-3)
+
+
+def test_a_tone_lands_in_the_mel_band_that_covers_it():
+    c = FeatureConfig()
+    logmel = ours(sine(1000.0, 1.0, 16_000), c)
+    centres = librosa.mel_frequencies(n_mels=c.n_mels + 2, fmax=8000.0)[1:-1]
+    assert abs(centres[logmel.mean(axis=1).argmax()] - 1000.0) < 30.0
+
+
+def test_output_shapes():
+    c = FeatureConfig()
+    assert LogMel(c)(torch.zeros(3, 16_000)).shape == (3, 150, 51)
+    assert MFCC(replace(c, kind="mfcc"))(torch.zeros(2, 2, 32_000)).shape == (2, 2, 40, 101)
+    assert c.n_frames(16_000) == 51 and (c.window_frames, c.window_hop_frames) == (100, 50)
+
+
+def test_config_round_trips_through_json():
+    c = FeatureConfig(n_mels=64, kind="mfcc", n_mfcc=20, fmax=7600.0, top_db=None, mel_norm=None)
+    assert FeatureConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"n_mels": 0}, "FeatureConfig.n_mels must be a positive integer"),
+        ({"hop_length": 12.5}, "FeatureConfig.hop_length must be a positive integer"),
+        ({"window": "rectangular"}, "FeatureConfig.window must be one of"),
+        ({"mel_scale": "bark"}, "FeatureConfig.mel_scale must be one of"),
+        ({"fmax": 9000.0}, "fmin/fmax"),
+        ({"fmin": 4000.0, "fmax": 3000.0}, "fmin/fmax"),
+        ({"win_length": 2048}, "win_length (2048) must not exceed n_fft (1024)"),
+        ({"top_db": -1.0}, "top_db must be >= 0"),
+        ({"kind": "mfcc", "n_mfcc": 200}, "n_mfcc (200) must not exceed n_mels (150)"),
+        ({"window_seconds": 0.001}, "at least one hop"),
+        ({"amin": 0.0}, "FeatureConfig.amin must be a positive number"),
+    ],
+)
+def test_invalid_config_names_the_field(fields, message):
+    with pytest.raises(ConfigError) as caught:
+        FeatureConfig(**fields)
+    assert message in str(caught.value)
+
+
+def test_unknown_config_field_is_named():
+    with pytest.raises(ConfigError, match="no field.*n_bands"):
+        FeatureConfig.from_dict({"n_bands": 128})
+
+
+def test_empty_mel_bands_appear_only_with_too_many_bands():
+    c = FeatureConfig()
+    assert empty_mel_bands(c) == 0
+    assert empty_mel_bands(replace(c, n_mels=1000)) > 200
+
+
+def test_window_starts_follow_the_documented_rule():
+    c = FeatureConfig()  # 100-frame windows, 50-frame hop
+    assert window_starts(c.n_frames(5 * 16_000), c) == [0, 50, 100, 150]  # 251 frames: 1 left over
+    assert window_starts(c.n_frames(int(4.5 * 16_000)), c) == [0, 50, 100, 126]  # tail covered
+    assert window_starts(100, c) == [0]
+    with pytest.raises(ConfigError, match="pad the clip"):
+        window_starts(99, c)
+
+
+def test_short_clips_are_padded_to_one_window():
+    c = FeatureConfig()
+    bark = sine(600.0, 0.3, 16_000)
+    repeated = pad_short_clip(bark, c)
+    assert len(repeated) == c.window_samples == 32_000
+    np.testing.assert_array_equal(repeated[4800:9600], bark)
+    silent = pad_short_clip(bark, replace(c, short_clip_pad="zeros"))
+    assert np.all(silent[4800:] == 0) and np.array_equal(silent[:4800], bark)
+    long_clip = sine(600.0, 3.0, 16_000)
+    assert pad_short_clip(long_clip, c) is long_clip
+
+
+def test_extractor_windows_cover_a_clip():
+    c = FeatureConfig()
+    extractor = FeatureExtractor(c)
+    windows = extractor.windows(sine(600.0, 4.5, 16_000))
+    assert windows.shape == (4, 150, 100)
+    features = extractor.clip(sine(600.0, 4.5, 16_000))
+    torch.testing.assert_close(windows[3], features[:, 126:226])
+    torch.testing.assert_close(cut_windows(features, c), windows)
+    short = extractor.windows(sine(600.0, 0.32, 16_000))
+    assert short.shape == (1, 150, 100)
+
+
+def test_extractor_files_keep_order_and_match_single_clips(esc50_root, esc50_rows, tmp_path):
+    paths = [esc50_root / "audio" / row["filename"] for row in esc50_rows[:9]]
+    short = tmp_path / "short.wav"
+    import soundfile as sf
+
+    sf.write(short, sine(900.0, 0.5, 44_100), 44_100)
+    paths.insert(4, short)  # a clip of another length and rate in the middle of the batch
+    extractor = FeatureExtractor(FeatureConfig())
+    features = list(extractor.files(paths, workers=2, batch_size=3))
+    assert len(features) == len(paths)
+    for path, got in zip(paths, features):
+        torch.testing.assert_close(got, extractor.clip(audio.load(path, sample_rate=16_000)))
+    assert features[4].shape == (150, 101)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu():
+    c = FeatureConfig(top_db=80.0)
+    wave = torch.from_numpy(synthetic_signal(16_000))
+    cpu = LogMel(c)(wave)
+    gpu = LogMel(c).cuda()(wave.cuda()).cpu()
+    assert (cpu - gpu).abs().max() <= TOLERANCE_DB
