@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", type=Path, help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, help="output .safetensors file")
-    p.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=_default_workers(),
+                   help="worker processes; 0 works in this process (default: %(default)s, from the cores available)")
     _feature_config_option(p)
     p.set_defaults(run=_featurize)
 
@@ -76,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
     p.set_defaults(run=_demo)
     return parser
+
+
+def _default_workers() -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores < 2 else min(cores, 8)
 
 
 def _feature_config_option(parser: argparse.ArgumentParser) -> None:

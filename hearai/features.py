@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
+import multiprocessing
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -199,6 +198,25 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
+_BANDS_PER_BLOCK = 16
+
+
+def _band_blocks(basis: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Split the filterbank into groups of adjacent bands with the FFT bins each group touches.
+
+    A mel filter spans only a few bins, so a dense (n_mels x bins) product wastes ~90 % of its
+    multiply-adds on zeros. One small dense product per group of 16 bands does ~10x less work,
+    and stays a plain matmul on every device. Returns (first band, end band, first bin, end bin).
+    """
+    blocks = []
+    for b0 in range(0, len(basis), _BANDS_PER_BLOCK):
+        b1 = min(b0 + _BANDS_PER_BLOCK, len(basis))
+        used = np.flatnonzero(basis[b0:b1].any(axis=0))
+        k0, k1 = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 1)
+        blocks.append((b0, b1, k0, k1))
+    return blocks
+
+
 class LogMel(nn.Module):
     """Waveforms (..., samples) to log-mel power in dB (..., n_mels, frames).
 
@@ -209,10 +227,16 @@ class LogMel(nn.Module):
     def __init__(self, config: FeatureConfig) -> None:
         super().__init__()
         self.config = config
-        # Computed in float64: sidelobe cancellation 80 dB down is sensitive to the window's precision.
+        # Kept in float64: sidelobe cancellation 80+ dB down is sensitive to the window's precision.
         window = _WINDOWS[config.window](config.win_length, periodic=True, dtype=torch.float64)
-        self.register_buffer("window", window, persistent=False)
-        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank(config)), persistent=False)
+        left = (config.n_fft - config.win_length) // 2
+        padded = nn.functional.pad(window, (left, config.n_fft - config.win_length - left))
+        self.register_buffer("window", padded, persistent=False)
+        basis = mel_filterbank(config)
+        self.register_buffer("mel_basis", torch.from_numpy(basis), persistent=False)
+        self._blocks = _band_blocks(basis)
+        # Per (dtype, device): the window and the filterbank blocks, cast once.
+        self._cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, list[torch.Tensor]]] = {}
 
     def power_spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
         """The windowed STFT's power (|X|^power), shape (..., 1 + n_fft // 2, frames)."""
@@ -226,8 +250,8 @@ class LogMel(nn.Module):
 
     def _frame_power(self, flat: torch.Tensor) -> torch.Tensor:
         """(batch, samples) to (batch, frames, bins) power."""
-        spectrum = torch.fft.rfft(self._frames(flat) * self._padded_window(flat.dtype))
-        power = spectrum.real.square() + spectrum.imag.square()
+        spectrum = torch.fft.rfft(self._frames(flat) * self._cast(flat)[0])
+        power = (spectrum * spectrum.conj()).real
         return power if self.config.power == 2.0 else power.pow(self.config.power / 2.0)
 
     def _frames(self, flat: torch.Tensor) -> torch.Tensor:
@@ -242,21 +266,22 @@ class LogMel(nn.Module):
             )
         return flat.unfold(-1, c.n_fft, c.hop_length)
 
-    def _padded_window(self, dtype: torch.dtype) -> torch.Tensor:
-        left = (self.config.n_fft - self.config.win_length) // 2
-        right = self.config.n_fft - self.config.win_length - left
-        return nn.functional.pad(self.window.to(dtype), (left, right))
+    def _cast(self, like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        key = (like.dtype, like.device)
+        if key not in self._cache:
+            basis = self.mel_basis.to(device=like.device, dtype=like.dtype)
+            blocks = [basis[b0:b1, k0:k1].contiguous() for b0, b1, k0, k1 in self._blocks]
+            self._cache[key] = (self.window.to(device=like.device, dtype=like.dtype), blocks)
+        return self._cache[key]
 
     def _apply_filterbank(self, power: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, bins) power to (batch, n_mels, frames) mel energies."""
         batch, frames, bins = power.shape
-        basis = self.mel_basis.to(power.dtype)
-        if power.device.type != "cpu":
-            return torch.matmul(basis, power.transpose(1, 2))
-        # Each FFT bin feeds at most two mel bands: a sparse product does ~75x fewer
-        # multiply-adds than the dense one, which dominates CPU time otherwise.
-        sparse = basis.to_sparse()
-        mel = torch.sparse.mm(sparse, power.reshape(batch * frames, bins).T)
-        return mel.reshape(-1, batch, frames).transpose(0, 1)
+        # Bins as rows: each block reads a contiguous row range, so no block copies its input.
+        by_bin = power.reshape(batch * frames, bins).T.contiguous()
+        blocks = self._cast(power)[1]
+        mel = torch.cat([w @ by_bin[k0:k1] for w, (_, _, k0, k1) in zip(blocks, self._blocks)])
+        return mel.reshape(-1, batch, frames).transpose(0, 1).contiguous()
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -338,7 +363,9 @@ class FeatureExtractor:
 
     def clip(self, waveform: np.ndarray) -> torch.Tensor:
         """One clip's features (n_features, frames) on the CPU, short clips padded first."""
-        return self.batch([waveform])[0]
+        wave = pad_short_clip(np.asarray(waveform, dtype=np.float32), self.config)
+        with torch.inference_mode():
+            return self.transform(torch.from_numpy(wave).to(self.device)).cpu()
 
     def windows(self, waveform: np.ndarray) -> torch.Tensor:
         """One clip as model inputs: (n_windows, n_features, window_frames)."""
@@ -354,42 +381,49 @@ class FeatureExtractor:
         with torch.inference_mode():
             for indices in by_length.values():
                 stacked = torch.from_numpy(np.stack([padded[i] for i in indices])).to(self.device)
-                features = self.transform(stacked).cpu()
-                for i, row in zip(indices, features):
+                for i, row in zip(indices, self.transform(stacked).cpu()):
                     out[i] = row
         return out
 
-    def files(
-        self, paths: Iterable[str | Path], *, workers: int = 2, batch_size: int = 4, progress: bool = False,
-    ) -> Iterator[torch.Tensor]:
-        """Yield each file's clip features, in order, decoding ahead on ``workers`` threads.
+    def files(self, paths: Iterable[str | Path], *, workers: int = 0, progress: bool = False) -> Iterator[torch.Tensor]:
+        """Yield each file's clip features, in input order.
 
-        libsndfile and soxr release the GIL, so decoding the next files overlaps the transform of
-        the current batch; at most ``2 * workers + batch_size`` decoded clips wait in memory.
+        ``workers=0`` decodes and featurizes here, one file at a time (the fastest on one core).
+        ``workers=N`` spreads files over N processes with one torch thread each: the decode and
+        transform glue holds the GIL often enough that threads do not scale, processes do
+        (``bench/featurize.py`` measures both). A bad file raises its ``AudioError`` here.
         """
-        paths = list(paths)
-        load = lambda p: audio.load(p, sample_rate=self.config.sample_rate)  # noqa: E731
-        with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(
-            total=len(paths), desc="featurizing", unit="clip", disable=not progress
-        ) as bar:
-            pending: deque[Future[np.ndarray]] = deque()
-            upcoming = iter(paths)
-            for path in upcoming:
-                pending.append(pool.submit(load, path))
-                if len(pending) >= 2 * workers + batch_size:
-                    break
-            while pending:
-                ready = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
-                for path in upcoming:
-                    pending.append(pool.submit(load, path))
-                    if len(pending) >= 2 * workers + batch_size:
-                        break
-                yield from self.batch(ready)
-                bar.update(len(ready))
+        paths = [Path(p) for p in paths]
+        with tqdm(total=len(paths), desc="featurizing", unit="clip", disable=not progress) as bar:
+            if workers <= 0 or len(paths) < 2 * _FILES_PER_TASK:
+                for path in paths:
+                    yield self.clip(audio.load(path, sample_rate=self.config.sample_rate))
+                    bar.update()
+                return
+            context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
+            with context.Pool(workers, initializer=_start_worker, initargs=(self.config.to_dict(),)) as pool:
+                for features in pool.imap(_featurize_in_worker, paths, chunksize=_FILES_PER_TASK):
+                    yield torch.from_numpy(features)
+                    bar.update()
+
+
+_FILES_PER_TASK = 8
+_worker_extractor: FeatureExtractor | None = None
+
+
+def _start_worker(config: dict[str, Any]) -> None:
+    global _worker_extractor
+    torch.set_num_threads(1)
+    _worker_extractor = FeatureExtractor(FeatureConfig.from_dict(config))
+
+
+def _featurize_in_worker(path: Path) -> np.ndarray:
+    assert _worker_extractor is not None, "worker used before _start_worker"
+    return _worker_extractor.clip(audio.load(path, sample_rate=_worker_extractor.config.sample_rate)).numpy()
 
 
 def write_feature_file(
-    paths: list[Path], config: FeatureConfig, out: str | Path, *, workers: int = 2, progress: bool = True,
+    paths: list[Path], config: FeatureConfig, out: str | Path, *, workers: int = 0, progress: bool = True,
 ) -> tuple[Path, int]:
     """Featurize files into one safetensors file of model-ready windows.
 

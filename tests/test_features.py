@@ -200,19 +200,30 @@ def test_extractor_windows_cover_a_clip():
     assert short.shape == (1, 150, 100)
 
 
-def test_extractor_files_keep_order_and_match_single_clips(esc50_root, esc50_rows, tmp_path):
-    paths = [esc50_root / "audio" / row["filename"] for row in esc50_rows[:9]]
-    short = tmp_path / "short.wav"
+@pytest.mark.parametrize("workers", [0, 2])
+def test_extractor_files_keep_order_and_match_single_clips(esc50_root, esc50_rows, tmp_path, workers):
     import soundfile as sf
 
+    paths = [esc50_root / "audio" / row["filename"] for row in esc50_rows[:19]]
+    short = tmp_path / "short.wav"
     sf.write(short, sine(900.0, 0.5, 44_100), 44_100)
-    paths.insert(4, short)  # a clip of another length and rate in the middle of the batch
+    paths.insert(11, short)  # another length and rate, in the middle
     extractor = FeatureExtractor(FeatureConfig())
-    features = list(extractor.files(paths, workers=2, batch_size=3))
+    features = list(extractor.files(paths, workers=workers))
     assert len(features) == len(paths)
     for path, got in zip(paths, features):
         torch.testing.assert_close(got, extractor.clip(audio.load(path, sample_rate=16_000)))
-    assert features[4].shape == (150, 101)
+    assert features[11].shape == (150, 101)
+
+
+def test_a_bad_file_in_a_worker_raises_its_audio_error(esc50_root, esc50_rows, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio at all" * 10)
+    paths = [esc50_root / "audio" / row["filename"] for row in esc50_rows[:20]] + [bad]
+    from hearai.errors import AudioError
+
+    with pytest.raises(AudioError, match="bad.wav: not an audio file"):
+        list(FeatureExtractor(FeatureConfig()).files(paths, workers=2))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
