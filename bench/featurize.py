@@ -43,7 +43,6 @@ def esc50_files(data: Path, limit: int) -> list[Path]:
 
 def run_variant(name: str, files: list[Path]) -> float:
     """Seconds for the whole variant over ``files`` (run inside a pinned child process)."""
-    import numpy as np
     import soundfile as sf
     import torch
 
@@ -96,7 +95,8 @@ def child(name: str, files: list[Path]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("HEARAI_DATA", REPO.parent / "shared" / "data")))
+    default_data = Path(os.environ.get("HEARAI_DATA", REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "featurize.json")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
@@ -121,7 +121,9 @@ def main() -> None:
         print(f"  {name:22s} {results[name]['clips_per_s']:8.1f} clips/s", flush=True)
 
     def ratio(a: str, b: str) -> float | None:
-        return round(results[a]["clips_per_s"] / results[b]["clips_per_s"], 2) if a in results and b in results else None
+        if a not in results or b not in results:
+            return None
+        return round(results[a]["clips_per_s"] / results[b]["clips_per_s"], 2)
 
     ratios = {
         "hearai_vs_decode_1core": ratio("hearai", "decode"),

@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "mel bands. With FILE: draw the same panels for your audio and print its strongest peaks.",
     )
     p.add_argument("file", nargs="?", type=Path, help="an audio file (any format libsndfile reads)")
-    p.add_argument("--out", type=Path, default=Path("explain-output"), help="folder for the figures (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("explain-output"),
+                   help="folder for the figures (default: %(default)s)")
     p.add_argument("--tones", type=float, nargs="+", default=[440.0, 2500.0], metavar="HZ",
                    help="tone frequencies of the base case (default: 440 2500)")
     _feature_config_option(p)

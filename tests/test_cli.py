@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from safetensors import safe_open
 
@@ -22,7 +21,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def hearai(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hearai.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    command = [sys.executable, "-m", "hearai.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def assert_png(path: Path) -> None:

@@ -318,7 +318,8 @@ def generate_soundscapes(
         _write_wav(root / relative, wave, sample_rate)
         rows += [SynthEvent(relative, label, round(on, 4), round(off, 4)) for label, on, off in events_found]
     truth = root / "ground_truth.csv"
-    write_text_atomic(truth, _csv(("file", "label", "onset", "offset"), [(e.file, e.label, e.onset, e.offset) for e in rows]))
+    table = [(e.file, e.label, e.onset, e.offset) for e in rows]
+    write_text_atomic(truth, _csv(("file", "label", "onset", "offset"), table))
     return truth
 
 
