@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     except HearaiError as exc:
         print(f"hearai {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output folder that cannot be written, a full disk, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hearai {args.verb}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"hearai {args.verb}: interrupted", file=sys.stderr)
         return 130

@@ -133,6 +133,15 @@ def test_help_answers(verb):
     assert done.returncode == 0 and "usage: hearai" in done.stdout
 
 
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    done = hearai("synth", "--out", str(blocker / "set"), "--per-class", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("hearai synth: error: ") and str(blocker) in last and "Not a directory" in last
+
+
 def test_featurize_without_audio_files_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     done = hearai("featurize", str(tmp_path / "empty"), "--out", str(tmp_path / "f.safetensors"))
