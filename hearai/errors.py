@@ -17,3 +17,11 @@ class AudioError(HearaiError):
 
 class ConfigError(HearaiError, ValueError):
     """A configuration field has an invalid value."""
+
+
+class DatasetError(HearaiError):
+    """A dataset's layout or metadata is wrong: missing files, unknown labels, leaking folds."""
+
+
+class ModelError(HearaiError):
+    """A model name, checkpoint or artifact is unknown, unreadable or inconsistent."""
