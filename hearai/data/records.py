@@ -72,7 +72,8 @@ def validate(dataset: Dataset, *, check_files: bool = True) -> Dataset:
     if not dataset.clips:
         raise DatasetError(f"{dataset.name}: no clips found")
     known = set(dataset.labels)
-    _collect(problems, "unknown label(s)", [f"{c.path.name}: {c.label!r}" for c in dataset.clips if c.label not in known])
+    unknown = [f"{c.path.name}: {c.label!r}" for c in dataset.clips if c.label not in known]
+    _collect(problems, "unknown label(s)", unknown)
     folds_of_path: dict[Path, list[int | None]] = defaultdict(list)
     for c in dataset.clips:
         folds_of_path[c.path].append(c.fold)
