@@ -1,0 +1,5 @@
+"""Networks from one registry: ``create_model(name, n_classes=..., n_features=..., n_frames=...)``."""
+
+from hearai.models.registry import count_macs, count_parameters, create_model, list_models, register_model
+
+__all__ = ["count_macs", "count_parameters", "create_model", "list_models", "register_model"]

@@ -1,0 +1,67 @@
+"""Every registered model: right output shape, learns, and is described by name and size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hearai.errors import ModelError
+from hearai.models import count_macs, count_parameters, create_model, list_models
+
+NAMES = [spec.name for spec in list_models()]
+
+
+def test_registry_holds_the_seed_vgg_and_an_efficient_cnn():
+    assert {"vgg-dcase", "dsresnet"} <= set(NAMES)
+    assert all(spec.summary for spec in list_models())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_maps_windows_to_class_logits(name):
+    model = create_model(name, n_classes=7, n_features=150, n_frames=100).eval()
+    with torch.inference_mode():
+        assert model(torch.randn(3, 1, 150, 100)).shape == (3, 7)
+        assert model(torch.randn(2, 1, 64, 50)).shape == (2, 7)  # other feature sizes work too
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_can_fit_a_tiny_batch(name):
+    torch.manual_seed(0)
+    model = create_model(name, n_classes=4, n_features=40, n_frames=32)
+    x, y = torch.randn(8, 1, 40, 32), torch.arange(8) % 4
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        loss = nn.functional.cross_entropy(model(x), y)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.2 * first
+
+
+def test_vgg_dcase_is_eleven_3x3_convolutions_each_with_batch_norm():
+    model = create_model("vgg-dcase", n_classes=10, n_features=150, n_frames=100)
+    layers = list(model.features)
+    convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 11
+    assert all(layers[i].kernel_size == (3, 3) and isinstance(layers[i + 1], nn.BatchNorm2d) for i in convs)
+    assert max(layers[i].out_channels for i in convs) == 128  # narrow
+    assert sum(isinstance(m, nn.MaxPool2d) for m in layers) == 4
+
+
+def test_sizes_are_counted():
+    vgg = create_model("vgg-dcase", n_classes=10, n_features=150, n_frames=100)
+    fast = create_model("dsresnet", n_classes=10, n_features=150, n_frames=100)
+    assert count_parameters(vgg) == 661_722 and count_parameters(fast) == 187_594
+    # The first VGG conv alone: 150*100 outputs x 16 channels x 9 taps.
+    assert count_macs(vgg, 150, 100) > 150 * 100 * 16 * 9
+    assert count_macs(fast, 150, 100) * 5 < count_macs(vgg, 150, 100)
+
+
+def test_unknown_model_and_bad_hyper_parameters_are_model_errors():
+    with pytest.raises(ModelError, match="unknown model 'resnet9000'; available: dsresnet"):
+        create_model("resnet9000", n_classes=2, n_features=10, n_frames=10)
+    with pytest.raises(ModelError, match="model 'dsresnet': .*depth"):
+        create_model("dsresnet", n_classes=2, n_features=10, n_frames=10, depth=3)
