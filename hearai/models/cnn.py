@@ -38,7 +38,9 @@ class DSResNet(nn.Module):
     def __init__(self, *, n_classes: int, widths: tuple[int, ...], blocks: int, dropout: float) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+            nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
         )
         layers: list[nn.Module] = []
         channels = widths[0]
