@@ -61,3 +61,37 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return target
+
+
+def training_curves(history: list[dict[str, float]], path: str | Path, *, title: str) -> Path:
+    """Loss and accuracy per epoch, training and validation side by side."""
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig.suptitle(title)
+    for ax, key, name in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        ax.plot(epochs, [row[f"train_{key}"] for row in history], label="training (windows)", color="#1f4e79")
+        if all(f"val_{key}" in row for row in history):
+            ax.plot(epochs, [row[f"val_{key}"] for row in history], label="validation (clips)", color="#d1495b")
+        ax.set(xlabel="epoch", ylabel=name, title=name.capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def confusion(matrix: np.ndarray, labels: list[str], path: str | Path, *, title: str) -> Path:
+    """Row-normalized confusion matrix (colour = recall share) with the raw counts written in."""
+    counts = np.asarray(matrix)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(6.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size), constrained_layout=True)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8 if len(labels) > 20 else 10)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8 if len(labels) > 20 else 10)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    if len(labels) <= 30:
+        for (i, j), n in np.ndenumerate(counts):
+            if n:
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                        color="white" if shares[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    return _save(fig, path)

@@ -43,7 +43,7 @@ def test_model_can_fit_a_tiny_batch(name):
 
 def test_vgg_dcase_is_eleven_3x3_convolutions_each_with_batch_norm():
     model = create_model("vgg-dcase", n_classes=10, n_features=150, n_frames=100)
-    layers = list(model.features)
+    layers = list(model.net.features)
     convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
     assert len(convs) == 11
     assert all(layers[i].kernel_size == (3, 3) and isinstance(layers[i + 1], nn.BatchNorm2d) for i in convs)

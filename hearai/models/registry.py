@@ -45,15 +45,49 @@ def list_models() -> list[ModelSpec]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def create_model(name: str, *, n_classes: int, n_features: int, n_frames: int, **hyper: Any) -> nn.Module:
+class BandScaler(nn.Module):
+    """Per-band standardization, (x - mean) / std, with statistics fitted on training data only.
+
+    Its buffers live in the model's state, so the artifact carries them and inference applies
+    exactly the scaling training used; unfitted it is the identity.
+    """
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(1, 1, n_features, 1))
+        self.register_buffer("std", torch.ones(1, 1, n_features, 1))
+
+    def fit(self, frames: torch.Tensor) -> None:
+        """Set the statistics from (n_features, total frames) of training features."""
+        self.mean.copy_(frames.mean(dim=1).view_as(self.mean))
+        self.std.copy_(frames.std(dim=1).clamp_min(1e-3).view_as(self.std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ScaledNet(nn.Module):
+    """A registered network behind its input ``BandScaler``."""
+
+    def __init__(self, net: nn.Module, n_features: int) -> None:
+        super().__init__()
+        self.scaler = BandScaler(n_features)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.scaler(x))
+
+
+def create_model(name: str, *, n_classes: int, n_features: int, n_frames: int, **hyper: Any) -> ScaledNet:
     """Build model ``name`` for inputs (batch, 1, n_features, n_frames) and ``n_classes`` logits."""
     _load_builtin()
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     try:
-        return _REGISTRY[name].factory(n_classes=n_classes, n_features=n_features, n_frames=n_frames, **hyper)
+        net = _REGISTRY[name].factory(n_classes=n_classes, n_features=n_features, n_frames=n_frames, **hyper)
     except TypeError as exc:
         raise ModelError(f"model {name!r}: {exc}") from exc
+    return ScaledNet(net, n_features)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,0 +1,236 @@
+"""Datasets meet models: train a classifier, evaluate it, and cross-validate on official folds.
+
+Cross-validation tests on each listed fold once and trains only on the other listed folds, with
+the validation clips for early stopping drawn from those training folds. Results are per clip
+(mean of window probabilities). A run folder holds one sub-folder per fold; a finished fold is
+never recomputed and a killed one resumes from its last epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hearai import __version__, plots
+from hearai.artifact import Classifier
+from hearai.data.cache import FeatureCache
+from hearai.data.records import Dataset, assign_folds
+from hearai.data.windows import ClipFeatures
+from hearai.errors import DatasetError
+from hearai.features import FeatureConfig
+from hearai.fsutil import write_text_atomic
+from hearai.models import count_macs, count_parameters, create_model
+from hearai.models.inference import clip_probabilities
+from hearai.train import TrainConfig, TrainResult, fit
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How (not what) to run: where features are cached, workers, device, progress, resume."""
+
+    cache: FeatureCache
+    workers: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    resume: bool = False
+
+
+def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, validation) of the dataset's clips: stratified, grouped by source, seeded."""
+    if fraction <= 0:
+        return list(range(len(dataset.clips))), []
+    parts = assign_folds(dataset.clips, n_folds=max(2, round(1 / fraction)), seed=seed)
+    return [i for i, c in enumerate(parts) if c.fold != 1], [i for i, c in enumerate(parts) if c.fold == 1]
+
+
+def clip_features(dataset: Dataset, run: RunOptions) -> ClipFeatures:
+    paths = [c.path for c in dataset.clips]
+    return ClipFeatures(run.cache.features(paths, workers=run.workers, progress=run.progress),
+                        torch.tensor([dataset.label_index(c.label) for c in dataset.clips]))
+
+
+def train_classifier(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, run: RunOptions,
+                     checkpoint: Path | None = None) -> tuple[Classifier, TrainResult]:
+    """Train on every clip of ``dataset`` (validation held out from it) and wrap the artifact."""
+    data = clip_features(dataset, run)
+    train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
+    result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
+                 features=features, config=config, checkpoint=checkpoint, resume=run.resume,
+                 progress=run.progress, device=run.device)
+    provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
+                  "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
+    classifier = Classifier(model=result.model.cpu(), features=features, labels=dataset.labels,
+                            model_name=config.model, model_options=dict(config.model_options), provenance=provenance)
+    return classifier, result
+
+
+def predict_dataset(classifier: Classifier, dataset: Dataset, run: RunOptions) -> np.ndarray:
+    """(n_clips, n_classes) probabilities; labels must match the classifier's."""
+    unknown = sorted({c.label for c in dataset.clips} - set(classifier.labels))
+    if unknown:
+        raise DatasetError(f"{dataset.name}: label(s) the model does not know: {', '.join(unknown)}")
+    data = clip_features(dataset, run)
+    return clip_probabilities(classifier.model, list(data.features), classifier.features, device=run.device).numpy()
+
+
+def classification_metrics(truth: np.ndarray, predicted: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy, confusion matrix (rows true, columns predicted) and per-class precision/recall/F1."""
+    n = len(labels)
+    matrix = np.bincount(truth * n + predicted, minlength=n * n).reshape(n, n)
+    per_class = {}
+    for k, label in enumerate(labels):
+        tp, predicted_k, actual_k = matrix[k, k], matrix[:, k].sum(), matrix[k].sum()
+        precision = tp / predicted_k if predicted_k else 0.0
+        recall = tp / actual_k if actual_k else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                            "f1": round(float(f1), 4), "support": int(actual_k)}
+    return {"accuracy": float((truth == predicted).mean()), "confusion": matrix.tolist(), "per_class": per_class,
+            "macro_f1": round(float(np.mean([v["f1"] for v in per_class.values()])), 4)}
+
+
+def evaluate_classifier(classifier: Classifier, dataset: Dataset, run: RunOptions, out: Path | None = None
+                        ) -> dict[str, Any]:
+    """Metrics of a trained classifier on a dataset; with ``out``, also confusion PNG/CSV + predictions."""
+    probabilities = predict_dataset(classifier, dataset, run)
+    truth = np.array([classifier.labels.index(c.label) for c in dataset.clips])
+    metrics = classification_metrics(truth, probabilities.argmax(1), classifier.labels)
+    metrics.update(n_test=len(truth), data=dataset.summary())
+    if out is not None:
+        _write_outputs(out, metrics, classifier.labels, dataset, probabilities, title=f"{dataset.name}")
+    return metrics
+
+
+def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: FeatureConfig, config: TrainConfig,
+                   run: RunOptions, out: Path) -> dict[str, Any]:
+    """Each listed fold is the test fold once; train on the other listed folds. Writes ``out/``."""
+    folds = sorted(folds or dataset.folds)
+    absent = sorted(set(folds) - set(dataset.folds))
+    if absent:
+        raise DatasetError(f"{dataset.name}: no clips in fold(s) {absent}; folds present: {dataset.folds}")
+    if len(folds) < 2:
+        raise DatasetError(f"cross-validation needs at least 2 folds, got {folds}")
+    out.mkdir(parents=True, exist_ok=True)
+    fold_results, all_truth, all_probabilities, test_clips = [], [], [], []
+    for k in folds:
+        fold_dir = out / f"fold-{k}"
+        fold_dir.mkdir(exist_ok=True)
+        test = dataset.select([k])
+        done = fold_dir / "result.json"
+        if run.resume and done.is_file():
+            record = json.loads(done.read_text())
+            probabilities = np.array(record.pop("probabilities"))
+        else:
+            train = dataset.select([f for f in folds if f != k])
+            classifier, result = train_classifier(train, features=features, config=config, run=run,
+                                                  checkpoint=fold_dir / "checkpoint.pt")
+            probabilities = predict_dataset(classifier, test, run)
+            _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
+            truth = np.array([dataset.label_index(c.label) for c in test.clips])
+            record = {"fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
+                      "n_train": len(train.clips), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                      "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+            write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
+            (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
+        if run.progress:
+            print(f"fold {k}: accuracy {record['accuracy']:.4f} on {record['n_test']} clips", flush=True)
+        fold_results.append(record)
+        all_truth += [dataset.label_index(c.label) for c in test.clips]
+        all_probabilities.append(probabilities)
+        test_clips += list(test.clips)
+
+    accuracies = np.array([r["accuracy"] for r in fold_results])
+    metrics = classification_metrics(np.array(all_truth), np.concatenate(all_probabilities).argmax(1), dataset.labels)
+    pooled_accuracy = metrics.pop("accuracy")
+    net = create_model(config.model, n_classes=len(dataset.labels), n_features=features.n_features,
+                       n_frames=features.window_frames, **config.model_options)
+    report = {
+        "dataset": dataset.name,
+        "protocol": "official folds" if dataset.name in ("urbansound8k", "esc50", "esc10") else "dataset folds",
+        "folds": fold_results,
+        "partial": sorted(folds) != dataset.folds,
+        "mean_accuracy": float(accuracies.mean()),
+        "std_accuracy": float(accuracies.std(ddof=0)),
+        "pooled_accuracy": pooled_accuracy,
+        **metrics,
+        "labels": list(dataset.labels),
+        "model": {"name": config.model, "parameters": count_parameters(net),
+                  "macs_per_window": count_macs(net, features.n_features, features.window_frames)},
+        "train_config": config.to_dict(),
+        "feature_config": features.to_dict(),
+        "seed": config.seed,
+        "data": dataset.summary(),
+        "versions": {"hearai": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+    _write_outputs(out, report, dataset.labels, None, None, title=f"{dataset.name} {len(folds)}-fold CV")
+    _write_predictions(out / "predictions.csv", test_clips, dataset.labels, np.concatenate(all_probabilities))
+    write_text_atomic(out / "report.md", _markdown_report(report, out))
+    return report
+
+
+def _write_outputs(out: Path, metrics: dict[str, Any], labels: tuple[str, ...], dataset: Dataset | None,
+                   probabilities: np.ndarray | None, *, title: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    matrix = np.array(metrics["confusion"])
+    rows = [["true \\ predicted", *labels]] + [[label, *map(str, row)] for label, row in zip(labels, matrix)]
+    write_text_atomic(out / "confusion.csv", _csv(rows))
+    plots.confusion(matrix, list(labels), out / "confusion.png", title=title)
+    if dataset is not None and probabilities is not None:
+        _write_predictions(out / "predictions.csv", list(dataset.clips), labels, probabilities)
+
+
+def _write_predictions(path: Path, clips: list, labels: tuple[str, ...], probabilities: np.ndarray) -> None:
+    rows = [["path", "fold", "label", "predicted", "confidence"]]
+    for clip, p in zip(clips, probabilities):
+        rows.append([str(clip.path), str(clip.fold), clip.label, labels[int(p.argmax())], f"{p.max():.4f}"])
+    write_text_atomic(path, _csv(rows))
+
+
+def _write_curves(fold_dir: Path, history: list[dict[str, float]], *, title: str) -> None:
+    keys = list(history[0])
+    write_text_atomic(fold_dir / "curves.csv", _csv([keys] + [[f"{row.get(k, '')}" for k in keys] for row in history]))
+    plots.training_curves(history, fold_dir / "curves.png", title=title)
+
+
+def _csv(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _markdown_report(report: dict[str, Any], out: Path) -> str:
+    lines = [
+        f"# {report['dataset']}: {len(report['folds'])}-fold cross-validation ({report['protocol']})",
+        "",
+        f"**Accuracy: {100 * report['mean_accuracy']:.1f} % ± {100 * report['std_accuracy']:.1f} %** "
+        f"(mean ± std over test folds{'; PARTIAL: not every fold of the dataset' if report['partial'] else ''}), "
+        f"macro F1 {report['macro_f1']:.3f}.",
+        "",
+        f"Model `{report['model']['name']}`: {report['model']['parameters']:,} parameters, "
+        f"{report['model']['macs_per_window'] / 1e6:.1f} M multiply-adds per window.",
+        "",
+        "| test fold | accuracy | test clips | train clips | best epoch | curves |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["folds"]:
+        curves = f"[png](fold-{r['fold']}/curves.png), [csv](fold-{r['fold']}/curves.csv)"
+        lines.append(f"| {r['fold']} | {100 * r['accuracy']:.1f} % | {r['n_test']} | {r.get('n_train', '')} | "
+                     f"{r.get('best_epoch', '')} | {curves} |")
+    lines += ["", "![confusion matrix](confusion.png)", "", "[confusion.csv](confusion.csv) · "
+              "[metrics.json](metrics.json) · [predictions.csv](predictions.csv)", "",
+              "| class | precision | recall | F1 | clips |", "| --- | --- | --- | --- | --- |"]
+    for label, v in report["per_class"].items():
+        lines.append(f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    if report["data"].get("warnings"):
+        lines += ["", "Data warnings: " + "; ".join(report["data"]["warnings"])]
+    return "\n".join(lines) + "\n"

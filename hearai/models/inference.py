@@ -1,0 +1,28 @@
+"""From window scores to clip scores: the one rule training, evaluation and prediction share."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hearai.features import FeatureConfig, cut_windows
+
+
+def clip_probabilities(
+    model: nn.Module, features: list[torch.Tensor], config: FeatureConfig, *, batch_size: int = 128,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """(n_clips, n_classes): the mean of each clip's window softmax probabilities."""
+    windows = [cut_windows(f, config) for f in features]
+    counts = [len(w) for w in windows]
+    stacked = torch.cat(windows).unsqueeze(1)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(stacked), batch_size):
+            batch = stacked[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            outputs.append(torch.softmax(model(batch).float(), dim=1).cpu())
+    model.train(was_training)
+    per_window = torch.cat(outputs)
+    return torch.stack([chunk.mean(dim=0) for chunk in per_window.split(counts)])

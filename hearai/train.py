@@ -1,0 +1,200 @@
+"""One fit loop: Adam + cross-entropy on windows, validation per clip, checkpoints, exact resume.
+
+Training sees fixed-size windows; validation (and every later evaluation) scores whole clips by the
+mean of their window probabilities. A checkpoint after every epoch holds the model, optimizer,
+schedule, early-stopping state and every random state, so ``resume=True`` continues a killed run
+without repeating finished epochs and ends with the same weights as an uninterrupted run (CPU).
+Under torchrun (``torch.distributed`` initialized) each process takes its share of every batch
+and DDP averages the gradients; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hearai.data.windows import ClipFeatures
+from hearai.errors import ConfigError, ModelError
+from hearai.features import FeatureConfig
+from hearai.fsutil import atomic_path
+from hearai.models import create_model
+from hearai.models.inference import clip_probabilities
+from hearai.validation import choice, positive_float, positive_int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run's outcome, serializable to JSON."""
+
+    model: str = "dsresnet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    validation_fraction: float = 0.15
+    patience: int = 12
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_int(self, "epochs", "batch_size", "patience")
+        positive_float(self, "learning_rate")
+        choice(self, "schedule", ("onecycle", "cosine", "constant"))
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"TrainConfig.weight_decay must be in [0, 1), got {self.weight_decay}")
+        if not 0 <= self.validation_fraction < 0.5:
+            raise ConfigError(f"TrainConfig.validation_fraction must be in [0, 0.5), got {self.validation_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"TrainConfig has no field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+
+
+def fit(
+    train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, features: FeatureConfig,
+    config: TrainConfig, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> TrainResult:
+    """Train ``config.model`` on ``train``; keep the weights that scored best on ``validation``.
+
+    Without a validation set the last epoch's weights are kept and early stopping is off.
+    """
+    device = torch.device(device)
+    rank, world = _distributed()
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, n_classes=n_classes, n_features=features.n_features,
+                         n_frames=features.window_frames, **config.model_options)
+    model.scaler.fit(torch.cat(list(train.features), dim=1))  # training clips only
+    model = model.to(device, memory_format=torch.channels_last)
+    trainable = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    rows = train.window_index(features)
+    steps = (len(rows) + config.batch_size - 1) // config.batch_size
+    scheduler = _schedule(optimizer, config, steps)
+    order = torch.Generator().manual_seed(config.seed)
+    state = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None, "stale": 0}
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = _restore(checkpoint, config, model, optimizer, scheduler, order)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    for epoch in range(state["epoch"], config.epochs):
+        started = time.perf_counter()
+        model.train()
+        permutation = rows[torch.randperm(len(rows), generator=order)]
+        loss_sum, correct, seen = 0.0, 0, 0
+        batches = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                       leave=False, disable=not progress or rank != 0)
+        for step in batches:
+            chunk = permutation[step * config.batch_size : (step + 1) * config.batch_size][rank::world]
+            x = train.windows(chunk, features.window_frames).to(device).contiguous(memory_format=torch.channels_last)
+            y = train.labels[chunk[:, 0]].to(device)
+            with autocast:
+                logits = trainable(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                  "learning_rate": optimizer.param_groups[0]["lr"]}
+        if validation is not None and len(validation):
+            record.update(evaluate_clips(model, validation, features, device=device))
+            score = (record["val_accuracy"], -record["val_loss"])
+            if state["best_score"] is None or score > tuple(state["best_score"]):
+                state.update(best_score=list(score), best_epoch=epoch + 1, stale=0,
+                             best_model=copy.deepcopy(model.state_dict()))
+            else:
+                state["stale"] += 1
+        record["seconds"] = time.perf_counter() - started
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if progress and rank == 0:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "learning_rate"))
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}")
+        if checkpoint is not None and rank == 0:
+            _save(checkpoint, config, model, optimizer, scheduler, order, state)
+        if validation is not None and state["stale"] >= config.patience:
+            break
+
+    if state["best_model"] is not None:
+        model.load_state_dict(state["best_model"])
+    return TrainResult(model=model, history=state["history"], best_epoch=state["best_epoch"] or state["epoch"])
+
+
+def evaluate_clips(model: nn.Module, clips: ClipFeatures, features: FeatureConfig, *,
+                   device: str | torch.device = "cpu") -> dict[str, float]:
+    """Clip-level loss (of the mean window probabilities) and accuracy."""
+    probabilities = clip_probabilities(model, list(clips.features), features, device=device)
+    picked = probabilities[torch.arange(len(clips)), clips.labels].clamp_min(1e-12)
+    return {"val_loss": float(-picked.log().mean()),
+            "val_accuracy": float((probabilities.argmax(1) == clips.labels).float().mean())}
+
+
+def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
+    total = max(1, steps * config.epochs)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total,
+                                                   pct_start=0.2)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _save(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+          scheduler: Any, order: torch.Generator, state: dict[str, Any]) -> None:
+    payload = {
+        "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "order_rng": order.get_state(), "torch_rng": torch.get_rng_state(),
+        **state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _restore(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: Any, order: torch.Generator) -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # no arbitrary unpickling
+    except Exception as exc:  # a damaged checkpoint is reported, not half-used
+        raise ModelError(f"{path}: unreadable checkpoint: {exc}") from exc
+    if payload.get("config") != config.to_dict():
+        raise ModelError(f"{path}: checkpoint was written with another training config; use a new run folder")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    order.set_state(payload["order_rng"])
+    torch.set_rng_state(payload["torch_rng"])
+    keys = ("epoch", "history", "best_score", "best_epoch", "best_model", "stale")
+    return {k: payload[k] for k in keys}
+
