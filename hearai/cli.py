@@ -78,10 +78,98 @@ def _parser() -> argparse.ArgumentParser:
     _feature_config_option(p)
     p.set_defaults(run=_featurize)
 
+    p = verbs.add_parser(
+        "cv", help="cross-validate on a dataset's folds: metrics.json, confusion matrix, curves, report",
+        description="Each listed fold is the test fold once; training uses only the other listed folds "
+        "(validation for early stopping is drawn from them). A partial fold list is reported as partial. "
+        "Re-run with --resume to continue a killed run: finished folds are kept, the current one resumes "
+        "from its last epoch.",
+    )
+    _dataset_options(p)
+    p.add_argument("--out", type=Path, required=True, help="run folder (metrics.json, report.md, confusion.png, ...)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    _training_options(p)
+    p.set_defaults(run=_cv)
+
+    p = verbs.add_parser("train", help="train a classifier on chosen folds and save the model artifact",
+                         description="Train on the listed folds (all by default), holding out a validation "
+                         "split from them, and write one self-describing model file.")
+    _dataset_options(p)
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    p.add_argument("--checkpoint", type=Path, help="per-epoch checkpoint (default: OUT + .checkpoint.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    _training_options(p)
+    p.set_defaults(run=_train)
+
+    p = verbs.add_parser("evaluate", help="score a trained model on a dataset's folds")
+    p.add_argument("model", type=Path, help="model file written by 'hearai train'")
+    _dataset_options(p)
+    p.add_argument("--out", type=Path, help="folder for metrics.json, confusion.png/csv, predictions.csv")
+    _run_options(p)
+    p.set_defaults(run=_evaluate)
+
+    p = verbs.add_parser("predict", help="classify audio files: one JSON object per file")
+    p.add_argument("model", type=Path, help="model file written by 'hearai train'")
+    p.add_argument("files", nargs="+", type=Path, help="audio files")
+    p.set_defaults(run=_predict)
+
     p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
     p.set_defaults(run=_demo)
     return parser
+
+
+def _dataset_options(parser: argparse.ArgumentParser) -> None:
+    from hearai.data import KINDS
+
+    parser.add_argument("--dataset", choices=KINDS, required=True, help="dataset layout")
+    parser.add_argument("--root", type=Path, required=True,
+                        help="the dataset folder (for csv: the manifest file with path,label[,fold][,source])")
+    parser.add_argument("--folds", type=_fold_list, help="comma-separated folds, e.g. 1,2,10 (default: all)")
+    parser.add_argument("--n-folds", type=int, default=5, help="folds to assign when the data has none (default: 5)")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: $HEARAI_CACHE or ~/.cache/hearai)")
+    parser.add_argument("--workers", type=int, default=_default_workers(),
+                        help="featurizing processes (default: %(default)s)")
+    parser.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    from hearai.models import list_models
+    from hearai.train import TrainConfig
+
+    d = TrainConfig()
+    names = [m.name for m in list_models()]
+    parser.add_argument("--model", default=d.model, choices=names, help="network (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (default: %(default)s)")
+    parser.add_argument("--patience", type=int, default=d.patience,
+                        help="stop after this many epochs without validation gain (default: %(default)s)")
+    parser.add_argument("--validation-fraction", type=float, default=d.validation_fraction,
+                        help="share of the training clips held out for early stopping (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    _feature_config_option(parser)
+    _run_options(parser)
+
+
+def _fold_list(text: str) -> list[int]:
+    try:
+        folds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"folds must be comma-separated whole numbers, got {text!r}") from None
+    if not folds:
+        raise argparse.ArgumentTypeError("no folds given")
+    return folds
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _default_workers() -> int:
@@ -169,6 +257,90 @@ def _featurize(args: argparse.Namespace) -> int:
         raise ConfigError("no audio files found in " + ", ".join(str(p) for p in args.inputs))
     target, n_windows = write_feature_file(files, config, args.out, workers=args.workers)
     print(f"{len(files)} files -> {n_windows} windows of {config.n_features} x {config.window_frames}: {target}")
+    return 0
+
+
+def _prepare_run(args: argparse.Namespace, features=None):
+    """The dataset, feature config (the model's own, when given) and run options a verb needs."""
+    import os
+
+    import torch
+
+    from hearai.data import prepare
+    from hearai.data.cache import FeatureCache
+    from hearai.evaluate import RunOptions
+
+    if args.device == "cpu" and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds, seed=getattr(args, "seed", 0))
+    for warning in dataset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    features = features or _load_feature_config(getattr(args, "feature_config", None))
+    run = RunOptions(cache=FeatureCache(features, args.cache), workers=args.workers, device=args.device,
+                     progress=not args.quiet, resume=getattr(args, "resume", False))
+    return dataset, features, run
+
+
+def _train_config(args: argparse.Namespace):
+    from hearai.train import TrainConfig
+
+    return TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed)
+
+
+def _cv(args: argparse.Namespace) -> int:
+    from hearai.evaluate import cross_validate
+
+    dataset, features, run = _prepare_run(args)
+    report = cross_validate(dataset, folds=args.folds, features=features, config=_train_config(args), run=run,
+                            out=args.out)
+    partial = " (PARTIAL: not every fold)" if report["partial"] else ""
+    per_fold = ", ".join(f"{r['fold']}: {100 * r['accuracy']:.1f}%" for r in report["folds"])
+    print(f"{dataset.name} CV accuracy {100 * report['mean_accuracy']:.1f}% ± {100 * report['std_accuracy']:.1f}%"
+          f"{partial} [{per_fold}]")
+    print(f"metrics: {args.out / 'metrics.json'}\nconfusion matrix: {args.out / 'confusion.png'}\n"
+          f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hearai import plots
+    from hearai.evaluate import train_classifier
+
+    dataset, features, run = _prepare_run(args)
+    chosen = dataset.select(args.folds) if args.folds else dataset
+    checkpoint = args.checkpoint or args.out.with_name(args.out.name + ".checkpoint.pt")
+    classifier, result = train_classifier(chosen, features=features, config=_train_config(args), run=run,
+                                          checkpoint=checkpoint)
+    classifier.save(args.out)
+    curves = plots.training_curves(result.history, args.out.with_suffix(".curves.png"), title=f"{dataset.name}")
+    checkpoint.unlink(missing_ok=True)
+    last = result.history[result.best_epoch - 1]
+    shown = f", validation accuracy {100 * last['val_accuracy']:.1f}%" if "val_accuracy" in last else ""
+    print(f"model: {args.out} (best epoch {result.best_epoch}{shown})\ncurves: {curves}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hearai.artifact import load
+    from hearai.evaluate import evaluate_classifier
+
+    classifier = load(args.model)
+    dataset, _, run = _prepare_run(args, features=classifier.features)
+    chosen = dataset.select(args.folds) if args.folds else dataset
+    metrics = evaluate_classifier(classifier, chosen, run, out=args.out)
+    print(f"accuracy {100 * metrics['accuracy']:.1f}% on {metrics['n_test']} clips, macro F1 {metrics['macro_f1']:.3f}")
+    if args.out:
+        print(f"metrics: {args.out / 'metrics.json'}\nconfusion matrix: {args.out / 'confusion.png'}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hearai.artifact import load
+
+    classifier = load(args.model)
+    for path in args.files:
+        print(json.dumps({"file": str(path), **classifier.predict(path)}), flush=True)
     return 0
 
 

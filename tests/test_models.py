@@ -19,10 +19,22 @@ def test_registry_holds_the_seed_vgg_and_an_efficient_cnn():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_model_maps_windows_to_class_logits(name):
-    model = create_model(name, n_classes=7, n_features=150, n_frames=100).eval()
     with torch.inference_mode():
+        model = create_model(name, n_classes=7, n_features=150, n_frames=100).eval()
         assert model(torch.randn(3, 1, 150, 100)).shape == (3, 7)
-        assert model(torch.randn(2, 1, 64, 50)).shape == (2, 7)  # other feature sizes work too
+        model = create_model(name, n_classes=7, n_features=64, n_frames=50).eval()  # other feature sizes too
+        assert model(torch.randn(2, 1, 64, 50)).shape == (2, 7)
+
+
+def test_band_scaler_standardizes_each_band_with_training_statistics():
+    model = create_model("dsresnet", n_classes=2, n_features=3, n_frames=8)
+    frames = torch.tensor([[1.0, 3.0, 5.0, 7.0], [10.0, 10.0, 10.0, 10.0], [-2.0, 2.0, -2.0, 2.0]])
+    model.scaler.fit(frames)
+    scaled = model.scaler(frames.view(1, 1, 3, 4))[0, 0]
+    torch.testing.assert_close(scaled.mean(dim=1), torch.zeros(3))
+    torch.testing.assert_close(scaled[0], (frames[0] - 4.0) / frames[0].std())
+    assert torch.all(scaled[1] == 0)  # a constant band's std is floored, not divided by zero
+    assert "scaler.mean" in model.state_dict()  # travels with the weights into the artifact
 
 
 @pytest.mark.parametrize("name", NAMES)
