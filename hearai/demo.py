@@ -40,11 +40,35 @@ def featurize_step(out: Path) -> list[str]:
     return [f"{len(files)} clips -> {n_windows} log-mel windows: {target}"]
 
 
+def cross_validate_step(out: Path) -> list[str]:
+    import os
+
+    import torch
+
+    from hearai.data import prepare
+    from hearai.data.cache import FeatureCache
+    from hearai.evaluate import RunOptions, cross_validate
+    from hearai.train import TrainConfig
+
+    if hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    features = FeatureConfig()
+    dataset = prepare("csv", out / "synth" / "manifest.csv")
+    run = RunOptions(cache=FeatureCache(features, out / "feature-cache"))
+    report = cross_validate(dataset, folds=None, features=features, config=TrainConfig(model="dsresnet", epochs=10, batch_size=32),
+                            run=run, out=out / "cv")
+    per_fold = ", ".join(f"{100 * r['accuracy']:.0f}%" for r in report["folds"])
+    return [f"dsresnet, 5-fold CV accuracy {100 * report['mean_accuracy']:.1f}% ± "
+            f"{100 * report['std_accuracy']:.1f}% (folds: {per_fold})",
+            f"confusion matrix: {out / 'cv' / 'confusion.png'}", f"report: {out / 'cv' / 'report.md'}"]
+
+
 STEPS: list[tuple[str, Step]] = [
     ("explain the featurizer", explain_step),
     ("synthesize a labelled sound-event set", synth_step),
     ("featurize it", featurize_step),
-    # Training, cross-validation and detection steps join here as those stages land.
+    ("cross-validate the efficient CNN on it (official-fold protocol)", cross_validate_step),
+    # Detection steps join here as that stage lands.
 ]
 
 

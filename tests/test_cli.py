@@ -122,12 +122,17 @@ def test_synth_then_featurize_writes_model_ready_windows(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     done = hearai("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
-    assert "[3/3] featurize it" in done.stdout and "300 clips -> 900 log-mel windows" in done.stdout
+    assert "[3/4] featurize it" in done.stdout and "300 clips -> 900 log-mel windows" in done.stdout
     assert_png(tmp_path / "demo" / "explain" / "two_tones.png")
     assert (tmp_path / "demo" / "synth_features.safetensors").stat().st_size > 10_000_000
+    accuracy = float(re.search(r"5-fold CV accuracy ([\d.]+)%", done.stdout).group(1))
+    assert accuracy >= 95.0, done.stdout
+    assert_png(tmp_path / "demo" / "cv" / "confusion.png")
+    assert json.loads((tmp_path / "demo" / "cv" / "metrics.json").read_text())["mean_accuracy"] == pytest.approx(
+        accuracy / 100, abs=6e-4)
 
 
-@pytest.mark.parametrize("verb", ["", "explain", "synth", "featurize", "demo"])
+@pytest.mark.parametrize("verb", ["", "explain", "synth", "featurize", "cv", "train", "evaluate", "predict", "demo"])
 def test_help_answers(verb):
     done = hearai(*([verb] if verb else []), "--help")
     assert done.returncode == 0 and "usage: hearai" in done.stdout

@@ -55,7 +55,8 @@ class FeatureCache:
 
     def features(self, paths: Sequence[Path], *, workers: int = 0, progress: bool = True) -> list[torch.Tensor]:
         """Each file's clip features (n_features, frames), in order; computes only the misses."""
-        keys = [content_key(Path(p)) for p in tqdm(paths, desc="hashing", unit="file", disable=not progress)]
+        hashing = tqdm(paths, desc="hashing", unit="file", disable=not progress, delay=2.0)
+        keys = [content_key(Path(p)) for p in hashing]
         out: list[torch.Tensor | None] = [self._read(k) for k in keys]
         missing = [i for i, f in enumerate(out) if f is None]
         if missing:
