@@ -55,8 +55,8 @@ def cross_validate_step(out: Path) -> list[str]:
     features = FeatureConfig()
     dataset = prepare("csv", out / "synth" / "manifest.csv")
     run = RunOptions(cache=FeatureCache(features, out / "feature-cache"))
-    report = cross_validate(dataset, folds=None, features=features, config=TrainConfig(model="dsresnet", epochs=10, batch_size=32),
-                            run=run, out=out / "cv")
+    config = TrainConfig(model="dsresnet", epochs=10, batch_size=32)
+    report = cross_validate(dataset, folds=None, features=features, config=config, run=run, out=out / "cv")
     per_fold = ", ".join(f"{100 * r['accuracy']:.0f}%" for r in report["folds"])
     return [f"dsresnet, 5-fold CV accuracy {100 * report['mean_accuracy']:.1f}% ± "
             f"{100 * report['std_accuracy']:.1f}% (folds: {per_fold})",
