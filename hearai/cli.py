@@ -270,15 +270,39 @@ def _prepare_run(args: argparse.Namespace, features=None):
     from hearai.data.cache import FeatureCache
     from hearai.evaluate import RunOptions
 
+    world = _start_distributed(args)
     if args.device == "cpu" and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // world))
     dataset = prepare(args.dataset, args.root, n_folds=args.n_folds, seed=getattr(args, "seed", 0))
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     features = features or _load_feature_config(getattr(args, "feature_config", None))
     run = RunOptions(cache=FeatureCache(features, args.cache), workers=args.workers, device=args.device,
-                     progress=not args.quiet, resume=getattr(args, "resume", False))
+                     progress=not args.quiet and _is_main_process(), resume=getattr(args, "resume", False))
     return dataset, features, run
+
+
+def _start_distributed(args: argparse.Namespace) -> int:
+    """Under torchrun (WORLD_SIZE > 1) join the process group; returns the number of processes."""
+    import os
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        if args.verb != "train":
+            raise ConfigError("distributed runs (torchrun) are supported for 'hearai train'; run this verb alone")
+        if args.device.startswith("cuda"):
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(args.device)
+        torch.distributed.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    return world
+
+
+def _is_main_process() -> bool:
+    import torch
+
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
 
 
 def _train_config(args: argparse.Namespace):
@@ -312,6 +336,8 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or args.out.with_name(args.out.name + ".checkpoint.pt")
     classifier, result = train_classifier(chosen, features=features, config=_train_config(args), run=run,
                                           checkpoint=checkpoint)
+    if not _is_main_process():
+        return 0
     classifier.save(args.out)
     curves = plots.training_curves(result.history, args.out.with_suffix(".curves.png"), title=f"{dataset.name}")
     checkpoint.unlink(missing_ok=True)

@@ -106,7 +106,10 @@ def fit(
         batches = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
                        leave=False, disable=not progress or rank != 0)
         for step in batches:
-            chunk = permutation[step * config.batch_size : (step + 1) * config.batch_size][rank::world]
+            chunk = permutation[step * config.batch_size : (step + 1) * config.batch_size]
+            if len(chunk) < world:  # every process needs a share; all skip the same short tail
+                continue
+            chunk = chunk[rank::world]
             x = train.windows(chunk, features.window_frames).to(device).contiguous(memory_format=torch.channels_last)
             y = train.labels[chunk[:, 0]].to(device)
             with autocast:

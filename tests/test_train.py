@@ -163,3 +163,29 @@ def test_bad_dataset_in_cv_is_one_line(tmp_path):
     done = hearai("cv", "--dataset", "csv", "--root", str(tmp_path / "m.csv"), "--out", str(tmp_path / "r"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "1 missing file(s)" in done.stderr.strip().splitlines()[-1]
+
+
+def test_two_process_ddp_matches_one_process(tmp_path):
+    """torchrun with 2 gloo processes: each takes half of every batch and DDP averages the gradients.
+
+    On CPU batch norm cannot be synchronized (SyncBatchNorm needs a GPU), so each process
+    normalizes its half batch: results agree within training noise, not bit for bit.
+    """
+    manifest = generate_clips(tmp_path / "set", per_class=8, seconds=4.0, folds=4, seed=11, progress=False)
+    common = ["train", "--dataset", "csv", "--root", str(manifest), "--folds", "1,2,3", "--epochs", "8",
+              "--batch-size", "16", "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0"]
+    single = hearai(*common, "--out", str(tmp_path / "one.safetensors"))
+    assert single.returncode == 0, single.stderr
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                "-m", "hearai.cli"]
+    double = subprocess.run([*launcher, *common, "--out", str(tmp_path / "two.safetensors")], capture_output=True,
+                            text=True, timeout=300)
+    assert double.returncode == 0, double.stderr
+    one, two = load(tmp_path / "one.safetensors"), load(tmp_path / "two.safetensors")
+    assert one.provenance["data"] == two.provenance["data"]
+    held_out = prepare("csv", manifest).select([4])
+    truth = [c.label for c in held_out.clips]
+    accuracy = {name: np.mean([m.predict(c.path)["label"] == t for c, t in zip(held_out.clips, truth)])
+                for name, m in (("one", one), ("two", two))}
+    assert accuracy["one"] >= 0.5 and accuracy["two"] >= 0.5, accuracy  # both learned (chance: 0.1)
+    assert abs(accuracy["one"] - accuracy["two"]) <= 0.2, accuracy

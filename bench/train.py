@@ -1,0 +1,98 @@
+"""Training throughput per model on CPU: full data pipeline vs preloaded tensors, in one run.
+
+The pipeline path cuts each batch's windows from cached clip features (what ``fit`` does); the
+preloaded path feeds tensors already stacked in memory. Their ratio is the data pipeline's share
+of a training step (goal: under 10 %). Prints a table and writes JSON.
+
+    .venv/bin/python bench/train.py [--steps 30] [--out bench/results/train.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hearai.data.windows import ClipFeatures
+from hearai.features import FeatureConfig
+from hearai.models import count_macs, count_parameters, create_model, list_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def steps_per_second(model: nn.Module, batches, steps: int) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for i, make in enumerate(batches):
+        if i == 3:  # warm-up steps excluded
+            started = time.perf_counter()
+        x, y = make()
+        loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i == steps + 2:
+            break
+    return steps / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train.json")
+    args = parser.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    config = FeatureConfig()
+    generator = torch.Generator().manual_seed(0)
+    # 400 clips of 5 s of log-mel-like values: the size of ESC-10, without the decode cost.
+    clips = ClipFeatures([torch.randn(config.n_features, 251, generator=generator) * 20 - 60 for _ in range(400)],
+                         torch.randint(0, 10, (400,), generator=generator))
+    rows = clips.window_index(config)
+    b = args.batch_size
+
+    def pipeline():
+        while True:
+            chunk = rows[torch.randperm(len(rows), generator=generator)[:b]]
+            yield lambda chunk=chunk: (clips.windows(chunk, config.window_frames), clips.labels[chunk[:, 0]])
+
+    preloaded_x = clips.windows(rows[:b], config.window_frames).contiguous(memory_format=torch.channels_last)
+    preloaded_y = clips.labels[rows[:b, 0]]
+
+    def preloaded():
+        while True:
+            yield lambda: (preloaded_x, preloaded_y)
+
+    results = {}
+    for spec in list_models():
+        model = create_model(spec.name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
+        model = model.to(memory_format=torch.channels_last)
+        fast = steps_per_second(model, preloaded(), args.steps) * b
+        full = steps_per_second(model, pipeline(), args.steps) * b
+        results[spec.name] = {
+            "parameters": count_parameters(model),
+            "macs_per_window": count_macs(model, config.n_features, config.window_frames),
+            "macs_per_second_of_audio": count_macs(model, config.n_features, config.window_frames)
+            / config.window_hop_seconds,
+            "samples_per_s_preloaded": round(fast, 1),
+            "samples_per_s_pipeline": round(full, 1),
+            "pipeline_overhead": round(max(0.0, 1 - full / fast), 3),
+        }
+        r = results[spec.name]
+        print(f"{spec.name:12s} params {r['parameters']:>9,}  MMACs/window {r['macs_per_window'] / 1e6:7.1f}  "
+              f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %")
+    report = {"threads": torch.get_num_threads(), "batch_size": b, "torch": torch.__version__, "models": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
