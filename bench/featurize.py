@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from hearai.fsutil import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 
 # name: (cores, what it measures)
@@ -144,10 +146,7 @@ def main() -> None:
     report = {"clips": len(files), "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
               "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
               "variants": results, "ratios": ratios}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(args.out)
+    write_text_atomic(args.out, json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from hearai.data.windows import ClipFeatures
 from hearai.features import FeatureConfig
+from hearai.fsutil import write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model, list_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,10 +88,7 @@ def main() -> None:
         print(f"{spec.name:12s} params {r['parameters']:>9,}  MMACs/window {r['macs_per_window'] / 1e6:7.1f}  "
               f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %")
     report = {"threads": torch.get_num_threads(), "batch_size": b, "torch": torch.__version__, "models": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(args.out)
+    write_text_atomic(args.out, json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 
 
