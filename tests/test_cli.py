@@ -20,9 +20,9 @@ from tests.test_audio import BAD_INPUTS, _bad_file
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def hearai(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def hearai(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "hearai.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
 def assert_png(path: Path) -> None:
@@ -120,7 +120,7 @@ def test_synth_then_featurize_writes_model_ready_windows(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    done = hearai("demo", "--out", str(tmp_path / "demo"))
+    done = hearai("demo", "--out", str(tmp_path / "demo"), timeout=900)  # trains 5 folds: minutes
     assert done.returncode == 0, done.stderr
     assert "[3/4] featurize it" in done.stdout and "300 clips -> 900 log-mel windows" in done.stdout
     assert_png(tmp_path / "demo" / "explain" / "two_tones.png")
