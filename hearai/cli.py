@@ -79,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_featurize)
 
     p = verbs.add_parser(
+        "prepare", help="check a dataset and write its clips as one CSV manifest (path,label,fold,source)",
+        description="Read a corpus in its own layout, run every check (missing files, unknown labels, clips "
+        "in two folds, ...) and write a manifest that --dataset csv reads back.",
+    )
+    _dataset_options(p)
+    p.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
+    p.set_defaults(run=_prepare)
+
+    p = verbs.add_parser(
         "cv", help="cross-validate on a dataset's folds: metrics.json, confusion matrix, curves, report",
         description="Each listed fold is the test fold once; training uses only the other listed folds "
         "(validation for early stopping is drawn from them). A partial fold list is reported as partial. "
@@ -310,6 +319,20 @@ def _train_config(args: argparse.Namespace):
 
     return TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                        patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from hearai.data import prepare, write_manifest
+
+    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds)
+    if args.folds:
+        dataset = dataset.select(args.folds)
+    for warning in dataset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    summary = dataset.summary()
+    target = write_manifest(dataset, args.out)
+    print(f"{summary['clips']} clips, {summary['classes']} classes, folds {summary['folds']}: {target}")
+    return 0
 
 
 def _cv(args: argparse.Namespace) -> int:

@@ -132,7 +132,9 @@ def test_demo_runs_end_to_end(tmp_path):
         accuracy / 100, abs=6e-4)
 
 
-@pytest.mark.parametrize("verb", ["", "explain", "synth", "featurize", "cv", "train", "evaluate", "predict", "demo"])
+@pytest.mark.parametrize(
+    "verb", ["", "explain", "synth", "featurize", "prepare", "cv", "train", "evaluate", "predict", "demo"]
+)
 def test_help_answers(verb):
     done = hearai(*([verb] if verb else []), "--help")
     assert done.returncode == 0 and "usage: hearai" in done.stdout

@@ -138,3 +138,16 @@ def test_empty_and_unknown_datasets(tmp_path, esc50_root):
         prepare("esc50", tmp_path)
     with pytest.raises(DatasetError, match="no clips in fold\\(s\\) \\[7\\]"):
         prepare("esc10", esc50_root).select([7])
+
+
+def test_prepare_cli_writes_a_manifest_that_reads_back(tmp_path, esc50_root):
+    from tests.test_cli import hearai
+
+    out = tmp_path / "esc10.csv"
+    done = hearai("prepare", "--dataset", "esc10", "--root", str(esc50_root), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "400 clips, 10 classes" in done.stdout
+    again = prepare("csv", out)
+    original = prepare("esc10", esc50_root)
+    assert [(c.path, c.label, c.fold, c.source) for c in again.clips] == [
+        (c.path.resolve(), c.label, c.fold, c.source) for c in original.clips]

@@ -27,5 +27,20 @@ def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0) -> 
     raise DatasetError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
-__all__ = ["KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_esc50", "prepare_folder",
+def write_manifest(dataset: Dataset, path: str | Path) -> Path:
+    """Write ``path,label,fold,source`` rows (absolute paths): a CSV that ``prepare("csv", ...)`` reads back."""
+    import csv
+    import io
+
+    from hearai.fsutil import write_text_atomic
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "label", "fold", "source"])
+    writer.writerows([str(c.path.resolve()), c.label, c.fold, c.source or ""] for c in dataset.clips)
+    write_text_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
+__all__ = ["write_manifest", "KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_esc50", "prepare_folder",
            "prepare_manifest", "prepare_urbansound8k", "validate"]
