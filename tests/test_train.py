@@ -189,3 +189,18 @@ def test_two_process_ddp_matches_one_process(tmp_path):
                 for name, m in (("one", one), ("two", two))}
     assert accuracy["one"] >= 0.5 and accuracy["two"] >= 0.5, accuracy  # both learned (chance: 0.1)
     assert abs(accuracy["one"] - accuracy["two"]) <= 0.2, accuracy
+
+
+def test_corrupt_clip_in_a_dataset_stops_cv_with_its_name(small_set, tmp_path):
+    import shutil
+
+    folder = tmp_path / "set"
+    shutil.copytree(small_set.parent, folder)
+    victim = sorted((folder / "audio" / "siren").glob("*.wav"))[0]
+    victim.write_bytes(victim.read_bytes()[:60])  # a header and almost no audio
+    done = hearai("cv", "--dataset", "csv", "--root", str(folder / "manifest.csv"), "--folds", "1,2",
+                  "--epochs", "1", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c"), "--quiet")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert str(victim) in last and ("truncated" in last or "corrupt" in last), last
+    assert not (tmp_path / "run" / "metrics.json").exists()  # no number from a partial dataset
