@@ -67,7 +67,7 @@ STEPS: list[tuple[str, Step]] = [
     ("explain the featurizer", explain_step),
     ("synthesize a labelled sound-event set", synth_step),
     ("featurize it", featurize_step),
-    ("cross-validate the efficient CNN on it (official-fold protocol)", cross_validate_step),
+    ("cross-validate the efficient CNN on it (5 folds; a test fold is never trained on)", cross_validate_step),
     # Detection steps join here as that stage lands.
 ]
 
