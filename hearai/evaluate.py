@@ -8,8 +8,6 @@ never recomputed and a killed one resumes from its last epoch.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import platform
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from hearai.data.records import Dataset, assign_folds
 from hearai.data.windows import ClipFeatures
 from hearai.errors import DatasetError
 from hearai.features import FeatureConfig
-from hearai.fsutil import write_text_atomic
+from hearai.fsutil import write_csv_atomic, write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model
 from hearai.models.inference import clip_probabilities
 from hearai.train import TrainConfig, TrainResult, fit
@@ -182,30 +180,23 @@ def _write_outputs(out: Path, metrics: dict[str, Any], labels: tuple[str, ...], 
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     matrix = np.array(metrics["confusion"])
-    rows = [["true \\ predicted", *labels]] + [[label, *map(str, row)] for label, row in zip(labels, matrix)]
-    write_text_atomic(out / "confusion.csv", _csv(rows))
+    write_csv_atomic(out / "confusion.csv", ["true \\ predicted", *labels],
+                     [[label, *row] for label, row in zip(labels, matrix.tolist())])
     plots.confusion(matrix, list(labels), out / "confusion.png", title=title)
     if dataset is not None and probabilities is not None:
         _write_predictions(out / "predictions.csv", list(dataset.clips), labels, probabilities)
 
 
 def _write_predictions(path: Path, clips: list, labels: tuple[str, ...], probabilities: np.ndarray) -> None:
-    rows = [["path", "fold", "label", "predicted", "confidence"]]
-    for clip, p in zip(clips, probabilities):
-        rows.append([str(clip.path), str(clip.fold), clip.label, labels[int(p.argmax())], f"{p.max():.4f}"])
-    write_text_atomic(path, _csv(rows))
+    rows = [(str(clip.path), clip.fold, clip.label, labels[int(p.argmax())], f"{p.max():.4f}")
+            for clip, p in zip(clips, probabilities)]
+    write_csv_atomic(path, ("path", "fold", "label", "predicted", "confidence"), rows)
 
 
 def _write_curves(fold_dir: Path, history: list[dict[str, float]], *, title: str) -> None:
     keys = list(history[0])
-    write_text_atomic(fold_dir / "curves.csv", _csv([keys] + [[f"{row.get(k, '')}" for k in keys] for row in history]))
+    write_csv_atomic(fold_dir / "curves.csv", keys, [[row.get(k, "") for k in keys] for row in history])
     plots.training_curves(history, fold_dir / "curves.png", title=title)
-
-
-def _csv(rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
 
 
 def _markdown_report(report: dict[str, Any], out: Path) -> str:

@@ -10,6 +10,7 @@ from hearai.data.manifest import prepare_manifest
 from hearai.data.records import Clip, Dataset, assign_folds, validate
 from hearai.data.urbansound8k import prepare_urbansound8k
 from hearai.errors import DatasetError
+from hearai.fsutil import write_csv_atomic
 
 KINDS = ("urbansound8k", "esc50", "esc10", "folder", "csv")
 
@@ -29,16 +30,8 @@ def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0) -> 
 
 def write_manifest(dataset: Dataset, path: str | Path) -> Path:
     """Write ``path,label,fold,source`` rows (absolute paths): a CSV that ``prepare("csv", ...)`` reads back."""
-    import csv
-    import io
-
-    from hearai.fsutil import write_text_atomic
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label", "fold", "source"])
-    writer.writerows([str(c.path.resolve()), c.label, c.fold, c.source or ""] for c in dataset.clips)
-    write_text_atomic(path, buffer.getvalue())
+    rows = [(str(c.path.resolve()), c.label, c.fold, c.source or "") for c in dataset.clips]
+    write_csv_atomic(path, ("path", "label", "fold", "source"), rows)
     return Path(path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -134,8 +135,6 @@ def assign_folds(clips: Sequence[Clip], *, n_folds: int, seed: int) -> tuple[Cli
 
 def read_table(path: Path, *, required: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a CSV file as dicts; a missing file or column is a ``DatasetError`` naming it."""
-    import csv
-
     if not path.is_file():
         raise DatasetError(f"{path}: metadata file not found")
     try:

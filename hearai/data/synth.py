@@ -8,8 +8,6 @@ default data of the demo and of fast tests, never the only data hearai is tested
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from hearai.errors import ConfigError
-from hearai.fsutil import atomic_path, write_text_atomic
+from hearai.fsutil import atomic_path, write_csv_atomic
 
 Generator = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -300,7 +298,7 @@ def generate_clips(
         _write_wav(root / relative, make_clip(label, rng, sample_rate=sample_rate, seconds=seconds), sample_rate)
         rows.append((relative.as_posix(), label, i % folds + 1))
     manifest = root / "manifest.csv"
-    write_text_atomic(manifest, _csv(("path", "label", "fold"), rows))
+    write_csv_atomic(manifest, ("path", "label", "fold"), rows)
     return manifest
 
 
@@ -318,8 +316,7 @@ def generate_soundscapes(
         _write_wav(root / relative, wave, sample_rate)
         rows += [SynthEvent(relative, label, round(on, 4), round(off, 4)) for label, on, off in events_found]
     truth = root / "ground_truth.csv"
-    table = [(e.file, e.label, e.onset, e.offset) for e in rows]
-    write_text_atomic(truth, _csv(("file", "label", "onset", "offset"), table))
+    write_csv_atomic(truth, ("file", "label", "onset", "offset"), [(e.file, e.label, e.onset, e.offset) for e in rows])
     return truth
 
 
@@ -327,10 +324,3 @@ def _write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
     with atomic_path(path) as tmp:
         sf.write(tmp, wave, sample_rate, subtype="PCM_16", format="WAV")
 
-
-def _csv(header: tuple[str, ...], rows: list[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
