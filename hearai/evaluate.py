@@ -56,9 +56,14 @@ def clip_features(dataset: Dataset, run: RunOptions) -> ClipFeatures:
 
 
 def train_classifier(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, run: RunOptions,
-                     checkpoint: Path | None = None) -> tuple[Classifier, TrainResult]:
-    """Train on every clip of ``dataset`` (validation held out from it) and wrap the artifact."""
-    data = clip_features(dataset, run)
+                     checkpoint: Path | None = None, data: ClipFeatures | None = None
+                     ) -> tuple[Classifier, TrainResult]:
+    """Train on every clip of ``dataset`` (validation held out from it) and wrap the artifact.
+
+    ``data``: the clips' features when the caller already has them (cross-validation loads a
+    dataset's features once for all folds).
+    """
+    data = data if data is not None else clip_features(dataset, run)
     train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
     result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
                  features=features, config=config, checkpoint=checkpoint, resume=run.resume,
@@ -117,6 +122,8 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: Featu
     if len(folds) < 2:
         raise DatasetError(f"cross-validation needs at least 2 folds, got {folds}")
     out.mkdir(parents=True, exist_ok=True)
+    listed = dataset.select(folds)
+    every = clip_features(listed, run)  # the listed folds' features, loaded once for all folds
     fold_results, all_truth, all_probabilities, test_clips = [], [], [], []
     for k in folds:
         fold_dir = out / f"fold-{k}"
@@ -127,10 +134,13 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: Featu
             record = json.loads(done.read_text())
             probabilities = np.array(record.pop("probabilities"))
         else:
-            train = dataset.select([f for f in folds if f != k])
+            train_folds = [f for f in folds if f != k]
+            train = dataset.select(train_folds)
             classifier, result = train_classifier(train, features=features, config=config, run=run,
-                                                  checkpoint=fold_dir / "checkpoint.pt")
-            probabilities = predict_dataset(classifier, test, run)
+                                                  checkpoint=fold_dir / "checkpoint.pt",
+                                                  data=every.subset(_indices(listed, train_folds)))
+            test_features = list(every.subset(_indices(listed, [k])).features)
+            probabilities = clip_probabilities(classifier.model, test_features, features, device=run.device).numpy()
             _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
             truth = np.array([dataset.label_index(c.label) for c in test.clips])
             record = {"fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
@@ -173,6 +183,11 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: Featu
     _write_predictions(out / "predictions.csv", test_clips, dataset.labels, np.concatenate(all_probabilities))
     write_text_atomic(out / "report.md", _markdown_report(report, out))
     return report
+
+
+def _indices(dataset: Dataset, folds: list[int]) -> list[int]:
+    """Positions of the clips of ``folds``, in the order ``Dataset.select(folds)`` keeps them."""
+    return [i for i, c in enumerate(dataset.clips) if c.fold in folds]
 
 
 def _write_outputs(out: Path, metrics: dict[str, Any], labels: tuple[str, ...], dataset: Dataset | None,
