@@ -275,16 +275,13 @@ def _prepare_run(args: argparse.Namespace, features=None):
 
     import torch
 
-    from hearai.data import prepare
     from hearai.data.cache import FeatureCache
     from hearai.evaluate import RunOptions
 
     world = _start_distributed(args)
     if args.device == "cpu" and hasattr(os, "sched_getaffinity"):
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // world))
-    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds, seed=getattr(args, "seed", 0))
-    for warning in dataset.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    dataset = _load_dataset(args)
     features = features or _load_feature_config(getattr(args, "feature_config", None))
     run = RunOptions(cache=FeatureCache(features, args.cache), workers=args.workers, device=args.device,
                      progress=not args.quiet and _is_main_process(), resume=getattr(args, "resume", False))
@@ -321,14 +318,22 @@ def _train_config(args: argparse.Namespace):
                        patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed)
 
 
-def _prepare(args: argparse.Namespace) -> int:
-    from hearai.data import prepare, write_manifest
+def _load_dataset(args: argparse.Namespace):
+    """The dataset the --dataset/--root/--n-folds options name, its warnings printed."""
+    from hearai.data import prepare
 
-    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds)
-    if args.folds:
-        dataset = dataset.select(args.folds)
+    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds, seed=getattr(args, "seed", 0))
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return dataset
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from hearai.data import write_manifest
+
+    dataset = _load_dataset(args)
+    if args.folds:
+        dataset = dataset.select(args.folds)
     summary = dataset.summary()
     target = write_manifest(dataset, args.out)
     print(f"{summary['clips']} clips, {summary['classes']} classes, folds {summary['folds']}: {target}")
