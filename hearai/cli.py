@@ -147,6 +147,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
+    from hearai.augment.config import MIXING
     from hearai.models import list_models
     from hearai.train import TrainConfig
 
@@ -161,6 +162,24 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-fraction", type=float, default=d.validation_fraction,
                         help="share of the training clips held out for early stopping (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    a = d.augment
+    group = parser.add_argument_group("augmentation (each switch alone; the defaults are the best measured recipe)")
+    group.add_argument("--scaler", action=argparse.BooleanOptionalAction, default=a.scaler,
+                       help="per-band standardization fitted on the training clips (default: %(default)s)")
+    group.add_argument("--spec-augment", action=argparse.BooleanOptionalAction, default=a.spec_augment,
+                       help=f"SpecAugment: {a.freq_masks} frequency masks of <= {a.freq_mask_bands} bands and "
+                       f"{a.time_masks} time masks of <= {a.time_mask_frames} frames (default: %(default)s)")
+    group.add_argument("--mixing", choices=MIXING, default=a.mixing,
+                       help="mix pairs of examples with soft labels: mixup, or between-class learning on log-mel "
+                       "power or on waveforms (default: %(default)s)")
+    group.add_argument("--mixup-alpha", type=float, default=a.mixup_alpha,
+                       help="Beta(alpha, alpha) of the mixup ratio (default: %(default)s)")
+    group.add_argument("--waveform-augment", action=argparse.BooleanOptionalAction, default=a.waveform,
+                       help="time shift, gain, time stretch, pitch shift and background noise on the audio, "
+                       "featurized on the fly (default: %(default)s)")
+    group.add_argument("--augment-config", type=Path, metavar="JSON",
+                       help="a JSON file of AugmentConfig fields (mask widths, noise SNR, ...); the switches above "
+                       "override it")
     _feature_config_option(parser)
     _run_options(parser)
 
@@ -200,17 +219,22 @@ def _load_feature_config(path: Path | None):
     if path is None:
         return FeatureConfig()
     try:
+        return FeatureConfig.from_dict(_read_json_object(path))
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON file's top-level object (config fields), or a ConfigError naming the file."""
+    try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not a readable JSON file: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object of FeatureConfig fields")
-    try:
-        return FeatureConfig.from_dict(data)
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{path}: expected a JSON object of config fields")
+    return data
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -315,7 +339,20 @@ def _train_config(args: argparse.Namespace):
     from hearai.train import TrainConfig
 
     return TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                       patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed)
+                       patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed,
+                       augment=_augment_config(args))
+
+
+def _augment_config(args: argparse.Namespace):
+    from hearai.augment import AugmentConfig
+
+    fields = _read_json_object(args.augment_config) if args.augment_config else {}
+    fields.update(scaler=args.scaler, spec_augment=args.spec_augment, mixing=args.mixing,
+                  mixup_alpha=args.mixup_alpha, waveform=args.waveform_augment)
+    try:
+        return AugmentConfig.from_dict(fields)
+    except TypeError as exc:
+        raise ConfigError(f"{args.augment_config}: {exc}") from exc
 
 
 def _load_dataset(args: argparse.Namespace):

@@ -21,7 +21,7 @@ from hearai import __version__, plots
 from hearai.artifact import Classifier
 from hearai.data.cache import FeatureCache
 from hearai.data.records import Dataset, assign_folds
-from hearai.data.windows import ClipFeatures
+from hearai.data.windows import ClipFeatures, load_waveforms
 from hearai.errors import DatasetError
 from hearai.features import FeatureConfig
 from hearai.fsutil import write_csv_atomic, write_text_atomic
@@ -49,10 +49,12 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[list
     return [i for i, c in enumerate(parts) if c.fold != 1], [i for i, c in enumerate(parts) if c.fold == 1]
 
 
-def clip_features(dataset: Dataset, run: RunOptions) -> ClipFeatures:
+def clip_features(dataset: Dataset, run: RunOptions, *, waveforms: bool = False) -> ClipFeatures:
+    """The dataset's cached features and class ids; with ``waveforms``, the decoded clips too."""
     paths = [c.path for c in dataset.clips]
     return ClipFeatures(run.cache.features(paths, workers=run.workers, progress=run.progress),
-                        torch.tensor([dataset.label_index(c.label) for c in dataset.clips]))
+                        torch.tensor([dataset.label_index(c.label) for c in dataset.clips]),
+                        load_waveforms(paths, run.cache.config, progress=run.progress) if waveforms else None)
 
 
 def train_classifier(dataset: Dataset, *, features: FeatureConfig, config: TrainConfig, run: RunOptions,
@@ -63,7 +65,7 @@ def train_classifier(dataset: Dataset, *, features: FeatureConfig, config: Train
     ``data``: the clips' features when the caller already has them (cross-validation loads a
     dataset's features once for all folds).
     """
-    data = data if data is not None else clip_features(dataset, run)
+    data = data if data is not None else clip_features(dataset, run, waveforms=config.augment.needs_waveforms)
     train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
     result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
                  features=features, config=config, checkpoint=checkpoint, resume=run.resume,
@@ -123,7 +125,7 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: Featu
         raise DatasetError(f"cross-validation needs at least 2 folds, got {folds}")
     out.mkdir(parents=True, exist_ok=True)
     listed = dataset.select(folds)
-    every = clip_features(listed, run)  # the listed folds' features, loaded once for all folds
+    every = clip_features(listed, run, waveforms=config.augment.needs_waveforms)  # loaded once for all folds
     fold_results, all_truth, all_probabilities, test_clips = [], [], [], []
     for k in folds:
         fold_dir = out / f"fold-{k}"

@@ -161,6 +161,16 @@ def mel_to_hz(mels: np.ndarray, *, scale: str) -> np.ndarray:
     return np.where(m >= 15.0, log_part, linear)
 
 
+def mel_band_edges(config: FeatureConfig) -> np.ndarray:
+    """The n_mels + 2 band edges in Hz, evenly spaced in mels; band k peaks at edge k + 1."""
+    mel_edges = np.linspace(
+        hz_to_mel(config.fmin, scale=config.mel_scale),
+        hz_to_mel(config.max_frequency, scale=config.mel_scale),
+        config.n_mels + 2,
+    )
+    return mel_to_hz(mel_edges, scale=config.mel_scale)
+
+
 def mel_filterbank(config: FeatureConfig) -> np.ndarray:
     """Triangular mel filters, shape (n_mels, 1 + n_fft // 2), float32.
 
@@ -168,12 +178,7 @@ def mel_filterbank(config: FeatureConfig) -> np.ndarray:
     unit area in Hz, so a band's response does not grow with its width.
     """
     fft_freqs = np.linspace(0.0, config.sample_rate / 2, 1 + config.n_fft // 2)
-    mel_edges = np.linspace(
-        hz_to_mel(config.fmin, scale=config.mel_scale),
-        hz_to_mel(config.max_frequency, scale=config.mel_scale),
-        config.n_mels + 2,
-    )
-    hz_edges = mel_to_hz(mel_edges, scale=config.mel_scale)
+    hz_edges = mel_band_edges(config)
     widths = np.diff(hz_edges)
     distance = hz_edges[:, None] - fft_freqs[None, :]
     rising = -distance[:-2] / widths[:-1, None]

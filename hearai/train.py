@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hearai.augment import AugmentConfig, BatchMaker
 from hearai.data.windows import ClipFeatures
 from hearai.errors import ConfigError, ModelError
 from hearai.features import FeatureConfig
@@ -43,9 +44,12 @@ class TrainConfig:
     validation_fraction: float = 0.15
     patience: int = 12
     seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         positive_int(self, "epochs", "batch_size", "patience")
+        if not isinstance(self.augment, AugmentConfig):
+            raise ConfigError(f"TrainConfig.augment must be an AugmentConfig, got {type(self.augment).__name__}")
         positive_float(self, "learning_rate")
         choice(self, "schedule", ("onecycle", "cosine", "constant"))
         if not 0 <= self.weight_decay < 1:
@@ -54,13 +58,15 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.validation_fraction must be in [0, 0.5), got {self.validation_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "augment": self.augment.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"TrainConfig has no field(s) {', '.join(unknown)}")
+        if isinstance(data.get("augment"), dict):
+            data = {**data, "augment": AugmentConfig.from_dict(data["augment"])}
         return cls(**data)
 
 
@@ -85,17 +91,22 @@ def fit(
     torch.manual_seed(config.seed)
     model = create_model(config.model, n_classes=n_classes, n_features=features.n_features,
                          n_frames=features.window_frames, **config.model_options)
-    model.scaler.fit(torch.cat(list(train.features), dim=1))  # training clips only
+    frames = torch.cat(list(train.features), dim=1)  # training clips only, never validation or test
+    if config.augment.scaler:
+        model.scaler.fit(frames)
     model = model.to(device, memory_format=torch.channels_last)
     trainable = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     rows = train.window_index(features)
+    make_batch = BatchMaker(train, rows, features=features, augment=config.augment, n_classes=n_classes,
+                            band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank)
+    del frames
     steps = (len(rows) + config.batch_size - 1) // config.batch_size
     scheduler = _schedule(optimizer, config, steps)
     order = torch.Generator().manual_seed(config.seed)
     state = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None, "stale": 0}
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = _restore(checkpoint, config, model, optimizer, scheduler, order)
+        state = _restore(checkpoint, config, model, optimizer, scheduler, order, make_batch.generator)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     for epoch in range(state["epoch"], config.epochs):
@@ -110,18 +121,19 @@ def fit(
             if len(chunk) < world:  # every process needs a share; all skip the same short tail
                 continue
             chunk = chunk[rank::world]
-            x = train.windows(chunk, features.window_frames).to(device).contiguous(memory_format=torch.channels_last)
-            y = train.labels[chunk[:, 0]].to(device)
+            x, targets = make_batch(chunk)
+            x = x.to(device).contiguous(memory_format=torch.channels_last)
+            targets = targets.to(device)
             with autocast:
                 logits = trainable(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
+                loss = _loss(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+            loss_sum += loss.item() * len(targets)
+            correct += int((logits.argmax(1) == (targets if targets.dim() == 1 else targets.argmax(1))).sum())
+            seen += len(targets)
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "learning_rate": optimizer.param_groups[0]["lr"]}
@@ -140,7 +152,7 @@ def fit(
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "learning_rate"))
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}")
         if checkpoint is not None and rank == 0:
-            _save(checkpoint, config, model, optimizer, scheduler, order, state)
+            _save(checkpoint, config, model, optimizer, scheduler, order, make_batch.generator, state)
         if validation is not None and state["stale"] >= config.patience:
             break
 
@@ -156,6 +168,13 @@ def evaluate_clips(model: nn.Module, clips: ClipFeatures, features: FeatureConfi
     picked = probabilities[torch.arange(len(clips)), clips.labels].clamp_min(1e-12)
     return {"val_loss": float(-picked.log().mean()),
             "val_accuracy": float((probabilities.argmax(1) == clips.labels).float().mean())}
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on class ids; KL divergence to a label distribution (mixed examples)."""
+    if targets.dim() == 1:
+        return nn.functional.cross_entropy(logits, targets)
+    return nn.functional.kl_div(nn.functional.log_softmax(logits, dim=1), targets, reduction="batchmean")
 
 
 def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
@@ -175,10 +194,11 @@ def _distributed() -> tuple[int, int]:
 
 
 def _save(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-          scheduler: Any, order: torch.Generator, state: dict[str, Any]) -> None:
+          scheduler: Any, order: torch.Generator, augment: torch.Generator, state: dict[str, Any]) -> None:
     payload = {
         "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "order_rng": order.get_state(), "torch_rng": torch.get_rng_state(),
+        "scheduler": scheduler.state_dict(), "order_rng": order.get_state(), "augment_rng": augment.get_state(),
+        "torch_rng": torch.get_rng_state(),
         **state,
     }
     with atomic_path(path) as tmp:
@@ -186,7 +206,7 @@ def _save(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.op
 
 
 def _restore(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, order: torch.Generator) -> dict[str, Any]:
+             scheduler: Any, order: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)  # no arbitrary unpickling
     except Exception as exc:  # a damaged checkpoint is reported, not half-used
@@ -197,6 +217,7 @@ def _restore(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     order.set_state(payload["order_rng"])
+    augment.set_state(payload["augment_rng"])
     torch.set_rng_state(payload["torch_rng"])
     keys = ("epoch", "history", "best_score", "best_epoch", "best_model", "stale")
     return {k: payload[k] for k in keys}

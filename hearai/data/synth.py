@@ -53,7 +53,7 @@ def _shaped_noise(rng: np.random.Generator, n: int, sr: int, centers: list[float
     return np.fft.irfft(spectrum * gain, n)
 
 
-def _coloured_noise(rng: np.random.Generator, n: int, sr: int, colour: str) -> np.ndarray:
+def coloured_noise(rng: np.random.Generator, n: int, sr: int, colour: str) -> np.ndarray:
     """White, pink (1/f) or brown (1/f^2) noise with unit RMS."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.maximum(np.fft.rfftfreq(n, 1.0 / sr), 20.0)
@@ -133,7 +133,7 @@ def glass_break(rng: np.random.Generator, sr: int) -> np.ndarray:
     """A broadband crash, then many bright inharmonic partials and scattered tinkles."""
     n = int(rng.uniform(0.8, 1.8) * sr)
     t = np.arange(n) / sr
-    crash = _coloured_noise(rng, n, sr, "white") * _decay(t, rng.uniform(0.03, 0.08))
+    crash = coloured_noise(rng, n, sr, "white") * _decay(t, rng.uniform(0.03, 0.08))
     out = crash
     for _ in range(rng.integers(12, 30)):
         start = int(rng.exponential(0.15) * sr) % n
@@ -227,7 +227,7 @@ def make_clip(
     """A clip of ``seconds``: one ``label`` event at a random time over coloured background noise."""
     n = int(round(seconds * sample_rate))
     event = make_event(label, rng, sample_rate=sample_rate)[:n]
-    background = _coloured_noise(rng, n, sample_rate, str(rng.choice(_COLOURS)))
+    background = coloured_noise(rng, n, sample_rate, str(rng.choice(_COLOURS)))
     start = int(rng.integers(0, n - len(event) + 1))
     mix_at_snr(background, event, start, rng.uniform(*snr_db))
     return _to_level(background, rng)
@@ -259,7 +259,7 @@ def make_soundscape(
     sound starts and ends. Events are kept at least 0.5 s apart so their boundaries stay distinct.
     """
     n = int(round(seconds * sample_rate))
-    background = _coloured_noise(rng, n, sample_rate, str(rng.choice(_COLOURS)))
+    background = coloured_noise(rng, n, sample_rate, str(rng.choice(_COLOURS)))
     chosen = [str(rng.choice(labels)) for _ in range(events)]
     clips = [make_event(label, rng, sample_rate=sample_rate) for label in chosen]
     gap = int(0.5 * sample_rate)

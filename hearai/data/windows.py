@@ -1,27 +1,37 @@
-"""Clip features with labels, served as fixed-size training windows."""
+"""Clip features with labels (and, for waveform augmentation, the decoded clips), served as windows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
-from hearai.features import FeatureConfig, window_starts
+from hearai import audio
+from hearai.features import FeatureConfig, pad_short_clip, window_starts
 
 
 @dataclass(frozen=True)
 class ClipFeatures:
-    """Per-clip features (n_features, frames) and class ids; windows are cut on demand."""
+    """Per-clip features (n_features, frames) and class ids; windows are cut on demand.
+
+    ``waveforms``: the clips decoded at the feature rate and padded as the featurizer pads them,
+    present only when training augments waveforms.
+    """
 
     features: Sequence[torch.Tensor]
     labels: torch.Tensor  # (n_clips,) int64
+    waveforms: Sequence[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.features)
 
     def subset(self, indices: Sequence[int]) -> ClipFeatures:
-        return ClipFeatures([self.features[i] for i in indices], self.labels[list(indices)])
+        waveforms = None if self.waveforms is None else [self.waveforms[i] for i in indices]
+        return ClipFeatures([self.features[i] for i in indices], self.labels[list(indices)], waveforms)
 
     def window_index(self, config: FeatureConfig) -> torch.Tensor:
         """(n_windows, 2) rows of (clip, first frame): every window of every clip."""
@@ -31,3 +41,9 @@ class ClipFeatures:
     def windows(self, rows: torch.Tensor, frames: int) -> torch.Tensor:
         """Stack the windows ``rows`` names into a model batch (batch, 1, n_features, frames)."""
         return torch.stack([self.features[c][:, s : s + frames] for c, s in rows.tolist()]).unsqueeze(1)
+
+
+def load_waveforms(paths: Sequence[Path], config: FeatureConfig, *, progress: bool = True) -> list[np.ndarray]:
+    """Decode clips at the feature rate, short ones padded exactly as the featurizer pads them."""
+    return [pad_short_clip(audio.load(p, sample_rate=config.sample_rate), config)
+            for p in tqdm(paths, desc="decoding clips", unit="clip", disable=not progress)]

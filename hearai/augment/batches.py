@@ -1,0 +1,125 @@
+"""From window rows to an augmented training batch: crops, waveform augmentation, mixing, masks.
+
+Without augmentation a batch is the cached feature windows and their class ids, drawing no
+random numbers, so switching every ingredient off reproduces plain training exactly. With
+waveform augmentation (or waveform BC mixing) each window is cut from the decoded clip with the
+featurizer's context on both sides and featurized on the fly, so an unaugmented crop gives the
+cached window back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hearai.augment import waveform as wave_aug
+from hearai.augment.config import AugmentConfig
+from hearai.augment.mixing import mix_logmel, mix_waveforms, mixup, soft_targets
+from hearai.augment.spectrogram import logmel_loudness_db, spec_augment
+from hearai.data.windows import ClipFeatures
+from hearai.errors import ConfigError
+from hearai.features import FeatureConfig, build_featurizer
+
+
+class BatchMaker:
+    """Callable: rows (batch, 2) of (clip, first frame) -> (inputs (batch, 1, F, T), targets).
+
+    Targets are class ids (batch,) when nothing mixes, else label distributions (batch, classes).
+    All randomness comes from ``generator`` (its state is checkpointed, so resumed runs replay it).
+    """
+
+    def __init__(self, data: ClipFeatures, rows: torch.Tensor, *, features: FeatureConfig, augment: AugmentConfig,
+                 n_classes: int, band_mean: torch.Tensor, seed: int) -> None:
+        if augment.needs_waveforms and data.waveforms is None:
+            raise ConfigError("waveform augmentation and bc-waveform mixing need the decoded training clips")
+        if augment.mixing == "bc-logmel" and features.kind != "logmel":
+            raise ConfigError("AugmentConfig.mixing 'bc-logmel' needs log-mel features (FeatureConfig.kind 'logmel')")
+        if augment.mixing.startswith("bc") and len(data.labels.unique()) < 2:
+            raise ConfigError("between-class mixing needs training clips of at least two classes")
+        self.data, self.rows, self.features, self.augment, self.n_classes = data, rows, features, augment, n_classes
+        self.fill = band_mean.reshape(-1, 1)
+        self.generator = torch.Generator().manual_seed(seed)
+        labels = data.labels[rows[:, 0]]
+        self._by_class = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels, minlength=n_classes)
+        self._class_start, self._class_count = torch.cumsum(counts, 0) - counts, counts
+        if augment.needs_waveforms:
+            self._featurizer = build_featurizer(features).eval()
+            hop = features.hop_length
+            self._lead = hop * -(-(features.n_fft // 2) // hop) if features.center else 0
+            self._crop_length = features.window_samples + (2 * self._lead if features.center else features.n_fft)
+
+    def __call__(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.augment
+        labels = self.data.labels[chunk[:, 0]]
+        if a.mixing == "none" and not a.waveform and not a.spec_augment:
+            return self.data.windows(chunk, self.features.window_frames), labels
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
+        if a.mixing == "none":
+            x, targets = self._windows(chunk, rng), labels
+        else:
+            partner = self._partners(labels, rng, other_class=a.mixing.startswith("bc"))
+            ratio = torch.from_numpy(rng.beta(a.mixup_alpha, a.mixup_alpha, len(chunk)) if a.mixing == "mixup"
+                                     else rng.uniform(0.0, 1.0, len(chunk))).float()
+            targets = soft_targets(labels, self.data.labels[partner[:, 0]], ratio, self.n_classes)
+            if a.mixing == "bc-waveform":
+                w1, w2 = self._crops(chunk, rng), self._crops(partner, rng)
+                rate = self.features.sample_rate
+                mixed = mix_waveforms(w1, w2, ratio, wave_aug.loudness_db(w1, rate), wave_aug.loudness_db(w2, rate))
+                x = self._featurize(mixed)
+            else:
+                x1, x2 = self._windows(chunk, rng), self._windows(partner, rng)
+                if a.mixing == "mixup":
+                    x = mixup(x1, x2, ratio)
+                else:
+                    gains = logmel_loudness_db(x1, self.features), logmel_loudness_db(x2, self.features)
+                    x = mix_logmel(x1, x2, ratio, *gains, amin=self.features.amin)
+        if a.spec_augment:
+            x = spec_augment(x, generator=self.generator, freq_masks=a.freq_masks, freq_mask_bands=a.freq_mask_bands,
+                             time_masks=a.time_masks, time_mask_frames=a.time_mask_frames, fill=self.fill)
+        return x, targets
+
+    def _partners(self, labels: torch.Tensor, rng: np.random.Generator, *, other_class: bool) -> torch.Tensor:
+        """One partner row per example: any row, or (BC) a row of another class, uniformly."""
+        if not other_class:
+            return self.rows[torch.from_numpy(rng.integers(0, len(self.rows), len(labels)))]
+        start, count = self._class_start[labels], self._class_count[labels]
+        k = torch.from_numpy((rng.random(len(labels)) * (len(self.rows) - count).numpy()).astype(np.int64))
+        k = torch.where(k >= start, k + count, k)  # skip the example's own class block
+        return self.rows[self._by_class[k]]
+
+    def _windows(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if not self.augment.waveform:
+            return self.data.windows(rows, self.features.window_frames)
+        return self._featurize(self._crops(rows, rng))
+
+    def _crops(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """(batch, crop samples): each window's audio with featurizer context, augmented if configured."""
+        assert self.data.waveforms is not None
+        crops = []
+        for clip, start in rows.tolist():
+            source = self.data.waveforms[clip]
+            if not self.augment.waveform:
+                crops.append(_cut(source, start * self.features.hop_length - self._lead, self._crop_length))
+                continue
+            choice = wave_aug.draw(self.augment, rng)
+            offset = int(rng.integers(0, max(0, len(source) - self.features.window_samples) + 1))  # time shift
+            begin = offset - int(round(self._lead * choice.rate))
+            crop = _cut(source, begin, choice.source_length(self._crop_length))
+            crops.append(wave_aug.apply(crop, choice, length=self._crop_length, sample_rate=self.features.sample_rate))
+        return torch.stack(crops)
+
+    def _featurize(self, crops: torch.Tensor) -> torch.Tensor:
+        first = self._lead // self.features.hop_length
+        with torch.no_grad():
+            x = self._featurizer(crops.float())
+        return x[..., first : first + self.features.window_frames].unsqueeze(1).contiguous()
+
+
+def _cut(source: np.ndarray, begin: int, length: int) -> torch.Tensor:
+    """``length`` samples of ``source`` from ``begin``, zeros where that runs off either end."""
+    out = np.zeros(length, dtype=np.float32)
+    lo, hi = max(begin, 0), min(begin + length, len(source))
+    if hi > lo:
+        out[lo - begin : hi - begin] = source[lo:hi]
+    return torch.from_numpy(out)

@@ -1,0 +1,82 @@
+"""What training-time augmentation does, as one serializable config nested in ``TrainConfig``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from hearai.errors import ConfigError
+from hearai.validation import choice, positive_float, positive_int
+
+MIXING = ("none", "mixup", "bc-logmel", "bc-waveform")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Each ingredient switches on or off on its own, so an ablation changes one field at a time.
+
+    - ``scaler``: per-band standardization fitted on the training clips, carried by the model.
+    - ``spec_augment``: ``freq_masks`` masks of up to ``freq_mask_bands`` bands and ``time_masks``
+      masks of up to ``time_mask_frames`` frames per window (Park et al., 2019).
+    - ``mixing``: ``mixup`` (Zhang et al., 2018; ratio from Beta(``mixup_alpha``, ``mixup_alpha``),
+      partner from any class) or between-class learning (Tokozume et al., 2018; ratio uniform,
+      partner from another class, loudness-aware mixing of waveforms or of log-mel power).
+    - ``waveform``: random time shift (any offset in the clip), gain (± ``gain_db``), time stretch
+      (rate within ± ``stretch``), pitch shift (± ``pitch_semitones``), each of the last two with
+      probability ``stretch_probability`` / ``pitch_probability``, and coloured background noise at
+      an SNR drawn from ``noise_snr_db`` with probability ``noise_probability``.
+    """
+
+    scaler: bool = True
+    spec_augment: bool = True
+    freq_masks: int = 2
+    freq_mask_bands: int = 20
+    time_masks: int = 2
+    time_mask_frames: int = 10
+    mixing: Literal["none", "mixup", "bc-logmel", "bc-waveform"] = "none"
+    mixup_alpha: float = 0.4
+    waveform: bool = False
+    gain_db: float = 6.0
+    stretch: float = 0.15
+    stretch_probability: float = 0.5
+    pitch_semitones: float = 2.0
+    pitch_probability: float = 0.5
+    noise_snr_db: tuple[float, float] = (10.0, 40.0)
+    noise_probability: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("scaler", "spec_augment", "waveform"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"AugmentConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        positive_int(self, "freq_masks", "freq_mask_bands", "time_masks", "time_mask_frames")
+        positive_float(self, "mixup_alpha", "gain_db", "pitch_semitones")
+        choice(self, "mixing", MIXING)
+        if not 0 < self.stretch < 1:
+            raise ConfigError(f"AugmentConfig.stretch must be in (0, 1), got {self.stretch!r}")
+        for name in ("stretch_probability", "pitch_probability", "noise_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        try:
+            low, high = (float(v) for v in self.noise_snr_db)
+        except (TypeError, ValueError):
+            low, high = 1.0, 0.0
+        if not low <= high:
+            raise ConfigError(f"AugmentConfig.noise_snr_db must be [low, high] in dB, got {self.noise_snr_db!r}")
+        object.__setattr__(self, "noise_snr_db", (float(low), float(high)))
+
+    @property
+    def needs_waveforms(self) -> bool:
+        """Whether training must decode clips instead of reading cached features."""
+        return self.waveform or self.mixing == "bc-waveform"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "noise_snr_db": list(self.noise_snr_db)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"AugmentConfig has no field(s) {', '.join(unknown)}")
+        if "noise_snr_db" in data:
+            data = {**data, "noise_snr_db": tuple(data["noise_snr_db"])}
+        return cls(**data)

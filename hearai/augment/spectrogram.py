@@ -1,0 +1,45 @@
+"""SpecAugment masks and the loudness of a log-mel window, on feature batches (batch, 1, bands, frames)."""
+
+from __future__ import annotations
+
+import torch
+
+from hearai.augment.waveform import a_weighting_db
+from hearai.features import FeatureConfig, mel_band_edges
+
+_FLOOR_DB = -80.0
+
+
+def mask_(x: torch.Tensor, *, axis: int, starts: torch.Tensor, widths: torch.Tensor, fill: torch.Tensor) -> None:
+    """In place: for each example b, set ``widths[b]`` rows (axis -2) or columns (axis -1) from ``starts[b]``.
+
+    ``fill`` is broadcast against one example, (bands, 1): the training data's band means, so a
+    masked region looks like an average band rather than silence or a 0 dB wall.
+    """
+    size = x.shape[axis]
+    positions = torch.arange(size)
+    hit = (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])  # (batch, size)
+    hit = hit[:, None, :, None] if axis in (-2, 2) else hit[:, None, None, :]
+    x.copy_(torch.where(hit, fill.to(x.dtype), x))
+
+
+def spec_augment(x: torch.Tensor, *, generator: torch.Generator, freq_masks: int, freq_mask_bands: int,
+                 time_masks: int, time_mask_frames: int, fill: torch.Tensor) -> torch.Tensor:
+    """A masked copy of ``x``: each mask's width is uniform in [0, max] and its start uniform where it fits."""
+    out = x.clone()
+    batch = len(x)
+    for axis, count, widest in ((-2, freq_masks, freq_mask_bands), (-1, time_masks, time_mask_frames)):
+        size = x.shape[axis]
+        for _ in range(count):
+            widths = torch.randint(0, min(widest, size) + 1, (batch,), generator=generator)
+            starts = (torch.rand(batch, generator=generator) * (size - widths + 1)).long()
+            mask_(out, axis=axis, starts=starts, widths=widths, fill=fill)
+    return out
+
+
+def logmel_loudness_db(x: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
+    """(batch,) peak A-weighted frame power of log-mel dB windows (floor -80): mel-domain gain G."""
+    centers = mel_band_edges(config)[1:-1]
+    weights = torch.as_tensor(a_weighting_db(centers), dtype=x.dtype).view(-1, 1)
+    frame_db = 10.0 * torch.log10((10.0 ** ((x.flatten(0, -3) + weights) / 10.0)).sum(-2).clamp_min(1e-12))
+    return frame_db.amax(-1).clamp_min(_FLOOR_DB)

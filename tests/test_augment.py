@@ -1,0 +1,227 @@
+"""Augmentation on signals with known answers: mixing ratios, masks, stretch, pitch, noise, batches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hearai.augment import AugmentConfig, BatchMaker
+from hearai.augment.mixing import bc_weight, mix_logmel, mix_waveforms, mixup, soft_targets
+from hearai.augment.spectrogram import logmel_loudness_db, mask_, spec_augment
+from hearai.augment.waveform import a_weighting_db, add_noise, loudness_db, pitch_shift, time_stretch
+from hearai.data.windows import ClipFeatures
+from hearai.errors import ConfigError
+from hearai.features import FeatureConfig, LogMel
+from hearai.train import TrainConfig, fit
+
+SR = 16_000
+
+
+def sine(freq: float, seconds: float = 2.0, amplitude: float = 1.0) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR), dtype=torch.float64) / SR
+    return (amplitude * torch.sin(2 * torch.pi * freq * t)).float()
+
+
+def peak_hz(wave: torch.Tensor) -> float:
+    spectrum = np.abs(np.fft.rfft(wave.numpy() * np.hanning(len(wave))))
+    return float(np.fft.rfftfreq(len(wave), 1 / SR)[spectrum.argmax()])
+
+
+def amplitude_at(wave: torch.Tensor, freq: float) -> float:
+    """Amplitude of a sine at ``freq`` (an exact FFT bin over the whole signal)."""
+    spectrum = np.fft.rfft(wave.numpy().astype(np.float64))
+    return float(2 * np.abs(spectrum[int(round(freq * len(wave) / SR))]) / len(wave))
+
+
+def test_a_weighting_matches_the_standard_table():
+    # IEC 61672 table values (dB): 100 Hz -19.1, 1 kHz 0.0, 4 kHz +1.0, 10 kHz -2.5
+    assert a_weighting_db(np.array([100.0, 1000.0, 4000.0, 10000.0])) == pytest.approx([-19.1, 0.0, 1.0, -2.5], abs=0.1)
+
+
+def test_loudness_of_a_sine_is_its_weighted_power():
+    gains = loudness_db(torch.stack([sine(1000.0), sine(1000.0, amplitude=0.1)]), SR)
+    assert gains.tolist() == pytest.approx([-3.01, -23.01], abs=0.02)  # power 1/2 -> -3.01 dB, A(1 kHz) = 0
+    assert float(loudness_db(torch.zeros(1, SR), SR)) == -80.0
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.7])
+def test_between_class_mix_of_two_sines_has_the_ratio_as_heard_energy_share(ratio):
+    """With gain-aware weights the A-weighted energies of the two parts stand as (r / (1 - r))^2."""
+    w1, w2 = sine(500.0, amplitude=0.9), sine(3000.0, amplitude=0.05)
+    r = torch.tensor([ratio])
+    g1, g2 = loudness_db(w1[None], SR), loudness_db(w2[None], SR)
+    mixed = mix_waveforms(w1[None], w2[None], r, g1, g2)[0]
+    a1, a2 = amplitude_at(mixed, 500.0), amplitude_at(mixed, 3000.0)
+    heard = (a1**2 * 10 ** (a_weighting_db(500.0) / 10)) / (a2**2 * 10 ** (a_weighting_db(3000.0) / 10))
+    assert heard == pytest.approx((ratio / (1 - ratio)) ** 2, rel=0.01)
+    p = float(bc_weight(r, g1, g2))
+    assert a1 == pytest.approx(0.9 * p / np.hypot(p, 1 - p), rel=1e-3)  # energy-normalized weights
+    labels = soft_targets(torch.tensor([3]), torch.tensor([1]), r, 5)
+    assert labels.tolist()[0] == pytest.approx([0, 1 - ratio, 0, ratio, 0]) and float(labels.sum()) == pytest.approx(1)
+
+
+def test_log_mel_mix_equals_the_log_mel_of_the_mixed_waveforms():
+    config = FeatureConfig()
+    logmel = LogMel(config)
+    w1, w2 = sine(700.0, amplitude=0.5)[None], sine(2500.0, amplitude=0.2)[None]
+    r, g1, g2 = torch.tensor([0.3]), torch.tensor([-9.0]), torch.tensor([-16.0])
+    inner = slice(2, -2)  # the first and last frames hold both tones' onset clicks, which do interfere
+    direct = logmel(mix_waveforms(w1, w2, r, g1, g2))[..., inner]
+    mixed = mix_logmel(logmel(w1), logmel(w2), r, g1, g2, amin=config.amin)[..., inner]
+    strong = direct > direct.max() - 40  # bands that carry the tones, not the leakage floor
+    assert int(strong.any(-1).sum()) >= 4 and (mixed - direct)[strong].abs().max() < 0.01
+
+
+def test_log_mel_loudness_ranks_like_waveform_loudness():
+    config = FeatureConfig()
+    logmel = LogMel(config)
+    quiet, loud = logmel(sine(1000.0, amplitude=0.01)), logmel(sine(1000.0, amplitude=0.1))
+    gains = logmel_loudness_db(torch.stack([quiet, loud])[:, None], config)
+    assert float(gains[1] - gains[0]) == pytest.approx(20.0, abs=0.01)
+
+
+def test_mixup_is_the_convex_combination():
+    x1, x2 = torch.full((2, 1, 3, 4), 10.0), torch.full((2, 1, 3, 4), -10.0)
+    out = mixup(x1, x2, torch.tensor([0.25, 1.0]))
+    assert out[0].unique().tolist() == [-5.0] and out[1].unique().tolist() == [10.0]
+
+
+def test_masks_cover_exactly_the_requested_rows_and_columns():
+    x = torch.zeros(3, 1, 10, 20)
+    fill = torch.arange(10, dtype=torch.float32).view(10, 1) + 100
+    mask_(x, axis=-2, starts=torch.tensor([0, 4, 9]), widths=torch.tensor([3, 0, 1]), fill=fill)
+    masked_rows = [(x[b, 0, :, 0] > 0).nonzero().flatten().tolist() for b in range(3)]
+    assert masked_rows == [[0, 1, 2], [], [9]]
+    assert x[0, 0, 1].unique().tolist() == [101.0]  # a band's mean fills that band
+    mask_(x, axis=-1, starts=torch.tensor([5, 5, 5]), widths=torch.tensor([2, 2, 2]), fill=fill)
+    assert (x[1, 0, 0] > 0).nonzero().flatten().tolist() == [5, 6]
+
+
+def test_spec_augment_masks_stay_within_the_widths_and_leave_the_input_alone():
+    x = torch.zeros(64, 1, 150, 100)
+    out = spec_augment(x, generator=torch.Generator().manual_seed(0), freq_masks=2, freq_mask_bands=20,
+                       time_masks=2, time_mask_frames=10, fill=torch.ones(150, 1))
+    assert float(x.abs().sum()) == 0.0
+    bands_hit = (out[:, 0].amin(dim=2) > 0).sum(dim=1)  # a whole band masked
+    frames_hit = (out[:, 0].amin(dim=1) > 0).sum(dim=1)
+    assert int(bands_hit.max()) <= 40 and int(frames_hit.max()) <= 20
+    assert int(bands_hit.max()) > 20 and bands_hit.float().mean() > 5  # widths are drawn, not all zero
+
+
+def test_time_stretch_changes_duration_not_pitch():
+    wave = sine(440.0)
+    faster = time_stretch(wave, 1.25)
+    assert len(faster) == round(len(wave) / 1.25)
+    assert peak_hz(faster) == pytest.approx(440.0, abs=SR / len(faster))
+    assert float(faster[2000:-2000].pow(2).mean().sqrt()) == pytest.approx(2**-0.5, rel=0.05)
+
+
+def test_pitch_shift_changes_pitch_not_duration():
+    wave = sine(440.0)
+    up = pitch_shift(wave, 3.0, SR)
+    assert len(up) == len(wave)
+    assert peak_hz(up) == pytest.approx(440.0 * 2 ** (3 / 12), abs=SR / len(up))
+
+
+def test_noise_is_added_at_the_requested_snr():
+    wave = sine(1000.0, amplitude=0.3)
+    for colour in ("white", "pink", "brown"):
+        noisy = add_noise(wave, 12.0, colour, np.random.default_rng(0), SR)
+        noise = noisy - wave
+        snr = 10 * np.log10(float(wave.pow(2).mean()) / float(noise.pow(2).mean()))
+        assert snr == pytest.approx(12.0, abs=0.01)
+
+
+def _clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0) -> ClipFeatures:
+    rng = np.random.default_rng(0)
+    config = FeatureConfig()
+    waves = [(rng.standard_normal(int(seconds * SR)) * 0.1 * (1 + k)).astype(np.float32)
+             for k in range(n_classes) for _ in range(n_per_class)]
+    logmel = LogMel(config)
+    features = [logmel(torch.from_numpy(w)) for w in waves]
+    labels = torch.tensor([k for k in range(n_classes) for _ in range(n_per_class)])
+    return ClipFeatures(features, labels, waves)
+
+
+def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0) -> BatchMaker:
+    config = FeatureConfig()
+    return BatchMaker(data, data.window_index(config), features=config, augment=augment, n_classes=3,
+                      band_mean=torch.cat(list(data.features), 1).mean(1), seed=seed)
+
+
+def test_all_switches_off_gives_the_cached_windows_and_class_ids():
+    data = _clips()
+    maker = _maker(data, AugmentConfig(spec_augment=False))
+    rows = maker.rows[[0, 5, 7]]
+    x, y = maker(rows)
+    assert torch.equal(x, data.windows(rows, FeatureConfig().window_frames))
+    assert y.tolist() == data.labels[rows[:, 0]].tolist()
+
+
+def test_an_unaugmented_audio_crop_featurizes_to_the_cached_window():
+    data = _clips()
+    maker = _maker(data, AugmentConfig(spec_augment=False, mixing="bc-waveform"))
+    rows = maker.rows  # first, middle and last windows of every clip, edges included
+    rebuilt = maker._featurize(maker._crops(rows, np.random.default_rng(0)))
+    cached = data.windows(rows, FeatureConfig().window_frames)
+    assert (rebuilt - cached).abs().max() < 1e-3  # dB
+
+
+@pytest.mark.parametrize("mixing", ["mixup", "bc-logmel", "bc-waveform"])
+def test_mixed_batches_have_distributions_as_labels(mixing):
+    data = _clips()
+    maker = _maker(data, AugmentConfig(mixing=mixing, waveform=mixing == "bc-waveform"))
+    x, targets = maker(maker.rows)
+    assert x.shape == (len(maker.rows), 1, 150, 100) and torch.isfinite(x).all()
+    assert targets.shape == (len(maker.rows), 3) and torch.allclose(targets.sum(1), torch.ones(len(maker.rows)))
+    own = targets[torch.arange(len(targets)), data.labels[maker.rows[:, 0]]]
+    if mixing.startswith("bc"):  # the rest of the mass sits on one other class
+        assert torch.allclose(targets.amax(1), torch.maximum(own, 1 - own), atol=1e-6)
+    again, _ = _maker(data, AugmentConfig(mixing=mixing, waveform=mixing == "bc-waveform"))(maker.rows)
+    assert torch.equal(x, again)  # same seed, same batch
+
+
+def test_waveform_augmentation_changes_windows_but_keeps_their_shape():
+    data = _clips()
+    maker = _maker(data, AugmentConfig(spec_augment=False, waveform=True))
+    x, y = maker(maker.rows)
+    cached = data.windows(maker.rows, FeatureConfig().window_frames)
+    assert x.shape == cached.shape and (x - cached).abs().mean() > 1.0 and torch.isfinite(x).all()
+
+
+def test_mixing_needs_what_it_mixes():
+    data = _clips()
+    with pytest.raises(ConfigError, match="decoded"):
+        _maker(ClipFeatures(data.features, data.labels), AugmentConfig(waveform=True))
+    one_class = ClipFeatures(data.features[:3], data.labels[:3], data.waveforms[:3])
+    with pytest.raises(ConfigError, match="two classes"):
+        _maker(one_class, AugmentConfig(mixing="bc-logmel"))
+    with pytest.raises(ConfigError, match="AugmentConfig.mixing"):
+        AugmentConfig(mixing="cutmix")
+    with pytest.raises(ConfigError, match="noise_snr_db"):
+        AugmentConfig(noise_snr_db=(30.0, 10.0))
+
+
+def test_standardization_statistics_come_from_the_training_clips_only():
+    data = _clips()
+    config = FeatureConfig()
+    train, validation = data.subset([0, 1, 3, 4, 6, 7]), data.subset([2, 5, 8])
+    result = fit(train, validation, n_classes=3, features=config, progress=False,
+                 config=TrainConfig(epochs=1, augment=AugmentConfig(spec_augment=False)))
+    frames = torch.cat(list(train.features), 1)
+    assert torch.allclose(result.model.scaler.mean.flatten(), frames.mean(1), atol=1e-4)
+    assert torch.allclose(result.model.scaler.std.flatten(), frames.std(1), atol=1e-4)
+    off = fit(train, None, n_classes=3, features=config, progress=False,
+              config=TrainConfig(epochs=1, augment=AugmentConfig(scaler=False)))
+    assert off.model.scaler.mean.abs().max() == 0 and (off.model.scaler.std == 1).all()
+
+
+def test_train_config_with_augmentation_survives_json():
+    config = TrainConfig(augment=AugmentConfig(mixing="bc-waveform", waveform=True, noise_snr_db=(5, 20)))
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.augment.noise_snr_db == (5.0, 20.0)
+    with pytest.raises(ConfigError, match="AugmentConfig has no field"):
+        TrainConfig.from_dict({"augment": {"cutout": True}})
