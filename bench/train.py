@@ -1,8 +1,10 @@
 """Training throughput per model on CPU: full data pipeline vs preloaded tensors, in one run.
 
-The pipeline path cuts each batch's windows from cached clip features (what ``fit`` does); the
-preloaded path feeds tensors already stacked in memory. Their ratio is the data pipeline's share
-of a training step (goal: under 10 %). Prints a table and writes JSON.
+The pipeline path builds each batch as ``fit`` does (``BatchMaker``, no augmentation: windows cut
+from cached clip features); the preloaded path feeds tensors already stacked in memory. Their ratio
+is the data pipeline's share of a training step (goal: under 10 %). Then the cost of building one
+batch with each augmentation ingredient, beside the plain batch and a `dsresnet` training step.
+Prints tables and writes JSON.
 
     .venv/bin/python bench/train.py [--steps 30] [--out bench/results/train.json]
 """
@@ -18,8 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hearai.augment import AugmentConfig, BatchMaker
 from hearai.data.windows import ClipFeatures
-from hearai.features import FeatureConfig
+from hearai.features import FeatureConfig, LogMel
 from hearai.fsutil import write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model, list_models
 
@@ -51,16 +54,24 @@ def main() -> None:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     config = FeatureConfig()
     generator = torch.Generator().manual_seed(0)
-    # 400 clips of 5 s of log-mel-like values: the size of ESC-10, without the decode cost.
-    clips = ClipFeatures([torch.randn(config.n_features, 251, generator=generator) * 20 - 60 for _ in range(400)],
-                         torch.randint(0, 10, (400,), generator=generator))
+    # 400 clips of 5 s of coloured noise: the size of ESC-10, without the decode cost.
+    waves = [(torch.randn(5 * config.sample_rate, generator=generator).cumsum(0) * 1e-3).numpy() for _ in range(400)]
+    logmel = LogMel(config)
+    with torch.no_grad():
+        clips = ClipFeatures([logmel(torch.from_numpy(w)) for w in waves], torch.arange(400) % 10, waves)
     rows = clips.window_index(config)
     b = args.batch_size
+
+    def maker(augment: AugmentConfig) -> BatchMaker:
+        return BatchMaker(clips, rows, features=config, augment=augment, n_classes=10,
+                          band_mean=torch.cat(list(clips.features), 1).mean(1), seed=0)
+
+    plain = maker(AugmentConfig(spec_augment=False))
 
     def pipeline():
         while True:
             chunk = rows[torch.randperm(len(rows), generator=generator)[:b]]
-            yield lambda chunk=chunk: (clips.windows(chunk, config.window_frames), clips.labels[chunk[:, 0]])
+            yield lambda chunk=chunk: plain(chunk)
 
     preloaded_x = clips.windows(rows[:b], config.window_frames).contiguous(memory_format=torch.channels_last)
     preloaded_y = clips.labels[rows[:b, 0]]
@@ -90,7 +101,28 @@ def main() -> None:
         r = results[spec.name]
         print(f"{spec.name:12s} params {r['parameters']:>9,}  MMACs/window {r['macs_per_window'] / 1e6:7.1f}  "
               f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %")
-    report = {"threads": torch.get_num_threads(), "batch_size": b, "torch": torch.__version__, "models": results}
+    step_ms = 1000 * b / results["dsresnet"]["samples_per_s_preloaded"]
+    ingredients = {
+        "plain": AugmentConfig(spec_augment=False),
+        "spec_augment": AugmentConfig(spec_augment=True),
+        "mixup": AugmentConfig(spec_augment=False, mixing="mixup"),
+        "bc-logmel": AugmentConfig(spec_augment=False, mixing="bc-logmel"),
+        "bc-waveform": AugmentConfig(spec_augment=False, mixing="bc-waveform"),
+        "waveform": AugmentConfig(spec_augment=False, waveform=True),
+    }
+    batch_cost = {}
+    for name, augment in ingredients.items():
+        make = maker(augment)
+        chunks = [rows[torch.randperm(len(rows), generator=generator)[:b]] for _ in range(6)]
+        make(chunks[0])
+        started = time.perf_counter()
+        for chunk in chunks[1:]:
+            make(chunk)
+        ms = 1000 * (time.perf_counter() - started) / (len(chunks) - 1)
+        batch_cost[name] = {"ms_per_batch": round(ms, 1), "share_of_dsresnet_step": round(ms / step_ms, 3)}
+        print(f"batch with {name:13s} {ms:7.1f} ms  ({100 * ms / step_ms:5.1f} % of a {step_ms:.0f}-ms dsresnet step)")
+    report = {"threads": torch.get_num_threads(), "batch_size": b, "torch": torch.__version__, "models": results,
+              "augmentation_batch_cost": batch_cost}
     write_text_atomic(args.out, json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 

@@ -1,6 +1,8 @@
-"""One fit loop: Adam + cross-entropy on windows, validation per clip, checkpoints, exact resume.
+"""One fit loop: Adam on augmented windows, validation per clip, checkpoints, exact resume.
 
-Training sees fixed-size windows; validation (and every later evaluation) scores whole clips by the
+Training sees fixed-size windows, built and augmented by ``BatchMaker`` as ``TrainConfig.augment``
+says; the loss is cross-entropy on class ids, or KL divergence when mixing gives label
+distributions. Validation (and every later evaluation) scores whole clips by the
 mean of their window probabilities. A checkpoint after every epoch holds the model, optimizer,
 schedule, early-stopping state and every random state, so ``resume=True`` continues a killed run
 without repeating finished epochs and ends with the same weights as an uninterrupted run (CPU).
