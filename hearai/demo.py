@@ -45,9 +45,9 @@ def cross_validate_step(out: Path) -> list[str]:
 
     import torch
 
+    from hearai.augment import AugmentConfig
     from hearai.data import prepare
     from hearai.data.cache import FeatureCache
-    from hearai.augment import AugmentConfig
     from hearai.evaluate import RunOptions, cross_validate
     from hearai.train import TrainConfig
 

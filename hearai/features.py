@@ -1,9 +1,9 @@
 """Waveform to log-mel (dB) or MFCC features, and fixed-size windows over a clip's features.
 
-``FeatureConfig`` is the single description of the features a model sees; the model artifact stores
-it whole, so inference can never compute other features than training did. The transforms are
-``torch.nn.Module``s (batched, CPU or GPU) that agree with librosa's ``melspectrogram`` +
-``power_to_db`` and ``mfcc`` called with the same parameters (tests hold them to 0.01 dB).
+The transforms are ``torch.nn.Module``s (batched, CPU or GPU) computing what a ``FeatureConfig``
+(``hearai.featureconfig``, re-exported here) describes; they agree with librosa's
+``melspectrogram`` + ``power_to_db`` and ``mfcc`` called with the same parameters (tests hold them
+to 0.01 dB).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import json
 import math
 import multiprocessing
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,183 +23,25 @@ from tqdm import tqdm
 
 from hearai import audio
 from hearai.errors import ConfigError
+from hearai.featureconfig import (  # noqa: F401  (re-exported: one import for the whole feature stage)
+    WINDOW_FUNCTIONS,
+    FeatureConfig,
+    dct_matrix,
+    empty_mel_bands,
+    hz_to_mel,
+    mel_band_edges,
+    mel_filterbank,
+    mel_to_hz,
+    pad_short_clip,
+    window_starts,
+)
 from hearai.fsutil import atomic_path
-from hearai.validation import choice, positive_float, positive_int
 
 _WINDOWS = {
     "hamming": torch.hamming_window,
     "hann": torch.hann_window,
     "blackman": torch.blackman_window,
 }
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Every parameter of the featurizer, serializable to JSON.
-
-    The defaults describe the DCASE-2016-style front end: a Hamming-windowed STFT, 150 mel bands,
-    log power in dB, cut into 2-s windows every 1 s.
-    """
-
-    sample_rate: int = 16_000
-    n_fft: int = 1024
-    win_length: int = 1024
-    hop_length: int = 320
-    window: Literal["hamming", "hann", "blackman"] = "hamming"
-    center: bool = True
-    pad_mode: Literal["constant", "reflect"] = "constant"
-    power: float = 2.0
-    n_mels: int = 150
-    fmin: float = 0.0
-    fmax: float | None = None
-    mel_scale: Literal["slaney", "htk"] = "slaney"
-    mel_norm: Literal["slaney"] | None = "slaney"
-    kind: Literal["logmel", "mfcc"] = "logmel"
-    ref: float = 1.0
-    amin: float = 1e-10
-    top_db: float | None = None
-    n_mfcc: int = 40
-    window_seconds: float = 2.0
-    window_hop_seconds: float = 1.0
-    short_clip_pad: Literal["repeat", "zeros"] = "repeat"
-
-    def __post_init__(self) -> None:
-        positive_int(self, "sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc")
-        positive_float(self, "power", "ref", "amin", "window_seconds", "window_hop_seconds")
-        choice(self, "window", tuple(_WINDOWS))
-        choice(self, "pad_mode", ("constant", "reflect"))
-        choice(self, "mel_scale", ("slaney", "htk"))
-        choice(self, "mel_norm", ("slaney", None))
-        choice(self, "kind", ("logmel", "mfcc"))
-        choice(self, "short_clip_pad", ("repeat", "zeros"))
-        if not isinstance(self.center, bool):
-            raise ConfigError(f"FeatureConfig.center must be true or false, got {self.center!r}")
-        if self.win_length > self.n_fft:
-            raise ConfigError(
-                f"FeatureConfig.win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})"
-            )
-        if not 0 <= self.fmin < self.max_frequency <= self.sample_rate / 2:
-            raise ConfigError(
-                f"FeatureConfig.fmin/fmax must satisfy 0 <= fmin < fmax <= sample_rate/2 "
-                f"({self.sample_rate / 2:g}), got fmin={self.fmin}, fmax={self.fmax}"
-            )
-        if self.top_db is not None and self.top_db < 0:
-            raise ConfigError(f"FeatureConfig.top_db must be >= 0 or null, got {self.top_db}")
-        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
-            raise ConfigError(
-                f"FeatureConfig.n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})"
-            )
-        if self.window_frames < 1 or self.window_hop_frames < 1:
-            raise ConfigError(
-                "FeatureConfig.window_seconds and window_hop_seconds must each span at least one "
-                f"hop of {self.hop_length} samples"
-            )
-
-    @property
-    def max_frequency(self) -> float:
-        return self.sample_rate / 2 if self.fmax is None else float(self.fmax)
-
-    @property
-    def n_features(self) -> int:
-        """Rows of the feature matrix: mel bands for log-mel, coefficients for MFCC."""
-        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
-
-    @property
-    def frames_per_second(self) -> float:
-        return self.sample_rate / self.hop_length
-
-    @property
-    def window_frames(self) -> int:
-        """Frames in one model input window (``window_seconds`` of audio)."""
-        return int(round(self.window_seconds * self.frames_per_second))
-
-    @property
-    def window_hop_frames(self) -> int:
-        return int(round(self.window_hop_seconds * self.frames_per_second))
-
-    @property
-    def window_samples(self) -> int:
-        """Samples a clip needs to fill one window; shorter clips are padded to this length."""
-        return self.window_frames * self.hop_length
-
-    def n_frames(self, n_samples: int) -> int:
-        """Frames the STFT produces for ``n_samples`` of audio."""
-        if self.center:
-            return 1 + n_samples // self.hop_length
-        return max(0, 1 + (n_samples - self.n_fft) // self.hop_length)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"FeatureConfig has no field(s) {', '.join(unknown)}")
-        return cls(**data)
-
-
-def hz_to_mel(frequencies: np.ndarray, *, scale: str) -> np.ndarray:
-    """Hertz to mels on the Slaney (linear below 1 kHz, log above) or HTK scale."""
-    f = np.asarray(frequencies, dtype=np.float64)
-    if scale == "htk":
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-    linear = f / (200.0 / 3)
-    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(f >= 1000.0, log_part, linear)
-
-
-def mel_to_hz(mels: np.ndarray, *, scale: str) -> np.ndarray:
-    """Inverse of ``hz_to_mel``."""
-    m = np.asarray(mels, dtype=np.float64)
-    if scale == "htk":
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    linear = m * (200.0 / 3)
-    log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0))
-    return np.where(m >= 15.0, log_part, linear)
-
-
-def mel_band_edges(config: FeatureConfig) -> np.ndarray:
-    """The n_mels + 2 band edges in Hz, evenly spaced in mels; band k peaks at edge k + 1."""
-    mel_edges = np.linspace(
-        hz_to_mel(config.fmin, scale=config.mel_scale),
-        hz_to_mel(config.max_frequency, scale=config.mel_scale),
-        config.n_mels + 2,
-    )
-    return mel_to_hz(mel_edges, scale=config.mel_scale)
-
-
-def mel_filterbank(config: FeatureConfig) -> np.ndarray:
-    """Triangular mel filters, shape (n_mels, 1 + n_fft // 2), float32.
-
-    Band edges are evenly spaced in mels between fmin and fmax; with Slaney norm each triangle has
-    unit area in Hz, so a band's response does not grow with its width.
-    """
-    fft_freqs = np.linspace(0.0, config.sample_rate / 2, 1 + config.n_fft // 2)
-    hz_edges = mel_band_edges(config)
-    widths = np.diff(hz_edges)
-    distance = hz_edges[:, None] - fft_freqs[None, :]
-    rising = -distance[:-2] / widths[:-1, None]
-    falling = distance[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    if config.mel_norm == "slaney":
-        weights *= (2.0 / (hz_edges[2:] - hz_edges[:-2]))[:, None]
-    return weights.astype(np.float32)
-
-
-def empty_mel_bands(config: FeatureConfig) -> int:
-    """How many mel bands fall between FFT bins and so never see any energy."""
-    return int((mel_filterbank(config).max(axis=1) == 0).sum())
-
-
-def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
-    """Orthonormal DCT-II basis, shape (n_mfcc, n_mels): MFCC = basis @ log-mel."""
-    k = np.arange(n_mfcc)[:, None]
-    n = np.arange(n_mels)[None, :]
-    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
-    basis[0] /= np.sqrt(2.0)
-    return basis.astype(np.float32)
 
 
 _BANDS_PER_BLOCK = 16
@@ -317,39 +158,6 @@ class MFCC(nn.Module):
 def build_featurizer(config: FeatureConfig) -> nn.Module:
     """The transform ``config.kind`` names: ``LogMel`` or ``MFCC``."""
     return MFCC(config) if config.kind == "mfcc" else LogMel(config)
-
-
-def pad_short_clip(waveform: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Pad a clip shorter than one window up to exactly one window (``config.window_samples``).
-
-    ``short_clip_pad="repeat"`` tiles the clip end to end (a 0.3-s bark becomes a train of barks,
-    so the window is filled with the sound, not silence); ``"zeros"`` appends digital silence.
-    Clips of at least one window are returned unchanged.
-    """
-    need = config.window_samples
-    if len(waveform) >= need:
-        return waveform
-    if len(waveform) == 0:
-        raise ConfigError("cannot pad an empty waveform")
-    if config.short_clip_pad == "repeat":
-        return np.resize(waveform, need).astype(np.float32, copy=False)
-    return np.pad(waveform, (0, need - len(waveform))).astype(np.float32, copy=False)
-
-
-def window_starts(n_frames: int, config: FeatureConfig) -> list[int]:
-    """First frame of each window over ``n_frames`` of features.
-
-    Windows start every ``window_hop_frames``. When more than half a hop of the clip would be left
-    past the last window, one more window aligned with the clip's end covers it, so no sound at
-    the end of a clip is ignored. A clip must hold at least one window (see ``pad_short_clip``).
-    """
-    size, hop = config.window_frames, config.window_hop_frames
-    if n_frames < size:
-        raise ConfigError(f"{n_frames} frames hold no {size}-frame window; pad the clip first")
-    starts = list(range(0, n_frames - size + 1, hop))
-    if n_frames - (starts[-1] + size) > hop // 2:
-        starts.append(n_frames - size)
-    return starts
 
 
 def cut_windows(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
