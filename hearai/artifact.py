@@ -21,12 +21,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from hearai import __version__, audio
-from hearai.errors import ConfigError, HearaiError, ModelError
+from hearai import __version__
+from hearai.errors import HearaiError, ModelError
 from hearai.features import FeatureConfig, FeatureExtractor
 from hearai.fsutil import atomic_path
 from hearai.models import create_model
 from hearai.models.inference import clip_probabilities
+from hearai.scoring import as_prediction, model_waveform
 
 FORMAT = "hearai-classifier/1"
 
@@ -48,29 +49,17 @@ class Classifier:
 
     def predict_proba(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> np.ndarray:
         """Class probabilities (n_classes,) for a file, or a mono waveform with its ``sample_rate``."""
-        if isinstance(source, (str, Path)):
-            wave = audio.load(source, sample_rate=self.features.sample_rate)
-        else:
-            if sample_rate is None:
-                raise ConfigError("a waveform needs its sample_rate")
-            wave = np.asarray(source, dtype=np.float32)
-            if wave.ndim != 1 or len(wave) == 0:
-                raise ConfigError(f"expected a non-empty mono waveform, got shape {wave.shape}")
-            wave = audio.resample(wave, orig_rate=sample_rate, target_rate=self.features.sample_rate)
-        features = self._extractor.clip(wave)
+        features = self._extractor.clip(model_waveform(source, sample_rate=sample_rate, config=self.features))
         return clip_probabilities(self.model, [features], self.features)[0].numpy()
 
     def predict(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> dict[str, Any]:
         """``{"label": top label, "confidence": p, "probabilities": {label: p}}``."""
-        probabilities = self.predict_proba(source, sample_rate=sample_rate)
-        top = int(probabilities.argmax())
-        return {"label": self.labels[top], "confidence": float(probabilities[top]),
-                "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, probabilities)}}
+        return as_prediction(self.labels, self.predict_proba(source, sample_rate=sample_rate))
 
-    def save(self, path: str | Path) -> Path:
-        """Write the artifact atomically; returns its path."""
-        header = {
-            "format": FORMAT,
+    def header(self, format: str = FORMAT) -> dict[str, Any]:
+        """What a model file says about itself besides its weights (the ONNX export reuses it)."""
+        return {
+            "format": format,
             "feature_config": self.features.to_dict(),
             "labels": list(self.labels),
             "model": {"name": self.model_name, "options": self.model_options},
@@ -78,6 +67,10 @@ class Classifier:
                            "python": platform.python_version(),
                            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact atomically; returns its path."""
+        header = self.header()
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         target = Path(path)
         with atomic_path(target) as tmp:

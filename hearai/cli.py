@@ -118,9 +118,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_evaluate)
 
     p = verbs.add_parser("predict", help="classify audio files: one JSON object per file")
-    p.add_argument("model", type=Path, help="model file written by 'hearai train'")
+    p.add_argument("model", type=Path,
+                   help="model file: .safetensors from 'hearai train' or .onnx from 'hearai export'")
     p.add_argument("files", nargs="+", type=Path, help="audio files")
     p.set_defaults(run=_predict)
+
+    p = verbs.add_parser("export", help="write the model as one ONNX graph (audio in, probabilities out)",
+                         description="Export a trained model to ONNX: the featurizer, band scaler and network in "
+                         "one graph that hearai.runtime runs with onnxruntime and NumPy, without PyTorch.")
+    p.add_argument("model", type=Path, help="model file written by 'hearai train'")
+    p.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
+    p.add_argument("--int8", action="store_true", help="quantize the weights to int8 (dynamic quantization)")
+    p.set_defaults(run=_export)
 
     p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
@@ -427,12 +436,35 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from hearai.artifact import load
-
-    classifier = load(args.model)
+    classifier = _load_model(args.model)
     for path in args.files:
         print(json.dumps({"file": str(path), **classifier.predict(path)}), flush=True)
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from hearai.artifact import load
+    from hearai.export import export_onnx
+    from hearai.runtime import load_onnx
+
+    classifier = load(args.model)
+    export_onnx(classifier, args.onnx, int8=args.int8)
+    exported = load_onnx(args.onnx)
+    print(f"wrote {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB{', int8 weights' if args.int8 else ''}): "
+          f"{exported.crop_samples}-sample windows at {exported.features.sample_rate} Hz -> "
+          f"{len(exported.labels)} class probabilities")
+    return 0
+
+
+def _load_model(path: Path):
+    """A torch model file, or an exported .onnx one (run without torch)."""
+    if path.suffix.lower() == ".onnx":
+        from hearai.runtime import load_onnx
+
+        return load_onnx(path)
+    from hearai.artifact import load
+
+    return load(path)
 
 
 def _demo(args: argparse.Namespace) -> int:

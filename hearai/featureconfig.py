@@ -106,7 +106,9 @@ class FeatureConfig:
     @property
     def window_samples(self) -> int:
         """Samples a clip needs to fill one window; shorter clips are padded to this length."""
-        return self.window_frames * self.hop_length
+        if self.center:
+            return self.window_frames * self.hop_length
+        return max(self.window_frames * self.hop_length, (self.window_frames - 1) * self.hop_length + self.n_fft)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames the STFT produces for ``n_samples`` of audio."""
@@ -219,3 +221,28 @@ def window_starts(n_frames: int, config: FeatureConfig) -> list[int]:
     if n_frames - (starts[-1] + size) > hop // 2:
         starts.append(n_frames - size)
     return starts
+
+
+def crop_samples(config: FeatureConfig) -> int:
+    """Samples whose uncentered STFT gives exactly one window's frames: (frames - 1) * hop + n_fft."""
+    return (config.window_frames - 1) * config.hop_length + config.n_fft
+
+
+def window_crops(waveform: np.ndarray, config: FeatureConfig, starts: list[int]) -> np.ndarray:
+    """(len(starts), crop_samples) audio of the windows starting at frames ``starts``.
+
+    The clip is padded as the featurizer pads it (``center``: n_fft // 2 each side, ``pad_mode``),
+    so a crop featurized with ``center=False`` gives exactly the frames the whole clip's features
+    hold for that window: the torch-free runtime and the exported graph rely on it.
+    """
+    padded = centre_pad(waveform, config)
+    size, hop = crop_samples(config), config.hop_length
+    return np.stack([padded[s * hop : s * hop + size] for s in starts]).astype(np.float32, copy=False)
+
+
+def centre_pad(waveform: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The clip as the centred STFT sees it: n_fft // 2 samples of padding on both sides."""
+    if not config.center:
+        return waveform
+    half = config.n_fft // 2
+    return np.pad(waveform, half, mode="constant" if config.pad_mode == "constant" else "reflect")

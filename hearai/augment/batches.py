@@ -3,11 +3,13 @@
 Without augmentation a batch is the cached feature windows and their class ids, drawing no
 random numbers, so switching every ingredient off reproduces plain training exactly. With
 waveform augmentation (or waveform BC mixing) each window is cut from the decoded clip with the
-featurizer's context on both sides and featurized on the fly, so an unaugmented crop gives the
-cached window back.
+featurizer's context on both sides (``window_crops``, as the exported model and the runtime cut
+them) and featurized on the fly, so an unaugmented crop gives the cached window back.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from hearai.augment.mixing import mix_logmel, mix_waveforms, mixup, soft_targets
 from hearai.augment.spectrogram import logmel_loudness_db, spec_augment
 from hearai.data.windows import ClipFeatures
 from hearai.errors import ConfigError
+from hearai.featureconfig import centre_pad, crop_samples, window_crops
 from hearai.features import FeatureConfig, build_featurizer
 
 
@@ -44,10 +47,8 @@ class BatchMaker:
         counts = torch.bincount(labels, minlength=n_classes)
         self._class_start, self._class_count = torch.cumsum(counts, 0) - counts, counts
         if augment.needs_waveforms:
-            self._featurizer = build_featurizer(features).eval()
-            hop = features.hop_length
-            self._lead = hop * -(-(features.n_fft // 2) // hop) if features.center else 0
-            self._crop_length = features.window_samples + (2 * self._lead if features.center else features.n_fft)
+            self._featurizer = build_featurizer(replace(features, center=False)).eval()
+            self._crop_length = crop_samples(features)
 
     def __call__(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.augment
@@ -96,30 +97,19 @@ class BatchMaker:
     def _crops(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """(batch, crop samples): each window's audio with featurizer context, augmented if configured."""
         assert self.data.waveforms is not None
+        if not self.augment.waveform:
+            return torch.from_numpy(np.concatenate([window_crops(self.data.waveforms[clip], self.features, [start])
+                                                    for clip, start in rows.tolist()]))
         crops = []
-        for clip, start in rows.tolist():
-            source = self.data.waveforms[clip]
-            if not self.augment.waveform:
-                crops.append(_cut(source, start * self.features.hop_length - self._lead, self._crop_length))
-                continue
+        for clip in rows[:, 0].tolist():
+            padded = centre_pad(self.data.waveforms[clip], self.features)
             choice = wave_aug.draw(self.augment, rng)
-            offset = int(rng.integers(0, max(0, len(source) - self.features.window_samples) + 1))  # time shift
-            begin = offset - int(round(self._lead * choice.rate))
-            crop = _cut(source, begin, choice.source_length(self._crop_length))
+            length = choice.source_length(self._crop_length)
+            offset = int(rng.integers(0, max(0, len(padded) - length) + 1))  # time shift: any offset in the clip
+            crop = torch.from_numpy(np.ascontiguousarray(padded[offset : offset + length], dtype=np.float32))
             crops.append(wave_aug.apply(crop, choice, length=self._crop_length, sample_rate=self.features.sample_rate))
         return torch.stack(crops)
 
     def _featurize(self, crops: torch.Tensor) -> torch.Tensor:
-        first = self._lead // self.features.hop_length
         with torch.no_grad():
-            x = self._featurizer(crops.float())
-        return x[..., first : first + self.features.window_frames].unsqueeze(1).contiguous()
-
-
-def _cut(source: np.ndarray, begin: int, length: int) -> torch.Tensor:
-    """``length`` samples of ``source`` from ``begin``, zeros where that runs off either end."""
-    out = np.zeros(length, dtype=np.float32)
-    lo, hi = max(begin, 0), min(begin + length, len(source))
-    if hi > lo:
-        out[lo - begin : hi - begin] = source[lo:hi]
-    return torch.from_numpy(out)
+            return self._featurizer(crops.float()).unsqueeze(1).contiguous()
