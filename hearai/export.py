@@ -11,32 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from hearai.artifact import Classifier
 from hearai.errors import ModelError
 from hearai.featureconfig import crop_samples
-from hearai.features import build_featurizer
 from hearai.fsutil import atomic_path
+from hearai.models.inference import WindowGraph
 from hearai.runtime import ONNX_FORMAT
 
 OPSET = 20
-
-
-class WindowGraph(nn.Module):
-    """Crops (batch, crop samples) -> probabilities (batch, n_classes)."""
-
-    def __init__(self, classifier: Classifier) -> None:
-        super().__init__()
-        self.featurizer = build_featurizer(replace(classifier.features, center=False))
-        self.model = classifier.model
-
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(self.featurizer(crops).unsqueeze(1)), dim=1)
 
 
 def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False) -> Path:
@@ -44,7 +30,7 @@ def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False)
     import onnx
 
     target = Path(path)
-    graph = WindowGraph(classifier).eval()
+    graph = WindowGraph(classifier.model, classifier.features).eval()
     example = torch.zeros(2, crop_samples(classifier.features))
     with atomic_path(target) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from hearai.features import FeatureConfig, cut_windows
+from hearai.features import FeatureConfig, build_featurizer, cut_windows
 
 
 def clip_probabilities(
@@ -26,3 +28,20 @@ def clip_probabilities(
     model.train(was_training)
     per_window = torch.cat(outputs)
     return torch.stack([chunk.mean(dim=0) for chunk in per_window.split(counts)])
+
+
+class WindowGraph(nn.Module):
+    """Window audio crops (batch, crop samples) -> probabilities (batch, n_classes), featurizer inside.
+
+    Crops carry the featurizer's context (``featureconfig.window_crops``), so the uncentred STFT
+    here gives exactly the frames of the window in the whole clip's features. Detectors call it,
+    and ``hearai export`` writes it as the ONNX graph.
+    """
+
+    def __init__(self, model: nn.Module, config: FeatureConfig) -> None:
+        super().__init__()
+        self.featurizer = build_featurizer(replace(config, center=False))
+        self.model = model
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(self.featurizer(crops).unsqueeze(1)), dim=1)
