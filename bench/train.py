@@ -66,7 +66,7 @@ def main() -> None:
         return BatchMaker(clips, rows, features=config, augment=augment, n_classes=10,
                           band_mean=torch.cat(list(clips.features), 1).mean(1), seed=0)
 
-    plain = maker(AugmentConfig(spec_augment=False))
+    plain = maker(AugmentConfig.plain())
 
     def pipeline():
         while True:
@@ -103,12 +103,13 @@ def main() -> None:
               f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %")
     step_ms = 1000 * b / results["dsresnet"]["samples_per_s_preloaded"]
     ingredients = {
-        "plain": AugmentConfig(spec_augment=False),
-        "spec_augment": AugmentConfig(spec_augment=True),
-        "mixup": AugmentConfig(spec_augment=False, mixing="mixup"),
-        "bc-logmel": AugmentConfig(spec_augment=False, mixing="bc-logmel"),
-        "bc-waveform": AugmentConfig(spec_augment=False, mixing="bc-waveform"),
-        "waveform": AugmentConfig(spec_augment=False, waveform=True),
+        "plain": AugmentConfig.plain(),
+        "spec_augment": AugmentConfig.plain(spec_augment=True),
+        "mixup": AugmentConfig.plain(mixing="mixup"),
+        "bc-logmel": AugmentConfig.plain(mixing="bc-logmel"),
+        "bc-waveform": AugmentConfig.plain(mixing="bc-waveform"),
+        "waveform": AugmentConfig.plain(waveform=True),
+        "default recipe": AugmentConfig(),
     }
     batch_cost = {}
     for name, augment in ingredients.items():

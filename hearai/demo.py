@@ -59,7 +59,7 @@ def cross_validate_step(out: Path) -> list[str]:
     # A 10-epoch run on clean synthetic clips: augmentation pays off over longer training on real
     # recordings (see the README's ablation), so the demo trains plainly, with the band scaler only.
     config = TrainConfig(model="dsresnet", epochs=10, batch_size=32,
-                         augment=AugmentConfig(spec_augment=False, mixing="none", waveform=False))
+                         augment=AugmentConfig.plain())
     report = cross_validate(dataset, folds=None, features=features, config=config, run=run, out=out / "cv")
     per_fold = ", ".join(f"{100 * r['accuracy']:.0f}%" for r in report["folds"])
     return [f"dsresnet, 5-fold CV accuracy {100 * report['mean_accuracy']:.1f}% ± "

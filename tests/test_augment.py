@@ -154,7 +154,7 @@ def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0) -> BatchMa
 
 def test_all_switches_off_gives_the_cached_windows_and_class_ids():
     data = _clips()
-    maker = _maker(data, AugmentConfig(spec_augment=False))
+    maker = _maker(data, AugmentConfig.plain())
     rows = maker.rows[[0, 5, 7]]
     x, y = maker(rows)
     assert torch.equal(x, data.windows(rows, FeatureConfig().window_frames))
@@ -163,7 +163,7 @@ def test_all_switches_off_gives_the_cached_windows_and_class_ids():
 
 def test_an_unaugmented_audio_crop_featurizes_to_the_cached_window():
     data = _clips()
-    maker = _maker(data, AugmentConfig(spec_augment=False, mixing="bc-waveform"))
+    maker = _maker(data, AugmentConfig.plain(mixing="bc-waveform"))
     rows = maker.rows  # first, middle and last windows of every clip, edges included
     rebuilt = maker._featurize(maker._crops(rows, np.random.default_rng(0)))
     cached = data.windows(rows, FeatureConfig().window_frames)
@@ -186,7 +186,7 @@ def test_mixed_batches_have_distributions_as_labels(mixing):
 
 def test_waveform_augmentation_changes_windows_but_keeps_their_shape():
     data = _clips()
-    maker = _maker(data, AugmentConfig(spec_augment=False, waveform=True))
+    maker = _maker(data, AugmentConfig.plain(waveform=True))
     x, y = maker(maker.rows)
     cached = data.windows(maker.rows, FeatureConfig().window_frames)
     assert x.shape == cached.shape and (x - cached).abs().mean() > 1.0 and torch.isfinite(x).all()
@@ -195,7 +195,7 @@ def test_waveform_augmentation_changes_windows_but_keeps_their_shape():
 def test_mixing_needs_what_it_mixes():
     data = _clips()
     with pytest.raises(ConfigError, match="decoded"):
-        _maker(ClipFeatures(data.features, data.labels), AugmentConfig(waveform=True))
+        _maker(ClipFeatures(data.features, data.labels), AugmentConfig.plain(waveform=True))
     one_class = ClipFeatures(data.features[:3], data.labels[:3], data.waveforms[:3])
     with pytest.raises(ConfigError, match="two classes"):
         _maker(one_class, AugmentConfig(mixing="bc-logmel"))
@@ -210,12 +210,12 @@ def test_standardization_statistics_come_from_the_training_clips_only():
     config = FeatureConfig()
     train, validation = data.subset([0, 1, 3, 4, 6, 7]), data.subset([2, 5, 8])
     result = fit(train, validation, n_classes=3, features=config, progress=False,
-                 config=TrainConfig(epochs=1, augment=AugmentConfig(spec_augment=False)))
+                 config=TrainConfig(epochs=1, augment=AugmentConfig.plain()))
     frames = torch.cat(list(train.features), 1)
     assert torch.allclose(result.model.scaler.mean.flatten(), frames.mean(1), atol=1e-4)
     assert torch.allclose(result.model.scaler.std.flatten(), frames.std(1), atol=1e-4)
     off = fit(train, None, n_classes=3, features=config, progress=False,
-              config=TrainConfig(epochs=1, augment=AugmentConfig(scaler=False)))
+              config=TrainConfig(epochs=1, augment=AugmentConfig.plain(scaler=False)))
     assert off.model.scaler.mean.abs().max() == 0 and (off.model.scaler.std == 1).all()
 
 

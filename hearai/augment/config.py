@@ -33,7 +33,7 @@ class AugmentConfig:
     freq_mask_bands: int = 20
     time_masks: int = 2
     time_mask_frames: int = 10
-    mixing: Literal["none", "mixup", "bc-logmel", "bc-waveform"] = "none"
+    mixing: Literal["none", "mixup", "bc-logmel", "bc-waveform"] = "bc-logmel"
     mixup_alpha: float = 0.4
     waveform: bool = False
     gain_db: float = 6.0
@@ -63,6 +63,11 @@ class AugmentConfig:
         if not low <= high:
             raise ConfigError(f"AugmentConfig.noise_snr_db must be [low, high] in dB, got {self.noise_snr_db!r}")
         object.__setattr__(self, "noise_snr_db", (float(low), float(high)))
+
+    @classmethod
+    def plain(cls, **changes: Any) -> AugmentConfig:
+        """No augmentation (the band scaler stays on) except ``changes``: one row of an ablation."""
+        return cls(**{"spec_augment": False, "mixing": "none", "waveform": False, **changes})
 
     @property
     def needs_waveforms(self) -> bool:
