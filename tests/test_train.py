@@ -173,7 +173,8 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     """
     manifest = generate_clips(tmp_path / "set", per_class=8, seconds=4.0, folds=4, seed=11, progress=False)
     common = ["train", "--dataset", "csv", "--root", str(manifest), "--folds", "1,2,3", "--epochs", "8",
-              "--batch-size", "16", "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0"]
+              "--batch-size", "16", "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0",
+              "--no-spec-augment", "--mixing", "none"]  # 8 epochs: long enough to learn without augmentation
     single = hearai(*common, "--out", str(tmp_path / "one.safetensors"))
     assert single.returncode == 0, single.stderr
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
