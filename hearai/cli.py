@@ -173,24 +173,29 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     a = d.augment
     group = parser.add_argument_group("augmentation (each switch alone; the defaults are the best measured recipe)")
-    group.add_argument("--scaler", action=argparse.BooleanOptionalAction, default=a.scaler,
-                       help="per-band standardization fitted on the training clips (default: %(default)s)")
-    group.add_argument("--spec-augment", action=argparse.BooleanOptionalAction, default=a.spec_augment,
+    # Switch defaults stay None so that only switches actually given override --augment-config.
+    group.add_argument("--scaler", action=argparse.BooleanOptionalAction,
+                       help=f"per-band standardization fitted on the training clips (default: {_on(a.scaler)})")
+    group.add_argument("--spec-augment", action=argparse.BooleanOptionalAction,
                        help=f"SpecAugment: {a.freq_masks} frequency masks of <= {a.freq_mask_bands} bands and "
-                       f"{a.time_masks} time masks of <= {a.time_mask_frames} frames (default: %(default)s)")
-    group.add_argument("--mixing", choices=MIXING, default=a.mixing,
+                       f"{a.time_masks} time masks of <= {a.time_mask_frames} frames (default: {_on(a.spec_augment)})")
+    group.add_argument("--mixing", choices=MIXING,
                        help="mix pairs of examples with soft labels: mixup, or between-class learning on log-mel "
-                       "power or on waveforms (default: %(default)s)")
-    group.add_argument("--mixup-alpha", type=float, default=a.mixup_alpha,
-                       help="Beta(alpha, alpha) of the mixup ratio (default: %(default)s)")
-    group.add_argument("--waveform-augment", action=argparse.BooleanOptionalAction, default=a.waveform,
+                       f"power or on waveforms (default: {a.mixing})")
+    group.add_argument("--mixup-alpha", type=float,
+                       help=f"Beta(alpha, alpha) of the mixup ratio (default: {a.mixup_alpha})")
+    group.add_argument("--waveform-augment", action=argparse.BooleanOptionalAction,
                        help="time shift, gain, time stretch, pitch shift and background noise on the audio, "
-                       "featurized on the fly (default: %(default)s)")
+                       f"featurized on the fly (default: {_on(a.waveform)})")
     group.add_argument("--augment-config", type=Path, metavar="JSON",
                        help="a JSON file of AugmentConfig fields (mask widths, noise SNR, ...); the switches above "
                        "override it")
     _feature_config_option(parser)
     _run_options(parser)
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def _fold_list(text: str) -> list[int]:
@@ -356,8 +361,9 @@ def _augment_config(args: argparse.Namespace):
     from hearai.augment import AugmentConfig
 
     fields = _read_json_object(args.augment_config) if args.augment_config else {}
-    fields.update(scaler=args.scaler, spec_augment=args.spec_augment, mixing=args.mixing,
-                  mixup_alpha=args.mixup_alpha, waveform=args.waveform_augment)
+    given = {"scaler": args.scaler, "spec_augment": args.spec_augment, "mixing": args.mixing,
+             "mixup_alpha": args.mixup_alpha, "waveform": args.waveform_augment}
+    fields.update({k: v for k, v in given.items() if v is not None})
     try:
         return AugmentConfig.from_dict(fields)
     except TypeError as exc:

@@ -225,3 +225,17 @@ def test_train_config_with_augmentation_survives_json():
     assert again == config and again.augment.noise_snr_db == (5.0, 20.0)
     with pytest.raises(ConfigError, match="AugmentConfig has no field"):
         TrainConfig.from_dict({"augment": {"cutout": True}})
+
+
+def test_cli_switches_override_only_what_they_name(tmp_path):
+    from hearai.cli import _parser, _train_config
+
+    (tmp_path / "aug.json").write_text(json.dumps({"mixing": "mixup", "time_masks": 3, "spec_augment": False}))
+    base = ["cv", "--dataset", "esc10", "--root", str(tmp_path), "--out", str(tmp_path / "r")]
+    from_file = _train_config(_parser().parse_args([*base, "--augment-config", str(tmp_path / "aug.json")])).augment
+    assert (from_file.mixing, from_file.time_masks, from_file.spec_augment) == ("mixup", 3, False)
+    assert from_file.scaler  # untouched fields keep their defaults
+    switched = _train_config(_parser().parse_args([*base, "--augment-config", str(tmp_path / "aug.json"),
+                                                   "--mixing", "none", "--no-scaler"])).augment
+    assert (switched.mixing, switched.time_masks, switched.scaler) == ("none", 3, False)
+    assert _train_config(_parser().parse_args(base)).augment == AugmentConfig()  # no flags: the default recipe
