@@ -65,7 +65,7 @@ def main() -> None:
         records[row] = {"flags": ROWS[row][1], "mean_accuracy": metrics["mean_accuracy"],
                         "std_accuracy": metrics["std_accuracy"], "folds": folds, "macro_f1": metrics["macro_f1"]}
         table.append(f"| {ROWS[row][0]} | `{' '.join(ROWS[row][1])}` | {100 * metrics['mean_accuracy']:.1f} % ± "
-                     f"{100 * metrics['std_accuracy']:.1f} % | {', '.join(f'{a:.1f}' for a in folds)} |")
+                     f"{100 * metrics['std_accuracy']:.1f} % | {', '.join(f'{a:.2f}' for a in folds)} |")
     print("\n".join(table))
     write_text_atomic(args.out / "ablation.json", json.dumps({"dataset": args.dataset, "rows": records}, indent=2))
 
