@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 
 from hearai.augment.waveform import a_weighting_db
@@ -39,7 +42,12 @@ def spec_augment(x: torch.Tensor, *, generator: torch.Generator, freq_masks: int
 
 def logmel_loudness_db(x: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """(batch,) peak A-weighted frame power of log-mel dB windows (floor -80): mel-domain gain G."""
-    centers = mel_band_edges(config)[1:-1]
-    weights = torch.as_tensor(a_weighting_db(centers), dtype=x.dtype).view(-1, 1)
+    weights = torch.as_tensor(_band_a_weights(config), dtype=x.dtype).view(-1, 1)
     frame_db = 10.0 * torch.log10((10.0 ** ((x.flatten(0, -3) + weights) / 10.0)).sum(-2).clamp_min(1e-12))
     return frame_db.amax(-1).clamp_min(_FLOOR_DB)
+
+
+@functools.lru_cache(maxsize=8)
+def _band_a_weights(config: FeatureConfig) -> np.ndarray:
+    """A-weighting (dB) at each mel band's centre: computed once per config, not once per batch."""
+    return a_weighting_db(mel_band_edges(config)[1:-1])
