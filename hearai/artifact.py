@@ -23,10 +23,11 @@ from torch import nn
 
 from hearai import __version__
 from hearai.errors import HearaiError, ModelError
+from hearai.featureconfig import crop_samples
 from hearai.features import FeatureConfig, FeatureExtractor
 from hearai.fsutil import atomic_path
 from hearai.models import create_model
-from hearai.models.inference import clip_probabilities
+from hearai.models.inference import WindowGraph, clip_probabilities
 from hearai.scoring import as_prediction, model_waveform
 
 FORMAT = "hearai-classifier/1"
@@ -46,11 +47,23 @@ class Classifier:
     def __post_init__(self) -> None:
         self.model.eval()
         self._extractor = FeatureExtractor(self.features)
+        self.window_graph = WindowGraph(self.model, self.features).eval()
 
     def predict_proba(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> np.ndarray:
         """Class probabilities (n_classes,) for a file, or a mono waveform with its ``sample_rate``."""
         features = self._extractor.clip(model_waveform(source, sample_rate=sample_rate, config=self.features))
         return clip_probabilities(self.model, [features], self.features)[0].numpy()
+
+    def window_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """(n, crop samples) window audio (``featureconfig.window_crops``) -> (n, n_classes) probabilities.
+
+        The detectors call this; it is the graph ``hearai export`` writes, so torch and ONNX agree.
+        """
+        crops = np.asarray(crops, dtype=np.float32)
+        if crops.ndim != 2 or crops.shape[1] != crop_samples(self.features):
+            raise ModelError(f"expected crops of shape (n, {crop_samples(self.features)}), got {crops.shape}")
+        with torch.inference_mode():
+            return self.window_graph(torch.from_numpy(crops)).numpy()
 
     def predict(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> dict[str, Any]:
         """``{"label": top label, "confidence": p, "probabilities": {label: p}}``."""

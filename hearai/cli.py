@@ -131,10 +131,56 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="quantize the weights to int8 (dynamic quantization)")
     p.set_defaults(run=_export)
 
+    p = verbs.add_parser(
+        "detect", help="find sound events with timestamps in recordings of any length",
+        description="Slide the model over each recording (streamed from disk, constant memory): where sound rises "
+        "above the background, the model names it; per-class thresholds with hysteresis turn that into events "
+        "(file,label,onset,offset,confidence in seconds).")
+    p.add_argument("model", type=Path,
+                   help="model file: .safetensors from 'hearai train' or .onnx from 'hearai export'")
+    p.add_argument("files", nargs="+", type=Path, help="audio files or folders")
+    p.add_argument("--out", type=Path, help="write the events to .csv or .json (default: print CSV)")
+    p.add_argument("--plot", type=Path, help="timeline figure: probabilities over time, events on top (a .png "
+                   "per file when several files are given: this is then a folder)")
+    p.add_argument("--evaluate", type=Path, metavar="GROUND_TRUTH.csv",
+                   help="score against file,label,onset,offset: event-based F1 (200-ms collar), segment-based "
+                   "F1 and error rate (1-s segments)")
+    _detect_options(p)
+    p.set_defaults(run=_detect)
+
+    p = verbs.add_parser(
+        "listen", help="detect live: a microphone, raw PCM on stdin, or a file at real-time pace",
+        description="Print an alert as each sound is decided (about 1.8 s after it starts with 2-s windows) and a "
+        "line when it ends. Exactly one source: --device, --stdin, or FILE.")
+    p.add_argument("model", type=Path, help="model file (.safetensors or .onnx)")
+    p.add_argument("file", type=Path, nargs="?", help="play this file through the detector")
+    p.add_argument("--realtime", action="store_true", help="with FILE: release audio at real-time pace")
+    p.add_argument("--stdin", action="store_true", help="read raw interleaved PCM from standard input")
+    p.add_argument("--rate", type=int, help="with --stdin: its sample rate in Hz (required)")
+    p.add_argument("--format", dest="pcm_format", choices=("s16le", "s32le", "f32le"), default="s16le",
+                   help="with --stdin: sample format (default: %(default)s)")
+    p.add_argument("--channels", type=int, default=1, help="with --stdin: interleaved channels (default: 1)")
+    p.add_argument("--device", help="microphone: a PortAudio device index or name (needs libportaudio2)")
+    p.add_argument("--list-devices", action="store_true", help="list PortAudio devices and exit")
+    p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
+    _detect_options(p)
+    p.set_defaults(run=_listen)
+
     p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
     p.set_defaults(run=_demo)
     return parser
+
+
+def _detect_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("detection (defaults suit most recordings)")
+    group.add_argument("--threshold", type=float, help="probability that starts an event (default: 0.5)")
+    group.add_argument("--release", type=float, help="probability below which it ends (default: 0.3)")
+    group.add_argument("--ignore", help="comma-separated labels never reported (background classes, e.g. rain,wind)")
+    group.add_argument("--only", help="comma-separated labels to report; the others are ignored")
+    group.add_argument("--detect-config", type=Path, metavar="JSON",
+                       help="a JSON file of DetectConfig fields (per-label thresholds, rise_db, merge_gap_seconds, "
+                       "...); the options above override it")
 
 
 def _dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -460,6 +506,112 @@ def _export(args: argparse.Namespace) -> int:
           f"{exported.crop_samples}-sample windows at {exported.features.sample_rate} Hz -> "
           f"{len(exported.labels)} class probabilities")
     return 0
+
+
+def _detect_config(args: argparse.Namespace, labels: tuple[str, ...]):
+    from hearai.detect import DetectConfig
+
+    data = _read_json_object(args.detect_config) if args.detect_config else {}
+    if args.threshold is not None:
+        data["threshold"] = args.threshold
+    if args.release is not None:
+        data["release"] = args.release
+    elif args.threshold is not None and "release" not in data:
+        data["release"] = min(DetectConfig.release, args.threshold)
+    ignore = set(_label_list(args.ignore, labels, "--ignore")) | set(data.get("ignore", ()))
+    if args.only:
+        ignore |= set(labels) - set(_label_list(args.only, labels, "--only"))
+    data["ignore"] = sorted(ignore)
+    return DetectConfig.from_dict(data)
+
+
+def _label_list(text: str | None, labels: tuple[str, ...], option: str) -> list[str]:
+    chosen = [x.strip() for x in (text or "").split(",") if x.strip()]
+    unknown = [x for x in chosen if x not in labels]
+    if unknown:
+        raise ConfigError(f"{option}: the model has no label(s) {', '.join(unknown)}; it knows {', '.join(labels)}")
+    return chosen
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hearai import audio, plots
+    from hearai.detect import detect_file, evaluate, read_ground_truth, write_events
+    from hearai.detect.files import EVENT_COLUMNS, event_rows
+
+    scorer = _load_model(args.model)
+    config = _detect_config(args, scorer.labels)
+    truth = read_ground_truth(args.evaluate) if args.evaluate else None
+    files = audio.find_audio_files(*args.files)
+    detections = []
+    for path in tqdm(files, desc="detecting", unit="file", disable=len(files) < 2 or not sys.stderr.isatty()):
+        detection = detect_file(scorer, path, config, record=args.plot is not None)
+        detections.append(detection)
+        if args.plot:
+            target = args.plot if len(files) == 1 else args.plot / f"{path.stem}.png"
+            known = [(t.label, t.onset, t.offset) for t in truth or [] if t.file == path.name]
+            plots.event_timeline(detection.times, detection.probabilities, list(scorer.labels),
+                                 [(e.label, e.onset, e.offset, e.confidence) for e in detection.events], target,
+                                 title=f"{path.name}: {len(detection.events)} events", threshold=config.threshold,
+                                 truth=known or None)
+            print(f"timeline: {target}", file=sys.stderr)
+    if args.out:
+        write_events(args.out, detections, config=config, model=str(args.model))
+        print(f"events: {args.out} ({sum(len(d.events) for d in detections)} in {len(files)} files)", file=sys.stderr)
+    else:
+        print(",".join(EVENT_COLUMNS))
+        for row in event_rows(detections):
+            print(",".join(str(x) for x in row))
+    if truth is not None:
+        scores = evaluate(truth, detections)
+        print(json.dumps(scores, indent=2))
+    return 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from hearai.detect import listen as live
+
+    if args.list_devices:
+        print(live.list_devices())
+        return 0
+    sources = [name for name, given in (("--stdin", args.stdin), ("--device", args.device is not None),
+                                        ("FILE", args.file is not None)) if given]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one source: --device N, --stdin --rate R, or FILE"
+                          + (f" (got {' and '.join(sources)})" if sources else ""))
+    scorer = _load_model(args.model)
+    config = _detect_config(args, scorer.labels)
+    rate = scorer.features.sample_rate
+    if args.stdin:
+        if args.rate is None:
+            raise ConfigError("--stdin needs --rate: raw PCM does not say its sample rate")
+        rate = live.check_rate(args.rate)
+        chunks = live.pcm_chunks(sys.stdin.buffer, rate=rate, pcm_format=args.pcm_format, channels=args.channels)
+    elif args.file is not None:
+        chunks = live.file_chunks(args.file, rate=rate, realtime=args.realtime)
+    else:
+        device = int(args.device) if args.device.isdigit() else args.device
+        chunks = live.microphone_chunks(device=device, rate=rate)
+
+    def show(event) -> None:
+        if args.json:
+            print(json.dumps(event.to_dict()), flush=True)
+        elif event.offset is None:
+            print(f"{event.onset:9.2f} s  ALERT  {event.label}  ({100 * event.confidence:.0f}%)", flush=True)
+        else:
+            print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
+
+    print(f"listening ({', '.join(sources)}; alerts within {_latency(scorer, config):.1f} s of a sound's start)",
+          file=sys.stderr, flush=True)
+    live.listen(scorer, chunks, rate=rate, config=config, on_event=show)
+    return 0
+
+
+def _latency(scorer, config) -> float:
+    from hearai.detect import StreamingDetector
+
+    return StreamingDetector(scorer, config).latency_bound_seconds
 
 
 def _load_model(path: Path):

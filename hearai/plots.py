@@ -95,3 +95,39 @@ def confusion(matrix: np.ndarray, labels: list[str], path: str | Path, *, title:
                         color="white" if shares[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, label="share of the true class")
     return _save(fig, path)
+
+
+def event_timeline(times: np.ndarray, probabilities: np.ndarray, labels: list[str],
+                   events: list[tuple[str, float, float, float]], path: str | Path, *, title: str,
+                   threshold: float, truth: list[tuple[str, float, float]] | None = None) -> Path:
+    """Window probabilities over time (top) and one lane per label with the detected events (bottom).
+
+    ``events`` and ``truth`` are (label, onset, offset[, confidence]); only labels that were likely
+    somewhere, detected or in the truth get a curve and a lane, so 50-class models stay legible.
+    """
+    shown = sorted({lab for lab, *_ in events} | {lab for lab, *_ in truth or []}
+                   | {labels[k] for k in np.nonzero((probabilities >= threshold).any(axis=0))[0]}
+                   if len(probabilities) else {lab for lab, *_ in events}, key=labels.index)
+    colours = {lab: plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")(i % 20) for i, lab in enumerate(shown)}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 3 + 0.35 * max(len(shown), 2)), sharex=True,
+                                      constrained_layout=True, height_ratios=[2, 1 + 0.15 * len(shown)])
+    for lab in shown:
+        if len(times):
+            top.plot(times, probabilities[:, labels.index(lab)], color=colours[lab], label=lab, lw=1.4)
+    top.axhline(threshold, color="grey", ls="--", lw=0.8)
+    top.set(ylabel="probability", ylim=(0, 1.02), title=title)
+    if shown:
+        top.legend(loc="upper right", fontsize=8, ncol=min(len(shown), 5))
+    for row, lab in enumerate(shown):
+        for t_lab, onset, offset in truth or []:
+            if t_lab == lab:
+                bottom.broken_barh([(onset, offset - onset)], (row - 0.45, 0.3), color="lightgrey", edgecolor="grey")
+        for e_lab, onset, offset, confidence in events:
+            if e_lab == lab:
+                bottom.broken_barh([(onset, offset - onset)], (row - 0.1, 0.5), color=colours[lab],
+                                   alpha=0.4 + 0.6 * confidence)
+    bottom.set_yticks(range(len(shown)), shown, fontsize=8)
+    bottom.set_ylim(-0.7, max(len(shown), 1) - 0.3)
+    bottom.invert_yaxis()
+    bottom.set(xlabel="time (s)", title="detected events" + (" (grey: ground truth)" if truth else ""))
+    return _save(fig, path)

@@ -209,15 +209,37 @@ def make_event(label: str, rng: np.random.Generator, *, sample_rate: int) -> np.
     return (event / (np.abs(event).max() + 1e-12)).astype(np.float32)
 
 
-def mix_at_snr(background: np.ndarray, event: np.ndarray, start: int, snr_db: float) -> None:
+def mix_at_snr(background: np.ndarray, event: np.ndarray, start: int, snr_db: float) -> np.ndarray:
     """Add ``event`` into ``background`` at ``start`` (in place), scaled to ``snr_db`` over it.
 
-    The SNR compares the event's RMS with the background's RMS over the same span.
+    The SNR compares the event's RMS with the background's RMS over the same span. Returns the
+    scaled event as added.
     """
     span = background[start : start + len(event)]
     noise_rms = np.sqrt(np.mean(span**2)) + 1e-12
     event_rms = np.sqrt(np.mean(event**2)) + 1e-12
-    span += event * (noise_rms / event_rms) * 10 ** (snr_db / 20)
+    scaled = event * (noise_rms / event_rms) * 10 ** (snr_db / 20)
+    span += scaled
+    return scaled
+
+
+AUDIBLE_DB = -10.0
+_LEVEL_FRAME_SECONDS = 0.02
+
+
+def audible_span(event: np.ndarray, background_power: float, sample_rate: int) -> tuple[int, int]:
+    """First and last sample of the 20-ms frames where the event is within 10 dB of the background.
+
+    That is where a listener (or a detector) can tell the sound is there: a bell's or a breaking
+    glass's decay far below the background noise is not part of the event as heard.
+    """
+    frame = int(_LEVEL_FRAME_SECONDS * sample_rate)
+    n = max(1, len(event) // frame)
+    power = np.mean(np.square(event[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    loud = np.nonzero(power >= background_power * 10 ** (AUDIBLE_DB / 10))[0]
+    if not len(loud):
+        return 0, len(event)
+    return int(loud[0] * frame), int(min(len(event), (loud[-1] + 1) * frame))
 
 
 def make_clip(
@@ -255,14 +277,15 @@ def make_soundscape(
 ) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     """A background recording with ``events`` non-overlapping events at random known times.
 
-    Returns the waveform and (label, onset, offset) rows; onset and offset are where the event's
-    sound starts and ends. Events are kept at least 0.5 s apart so their boundaries stay distinct.
+    Returns the waveform and (label, onset, offset) rows; onset and offset bound the part of the
+    event that is audible over the background (``audible_span``). Events are kept at least 1 s apart
+    so their boundaries stay distinct.
     """
     n = int(round(seconds * sample_rate))
     background = coloured_noise(rng, n, sample_rate, str(rng.choice(_COLOURS)))
     chosen = [str(rng.choice(labels)) for _ in range(events)]
     clips = [make_event(label, rng, sample_rate=sample_rate) for label in chosen]
-    gap = int(0.5 * sample_rate)
+    gap = int(1.0 * sample_rate)
     free = n - sum(len(c) for c in clips) - gap * (len(clips) + 1)
     if free < 0:
         raise ConfigError(f"{events} events do not fit in a {seconds:g}-s soundscape")
@@ -272,8 +295,10 @@ def make_soundscape(
     rows, position = [], gap
     for label, clip, extra in zip(chosen, clips, shares):
         position += int(extra)
-        mix_at_snr(background, clip, position, rng.uniform(*snr_db))
-        rows.append((label, position / sample_rate, (position + len(clip)) / sample_rate))
+        noise_power = float(np.mean(np.square(background[position : position + len(clip)], dtype=np.float64)))
+        first, last = audible_span(mix_at_snr(background, clip, position, rng.uniform(*snr_db)), noise_power,
+                                   sample_rate)
+        rows.append((label, (position + first) / sample_rate, (position + last) / sample_rate))
         position += len(clip) + gap
     return _to_level(background, rng), rows
 

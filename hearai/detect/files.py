@@ -1,0 +1,110 @@
+"""Recordings on disk to event tables: detect, write CSV/JSON, read ground truth, score against it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hearai import audio
+from hearai.detect.detector import DetectConfig, Event, StreamingDetector, WindowScorer
+from hearai.detect.metrics import LabelledEvent, event_based, segment_based
+from hearai.errors import ConfigError
+from hearai.fsutil import write_csv_atomic, write_text_atomic
+
+EVENT_COLUMNS = ("file", "label", "onset", "offset", "confidence")
+BLOCK_SECONDS = 5.0
+
+
+@dataclass
+class Detection:
+    """One recording's events, and its window probabilities over time (for the timeline plot)."""
+
+    file: str
+    events: list[Event]
+    times: np.ndarray  # (n_windows,) window centres in seconds
+    probabilities: np.ndarray  # (n_windows, n_classes)
+    seconds: float
+
+
+def detect_file(scorer: WindowScorer, path: str | Path, config: DetectConfig | None = None, *,
+                record: bool = False) -> Detection:
+    """Events in a recording of any length, read block by block (memory independent of duration)."""
+    rate = scorer.features.sample_rate
+    detector = StreamingDetector(scorer, config, sample_rate=rate, record=record)
+    events: list[Event] = []
+    for block in audio.stream(path, sample_rate=rate, block_seconds=BLOCK_SECONDS):
+        events += detector.push(block)
+    events += detector.flush()
+    closed = sorted((e for e in events if e.offset is not None), key=lambda e: (e.onset, e.label))
+    return Detection(file=str(path), events=closed, times=np.asarray(detector.times),
+                     probabilities=np.asarray(detector.probabilities).reshape(-1, len(scorer.labels)),
+                     seconds=detector.seconds)
+
+
+def event_rows(detections: Iterable[Detection]) -> list[tuple[str, str, float, float, float]]:
+    return [(d.file, e.label, round(e.onset, 3), round(e.offset or e.onset, 3), round(e.confidence, 4))
+            for d in detections for e in d.events]
+
+
+def write_events(path: str | Path, detections: list[Detection], *, config: DetectConfig, model: str) -> Path:
+    """``.csv`` (file,label,onset,offset,confidence) or ``.json`` (events plus settings), atomically."""
+    target = Path(path)
+    rows = event_rows(detections)
+    if target.suffix.lower() == ".json":
+        payload = {"model": model, "detect_config": config.to_dict(),
+                   "files": [{"file": d.file, "seconds": round(d.seconds, 3),
+                              "events": [e.to_dict() for e in d.events]} for d in detections]}
+        write_text_atomic(target, json.dumps(payload, indent=2) + "\n")
+    elif target.suffix.lower() == ".csv":
+        write_csv_atomic(target, EVENT_COLUMNS, rows)
+    else:
+        raise ConfigError(f"{target}: events are written as .csv or .json, not {target.suffix or 'no suffix'!r}")
+    return target
+
+
+def read_ground_truth(path: str | Path) -> list[LabelledEvent]:
+    """A CSV with columns file,label,onset,offset (seconds); every bad row is named at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: ground-truth file not found")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = sorted({"file", "label", "onset", "offset"} - set(reader.fieldnames or ()))
+        if missing:
+            raise ConfigError(f"{path}: ground truth needs columns file,label,onset,offset; "
+                              f"missing {', '.join(missing)}")
+        events, problems = [], []
+        for line, row in enumerate(reader, start=2):
+            try:
+                onset, offset = float(row["onset"]), float(row["offset"])
+            except (TypeError, ValueError):
+                problems.append(f"line {line}: onset/offset are not numbers")
+                continue
+            if not 0 <= onset < offset:
+                problems.append(f"line {line}: need 0 <= onset < offset, got {onset}, {offset}")
+                continue
+            events.append(LabelledEvent(Path(row["file"]).name, row["label"], onset, offset))
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
+    return events
+
+
+def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[str, Any]:
+    """DCASE scores: event-based (200-ms onset collar, offset 20 % or 200 ms), segment-based (1 s).
+
+    Files are matched by name; only the detected files' ground truth counts.
+    """
+    names = {Path(d.file).name for d in detections}
+    unknown = sorted(names - {t.file for t in truth})
+    reference = [t for t in truth if t.file in names]
+    estimated = [LabelledEvent(Path(d.file).name, e.label, e.onset, e.offset or e.onset)
+                 for d in detections for e in d.events]
+    return {"files": len(names), "files_without_ground_truth": unknown,
+            "event_based": event_based(reference, estimated, collar=0.2, offset_ratio=0.2),
+            "segment_based": segment_based(reference, estimated, segment=1.0)}
