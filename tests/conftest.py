@@ -43,3 +43,28 @@ def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.n
 def dominant_frequency(wave: np.ndarray, rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
     return float(np.argmax(spectrum) * rate / len(wave))
+
+
+@pytest.fixture(scope="session")
+def synth_model(tmp_path_factory) -> Path:
+    """A dsresnet trained on the embedded synthetic classes (10 x 40 clips, 12 epochs, about a minute).
+
+    Trained once per test run: pytest-xdist workers share it through a lock in the common temp folder.
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    model = shared / "synth-model.safetensors"
+    with FileLock(str(shared / "synth-model.lock")):
+        if not model.exists():
+            from tests.test_cli import hearai
+
+            data = shared / "synth-model-data"
+            done = hearai("synth", "--out", str(data), "--per-class", "40", "--soundscapes", "0", "--seed", "3")
+            assert done.returncode == 0, done.stderr
+            done = hearai("train", "--dataset", "csv", "--root", str(data / "manifest.csv"), "--out", str(model),
+                          "--epochs", "12", "--batch-size", "32", "--no-spec-augment", "--mixing", "none",
+                          "--cache", str(shared / "synth-model-cache"), "--quiet", timeout=900)
+            assert done.returncode == 0, done.stderr
+    return model

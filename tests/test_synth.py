@@ -76,7 +76,7 @@ def test_soundscape_ground_truth_marks_where_the_sound_is():
     onsets = [on for _, on, _ in events]
     assert onsets == sorted(onsets)
     for (_, _, off), (_, next_on, _) in zip(events, events[1:]):
-        assert next_on - off >= 0.5
+        assert next_on - off >= 1.0
     inside = np.zeros(len(wave), dtype=bool)
     for _, on, off in events:
         inside[int(on * 16_000) : int(off * 16_000)] = True

@@ -79,13 +79,17 @@ def file_chunks(path: str | Path, *, rate: int, realtime: bool,
 
 def microphone_chunks(*, device: int | str | None, rate: int,
                       chunk_seconds: float = CHUNK_SECONDS) -> Iterator[np.ndarray]:
-    """Mono float32 chunks from an input device through PortAudio (sounddevice)."""
+    """Mono float32 chunks from an input device through PortAudio (sounddevice); opens it now."""
     sd = _sounddevice()
     try:
         stream = sd.InputStream(device=device, channels=1, samplerate=rate, dtype="float32",
                                 blocksize=max(1, int(rate * chunk_seconds)))
     except Exception as exc:  # PortAudioError, ValueError for unknown devices
         raise ConfigError(f"cannot open input device {device!r} at {rate} Hz: {exc}") from exc
+    return _recordings(stream)
+
+
+def _recordings(stream) -> Iterator[np.ndarray]:
     with stream:
         while True:
             block, _overflowed = stream.read(stream.blocksize)
