@@ -26,7 +26,6 @@ from hearai.export import export_onnx
 from hearai.features import FeatureConfig
 from hearai.fsutil import write_text_atomic
 from hearai.models import create_model, list_models
-from hearai.models.inference import WindowGraph
 from hearai.runtime import load_onnx
 from hearai.scoring import clip_crops
 
@@ -60,7 +59,7 @@ def main() -> None:
             model = create_model(spec.name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
             classifier = Classifier(model=model.eval(), features=config, labels=tuple(map(str, range(10))),
                                     model_name=spec.name)
-            graph = WindowGraph(classifier.model, config).eval()
+            graph = classifier.window_graph
 
             def torch_score(batch: np.ndarray, graph=graph) -> np.ndarray:
                 with torch.inference_mode():

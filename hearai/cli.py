@@ -66,6 +66,25 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_synth)
 
     p = verbs.add_parser(
+        "soundscapes", help="build real test soundscapes: ESC-50 events of a held-out fold over ESC-50 backgrounds",
+        description="Lay event clips of one ESC-50 fold (trimmed of their silent padding) at known times over "
+        "background clips of the same fold (the classes in hearai.data.soundscapes.BACKGROUNDS: rain, wind, ...), "
+        "at each SNR; write WAVs and "
+        "ground_truth.csv (file,label,onset,offset,snr_db) for 'hearai detect --evaluate'. Evaluate a model "
+        "trained without that fold.")
+    p.add_argument("--root", type=Path, required=True, help="the ESC-50 folder")
+    p.add_argument("--fold", type=int, default=1, help="the held-out fold the clips come from (default: %(default)s)")
+    p.add_argument("--subset", choices=("esc10", "esc50"), default="esc10",
+                   help="event classes: ESC-10's or all ESC-50's, minus the backgrounds (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--snr", default="0,6,12", help="comma-separated SNRs in dB (default: %(default)s)")
+    p.add_argument("--per-snr", type=int, default=4, help="soundscapes per SNR (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of each (default: %(default)s)")
+    p.add_argument("--events", type=int, default=8, help="events in each (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.set_defaults(run=_soundscapes)
+
+    p = verbs.add_parser(
         "featurize", help="turn audio files into model-ready log-mel windows (safetensors)",
         description="Decode every file (folders are searched recursively), compute the features "
         "the feature config describes and cut them into fixed-size windows. Writes tensors "
@@ -337,6 +356,20 @@ def _synth(args: argparse.Namespace) -> int:
         truth = synth.generate_soundscapes(args.out / "soundscapes", count=args.soundscapes,
                                            seed=args.seed, sample_rate=args.sample_rate)
         print(f"soundscapes: {args.soundscapes}, ground truth: {truth}")
+    return 0
+
+
+def _soundscapes(args: argparse.Namespace) -> int:
+    from hearai.data.soundscapes import SoundscapeSpec, build_esc50_soundscapes
+
+    try:
+        snrs = tuple(float(x) for x in args.snr.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--snr: expected comma-separated numbers, got {args.snr!r}") from exc
+    spec = SoundscapeSpec(root=args.root, fold=args.fold, subset=args.subset, seconds=args.seconds,
+                          events=args.events, snrs_db=snrs, per_snr=args.per_snr, seed=args.seed)
+    truth = build_esc50_soundscapes(spec, args.out)
+    print(f"soundscapes: {len(snrs) * args.per_snr} of {args.seconds:g} s, ground truth: {truth}")
     return 0
 
 

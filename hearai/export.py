@@ -19,6 +19,7 @@ from hearai.artifact import Classifier
 from hearai.errors import ModelError
 from hearai.featureconfig import crop_samples
 from hearai.fsutil import atomic_path
+from hearai.models.inference import WindowGraph
 from hearai.runtime import ONNX_FORMAT
 
 OPSET = 20
@@ -29,7 +30,7 @@ def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False)
     import onnx
 
     target = Path(path)
-    graph = classifier.window_graph
+    graph = WindowGraph(classifier.model, classifier.features, matmul_dft=True).eval()  # fast in ONNX Runtime
     example = torch.zeros(2, crop_samples(classifier.features))
     with atomic_path(target) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")

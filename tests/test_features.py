@@ -249,3 +249,26 @@ def test_gpu_matches_cpu():
     cpu = LogMel(c)(wave)
     gpu = LogMel(c).cuda()(wave.cuda()).cpu()
     assert (cpu - gpu).abs().max() <= TOLERANCE_DB
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(1024, 320), (512, 160), (2048, 441), (400, 100), (17, 5)])
+def test_matmul_stft_equals_fft_power(n_fft, hop):
+    """The export-friendly STFT (one Cooley-Tukey step in matmuls) is the FFT's power to float rounding."""
+    from hearai.features import MatmulStft
+
+    signals = torch.randn(3, 9 * hop + n_fft + 7, dtype=torch.float64)
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    frames = signals.unfold(-1, n_fft, hop) * window
+    expected = (torch.fft.rfft(frames).abs() ** 2).reshape(-1, n_fft // 2 + 1).T  # (bins, batch * frames)
+    got = MatmulStft(n_fft, hop, window)(signals.float()).double()
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=0, atol=2e-6 * float(expected.max()))
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+def test_featurizer_for_export_matches_the_fft_one(esc50_clips, kind):
+    config = FeatureConfig(kind=kind, center=False)
+    clips = torch.from_numpy(np.stack([c[: 5 * 16_000] for c in esc50_clips[:3]]))
+    fft, matmul = build_featurizer(config)(clips), build_featurizer(config, matmul_dft=True)(clips)
+    loud = fft > fft.amax(dim=(-2, -1), keepdim=True) - 60  # float32 rounding matters only far below the peak
+    assert (fft - matmul).abs()[loud].max() < 0.01

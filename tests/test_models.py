@@ -77,3 +77,13 @@ def test_unknown_model_and_bad_hyper_parameters_are_model_errors():
         create_model("resnet9000", n_classes=2, n_features=10, n_frames=10)
     with pytest.raises(ModelError, match="model 'dsresnet': .*depth"):
         create_model("dsresnet", n_classes=2, n_features=10, n_frames=10, depth=3)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 75, 51), (2, 3, 74, 50), (1, 2, 5, 7), (1, 1, 1, 1)])
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_ceil_avg_pool_equals_torch_ceil_mode(shape, kernel):
+    from hearai.models.cnn import CeilAvgPool2d
+
+    x = torch.randn(*shape)
+    expected = torch.nn.AvgPool2d(kernel, ceil_mode=True)(x)
+    assert torch.allclose(CeilAvgPool2d(kernel)(x), expected, atol=1e-6)

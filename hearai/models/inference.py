@@ -35,12 +35,12 @@ class WindowGraph(nn.Module):
 
     Crops carry the featurizer's context (``featureconfig.window_crops``), so the uncentred STFT
     here gives exactly the frames of the window in the whole clip's features. Detectors call it,
-    and ``hearai export`` writes it as the ONNX graph.
+    and ``hearai export`` writes it as the ONNX graph (with ``matmul_dft``: see ``features.MatmulRfft``).
     """
 
-    def __init__(self, model: nn.Module, config: FeatureConfig) -> None:
+    def __init__(self, model: nn.Module, config: FeatureConfig, *, matmul_dft: bool = False) -> None:
         super().__init__()
-        self.featurizer = build_featurizer(replace(config, center=False))
+        self.featurizer = build_featurizer(replace(config, center=False), matmul_dft=matmul_dft)
         self.model = model
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
