@@ -1,8 +1,8 @@
 """Where something rises above the background: band levels against a running per-band noise floor.
 
-A 2-s classifier window cannot say where in it a sound starts, but the sound's level can, to one
-STFT hop. Each frame's energy in a few dozen mel bands is compared with that band's noise floor
-(a low percentile of the last ``floor_seconds``); the frame's *excess* is the mean excess of its
+A 2-s classifier window cannot say where in it a sound starts, but the sound's level can, to a
+few STFT hops. Each frame's energy in a few dozen mel bands is compared with that band's
+background level (the median of the last ``floor_seconds``); the frame's *excess* is the mean excess of its
 most raised bands, so a narrow-band siren over broadband rain counts as much as a broadband crash.
 Hysteresis (on at ``rise_db``, staying on above ``fall_db``) and a merge gap turn frames into
 segments: a train of barks or knocks is one segment. Streaming: frames are processed as samples
@@ -20,8 +20,8 @@ from hearai.featureconfig import FeatureConfig, mel_filterbank
 
 ANALYSIS_BANDS = 32
 RAISED_BANDS = 8  # a frame's excess: the mean over its 8 most raised bands
-SMOOTH_FRAMES = 3  # moving average of band levels over 3 hops: steadies noise, keeps onsets sharp
-FLOOR_PERCENTILE = 20.0
+SMOOTH_FRAMES = 3  # moving average of band levels over 3 hops: steadies noise, keeps knocks and onsets sharp
+FLOOR_PERCENTILE = 50.0  # the median: impulsive backgrounds (fire, rain) keep it above their quiet gaps
 FLOOR_UPDATE_FRAMES = 25
 QUIETEST_DB = -90.0  # dB re a full-scale sine: anything quieter counts as digital silence
 

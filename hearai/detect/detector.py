@@ -50,8 +50,8 @@ class DetectConfig:
     release: float = 0.3
     thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
-    rise_db: float = 6.0
-    fall_db: float = 4.5
+    rise_db: float = 9.0
+    fall_db: float = 6.0
     merge_gap_seconds: float = 0.5
     min_event_seconds: float = 0.05
     floor_seconds: float = 30.0
@@ -115,6 +115,7 @@ class _Scored:
     centres: list[float] = field(default_factory=list)
     history: list[np.ndarray] = field(default_factory=list)
     tracks: dict[int, _Track] = field(default_factory=dict)
+    ended: bool = False  # some class was on and switched off within this segment
 
 
 class StreamingDetector:
@@ -275,7 +276,9 @@ class StreamingDetector:
         scored.centres.append(centre)
         scored.history.append(probabilities)
         smoothed = np.median(np.stack(scored.history[-_SMOOTH_CROPS:]), axis=0)
-        begin = scored.segment.onset if first else centre - self.config.crop_hop_seconds / 2
+        # The sound started at the segment's onset even when the model is sure only from a later crop.
+        begin = scored.segment.onset if first or not scored.tracks and not scored.ended else (
+            centre - self.config.crop_hop_seconds / 2)
         events: list[Event] = []
         for k in self._reported:
             label = self.scorer.labels[k]
@@ -286,8 +289,10 @@ class StreamingDetector:
                 scored.tracks[k] = _Track(onset=begin, peak=p)
                 events.append(Event(label, begin, None, p))
             elif track is not None and p < off:
-                events.append(Event(label, track.onset, max(begin, track.onset + 1e-3), track.peak))
+                end = centre - self.config.crop_hop_seconds / 2
+                events.append(Event(label, track.onset, max(end, track.onset + 1e-3), track.peak))
                 del scored.tracks[k]
+                scored.ended = True
             elif track is not None:
                 track.peak = max(track.peak, p)
         return events
