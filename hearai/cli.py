@@ -12,7 +12,8 @@ from hearai.errors import ConfigError, HearaiError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser(verb=next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """All verbs; options whose defaults import torch (training, device) only for the verb being run.
+
+    So ``detect``, ``listen`` and ``predict`` with an ONNX model start without loading torch at all.
+    """
     parser = argparse.ArgumentParser(
         prog="hearai",
         description="Sound event classification and detection, from any audio file to alerts.",
@@ -116,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     _dataset_options(p)
     p.add_argument("--out", type=Path, required=True, help="run folder (metrics.json, report.md, confusion.png, ...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    _training_options(p)
+    if _chosen(p, verb):
+        _training_options(p)
     p.set_defaults(run=_cv)
 
     p = verbs.add_parser("train", help="train a classifier on chosen folds and save the model artifact",
@@ -126,14 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     p.add_argument("--checkpoint", type=Path, help="per-epoch checkpoint (default: OUT + .checkpoint.pt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    _training_options(p)
+    if _chosen(p, verb):
+        _training_options(p)
     p.set_defaults(run=_train)
 
     p = verbs.add_parser("evaluate", help="score a trained model on a dataset's folds")
     p.add_argument("model", type=Path, help="model file written by 'hearai train'")
     _dataset_options(p)
     p.add_argument("--out", type=Path, help="folder for metrics.json, confusion.png/csv, predictions.csv")
-    _run_options(p)
+    if _chosen(p, verb):
+        _run_options(p)
     p.set_defaults(run=_evaluate)
 
     p = verbs.add_parser("predict", help="classify audio files: one JSON object per file")
@@ -189,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
     p.set_defaults(run=_demo)
     return parser
+
+
+def _chosen(parser: argparse.ArgumentParser, verb: str | None) -> bool:
+    """Whether ``parser`` is the verb being run (options that import torch are added only then)."""
+    return verb == parser.prog.split()[-1]
 
 
 def _detect_options(parser: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -10,8 +11,10 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hearai.explain import Walkthrough  # noqa: E402
 from hearai.fsutil import atomic_path  # noqa: E402
+
+if TYPE_CHECKING:  # the walkthrough needs torch; detection figures must not
+    from hearai.explain import Walkthrough
 
 _CMAP = "magma"
 
