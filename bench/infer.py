@@ -90,9 +90,10 @@ def detect_memory(model_path: Path, rate: int) -> dict:
         for seconds in (360.0, 3600.0):
             audio_path = Path(tmp) / f"long-{int(seconds)}.wav"
             write_long_recording(audio_path, seconds, rate)
-            code = ("import resource, sys, time; from hearai.cli import main; t = time.perf_counter(); "
-                    "rc = main(sys.argv[1:]); print(time.perf_counter() - t, "
-                    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+            # VmHWM, not ru_maxrss: Linux carries the forking parent's peak into the child's ru_maxrss.
+            code = ("import re, sys, time; from hearai.cli import main; t = time.perf_counter(); "
+                    "rc = main(sys.argv[1:]); peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()); "
+                    "print(time.perf_counter() - t, peak.group(1), file=sys.stderr); sys.exit(rc)")
             done = subprocess.run([sys.executable, "-c", code, "detect", str(model_path), str(audio_path), "--out",
                                    str(Path(tmp) / "events.csv")], capture_output=True, text=True, check=True)
             wall, peak_kib = done.stderr.strip().splitlines()[-1].split()
