@@ -201,6 +201,10 @@ class StreamingDetector:
                 self._segments.append(_Scored(segment))
         events: list[Event] = []
         for scored in list(self._segments):
+            segment = scored.segment
+            if segment.offset is not None and segment.offset - segment.onset < self.config.min_event_seconds:
+                self._segments.remove(scored)  # a click the tracker dropped after it had opened
+                continue
             events += self._score_segment(scored, final=final)
             if scored.segment.offset is not None and self._done(scored):
                 events += self._close_tracks(scored, scored.segment.offset)
