@@ -13,7 +13,7 @@ from hearai.errors import ConfigError, HearaiError
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = _parser(verb=next((a for a in argv if not a.startswith("-")), None))
+    parser = _parser(verb=next((a for a in argv if not a.startswith("-")), ""))
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -200,8 +200,11 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 
 def _chosen(parser: argparse.ArgumentParser, verb: str | None) -> bool:
-    """Whether ``parser`` is the verb being run (options that import torch are added only then)."""
-    return verb == parser.prog.split()[-1]
+    """Whether ``parser`` is the verb being run (options that import torch are added only then).
+
+    ``verb=None`` builds every verb's options (a whole parser, e.g. for documentation or tests).
+    """
+    return verb is None or verb == parser.prog.split()[-1]
 
 
 def _detect_options(parser: argparse.ArgumentParser) -> None:
