@@ -35,7 +35,7 @@ class WindowGraph(nn.Module):
 
     Crops carry the featurizer's context (``featureconfig.window_crops``), so the uncentred STFT
     here gives exactly the frames of the window in the whole clip's features. Detectors call it,
-    and ``hearai export`` writes it as the ONNX graph (with ``matmul_dft``: see ``features.MatmulRfft``).
+    and ``hearai export`` writes it as the ONNX graph (with ``matmul_dft``: see ``features.MatmulStft``).
     """
 
     def __init__(self, model: nn.Module, config: FeatureConfig, *, matmul_dft: bool = False) -> None:
