@@ -20,7 +20,7 @@ from tqdm import tqdm
 from hearai import audio
 from hearai.data import prepare
 from hearai.data.records import Clip
-from hearai.data.synth import audible_span, mix_at_snr
+from hearai.data.synth import frame_power, lay_out_events
 from hearai.errors import ConfigError
 from hearai.fsutil import atomic_path, write_csv_atomic
 
@@ -75,19 +75,9 @@ def _soundscape(spec: SoundscapeSpec, rng: np.random.Generator, events: list[Cli
     rate, n = spec.sample_rate, int(round(spec.seconds * spec.sample_rate))
     background = _bed(rng, beds, n, rate)
     chosen = [events[i] for i in rng.choice(len(events), size=spec.events, replace=False)]
-    clips = [_trimmed(audio.load(c.path, sample_rate=rate), rate) for c in chosen]
-    gap = int(spec.gap_seconds * rate)
-    free = n - sum(len(c) for c in clips) - gap * (len(clips) + 1)
-    if free < 0:
-        raise ConfigError(f"{spec.events} events do not fit in a {spec.seconds:g}-s soundscape")
-    shares = np.diff(np.concatenate([[0], np.sort(rng.integers(0, free + 1, size=len(clips)))]))
-    placed, position = [], gap
-    for clip, event, extra in zip(chosen, clips, shares):
-        position += int(extra)
-        noise_power = float(np.mean(np.square(background[position : position + len(event)], dtype=np.float64)))
-        first, last = audible_span(mix_at_snr(background, event, position, snr_db), noise_power, rate)
-        placed.append((clip.label, (position + first) / rate, (position + last) / rate))
-        position += len(event) + gap
+    clips = [(c.label, _trimmed(audio.load(c.path, sample_rate=rate), rate)) for c in chosen]
+    placed = lay_out_events(background, clips, rng, sample_rate=rate, gap_seconds=spec.gap_seconds,
+                            snr_db=(snr_db, snr_db))
     peak = np.abs(background).max()
     return (background * (0.5 / peak if peak > 0 else 1.0)).astype(np.float32), placed
 
@@ -112,9 +102,7 @@ def _bed(rng: np.random.Generator, beds: list[Clip], n: int, rate: int) -> np.nd
 
 def _trimmed(wave: np.ndarray, rate: int) -> np.ndarray:
     """The clip without the digital silence around it (frames 40 dB below its loudest)."""
-    frame = int(0.02 * rate)
-    n = max(1, len(wave) // frame)
-    power = np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    frame, power = frame_power(wave, rate)
     loud = np.nonzero(power >= power.max() * 10 ** (_SILENCE_DB / 10))[0]
     if not len(loud) or power.max() == 0:
         return wave

@@ -227,15 +227,20 @@ AUDIBLE_DB = -10.0
 _LEVEL_FRAME_SECONDS = 0.02
 
 
+def frame_power(wave: np.ndarray, sample_rate: int) -> tuple[int, np.ndarray]:
+    """Mean power of consecutive 20-ms frames, and the frame length in samples."""
+    frame = int(_LEVEL_FRAME_SECONDS * sample_rate)
+    n = max(1, len(wave) // frame)
+    return frame, np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+
+
 def audible_span(event: np.ndarray, background_power: float, sample_rate: int) -> tuple[int, int]:
     """First and last sample of the 20-ms frames where the event is within 10 dB of the background.
 
     That is where a listener (or a detector) can tell the sound is there: a bell's or a breaking
     glass's decay far below the background noise is not part of the event as heard.
     """
-    frame = int(_LEVEL_FRAME_SECONDS * sample_rate)
-    n = max(1, len(event) // frame)
-    power = np.mean(np.square(event[: n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    frame, power = frame_power(event, sample_rate)
     loud = np.nonzero(power >= background_power * 10 ** (AUDIBLE_DB / 10))[0]
     if not len(loud):
         return 0, len(event)
@@ -284,23 +289,33 @@ def make_soundscape(
     n = int(round(seconds * sample_rate))
     background = coloured_noise(rng, n, sample_rate, str(rng.choice(_COLOURS)))
     chosen = [str(rng.choice(labels)) for _ in range(events)]
-    clips = [make_event(label, rng, sample_rate=sample_rate) for label in chosen]
-    gap = int(1.0 * sample_rate)
-    free = n - sum(len(c) for c in clips) - gap * (len(clips) + 1)
+    clips = [(label, make_event(label, rng, sample_rate=sample_rate)) for label in chosen]
+    rows = lay_out_events(background, clips, rng, sample_rate=sample_rate, gap_seconds=1.0, snr_db=snr_db)
+    return _to_level(background, rng), rows
+
+
+def lay_out_events(background: np.ndarray, events: list[tuple[str, np.ndarray]], rng: np.random.Generator, *,
+                   sample_rate: int, gap_seconds: float, snr_db: tuple[float, float]) -> list[tuple[str, float, float]]:
+    """Mix ``events`` (label, wave) into ``background`` in order, at random times at least ``gap_seconds`` apart.
+
+    Each event gets an SNR drawn from ``snr_db``; returns (label, onset, offset) of its audible span.
+    The synthetic and the ESC-50 soundscapes share this layout.
+    """
+    gap = int(gap_seconds * sample_rate)
+    free = len(background) - sum(len(e) for _, e in events) - gap * (len(events) + 1)
     if free < 0:
-        raise ConfigError(f"{events} events do not fit in a {seconds:g}-s soundscape")
+        raise ConfigError(f"{len(events)} events do not fit in a {len(background) / sample_rate:g}-s soundscape")
     # Split the free time at random between the gaps, then lay the events out in order.
-    cuts = np.sort(rng.integers(0, free + 1, size=len(clips)))
-    shares = np.diff(np.concatenate([[0], cuts]))
+    shares = np.diff(np.concatenate([[0], np.sort(rng.integers(0, free + 1, size=len(events)))]))
     rows, position = [], gap
-    for label, clip, extra in zip(chosen, clips, shares):
+    for (label, event), extra in zip(events, shares):
         position += int(extra)
-        noise_power = float(np.mean(np.square(background[position : position + len(clip)], dtype=np.float64)))
-        first, last = audible_span(mix_at_snr(background, clip, position, rng.uniform(*snr_db)), noise_power,
+        noise_power = float(np.mean(np.square(background[position : position + len(event)], dtype=np.float64)))
+        first, last = audible_span(mix_at_snr(background, event, position, rng.uniform(*snr_db)), noise_power,
                                    sample_rate)
         rows.append((label, (position + first) / sample_rate, (position + last) / sample_rate))
-        position += len(clip) + gap
-    return _to_level(background, rng), rows
+        position += len(event) + gap
+    return rows
 
 
 def generate_clips(
