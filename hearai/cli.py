@@ -412,7 +412,7 @@ def _prepare_run(args: argparse.Namespace, features=None):
     from hearai.evaluate import RunOptions
 
     world = _start_distributed(args)
-    if args.device == "cpu" and hasattr(os, "sched_getaffinity"):
+    if args.device == "cpu" and hasattr(os, "sched_getaffinity") and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // world))
     dataset = _load_dataset(args)
     features = features or _load_feature_config(getattr(args, "feature_config", None))

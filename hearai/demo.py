@@ -50,7 +50,7 @@ def cross_validate_step(out: Path) -> list[str]:
     from hearai.evaluate import RunOptions, cross_validate
     from hearai.train import TrainConfig
 
-    if hasattr(os, "sched_getaffinity"):
+    if hasattr(os, "sched_getaffinity") and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(len(os.sched_getaffinity(0)))
     features = FeatureConfig()
     dataset = prepare("csv", out / "synth" / "manifest.csv")

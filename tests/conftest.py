@@ -12,6 +12,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("HEARAI_DATA", REPO.parent / "shared" / "data"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One core per xdist worker, for this process and every hearai it starts: two trainings with two
+    # threads each on two cores ran 2x slower than with one thread each (OpenMP oversubscription).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 
 def _require(path: Path) -> Path:
     # Real data is part of the test contract: CI has it, so its absence is a failure, not a skip.
@@ -47,7 +55,7 @@ def dominant_frequency(wave: np.ndarray, rate: int) -> float:
 
 @pytest.fixture(scope="session")
 def synth_model(tmp_path_factory) -> Path:
-    """A dsresnet trained on the embedded synthetic classes (10 x 40 clips, 20 epochs, about 1.5 minutes).
+    """A dsresnet trained on the embedded synthetic classes (10 x 40 clips, 20 epochs, about 2 minutes on one core).
 
     Trained once per test run: pytest-xdist workers share it through a lock in the common temp folder.
     """
@@ -65,6 +73,6 @@ def synth_model(tmp_path_factory) -> Path:
             assert done.returncode == 0, done.stderr
             done = hearai("train", "--dataset", "csv", "--root", str(data / "manifest.csv"), "--out", str(model),
                           "--epochs", "20", "--batch-size", "32", "--no-spec-augment", "--mixing", "none",
-                          "--cache", str(shared / "synth-model-cache"), "--quiet", timeout=900)
+                          "--cache", str(shared / "synth-model-cache"), "--quiet", timeout=1800)
             assert done.returncode == 0, done.stderr
     return model
