@@ -6,10 +6,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hearai-installed
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup test demo bench clean
+.PHONY: setup browser test demo bench clean
 
 setup: $(STAMP)
+
+# The browser test drives Debian's Chromium (Playwright only talks to it; it downloads no browser);
+# the emoji font draws the page's sound icons.
+browser:
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; } \
+		|| { echo "make: the browser test needs Chromium at $(CHROMIUM): apt-get install chromium, or set CHROMIUM=PATH"; exit 1; }
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +25,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-test: setup
-	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+test: setup browser
+	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/hearai demo --out demo-output

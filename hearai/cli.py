@@ -193,6 +193,32 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     _detect_options(p)
     p.set_defaults(run=_listen)
 
+    p = verbs.add_parser(
+        "serve", help="serve a model: the listening page, and an HTTP API to classify, detect and stream",
+        description="Start the hearai service (FastAPI + uvicorn). Open / in a browser: it listens through the "
+        "microphone and shows an alert for each sound it names, with a history, and draws the events of an "
+        "uploaded file. The API: POST /v1/classify and /v1/detect take an audio upload, the WebSocket /v1/stream "
+        "takes live PCM and sends events, GET /v1/model describes the model, /docs holds the OpenAPI "
+        "documentation. Binds to loopback unless told otherwise; CORS is off.")
+    p.add_argument("model", type=Path, help="model file (.safetensors or .onnx)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")
+    p.add_argument("--max-audio-seconds", type=float, default=600.0,
+                   help="longest uploaded recording (default: %(default)s)")
+    p.add_argument("--upload-timeout", type=float, default=60.0,
+                   help="seconds an upload may take to arrive (default: %(default)s)")
+    p.add_argument("--max-streams", type=int, default=16, help="concurrent live streams (default: %(default)s)")
+    p.add_argument("--stream-idle", type=float, default=20.0,
+                   help="close a live stream after this many seconds without audio (default: %(default)s)")
+    p.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
+                   help="allow these browser origins to call the API from other sites (default: none)")
+    p.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate: browsers give the "
+                   "microphone only to https pages or to localhost")
+    p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
+    _detect_options(p)
+    p.set_defaults(run=_serve)
+
     p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
     p.set_defaults(run=_demo)
@@ -654,6 +680,25 @@ def _listen(args: argparse.Namespace) -> int:
     print(f"listening ({', '.join(sources)}; alerts within {_latency(scorer, config):.1f} s of a sound's start)",
           file=sys.stderr, flush=True)
     live.listen(scorer, chunks, rate=rate, config=config, on_event=show)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hearai.serve import ServeConfig, create_app
+
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    scorer = _load_model(args.model)
+    config = ServeConfig(max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
+                         upload_timeout_seconds=args.upload_timeout, max_streams=args.max_streams,
+                         stream_idle_seconds=args.stream_idle, cors_origins=tuple(args.cors),
+                         detect=_detect_config(args, scorer.labels))
+    scheme = "https" if args.ssl_certfile else "http"
+    print(f"serving {args.model.name} on {scheme}://{args.host}:{args.port}/ (API docs: /docs)", file=sys.stderr)
+    uvicorn.run(create_app(scorer, model_file=args.model.name, config=config), host=args.host, port=args.port,
+                log_level="warning", ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     return 0
 
 

@@ -248,12 +248,7 @@ def test_onnx_model_detects_what_the_torch_model_detects(synth_model, tmp_path):
 
 
 def _siren_stream() -> tuple[np.ndarray, float]:
-    rng = np.random.default_rng(4)
-    wave = synth.coloured_noise(rng, 10 * RATE, RATE, "pink") * 0.01
-    siren = synth.make_event("siren", rng, sample_rate=RATE)
-    onset = 4.0
-    synth.mix_at_snr(wave, siren, int(onset * RATE), 12.0)
-    return wave.astype(np.float32), onset
+    return synth.event_in_noise("siren", seconds=10.0, onset=4.0, sample_rate=RATE), 4.0
 
 
 def test_listen_stdin_alerts_a_siren_within_the_stated_latency(synth_model):

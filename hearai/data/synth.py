@@ -223,6 +223,15 @@ def mix_at_snr(background: np.ndarray, event: np.ndarray, start: int, snr_db: fl
     return scaled
 
 
+def event_in_noise(label: str, *, seconds: float = 10.0, onset: float = 4.0, snr_db: float = 12.0, seed: int = 4,
+                   sample_rate: int = 16_000) -> np.ndarray:
+    """One ``label`` event at ``onset`` s over quiet pink noise (-40 dBFS): a live-alert test signal."""
+    rng = np.random.default_rng(seed)
+    wave = coloured_noise(rng, int(round(seconds * sample_rate)), sample_rate, "pink") * 0.01
+    mix_at_snr(wave, make_event(label, rng, sample_rate=sample_rate), int(round(onset * sample_rate)), snr_db)
+    return wave.astype(np.float32)
+
+
 AUDIBLE_DB = -10.0
 _LEVEL_FRAME_SECONDS = 0.02
 

@@ -1,0 +1,173 @@
+"""Load test of `hearai serve` on loopback: live streams and uploads at once; latency p50/p99, errors.
+
+Each stream sends 12 s of audio (quiet noise, a siren at 4 s) as 100-ms s16le frames at real-time
+pace, like a microphone, and times the siren's alert from the moment its first sample was sent.
+The uploads all go at once, 2 s into the streams, half to /v1/classify and half to /v1/detect, and
+are timed from request to answer. Every loop is bounded; the run stops by itself.
+
+    .venv/bin/python bench/serve_load.py --model MODEL            # starts a server on a free port
+    .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import numpy as np
+import soundfile as sf
+import websockets
+
+from hearai.data.synth import event_in_noise
+from hearai.fsutil import write_text_atomic
+
+RATE = 16_000
+FRAME_SECONDS = 0.1
+STREAM_SECONDS, ONSET = 12.0, 4.0
+UPLOAD_DELAY_SECONDS = 2.0
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": round(float(np.percentile(values, 50)), 3), "p99": round(float(np.percentile(values, 99)), 3),
+            "max": round(float(max(values)), 3)}
+
+
+async def one_stream(url: str, wave: np.ndarray) -> dict:
+    pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+    frame_bytes = int(FRAME_SECONDS * RATE) * 2
+    onset_frame = int(ONSET / FRAME_SECONDS)
+    sent_onset_at, alert_at, events = None, None, []
+    async with websockets.connect(f"{url}/v1/stream?rate={RATE}&format=s16le", open_timeout=30) as ws:
+        ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert ready["type"] == "ready", ready
+
+        async def read() -> None:
+            nonlocal alert_at
+            async for message in ws:
+                event = json.loads(message)
+                events.append(event)
+                if event.get("label") == "siren" and event.get("offset") is None and alert_at is None:
+                    alert_at = time.perf_counter()
+
+        reader = asyncio.create_task(read())
+        started = time.perf_counter()
+        for k, i in enumerate(range(0, len(pcm), frame_bytes)):
+            await asyncio.sleep(max(0.0, started + k * FRAME_SECONDS - time.perf_counter()))  # real-time pace
+            if k == onset_frame:
+                sent_onset_at = time.perf_counter()
+            await ws.send(pcm[i : i + frame_bytes])
+        await ws.send("end")
+        await asyncio.wait_for(reader, 60)
+        code = ws.close_code
+    if code != 1000:
+        raise RuntimeError(f"stream closed with {code}")
+    latency = None if alert_at is None else alert_at - sent_onset_at
+    return {"alert_seconds": latency, "events": len(events)}
+
+
+async def one_upload(client: httpx.AsyncClient, url: str, endpoint: str, body: bytes) -> float:
+    started = time.perf_counter()
+    reply = await client.post(f"{url}{endpoint}", files={"file": ("siren.wav", body, "audio/wav")})
+    if reply.status_code != 200:
+        raise RuntimeError(f"{endpoint}: {reply.status_code} {reply.text[:200]}")
+    return time.perf_counter() - started
+
+
+async def load(url: str, *, streams: int, uploads: int) -> dict:
+    wave = event_in_noise("siren", seconds=STREAM_SECONDS, onset=ONSET, sample_rate=RATE)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave[int(3 * RATE) : int(8 * RATE)], RATE, subtype="PCM_16", format="WAV")
+    clip = buffer.getvalue()
+    ws_url = url.replace("http", "ws", 1)
+    started = time.perf_counter()
+    stream_tasks = [asyncio.create_task(one_stream(ws_url, wave)) for _ in range(streams)]
+    await asyncio.sleep(UPLOAD_DELAY_SECONDS)
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=uploads)) as client:
+        upload_results = await asyncio.gather(
+            *(one_upload(client, url, "/v1/classify" if k % 2 else "/v1/detect", clip) for k in range(uploads)),
+            return_exceptions=True)
+        stream_results = await asyncio.gather(*stream_tasks, return_exceptions=True)
+        healthy = (await client.get(f"{url}/healthz")).status_code == 200
+    errors = [repr(r) for r in [*upload_results, *stream_results] if isinstance(r, BaseException)]
+    stream_ok = [r for r in stream_results if not isinstance(r, BaseException)]
+    alerts = [r["alert_seconds"] for r in stream_ok if r["alert_seconds"] is not None]
+    return {
+        "streams": streams, "uploads": uploads, "errors": len(errors), "error_examples": errors[:5],
+        "alerts_missed": len(stream_ok) - len(alerts), "healthy_after": healthy,
+        "stream_alert_latency_s": percentiles(alerts),
+        "upload_latency_s": percentiles([r for r in upload_results if not isinstance(r, BaseException)]),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, max_streams: int, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """`hearai serve MODEL [options]` on a free loopback port, once /healthz answers."""
+    port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it while the server runs
+    server = subprocess.Popen([sys.executable, "-m", "hearai.cli", "serve", str(model), "--port", str(port),
+                               "--max-streams", str(max_streams), *options], stderr=log, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"hearai serve exited: {log.read()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("hearai serve did not answer within 120 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--model", type=Path, help="start `hearai serve MODEL` on a free loopback port")
+    target.add_argument("--url", help="a running server on this machine, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/serve_load.json"))
+    args = parser.parse_args()
+    server = None
+    if args.model:
+        server, url = start_server(args.model, max_streams=args.streams)
+    else:
+        url = args.url.rstrip("/")
+        if httpx.URL(url).host not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("load only loopback servers (127.0.0.1, localhost, ::1)")
+    try:
+        result = asyncio.run(asyncio.wait_for(load(url, streams=args.streams, uploads=args.uploads), 600))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+    result.update(model=str(args.model or url), machine=f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out, json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0 if result["errors"] == 0 and result["healthy_after"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

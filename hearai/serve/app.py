@@ -1,0 +1,233 @@
+"""The HTTP service: classify and detect uploads, stream live audio over a WebSocket, the page.
+
+Any model ``hearai detect`` takes (torch ``.safetensors`` or ``.onnx``) is served. Uploads are
+checked by decoding, never by name: the bytes go to a private temporary folder (removed whatever
+happens), libsndfile must read them, and size and duration are capped (the body itself by
+``guard.BodyGuard`` before it is parsed). Every refusal is a 4xx JSON body ``{"error": "..."}``;
+model work runs in worker threads so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from hearai import __version__, audio
+from hearai.detect import DetectConfig, StreamingDetector, WindowScorer, detect_file
+from hearai.errors import HearaiError
+from hearai.serve.guard import BodyGuard
+from hearai.validation import positive_float, positive_int
+
+STATIC = Path(__file__).with_name("static")
+_READ_BYTES = 1 << 16
+_FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and part headers around the file
+# The page loads only its own scripts and styles and talks only to this server (ws: included).
+_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+                                            "object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                 "Permissions-Policy": "microphone=(self)"}
+_SAMPLE_FORMATS = {"f32le": (np.dtype("<f4"), 1.0), "s16le": (np.dtype("<i2"), 1 / 32768)}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Limits of one server. CORS stays off unless origins are listed."""
+
+    max_upload_mb: float = 20.0
+    max_audio_seconds: float = 600.0
+    upload_timeout_seconds: float = 60.0
+    max_streams: int = 16
+    stream_idle_seconds: float = 20.0
+    max_frame_bytes: int = 256 * 1024
+    cors_origins: tuple[str, ...] = ()
+    detect: DetectConfig = field(default_factory=DetectConfig)
+
+    def __post_init__(self) -> None:
+        positive_float(self, "max_upload_mb", "max_audio_seconds", "upload_timeout_seconds", "stream_idle_seconds")
+        positive_int(self, "max_streams", "max_frame_bytes")
+
+
+class Refused(Exception):
+    """A request we answer with a 4xx status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def describe(scorer: WindowScorer, model_file: str) -> dict[str, Any]:
+    """What ``GET /v1/model`` says about a loaded model besides its labels and features."""
+    provenance = dict(getattr(scorer, "provenance", {}))
+    history, best = provenance.pop("history", []), provenance.get("best_epoch", 0)
+    return {"file": model_file, "model": getattr(scorer, "model_name", ""),
+            "metrics": history[best - 1] if 0 < best <= len(history) else {}, "provenance": provenance}
+
+
+def create_app(scorer: WindowScorer, *, model_file: str = "", config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI application around one loaded model."""
+    limits = config or ServeConfig()
+    model_info = describe(scorer, model_file)
+    app = FastAPI(title="hearai", version=__version__,
+                  description="Sound event classification and detection: see what is heard.")
+    app.state.streams = 0
+    if limits.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors_origins), allow_methods=["GET", "POST"])
+    app.add_middleware(BodyGuard, max_bytes=int(limits.max_upload_mb * 1024 * 1024) + _FORM_OVERHEAD_BYTES,
+                       timeout_seconds=limits.upload_timeout_seconds)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def page_headers(request: Request, call_next):
+        response = await call_next(request)
+        if request.url.path == "/" or request.url.path.startswith("/static/"):
+            response.headers.update(_PAGE_HEADERS)
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"error": exc.reason}, status_code=exc.status)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/model")
+    async def model() -> dict[str, Any]:
+        """Labels, the feature config the model computes, its provenance and the detection settings."""
+        return {**model_info, "labels": list(scorer.labels), "feature_config": scorer.features.to_dict(),
+                "detect_config": limits.detect.to_dict(),
+                "limits": {k: v for k, v in asdict(limits).items() if k not in ("detect", "cors_origins")}}
+
+    @app.post("/v1/classify")
+    async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
+        """Class probabilities of an uploaded recording (the mean over its windows)."""
+        with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
+            path = await _receive(file, Path(folder), limits)
+            try:
+                probabilities = await run_in_threadpool(scorer.predict_proba, path)
+            except HearaiError as exc:
+                raise Refused(422, f"{file.filename}: {_reason(exc)}") from exc
+        order = np.argsort(probabilities)[::-1]
+        return {"label": scorer.labels[order[0]], "confidence": round(float(probabilities[order[0]]), 4),
+                "probabilities": {scorer.labels[k]: round(float(probabilities[k]), 4) for k in order}}
+
+    @app.post("/v1/detect")
+    async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
+        """Events (label, onset, offset in seconds, confidence) in an uploaded recording."""
+        with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
+            path = await _receive(file, Path(folder), limits)
+            try:
+                found = await run_in_threadpool(detect_file, scorer, path, limits.detect)
+            except HearaiError as exc:
+                raise Refused(422, f"{file.filename}: {_reason(exc)}") from exc
+        return {"seconds": round(found.seconds, 3), "events": [e.to_dict() for e in found.events]}
+
+    @app.websocket("/v1/stream")
+    async def stream(socket: WebSocket, rate: int | None = None, format: str = "f32le") -> None:
+        """Binary PCM frames in (mono, ``rate`` Hz, f32le or s16le), events out as JSON as they are decided.
+
+        Send the text ``end`` to flush and close. Closes with 1008 when a frame is malformed or
+        oversized, when nothing arrives for ``stream_idle_seconds``, or for a bad ``rate``/``format``;
+        with 1013 when the server already serves ``max_streams`` streams.
+        """
+        await socket.accept()
+        if app.state.streams >= limits.max_streams:
+            await socket.close(code=1013, reason=f"busy: {limits.max_streams} streams already")
+            return
+        if format not in _SAMPLE_FORMATS:
+            await socket.close(code=1008, reason=f"format must be one of {', '.join(_SAMPLE_FORMATS)}")
+            return
+        sample_rate = rate or scorer.features.sample_rate
+        if not 4_000 <= sample_rate <= 192_000:
+            await socket.close(code=1008, reason=f"rate {sample_rate} Hz is outside 4000-192000")
+            return
+        app.state.streams += 1
+        try:
+            await _serve_stream(socket, StreamingDetector(scorer, limits.detect, sample_rate=sample_rate),
+                                _SAMPLE_FORMATS[format], limits)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            app.state.streams -= 1
+
+    return app
+
+
+async def _serve_stream(socket: WebSocket, detector: StreamingDetector, sample_format: tuple[np.dtype, float],
+                        limits: ServeConfig) -> None:
+    dtype, scale = sample_format
+    await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.scorer.labels),
+                            "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
+    while True:
+        try:
+            message = await asyncio.wait_for(socket.receive(), timeout=limits.stream_idle_seconds)
+        except asyncio.TimeoutError:
+            await socket.close(code=1008, reason=f"no audio for {limits.stream_idle_seconds:g} s")
+            return
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        data, text = message.get("bytes"), message.get("text")
+        if text is not None:
+            if text.strip() != "end":
+                await socket.close(code=1008, reason="text frames carry only 'end'; audio goes in binary frames")
+                return
+            for event in await run_in_threadpool(detector.flush):
+                await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
+            await socket.close(code=1000)
+            return
+        if data is None or len(data) > limits.max_frame_bytes or len(data) % dtype.itemsize:
+            size = 0 if data is None else len(data)
+            await socket.close(code=1008, reason=f"bad frame of {size} bytes: at most {limits.max_frame_bytes}, "
+                                                 f"whole {dtype.itemsize}-byte samples")
+            return
+        samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * scale
+        if not np.isfinite(samples).all():
+            await socket.close(code=1008, reason="frame holds NaN or infinite samples")
+            return
+        for event in await run_in_threadpool(detector.push, samples):
+            await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
+
+
+async def _receive(upload: UploadFile, folder: Path, limits: ServeConfig) -> Path:
+    """Copy an upload into ``folder`` within the size cap, then prove it is audio within the duration cap."""
+    cap = int(limits.max_upload_mb * 1024 * 1024)
+    path = folder / "upload"  # never the client's name: it is not trusted as a path
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await upload.read(_READ_BYTES):
+            size += len(chunk)
+            if size > cap:
+                raise Refused(413, f"{upload.filename}: larger than the {limits.max_upload_mb:g} MB limit")
+            out.write(chunk)
+    if size == 0:
+        raise Refused(400, f"{upload.filename}: empty upload")
+    try:
+        header = await run_in_threadpool(audio.info, path)
+    except HearaiError as exc:
+        raise Refused(415, f"{upload.filename}: not decodable audio: {_reason(exc)}") from exc
+    if header.duration > limits.max_audio_seconds:
+        raise Refused(413, f"{upload.filename}: {header.duration:.0f} s of audio, over the "
+                           f"{limits.max_audio_seconds:g}-s limit")
+    return path
+
+
+def _reason(exc: HearaiError) -> str:
+    """The error without the temporary path it names."""
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("/") and ": " in text else text

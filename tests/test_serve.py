@@ -1,0 +1,166 @@
+"""The HTTP service with real audio: classify, detect, the live stream, and hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from hearai import load
+from hearai.data import synth
+from hearai.serve import ServeConfig, create_app
+
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def model(synth_model):
+    return load(synth_model)
+
+
+@pytest.fixture(scope="module")
+def client(model) -> TestClient:
+    config = ServeConfig(max_upload_mb=1.0, max_audio_seconds=40.0, max_streams=2, stream_idle_seconds=1.0,
+                         max_frame_bytes=64_000)
+    return TestClient(create_app(model, model_file="synth.safetensors", config=config))
+
+
+def wav_bytes(wave: np.ndarray, rate: int = RATE, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, rate, subtype=subtype, format=fmt)
+    return buffer.getvalue()
+
+
+def siren_scene() -> tuple[np.ndarray, float]:
+    return synth.event_in_noise("siren", seconds=10.0, onset=4.0, sample_rate=RATE), 4.0
+
+
+def test_health_and_model_description(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    info = client.get("/v1/model").json()
+    assert info["labels"] == sorted(synth.LABELS) and info["feature_config"]["n_mels"] == 150
+    assert info["detect_config"]["threshold"] == 0.5 and info["limits"]["max_streams"] == 2
+    assert info["file"] == "synth.safetensors" and info["model"] == "dsresnet"
+    assert info["metrics"]["epoch"] == info["provenance"]["best_epoch"] and "history" not in info["provenance"]
+    assert "/v1/classify" in client.get("/openapi.json").json()["paths"]
+
+
+def test_page_and_its_scripts_are_served_with_a_strict_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="listen"' in page.text and "/static/app.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text  # no inline script: the policy would block it
+    for name, kind in [("app.js", "javascript"), ("capture.js", "javascript"), ("style.css", "css")]:
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200 and kind in asset.headers["content-type"]
+    assert client.get("/static/../app.py").status_code == 404
+
+
+def test_classify_and_detect_a_real_recording(client):
+    wave, onset = siren_scene()
+    clip = wav_bytes(wave[int(3.5 * RATE) : int(7.5 * RATE)], subtype="FLOAT", fmt="WAV")
+    answer = client.post("/v1/classify", files={"file": ("siren.wav", clip)}).json()
+    assert answer["label"] == "siren" and answer["confidence"] > 0.5
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    # A 44.1-kHz stereo FLAC: decoded and resampled like any other file.
+    stereo = np.repeat(sf_resample(wave, 44_100)[:, None], 2, axis=1)
+    found = client.post("/v1/detect", files={"file": ("scene.flac", wav_bytes(stereo, 44_100, fmt="FLAC"))}).json()
+    assert found["seconds"] == pytest.approx(10.0, abs=0.01)
+    assert [e["label"] for e in found["events"]] == ["siren"] and abs(found["events"][0]["onset"] - onset) <= 0.2
+
+
+def sf_resample(wave: np.ndarray, rate: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(wave, RATE, rate).astype(np.float32)
+
+
+def test_stream_sends_events_as_they_are_decided(client):
+    wave, onset = siren_scene()
+    received = []
+    with client.websocket_connect("/v1/stream?rate=16000&format=s16le") as socket:
+        hello = socket.receive_json()
+        assert hello["type"] == "ready" and hello["latency_bound_seconds"] < 1.9
+        pcm = (wave * 32767).astype("<i2").tobytes()
+        for i in range(0, len(pcm), 3200):
+            socket.send_bytes(pcm[i : i + 3200])
+        socket.send_text("end")
+        while True:
+            try:
+                received.append(json.loads(socket.receive_text()))
+            except WebSocketDisconnect as closed:
+                assert closed.code == 1000
+                break
+    assert [(e["label"], e["offset"] is None) for e in received] == [("siren", True), ("siren", False)]
+    assert abs(received[0]["onset"] - onset) <= 0.2
+
+
+@pytest.mark.parametrize("case", ["truncated", "not-audio", "empty", "oversized", "too-long"])
+def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(client, case, tmp_path):
+    wave, _ = siren_scene()
+    body, status = {
+        "truncated": (wav_bytes(wave)[:5000], 415),
+        "not-audio": (b"<html>" + b"x" * 5000, 415),
+        "empty": (b"", 400),
+        "oversized": (b"\0" * (1024 * 1024 + 1), 413),
+        "too-long": (wav_bytes(np.zeros(45 * 8000, np.float32), 8000), 413),
+    }[case]
+    for endpoint in ("/v1/classify", "/v1/detect"):
+        reply = client.post(endpoint, files={"file": ("clip.wav", body)})
+        assert reply.status_code == status, reply.text
+        assert set(reply.json()) == {"error"} and "clip.wav" in reply.json()["error"]
+        assert "/tmp" not in reply.json()["error"]  # the temporary path is never shown
+    assert client.get("/healthz").status_code == 200
+
+
+def test_bodies_over_the_cap_are_refused_before_they_are_parsed(client):
+    # A declared length over the cap: refused from the headers, the body never read.
+    reply = client.post("/v1/detect", content=b"x" * 10, headers={"content-length": str(50 * 1024 * 1024)})
+    assert reply.status_code == 413 and "limit" in reply.json()["error"]
+
+    # No declared length (chunked): counted as it arrives and cut off at the cap.
+    def chunks():
+        for _ in range(40):
+            yield b"\0" * 65536
+
+    reply = client.post("/v1/classify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert reply.status_code == 413 and set(reply.json()) == {"error"}
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("case", ["odd-bytes", "oversized-frame", "bad-text", "bad-rate", "bad-format", "idle"])
+def test_hostile_streams_are_closed_cleanly(client, case):
+    url = {"bad-rate": "/v1/stream?rate=100", "bad-format": "/v1/stream?format=mp3"}.get(case, "/v1/stream")
+    with client.websocket_connect(url) as socket:
+        if case in ("bad-rate", "bad-format"):
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_json()
+            assert closed.value.code == 1008
+            return
+        assert socket.receive_json()["type"] == "ready"
+        if case == "odd-bytes":
+            socket.send_bytes(b"\0" * 7)
+        elif case == "oversized-frame":
+            socket.send_bytes(b"\0" * 64_004)
+        elif case == "bad-text":
+            socket.send_text("hello")
+        with pytest.raises(WebSocketDisconnect) as closed:  # "idle": nothing sent for the 1-s idle limit
+            socket.receive_text()
+        assert closed.value.code == 1008
+    assert client.get("/healthz").status_code == 200
+
+
+def test_stream_cap_refuses_the_extra_stream(client):
+    with client.websocket_connect("/v1/stream") as first, client.websocket_connect("/v1/stream") as second:
+        assert first.receive_json()["type"] == second.receive_json()["type"] == "ready"
+        with client.websocket_connect("/v1/stream") as third:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                third.receive_json()
+            assert closed.value.code == 1013
+    with client.websocket_connect("/v1/stream") as again:  # freed slots are reused
+        assert again.receive_json()["type"] == "ready"

@@ -1,0 +1,190 @@
+"""`hearai serve` as people use it: a real server on loopback, headless Chromium with a fake
+microphone playing a siren, a load test, and slow or broken clients.
+
+Playwright's sync API keeps an event loop on this thread, so these tests use blocking clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from bench.serve_load import start_server
+from hearai.data.synth import event_in_noise
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("HEARAI_CHROMIUM", "/usr/bin/chromium")
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def server(synth_model):
+    process, url = start_server(synth_model, max_streams=25, options=("--upload-timeout", "2", "--stream-idle", "3"))
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def siren_wav(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("mic") / "siren.wav"
+    sf.write(path, event_in_noise("siren", seconds=12.0, onset=4.0, sample_rate=RATE), RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(siren_wav):
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), (
+        f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium (or set HEARAI_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            # The microphone: granted without a prompt, fed from the WAV (it loops).
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={siren_wav}"])
+        yield chromium
+        chromium.close()
+
+
+def _screenshot_dir(tmp_path: Path) -> Path:
+    # HEARAI_SCREENSHOTS=docs refreshes the README's pictures; a test run keeps them in its temp folder.
+    return Path(os.environ.get("HEARAI_SCREENSHOTS", tmp_path))
+
+
+def test_the_page_alerts_a_siren_heard_through_the_microphone(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(server)
+    page.wait_for_selector("#choice-list input[value='siren']")
+    assert page.locator("#model-line").inner_text().endswith("10 sounds, 16 kHz")
+    # Keyboard only: Tab reaches the button, Enter starts listening.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "listen":
+            break
+    assert page.evaluate("document.activeElement.id") == "listen"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#listen[aria-pressed='true']")
+    page.wait_for_selector("#status:text-matches('^Listening')")
+    # The fake microphone plays noise, then the siren at 4 s: the alert must come, and name it.
+    alert = page.wait_for_selector("#alert.active[data-label='siren']", timeout=25_000)
+    assert "siren" in alert.inner_text().lower() and "% sure" in alert.inner_text()
+    assert page.evaluate("Number(document.getElementById('level').value)") > -80  # the meter moves
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "alert.png"))
+    assert "siren" in page.locator("#history li").first.inner_text()
+    page.keyboard.press("Enter")  # focus is still on the button: stop
+    page.wait_for_selector("#listen[aria-pressed='false']")
+    assert problems == []
+    page.close()
+
+
+def test_unchosen_sounds_do_not_alert(server, browser):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#choice-list input[value='siren']")
+    page.click("#choose-none")
+    page.click("#listen")
+    page.wait_for_selector("#history li", timeout=25_000)  # heard...
+    assert "siren" in page.locator("#history li").first.inner_text()
+    assert page.locator("#alert.active").count() == 0  # ...but not alerted
+    assert page.locator("#history li.muted").count() >= 1
+    page.close()
+
+
+def test_the_upload_tab_draws_the_events_of_a_recording(server, browser, siren_wav, tmp_path):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(server)
+    page.focus("#tab-listen")
+    page.keyboard.press("ArrowRight")  # tabs move with the arrow keys
+    assert page.locator("#panel-upload").is_visible() and not page.locator("#panel-listen").is_visible()
+    page.set_input_files("#file", str(siren_wav))
+    page.click("#upload-form button[type='submit']")
+    page.wait_for_selector("#upload-events tbody tr", timeout=30_000)
+    cells = page.locator("#upload-events tbody tr").first.locator("td").all_inner_texts()
+    assert "siren" in cells[0] and abs(float(cells[1]) - 4.0) <= 0.3
+    assert page.locator("#upload-timeline").is_visible()
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "upload.png"))
+    # Not audio: the server's reason is shown, the page keeps working.
+    bogus = tmp_path / "notes.wav"
+    bogus.write_text("not a recording")
+    page.set_input_files("#file", str(bogus))
+    page.click("#upload-form button[type='submit']")
+    page.wait_for_selector("#upload-status:has-text('not decodable')")
+    page.close()
+
+
+def test_every_control_has_a_name_for_screen_readers(server, browser):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#choice-list input")
+    unnamed = page.evaluate("""[...document.querySelectorAll('input, meter, button, canvas, [role=tab]')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+        .map(e => e.outerHTML.slice(0, 80))""")
+    assert unnamed == []
+    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 2
+    page.close()
+
+
+def test_load_20_streams_and_50_uploads_without_an_error(server, tmp_path):
+    out = tmp_path / "load.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "serve_load.py"), "--url", server, "--streams", "20",
+                           "--uploads", "50", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert done.returncode == 0 and result["errors"] == 0 and result["healthy_after"], done.stdout + done.stderr
+    assert result["alerts_missed"] == 0, result
+    assert result["upload_latency_s"]["p99"] < 120 and result["stream_alert_latency_s"]["p50"] < 10, result
+
+
+def test_a_slow_upload_times_out_and_the_server_keeps_serving(server):
+    host, port = server.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=30) as slow:
+        slow.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 100000\r\n\r\n--b\r\n")  # ...and then nothing more
+        reply = b""
+        while chunk := slow.recv(4096):  # the server answers, then closes
+            reply += chunk
+        reply = reply.decode()
+    assert reply.startswith("HTTP/1.1 408") and "longer than 2 s" in reply
+    assert time.monotonic() - started < 10
+    import httpx2 as httpx
+
+    assert httpx.get(f"{server}/healthz").status_code == 200
+
+
+def test_a_silent_stream_is_closed_after_the_idle_limit(server):
+    with connect(server.replace("http", "ws") + "/v1/stream") as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=30)
+        assert ws.close_code == 1008 and 2.5 < time.monotonic() - started < 10
+
+
+def test_garbage_frames_close_only_their_own_stream(server):
+    url = server.replace("http", "ws") + "/v1/stream?format=f32le"
+    with connect(url) as bad, connect(url) as good:
+        assert json.loads(bad.recv(timeout=30))["type"] == json.loads(good.recv(timeout=30))["type"] == "ready"
+        bad.send(np.full(800, np.nan, np.float32).tobytes())
+        with pytest.raises(ConnectionClosed):
+            bad.recv(timeout=10)
+        good.send(np.zeros(1600, np.float32).tobytes())
+        good.send("end")
+        with pytest.raises(ConnectionClosed):
+            good.recv(timeout=10)
+        assert (bad.close_code, good.close_code) == (1008, 1000)
