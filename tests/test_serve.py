@@ -132,6 +132,20 @@ def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(client, case, tmp_
     assert client.get("/healthz").status_code == 200
 
 
+def test_uploads_leave_no_temporary_file_behind(client, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where this process puts temporary files
+    wave, _ = siren_scene()
+    big = wav_bytes(np.tile(wave, 3), subtype="FLOAT")  # 1.9 MB: over Starlette's 1-MB memory spool
+    for endpoint, body, status in [("/v1/classify", big, 200), ("/v1/detect", big, 200),
+                                   ("/v1/detect", big[:3000], 415), ("/v1/classify", b"not audio", 415)]:
+        assert client.post(endpoint, files={"file": ("a.wav", body)}).status_code == status
+        assert list(scratch.iterdir()) == []
+
+
 def test_bodies_over_the_cap_are_refused_before_they_are_parsed(client):
     # A declared length over the cap: refused from the headers, the body never read.
     reply = client.post("/v1/detect", content=b"x" * 10, headers={"content-length": str(50 * 1024 * 1024)})
