@@ -33,6 +33,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "best": ("scaler + SpecAugment + between-class (log-mel): the default", ["--scaler", "--spec-augment",
                                                                               "--mixing", "bc-logmel",
                                                                               "--no-waveform-augment"]),
+    "best-long": ("the default, 100 epochs, no validation hold-out", ["--scaler", "--spec-augment", "--mixing",
+                                                                      "bc-logmel", "--no-waveform-augment",
+                                                                      "--epochs", "100", "--validation-fraction",
+                                                                      "0"]),
 }
 
 
