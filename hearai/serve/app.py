@@ -14,7 +14,7 @@ import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
@@ -29,6 +29,7 @@ from hearai.serve.guard import BodyGuard
 from hearai.validation import positive_float, positive_int
 
 STATIC = Path(__file__).with_name("static")
+T = TypeVar("T")
 _READ_BYTES = 1 << 16
 _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and part headers around the file
 # The page loads only its own scripts and styles and talks only to this server (ws: included).
@@ -117,25 +118,12 @@ def create_app(scorer: WindowScorer, *, model_file: str = "", config: ServeConfi
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
         """Class probabilities of an uploaded recording (the mean over its windows)."""
-        with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
-            path = await _receive(file, Path(folder), limits)
-            try:
-                probabilities = await run_in_threadpool(scorer.predict_proba, path)
-            except HearaiError as exc:
-                raise Refused(422, f"{file.filename}: {_reason(exc)}") from exc
-        order = np.argsort(probabilities)[::-1]
-        return {"label": scorer.labels[order[0]], "confidence": round(float(probabilities[order[0]]), 4),
-                "probabilities": {scorer.labels[k]: round(float(probabilities[k]), 4) for k in order}}
+        return await _on_upload(file, limits, scorer.predict)
 
     @app.post("/v1/detect")
     async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
         """Events (label, onset, offset in seconds, confidence) in an uploaded recording."""
-        with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
-            path = await _receive(file, Path(folder), limits)
-            try:
-                found = await run_in_threadpool(detect_file, scorer, path, limits.detect)
-            except HearaiError as exc:
-                raise Refused(422, f"{file.filename}: {_reason(exc)}") from exc
+        found = await _on_upload(file, limits, lambda path: detect_file(scorer, path, limits.detect))
         return {"seconds": round(found.seconds, 3), "events": [e.to_dict() for e in found.events]}
 
     @app.websocket("/v1/stream")
@@ -187,8 +175,7 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector, sample_f
             if text.strip() != "end":
                 await socket.close(code=1008, reason="text frames carry only 'end'; audio goes in binary frames")
                 return
-            for event in await run_in_threadpool(detector.flush):
-                await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
+            await _send_events(socket, await run_in_threadpool(detector.flush))
             await socket.close(code=1000)
             return
         if data is None or len(data) > limits.max_frame_bytes or len(data) % dtype.itemsize:
@@ -200,8 +187,22 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector, sample_f
         if not np.isfinite(samples).all():
             await socket.close(code=1008, reason="frame holds NaN or infinite samples")
             return
-        for event in await run_in_threadpool(detector.push, samples):
-            await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
+        await _send_events(socket, await run_in_threadpool(detector.push, samples))
+
+
+async def _send_events(socket: WebSocket, events: list) -> None:
+    for event in events:
+        await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
+
+
+async def _on_upload(upload: UploadFile, limits: ServeConfig, work: Callable[[Path], T]) -> T:
+    """``work`` on the upload, received into a private folder that is removed afterwards, in a worker thread."""
+    with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
+        path = await _receive(upload, Path(folder), limits)
+        try:
+            return await run_in_threadpool(work, path)
+        except HearaiError as exc:
+            raise Refused(422, f"{upload.filename}: {_reason(exc)}") from exc
 
 
 async def _receive(upload: UploadFile, folder: Path, limits: ServeConfig) -> Path:
