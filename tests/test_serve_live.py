@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -82,8 +83,10 @@ def test_the_page_alerts_a_siren_heard_through_the_microphone(server, browser, t
     page.wait_for_selector("#listen[aria-pressed='true']")
     page.wait_for_selector("#status:text-matches('^Listening')")
     # The fake microphone plays noise, then the siren at 4 s: the alert must come, and name it.
+    # The alert may already have ended when it is read on a slow machine; it names the sound and
+    # says how sure it is either way.
     alert = page.wait_for_selector("#alert.active[data-label='siren']", timeout=25_000)
-    assert "siren" in alert.inner_text().lower() and "% sure" in alert.inner_text()
+    assert re.search(r"Siren\n\d+% sure · (since|ended)", alert.inner_text()), alert.inner_text()
     assert page.evaluate("Number(document.getElementById('level').value)") > -80  # the meter moves
     page.screenshot(path=str(_screenshot_dir(tmp_path) / "alert.png"))
     assert "siren" in page.locator("#history li").first.inner_text()

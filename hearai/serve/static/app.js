@@ -175,9 +175,11 @@ function showAlert(entry) {
   box.style.setProperty("--accent", colourFor(entry.label));
   box.querySelector(".alert-icon").textContent = iconFor(entry.label);
   box.querySelector(".alert-label").textContent = pretty(entry.label);
+  // The confidence stays after the sound ends: someone who looks late still sees how sure it was.
+  const sure = `${Math.round(entry.confidence * 100)}% sure`;
   box.querySelector(".alert-detail").textContent = ongoing
-    ? `${Math.round(entry.confidence * 100)}% sure · since ${clock(entry.at)}`
-    : `ended · lasted ${(entry.offset - entry.onset).toFixed(1)} s`;
+    ? `${sure} · since ${clock(entry.at)}`
+    : `${sure} · ended · lasted ${(entry.offset - entry.onset).toFixed(1)} s`;
   if (!ongoing) state.alertTimer = setTimeout(() => state.listening && showAlert(null), 8000);
 }
 
