@@ -121,6 +121,10 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     _dataset_options(p)
     p.add_argument("--out", type=Path, required=True, help="run folder (metrics.json, report.md, confusion.png, ...)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--test-folds", type=_fold_list, metavar="K[,K]",
+                   help="train and test only these folds in this process; other processes (e.g. on the same GPU) "
+                   "run the rest into the same --out, and the one that finds every fold done writes the report "
+                   "(bench/parallel_cv.py does this)")
     if _chosen(p, verb):
         _training_options(p)
     p.set_defaults(run=_cv)
@@ -518,7 +522,10 @@ def _cv(args: argparse.Namespace) -> int:
 
     dataset, features, run = _prepare_run(args)
     report = cross_validate(dataset, folds=args.folds, features=features, config=_train_config(args), run=run,
-                            out=args.out)
+                            out=args.out, test_folds=args.test_folds)
+    if report is None:
+        print(f"fold(s) {args.test_folds} done in {args.out}; the report waits for the other folds")
+        return 0
     partial = " (PARTIAL: not every fold)" if report["partial"] else ""
     per_fold = ", ".join(f"{r['fold']}: {100 * r['accuracy']:.1f}%" for r in report["folds"])
     print(f"{dataset.name} CV accuracy {100 * report['mean_accuracy']:.1f}% ± {100 * report['std_accuracy']:.1f}%"

@@ -115,48 +115,43 @@ def evaluate_classifier(classifier: Classifier, dataset: Dataset, run: RunOption
 
 
 def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: FeatureConfig, config: TrainConfig,
-                   run: RunOptions, out: Path) -> dict[str, Any]:
-    """Each listed fold is the test fold once; train on the other listed folds. Writes ``out/``."""
+                   run: RunOptions, out: Path, test_folds: list[int] | None = None) -> dict[str, Any] | None:
+    """Each listed fold is the test fold once; train on the other listed folds. Writes ``out/``.
+
+    ``test_folds``: run only these folds' trainings (other processes run the rest into the same
+    ``out``, e.g. several folds at once on one GPU). Returns None while any fold has no result;
+    the process that finds every fold done writes the report.
+    """
     folds = sorted(folds or dataset.folds)
     absent = sorted(set(folds) - set(dataset.folds))
     if absent:
         raise DatasetError(f"{dataset.name}: no clips in fold(s) {absent}; folds present: {dataset.folds}")
     if len(folds) < 2:
         raise DatasetError(f"cross-validation needs at least 2 folds, got {folds}")
+    if test_folds is not None and not set(test_folds) <= set(folds):
+        raise DatasetError(f"test folds {sorted(set(test_folds) - set(folds))} are not among the folds {folds}")
+    mine = set(folds if test_folds is None else test_folds)
     out.mkdir(parents=True, exist_ok=True)
     listed = dataset.select(folds)
     every = clip_features(listed, run, waveforms=config.augment.needs_waveforms)  # loaded once for all folds
+    for k in sorted(mine):  # this process's folds first, so the last process to finish sees every result
+        done = out / f"fold-{k}" / "result.json"
+        if not (run.resume and done.is_file()):
+            _run_fold(dataset, listed, every, folds, k, features=features, config=config, run=run, done=done)
+        if run.progress:
+            print(f"fold {k}: accuracy {json.loads(done.read_text())['accuracy']:.4f}", flush=True)
+    pending = [k for k in folds if not (out / f"fold-{k}" / "result.json").is_file()]
+    if pending:
+        if run.progress:
+            print(f"folds {pending} have no result yet; the run that finishes last writes the report", flush=True)
+        return None
     fold_results, all_truth, all_probabilities, test_clips = [], [], [], []
     for k in folds:
-        fold_dir = out / f"fold-{k}"
-        fold_dir.mkdir(exist_ok=True)
-        test = dataset.select([k])
-        done = fold_dir / "result.json"
-        if run.resume and done.is_file():
-            record = json.loads(done.read_text())
-            probabilities = np.array(record.pop("probabilities"))
-        else:
-            train_folds = [f for f in folds if f != k]
-            train = dataset.select(train_folds)
-            classifier, result = train_classifier(train, features=features, config=config, run=run,
-                                                  checkpoint=fold_dir / "checkpoint.pt",
-                                                  data=every.subset(_indices(listed, train_folds)))
-            test_features = list(every.subset(_indices(listed, [k])).features)
-            probabilities = clip_probabilities(classifier.model, test_features, features, device=run.device).numpy()
-            _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
-            truth = np.array([dataset.label_index(c.label) for c in test.clips])
-            record = {"fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
-                      "n_train": len(train.clips), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-                      "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
-            write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
-            (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
-        if run.progress:
-            print(f"fold {k}: accuracy {record['accuracy']:.4f} on {record['n_test']} clips", flush=True)
+        record = json.loads((out / f"fold-{k}" / "result.json").read_text())
+        all_probabilities.append(np.array(record.pop("probabilities")))
         fold_results.append(record)
-        all_truth += [dataset.label_index(c.label) for c in test.clips]
-        all_probabilities.append(probabilities)
-        test_clips += list(test.clips)
-
+        test_clips += dataset.select([k]).clips
+    all_truth = [dataset.label_index(c.label) for c in test_clips]
     accuracies = np.array([r["accuracy"] for r in fold_results])
     metrics = classification_metrics(np.array(all_truth), np.concatenate(all_probabilities).argmax(1), dataset.labels)
     pooled_accuracy = metrics.pop("accuracy")
@@ -185,6 +180,27 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, features: Featu
     _write_predictions(out / "predictions.csv", test_clips, dataset.labels, np.concatenate(all_probabilities))
     write_text_atomic(out / "report.md", _markdown_report(report, out))
     return report
+
+
+def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: list[int], k: int, *,
+              features: FeatureConfig, config: TrainConfig, run: RunOptions, done: Path) -> None:
+    """Train on the listed folds but ``k``, score fold ``k``'s clips, write ``done`` (result.json)."""
+    fold_dir = done.parent
+    fold_dir.mkdir(exist_ok=True)
+    train_folds = [f for f in folds if f != k]
+    train = dataset.select(train_folds)
+    classifier, result = train_classifier(train, features=features, config=config, run=run,
+                                          checkpoint=fold_dir / "checkpoint.pt",
+                                          data=every.subset(_indices(listed, train_folds)))
+    test_features = list(every.subset(_indices(listed, [k])).features)
+    probabilities = clip_probabilities(classifier.model, test_features, features, device=run.device).numpy()
+    _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
+    truth = np.array([dataset.label_index(c.label) for c in dataset.select([k]).clips])
+    record = {"fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
+              "n_train": len(train.clips), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+              "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+    write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
+    (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
 
 
 def _indices(dataset: Dataset, folds: list[int]) -> list[int]:

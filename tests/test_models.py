@@ -13,7 +13,7 @@ NAMES = [spec.name for spec in list_models()]
 
 
 def test_registry_holds_the_seed_vgg_and_an_efficient_cnn():
-    assert {"vgg-dcase", "dsresnet"} <= set(NAMES)
+    assert {"vgg-dcase", "dsresnet", "resnet"} <= set(NAMES)
     assert all(spec.summary for spec in list_models())
 
 
@@ -61,6 +61,15 @@ def test_vgg_dcase_is_eleven_3x3_convolutions_each_with_batch_norm():
     assert all(layers[i].kernel_size == (3, 3) and isinstance(layers[i + 1], nn.BatchNorm2d) for i in convs)
     assert max(layers[i].out_channels for i in convs) == 128  # narrow
     assert sum(isinstance(m, nn.MaxPool2d) for m in layers) == 4
+
+
+def test_resnet_is_full_3x3_residual_blocks_in_four_stages():
+    model = create_model("resnet", n_classes=10, n_features=150, n_frames=100)
+    blocks = list(model.net.stages)
+    assert len(blocks) == 8 and [b.body[0].stride for b in blocks[::2]] == [(2, 2)] * 4
+    convs = [m for b in blocks for m in b.body if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 16 and all(c.kernel_size == (3, 3) and c.groups == 1 for c in convs)
+    assert blocks[-1].body[-1].num_features == 512 and count_parameters(model) == 11_161_322
 
 
 def test_sizes_are_counted():

@@ -158,6 +158,22 @@ def test_cv_killed_mid_epoch_resumes_to_the_same_result(small_set, tmp_path):
     assert (killed_dir / "predictions.csv").read_text() == (tmp_path / "straight" / "predictions.csv").read_text()
 
 
+def test_cv_folds_run_in_parallel_processes_give_the_straight_result(small_set, tmp_path):
+    args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--epochs", "2",
+            "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0"]
+    assert hearai(*args, "--out", str(tmp_path / "straight")).returncode == 0
+    shared = tmp_path / "parallel"
+    processes = [subprocess.Popen([sys.executable, "-m", "hearai.cli", *args, "--out", str(shared), "--test-folds", k],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in ("1", "2,3")]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert sum("the report waits for the other folds" in out for out, _ in outputs) <= 1  # the last one reports
+    assert _metrics_without_timing(shared)["folds"] == _metrics_without_timing(tmp_path / "straight")["folds"]
+    assert (shared / "predictions.csv").read_text() == (tmp_path / "straight" / "predictions.csv").read_text()
+    wrong = hearai(*args, "--out", str(tmp_path / "wrong"), "--test-folds", "4")
+    assert wrong.returncode == 2 and "test folds [4] are not among the folds [1, 2, 3]" in wrong.stderr
+
+
 def test_bad_dataset_in_cv_is_one_line(tmp_path):
     (tmp_path / "m.csv").write_text("path,label\nnothere.wav,dog\n")
     done = hearai("cv", "--dataset", "csv", "--root", str(tmp_path / "m.csv"), "--out", str(tmp_path / "r"))

@@ -34,34 +34,56 @@ class CeilAvgPool2d(nn.Module):
         return pooled * (k * k / (rows * cols))
 
 
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Identity when shapes match, else (pooled) 1x1 projection with BN."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(CeilAvgPool2d(stride) if stride > 1 else nn.Identity(),
+                         nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+
+
 class SeparableResidual(nn.Module):
     """Depthwise 3x3 then pointwise 1x1 (each with BN), added to a projected shortcut."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
+        self.body = self.make_body(in_channels, out_channels, stride)
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+        self.act = nn.ReLU(inplace=True)
+
+    @staticmethod
+    def make_body(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        return nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 3, stride=stride, padding=1, groups=in_channels, bias=False),
             nn.BatchNorm2d(in_channels),
             nn.ReLU(inplace=True),
             nn.Conv2d(in_channels, out_channels, 1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
-        self.shortcut = (
-            nn.Identity()
-            if stride == 1 and in_channels == out_channels
-            else nn.Sequential(CeilAvgPool2d(stride) if stride > 1 else nn.Identity(),
-                               nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
-        )
-        self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.body(x) + self.shortcut(x))
 
 
-class DSResNet(nn.Module):
-    """Stem conv, stages of separable residual blocks, mean+max global pooling, linear head."""
+class BasicResidual(SeparableResidual):
+    """ResNet's basic block: two full 3x3 convs (each with BN), added to a projected shortcut."""
 
-    def __init__(self, *, n_classes: int, widths: tuple[int, ...], blocks: int, dropout: float) -> None:
+    @staticmethod
+    def make_body(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+class ResidualCNN(nn.Module):
+    """Stem conv, stages of residual blocks, mean+max global pooling, linear head."""
+
+    def __init__(self, *, n_classes: int, widths: tuple[int, ...], blocks: int, dropout: float,
+                 block: type[SeparableResidual]) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False),
@@ -71,8 +93,8 @@ class DSResNet(nn.Module):
         layers: list[nn.Module] = []
         channels = widths[0]
         for width in widths[1:]:
-            layers.append(SeparableResidual(channels, width, stride=2))
-            layers += [SeparableResidual(width, width, stride=1) for _ in range(blocks - 1)]
+            layers.append(block(channels, width, stride=2))
+            layers += [block(width, width, stride=1) for _ in range(blocks - 1)]
             channels = width
         self.stages = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels, n_classes))
@@ -87,4 +109,12 @@ class DSResNet(nn.Module):
 def dsresnet(*, n_classes: int, n_features: int, n_frames: int, widths: tuple[int, ...] = (32, 64, 128, 256),
              blocks: int = 2, dropout: float = 0.3) -> nn.Module:
     del n_features, n_frames  # global pooling makes the net independent of the input size
-    return DSResNet(n_classes=n_classes, widths=tuple(widths), blocks=blocks, dropout=dropout)
+    return ResidualCNN(n_classes=n_classes, widths=tuple(widths), blocks=blocks, dropout=dropout,
+                       block=SeparableResidual)
+
+
+@register_model("resnet", summary="residual CNN of full 3x3 convs (32-512 channels, ResNet-18-sized): for GPUs")
+def resnet(*, n_classes: int, n_features: int, n_frames: int, widths: tuple[int, ...] = (32, 64, 128, 256, 512),
+           blocks: int = 2, dropout: float = 0.3) -> nn.Module:
+    del n_features, n_frames
+    return ResidualCNN(n_classes=n_classes, widths=tuple(widths), blocks=blocks, dropout=dropout, block=BasicResidual)

@@ -14,18 +14,21 @@ def clip_probabilities(
     model: nn.Module, features: list[torch.Tensor], config: FeatureConfig, *, batch_size: int = 128,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """(n_clips, n_classes): the mean of each clip's window softmax probabilities."""
+    """(n_clips, n_classes): the mean of each clip's window softmax probabilities, computed on ``device``.
+
+    The model runs on ``device`` and is put back where it was, in the mode it was in.
+    """
     windows = [cut_windows(f, config) for f in features]
     counts = [len(w) for w in windows]
     stacked = torch.cat(windows).unsqueeze(1)
-    was_training = model.training
-    model.eval()
+    was_training, home = model.training, next(model.parameters()).device
+    model.eval().to(device)
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(stacked), batch_size):
             batch = stacked[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
             outputs.append(torch.softmax(model(batch).float(), dim=1).cpu())
-    model.train(was_training)
+    model.train(was_training).to(home)
     per_window = torch.cat(outputs)
     return torch.stack([chunk.mean(dim=0) for chunk in per_window.split(counts)])
 

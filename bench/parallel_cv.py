@@ -1,0 +1,81 @@
+"""Cross-validation with every fold training at once: one ``hearai cv --test-folds K`` process per fold.
+
+A small network leaves a GPU mostly idle, so the folds of one run (and several runs) share it. The
+feature cache is filled first, once, with every core; then the fold processes start, each with an
+equal share of the cores, each logging to OUT/fold-K.log; the last one to finish writes the report.
+Arguments after ``--`` go to ``hearai cv`` unchanged (give it --dataset, --root and the recipe).
+
+    python bench/parallel_cv.py --out runs/esc50-gpu -- --dataset esc50 --root DATA/esc50 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hearai.data import prepare
+from hearai.data.cache import FeatureCache
+from hearai.featureconfig import FeatureConfig
+
+
+def warm_cache(cv_args: list[str], workers: int) -> list[int]:
+    """Featurize every clip of the dataset into the cache the fold processes will read; its folds."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--folds")
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--feature-config", type=Path)
+    known, _ = parser.parse_known_args(cv_args)
+    config = (FeatureConfig.from_dict(json.loads(known.feature_config.read_text())) if known.feature_config
+              else FeatureConfig())
+    dataset = prepare(known.dataset, known.root)
+    if known.folds:
+        dataset = dataset.select([int(k) for k in known.folds.split(",")])
+    FeatureCache(config, known.cache).features([c.path for c in dataset.clips], workers=workers)
+    return sorted({c.fold for c in dataset.clips})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="the run folder all fold processes share")
+    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)),
+                        help="CPU cores to share out (default: all; lower it when other runs share the machine)")
+    parser.add_argument("cv_args", nargs=argparse.REMAINDER, help="-- then the arguments of hearai cv")
+    args = parser.parse_args()
+    cv_args = args.cv_args[1:] if args.cv_args[:1] == ["--"] else args.cv_args
+    started = time.perf_counter()
+    folds = warm_cache(cv_args, workers=args.cores)
+    featurized = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.cores // len(folds))), "PYTHONUNBUFFERED": "1"}
+    processes = []
+    for k in folds:
+        log = open(args.out / f"fold-{k}.log", "w")  # noqa: SIM115 (held open for the child's lifetime)
+        command = [sys.executable, "-m", "hearai.cli", "cv", *cv_args, "--out", str(args.out), "--test-folds",
+                   str(k), "--resume"]
+        processes.append((k, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+    failed = []
+    for k, process, log in processes:
+        if process.wait() != 0:
+            failed.append(k)
+        log.close()
+    summary = {"out": str(args.out), "folds": folds, "failed_folds": failed, "featurize_seconds": round(featurized, 1),
+               "wall_seconds": round(time.perf_counter() - started, 1)}
+    metrics_file = args.out / "metrics.json"
+    if not failed and metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        summary.update(mean_accuracy=metrics["mean_accuracy"], std_accuracy=metrics["std_accuracy"],
+                       per_fold=[f["accuracy"] for f in metrics["folds"]], macro_f1=metrics["macro_f1"])
+    print(json.dumps(summary))
+    (args.out / "parallel_cv.json").write_text(json.dumps(summary, indent=2))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
