@@ -2,8 +2,9 @@
 
 Runs ``hearai cv`` for each row into OUT/<row> (resumable: finished folds and rows are kept), then
 prints the README's markdown table and writes OUT/ablation.json. ``--report`` only tabulates the
-rows already run. On ESC-10 each row takes about 17 minutes on 2 CPU cores (waveform augmentation
-about twice that); on a GPU, pass ``--dataset esc50`` and ``--device cuda``.
+rows already run. On ESC-10 a 40-epoch row takes about 17 minutes on 2 CPU cores (waveform
+augmentation about twice that). On a GPU add ``--dataset esc50 --device cuda --parallel-folds``:
+each row's folds then train at once (``bench/parallel_cv.py``).
 
     .venv/bin/python bench/ablation.py --out runs/ablation [--rows baseline,scaler] [--report]
 """
@@ -18,25 +19,26 @@ from pathlib import Path
 
 from hearai.fsutil import write_text_atomic
 
+SHORT = ["--epochs", "40", "--validation-fraction", "0.15"]  # the ablation's rows: 40 epochs, best epoch kept
 PLAIN = ["--no-spec-augment", "--mixing", "none", "--no-waveform-augment"]
+DEFAULT = ["--scaler", "--spec-augment", "--mixing", "bc-logmel", "--no-waveform-augment"]
 ROWS: dict[str, tuple[str, list[str]]] = {
-    "baseline": ("baseline (no scaler, no augmentation)", ["--no-scaler", *PLAIN]),
-    "scaler": ("+ per-band scaler", ["--scaler", *PLAIN]),
-    "spec-augment": ("+ scaler + SpecAugment", ["--scaler", "--spec-augment", "--mixing", "none",
+    "baseline": ("baseline (no scaler, no augmentation)", [*SHORT, "--no-scaler", *PLAIN]),
+    "scaler": ("+ per-band scaler", [*SHORT, "--scaler", *PLAIN]),
+    "spec-augment": ("+ scaler + SpecAugment", [*SHORT, "--scaler", "--spec-augment", "--mixing", "none",
                                                  "--no-waveform-augment"]),
-    "mixup": ("+ scaler + mixup (α 0.4)", ["--scaler", "--no-spec-augment", "--mixing", "mixup",
+    "mixup": ("+ scaler + mixup (α 0.4)", [*SHORT, "--scaler", "--no-spec-augment", "--mixing", "mixup",
                                            "--no-waveform-augment"]),
-    "bc-logmel": ("+ scaler + between-class (log-mel)", ["--scaler", "--no-spec-augment", "--mixing", "bc-logmel",
-                                                         "--no-waveform-augment"]),
-    "waveform": ("+ scaler + waveform augmentation", ["--scaler", "--no-spec-augment", "--mixing", "none",
+    "bc-logmel": ("+ scaler + between-class (log-mel)", [*SHORT, "--scaler", "--no-spec-augment", "--mixing",
+                                                         "bc-logmel", "--no-waveform-augment"]),
+    "waveform": ("+ scaler + waveform augmentation", [*SHORT, "--scaler", "--no-spec-augment", "--mixing", "none",
                                                       "--waveform-augment"]),
-    "best": ("scaler + SpecAugment + between-class (log-mel): the default", ["--scaler", "--spec-augment",
-                                                                              "--mixing", "bc-logmel",
-                                                                              "--no-waveform-augment"]),
-    "best-long": ("the default, 100 epochs, no validation hold-out", ["--scaler", "--spec-augment", "--mixing",
-                                                                      "bc-logmel", "--no-waveform-augment",
-                                                                      "--epochs", "100", "--validation-fraction",
-                                                                      "0"]),
+    "best": ("scaler + SpecAugment + between-class (log-mel), 40 epochs", [*SHORT, *DEFAULT]),
+    "best-long": ("the default: scaler + SpecAugment + between-class (log-mel), 100 epochs, every training clip",
+                  DEFAULT),
+    "best-long-mixup": ("the default with mixup instead of between-class", [*DEFAULT[:2], "--mixing", "mixup",
+                                                                             "--no-waveform-augment"]),
+    "best-long-resnet": ("the default recipe on the 11 M-parameter `resnet`", [*DEFAULT, "--model", "resnet"]),
 }
 
 
@@ -47,6 +49,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("../shared/data/esc50"))
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows (default: all)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parallel-folds", action="store_true",
+                        help="train a row's folds at once (bench/parallel_cv.py): for a GPU")
     parser.add_argument("--report", action="store_true", help="only tabulate rows already run")
     args = parser.parse_args()
     chosen = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -55,8 +59,13 @@ def main() -> None:
         parser.error(f"unknown row(s) {unknown}; rows: {', '.join(ROWS)}")
     if not args.report:
         for row in chosen:
-            command = [sys.executable, "-m", "hearai.cli", "cv", "--dataset", args.dataset, "--root", str(args.root),
-                       "--device", args.device, "--out", str(args.out / row), "--resume", "--quiet", *ROWS[row][1]]
+            cv_args = ["--dataset", args.dataset, "--root", str(args.root), "--device", args.device, *ROWS[row][1]]
+            if args.parallel_folds:
+                command = [sys.executable, str(Path(__file__).with_name("parallel_cv.py")), "--out",
+                           str(args.out / row), "--", *cv_args]
+            else:
+                command = [sys.executable, "-m", "hearai.cli", "cv", *cv_args, "--out", str(args.out / row),
+                           "--resume", "--quiet"]
             print("$", " ".join(command[2:]), flush=True)
             subprocess.run(command, check=True)
     table, records = ["| row | flags | accuracy | per fold |", "| --- | --- | --- | --- |"], {}

@@ -280,7 +280,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=d.patience,
                         help="stop after this many epochs without validation gain (default: %(default)s)")
     parser.add_argument("--validation-fraction", type=float, default=d.validation_fraction,
-                        help="share of the training clips held out for early stopping (default: %(default)s)")
+                        help="share of the training clips held out to pick the best epoch and stop early; 0 trains on "
+                        "all of them and keeps the last epoch (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     a = d.augment
     group = parser.add_argument_group("augmentation (each switch alone; the defaults are the best measured recipe)")

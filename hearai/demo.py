@@ -57,7 +57,7 @@ def cross_validate_step(out: Path) -> list[str]:
     run = RunOptions(cache=FeatureCache(features, out / "feature-cache"))
     # A 10-epoch run on clean synthetic clips: augmentation pays off over longer training on real
     # recordings (see the README's ablation), so the demo trains plainly, with the band scaler only.
-    config = TrainConfig(model="dsresnet", epochs=10, batch_size=32,
+    config = TrainConfig(model="dsresnet", epochs=10, batch_size=32, validation_fraction=0.15,
                          augment=AugmentConfig.plain())
     report = cross_validate(dataset, folds=None, features=features, config=config, run=run, out=out / "cv")
     per_fold = ", ".join(f"{100 * r['accuracy']:.0f}%" for r in report["folds"])
@@ -79,7 +79,8 @@ def detect_step(out: Path) -> list[str]:
     features = FeatureConfig()
     dataset = prepare("csv", out / "synth" / "manifest.csv")
     run = RunOptions(cache=FeatureCache(features, out / "feature-cache"))
-    config = TrainConfig(model="dsresnet", epochs=20, batch_size=32, augment=AugmentConfig.plain())
+    config = TrainConfig(model="dsresnet", epochs=20, batch_size=32, validation_fraction=0.15,
+                         augment=AugmentConfig.plain())
     classifier, _ = train_classifier(dataset, features=features, config=config, run=run)
     model = classifier.save(out / "model.safetensors")
     scapes = out / "synth" / "soundscapes"

@@ -72,7 +72,8 @@ def synth_model(tmp_path_factory) -> Path:
             done = hearai("synth", "--out", str(data), "--per-class", "40", "--soundscapes", "0", "--seed", "3")
             assert done.returncode == 0, done.stderr
             done = hearai("train", "--dataset", "csv", "--root", str(data / "manifest.csv"), "--out", str(model),
-                          "--epochs", "20", "--batch-size", "32", "--no-spec-augment", "--mixing", "none",
+                          "--epochs", "20", "--validation-fraction", "0.15", "--batch-size", "32",
+                          "--no-spec-augment", "--mixing", "none",
                           "--cache", str(shared / "synth-model-cache"), "--quiet", timeout=1800)
             assert done.returncode == 0, done.stderr
     return model

@@ -15,21 +15,20 @@ from hearai.artifact import Classifier
 from hearai.errors import ModelError
 from hearai.export import export_onnx
 from hearai.features import FeatureConfig
-from hearai.models import create_model
+from hearai.models import create_model, list_models
 from hearai.runtime import load_onnx
 from tests.test_cli import hearai
 
 LABELS = tuple(f"class{k}" for k in range(5))
 
 
-def classifier(features: FeatureConfig, seed: int = 0) -> Classifier:
+def classifier(features: FeatureConfig, seed: int = 0, name: str = "dsresnet") -> Classifier:
     """An untrained net with a fitted-looking scaler: parity does not need a good model, only a real one."""
     torch.manual_seed(seed)
-    model = create_model("dsresnet", n_classes=len(LABELS), n_features=features.n_features,
-                         n_frames=features.window_frames)
+    model = create_model(name, n_classes=len(LABELS), n_features=features.n_features, n_frames=features.window_frames)
     model.scaler.mean.fill_(-40.0 if features.kind == "logmel" else 0.0)
     model.scaler.std.fill_(20.0)
-    return Classifier(model=model, features=features, labels=LABELS, model_name="dsresnet")
+    return Classifier(model=model, features=features, labels=LABELS, model_name=name)
 
 
 def real_clips(esc50_root: Path, us8k_root: Path) -> list[Path]:
@@ -53,6 +52,14 @@ def test_onnx_graph_matches_torch_on_real_clips(features, tmp_path, esc50_root, 
     wave = np.random.default_rng(0).standard_normal(44_100).astype(np.float32) * 0.1  # a waveform at another rate
     assert np.abs(model.predict_proba(wave, sample_rate=44_100) - exported.predict_proba(wave, sample_rate=44_100)
                   ).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in list_models()])
+def test_every_registered_model_exports_with_parity(name, tmp_path, esc50_root):
+    model = classifier(FeatureConfig(), name=name)
+    export_onnx(model, tmp_path / "m.onnx")
+    clip = sorted((esc50_root / "audio").glob("*.flac"))[0]
+    assert np.abs(model.predict_proba(clip) - load_onnx(tmp_path / "m.onnx").predict_proba(clip)).max() <= 1e-4
 
 
 def test_int8_export_is_smaller_and_agrees(tmp_path, esc50_root):
