@@ -42,14 +42,25 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
                          nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
 
 
-class SeparableResidual(nn.Module):
-    """Depthwise 3x3 then pointwise 1x1 (each with BN), added to a projected shortcut."""
+class Residual(nn.Module):
+    """A body added to its (projected) shortcut, then ReLU; each block kind gives its body."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.body = self.make_body(in_channels, out_channels, stride)
         self.shortcut = _shortcut(in_channels, out_channels, stride)
         self.act = nn.ReLU(inplace=True)
+
+    @staticmethod
+    def make_body(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+class SeparableResidual(Residual):
+    """Depthwise 3x3 then pointwise 1x1, each with BN."""
 
     @staticmethod
     def make_body(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -61,12 +72,9 @@ class SeparableResidual(nn.Module):
             nn.BatchNorm2d(out_channels),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
 
-
-class BasicResidual(SeparableResidual):
-    """ResNet's basic block: two full 3x3 convs (each with BN), added to a projected shortcut."""
+class BasicResidual(Residual):
+    """ResNet's basic block: two full 3x3 convs, each with BN."""
 
     @staticmethod
     def make_body(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -83,7 +91,7 @@ class ResidualCNN(nn.Module):
     """Stem conv, stages of residual blocks, mean+max global pooling, linear head."""
 
     def __init__(self, *, n_classes: int, widths: tuple[int, ...], blocks: int, dropout: float,
-                 block: type[SeparableResidual]) -> None:
+                 block: type[Residual]) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False),
