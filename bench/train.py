@@ -1,12 +1,13 @@
-"""Training throughput per model on CPU: full data pipeline vs preloaded tensors, in one run.
+"""Training throughput per model: full data pipeline vs preloaded tensors, in one run.
 
 The pipeline path builds each batch as ``fit`` does (``BatchMaker``, no augmentation: windows cut
 from cached clip features); the preloaded path feeds tensors already stacked in memory. Their ratio
 is the data pipeline's share of a training step (goal: under 10 %). Then the cost of building one
-batch with each augmentation ingredient, beside the plain batch and a `dsresnet` training step.
+batch with each augmentation ingredient, beside the plain batch and a `dsresnet` training step;
+with ``--device cuda``, side by side: batches made on the CPU (then copied) and on the GPU.
 Prints tables and writes JSON.
 
-    .venv/bin/python bench/train.py [--steps 30] [--out bench/results/train.json]
+    .venv/bin/python bench/train.py [--steps 30] [--device cuda] [--threads 1] [--out bench/results/train.json]
 """
 
 from __future__ import annotations
@@ -29,12 +30,19 @@ from hearai.models import count_macs, count_parameters, create_model, list_model
 REPO = Path(__file__).resolve().parents[1]
 
 
-def steps_per_second(model: nn.Module, batches, steps: int) -> float:
+def synchronized(device: torch.device) -> float:
+    """perf_counter once the device has finished its queued work (GPU kernels run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def steps_per_second(model: nn.Module, batches, steps: int, device: torch.device) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     for i, make in enumerate(batches):
         if i == 3:  # warm-up steps excluded
-            started = time.perf_counter()
+            started = synchronized(device)
         x, y = make()
         loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
         optimizer.zero_grad(set_to_none=True)
@@ -42,16 +50,20 @@ def steps_per_second(model: nn.Module, batches, steps: int) -> float:
         optimizer.step()
         if i == steps + 2:
             break
-    return steps / (time.perf_counter() - started)
+    return steps / (synchronized(device) - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="CPU threads (default: every core; 1 mimics one of several fold processes)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train.json")
     args = parser.parse_args()
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     config = FeatureConfig()
     generator = torch.Generator().manual_seed(0)
     # 400 clips of 5 s of coloured noise: the size of ESC-10, without the decode cost.
@@ -62,9 +74,9 @@ def main() -> None:
     rows = clips.window_index(config)
     b = args.batch_size
 
-    def maker(augment: AugmentConfig) -> BatchMaker:
+    def maker(augment: AugmentConfig, on: torch.device = device) -> BatchMaker:
         return BatchMaker(clips, rows, features=config, augment=augment, n_classes=10,
-                          band_mean=torch.cat(list(clips.features), 1).mean(1), seed=0)
+                          band_mean=torch.cat(list(clips.features), 1).mean(1), seed=0, device=on)
 
     plain = maker(AugmentConfig.plain())
 
@@ -73,8 +85,8 @@ def main() -> None:
             chunk = rows[torch.randperm(len(rows), generator=generator)[:b]]
             yield lambda chunk=chunk: plain(chunk)
 
-    preloaded_x = clips.windows(rows[:b], config.window_frames).contiguous(memory_format=torch.channels_last)
-    preloaded_y = clips.labels[rows[:b, 0]]
+    preloaded_x = clips.windows(rows[:b], config.window_frames).to(device).contiguous(memory_format=torch.channels_last)
+    preloaded_y = clips.labels[rows[:b, 0]].to(device)
 
     def preloaded():
         while True:
@@ -83,12 +95,12 @@ def main() -> None:
     results = {}
     for spec in list_models():
         model = create_model(spec.name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(device, memory_format=torch.channels_last)
         # Alternate the two paths and keep each one's best round: the machine's noise hits both alike.
         fast = full = 0.0
         for _ in range(2):
-            full = max(full, steps_per_second(model, pipeline(), args.steps) * b)
-            fast = max(fast, steps_per_second(model, preloaded(), args.steps) * b)
+            full = max(full, steps_per_second(model, pipeline(), args.steps, device) * b)
+            fast = max(fast, steps_per_second(model, preloaded(), args.steps, device) * b)
         results[spec.name] = {
             "parameters": count_parameters(model),
             "macs_per_window": count_macs(model, config.n_features, config.window_frames),
@@ -112,17 +124,23 @@ def main() -> None:
         "default recipe": AugmentConfig(),
     }
     batch_cost = {}
+    makers_on = {"cpu": torch.device("cpu")} | ({"device": device} if device.type != "cpu" else {})
     for name, augment in ingredients.items():
-        make = maker(augment)
         chunks = [rows[torch.randperm(len(rows), generator=generator)[:b]] for _ in range(6)]
-        make(chunks[0])
-        started = time.perf_counter()
-        for chunk in chunks[1:]:
-            make(chunk)
-        ms = 1000 * (time.perf_counter() - started) / (len(chunks) - 1)
-        batch_cost[name] = {"ms_per_batch": round(ms, 1), "share_of_dsresnet_step": round(ms / step_ms, 3)}
-        print(f"batch with {name:13s} {ms:7.1f} ms  ({100 * ms / step_ms:5.1f} % of a {step_ms:.0f}-ms dsresnet step)")
-    report = {"threads": torch.get_num_threads(), "batch_size": b, "torch": torch.__version__, "models": results,
+        batch_cost[name] = {}
+        for where, on in makers_on.items():
+            make = maker(augment, on)
+            make(chunks[0])
+            started = synchronized(on)
+            for chunk in chunks[1:]:
+                make(chunk)
+            ms = 1000 * (synchronized(on) - started) / (len(chunks) - 1)
+            batch_cost[name][where] = {"ms_per_batch": round(ms, 1), "share_of_dsresnet_step": round(ms / step_ms, 3)}
+        print(f"batch with {name:13s} " + "  ".join(f"made on {where}: {cost['ms_per_batch']:7.1f} ms"
+                                                   for where, cost in batch_cost[name].items())
+              + f"  (a dsresnet step: {step_ms:.1f} ms)")
+    report = {"threads": torch.get_num_threads(), "device": str(device), "batch_size": b, "torch": torch.__version__,
+              "models": results,
               "augmentation_batch_cost": batch_cost}
     write_text_atomic(args.out, json.dumps(report, indent=2))
     print(f"wrote {args.out}")

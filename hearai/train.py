@@ -103,7 +103,7 @@ def fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     rows = train.window_index(features)
     make_batch = BatchMaker(train, rows, features=features, augment=config.augment, n_classes=n_classes,
-                            band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank)
+                            band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank, device=device)
     del frames
     steps = (len(rows) + config.batch_size - 1) // config.batch_size
     scheduler = _schedule(optimizer, config, steps)
