@@ -116,7 +116,7 @@ def count_macs(model: nn.Module, n_features: int, n_frames: int) -> int:
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        model(torch.zeros(1, 1, n_features, n_frames))
+        model(torch.zeros(1, 1, n_features, n_frames, device=next(model.parameters()).device))
     model.train(was_training)
     for handle in handles:
         handle.remove()
