@@ -146,10 +146,24 @@ def _clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0) -> Cl
     return ClipFeatures(features, labels, waves)
 
 
-def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0) -> BatchMaker:
+def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0, device: str = "cpu") -> BatchMaker:
     config = FeatureConfig()
     return BatchMaker(data, data.window_index(config), features=config, augment=augment, n_classes=3,
-                      band_mean=torch.cat(list(data.features), 1).mean(1), seed=seed)
+                      band_mean=torch.cat(list(data.features), 1).mean(1), seed=seed, device=device)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("augment", [AugmentConfig(), AugmentConfig.plain(mixing="mixup", spec_augment=True),
+                                     AugmentConfig.plain(mixing="bc-waveform", waveform=True)],
+                         ids=["default", "mixup-specaugment", "bc-waveform-augmented"])
+def test_batches_made_on_the_gpu_equal_those_made_on_the_cpu(augment):
+    data = _clips()
+    on_cpu, on_gpu = _maker(data, augment), _maker(data, augment, device="cuda")
+    for rows in (on_cpu.rows[:8], on_cpu.rows[3:11]):
+        (x_cpu, y_cpu), (x_gpu, y_gpu) = on_cpu(rows), on_gpu(rows)
+        assert x_gpu.is_cuda and y_gpu.is_cuda
+        torch.testing.assert_close(y_gpu.cpu(), y_cpu)  # the same draws
+        assert (x_gpu.cpu() - x_cpu).abs().max() < 1e-2  # dB: float rounding only
 
 
 def test_all_switches_off_gives_the_cached_windows_and_class_ids():
