@@ -39,6 +39,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "best-long-mixup": ("the default with mixup instead of between-class", [*DEFAULT[:2], "--mixing", "mixup",
                                                                              "--no-waveform-augment"]),
     "best-long-resnet": ("the default recipe on the 11 M-parameter `resnet`", [*DEFAULT, "--model", "resnet"]),
+    "best-long-waveform": ("the default with waveform augmentation instead of between-class",
+                           ["--scaler", "--spec-augment", "--mixing", "none", "--waveform-augment"]),
 }
 
 
