@@ -18,27 +18,20 @@ import sys
 import time
 from pathlib import Path
 
-from hearai.data import prepare
-from hearai.data.cache import FeatureCache
-from hearai.featureconfig import FeatureConfig
+from hearai import cli
 
 
-def warm_cache(cv_args: list[str], workers: int) -> list[int]:
-    """Featurize every clip of the dataset into the cache the fold processes will read; its folds."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--folds")
-    parser.add_argument("--cache", type=Path)
-    parser.add_argument("--feature-config", type=Path)
-    known, _ = parser.parse_known_args(cv_args)
-    config = (FeatureConfig.from_dict(json.loads(known.feature_config.read_text())) if known.feature_config
-              else FeatureConfig())
-    dataset = prepare(known.dataset, known.root)
-    if known.folds:
-        dataset = dataset.select([int(k) for k in known.folds.split(",")])
-    FeatureCache(config, known.cache).features([c.path for c in dataset.clips], workers=workers)
-    return sorted({c.fold for c in dataset.clips})
+def warm_cache(cv_args: list[str], out: Path, workers: int) -> list[int]:
+    """Featurize every listed clip into the cache the fold processes will read; the folds to run.
+
+    The arguments go through ``hearai cv``'s own parser and set-up, so the dataset, its folds
+    (``--folds``, ``--n-folds``, ``--seed``), the feature config and the cache are exactly theirs.
+    """
+    args = cli._parser("cv").parse_args(["cv", *cv_args, "--out", str(out)])
+    dataset, _, run = cli._prepare_run(args)
+    listed = dataset.select(args.folds) if args.folds else dataset
+    run.cache.features([c.path for c in listed.clips], workers=workers, progress=run.progress)
+    return sorted({c.fold for c in listed.clips})
 
 
 def main() -> None:
@@ -50,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     cv_args = args.cv_args[1:] if args.cv_args[:1] == ["--"] else args.cv_args
     started = time.perf_counter()
-    folds = warm_cache(cv_args, workers=args.cores)
+    folds = warm_cache(cv_args, args.out, workers=args.cores)
     featurized = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.cores // len(folds))), "PYTHONUNBUFFERED": "1"}
