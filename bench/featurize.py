@@ -49,7 +49,8 @@ def run_variant(name: str, files: list[Path]) -> float:
     import torch
 
     from hearai import audio
-    from hearai.features import FeatureConfig, FeatureExtractor
+    from hearai.featureconfig import FeatureConfig
+    from hearai.features import FeatureExtractor
 
     cores = VARIANTS[name][0]
     torch.set_num_threads(cores if "compute" in name else 1)

@@ -29,11 +29,11 @@ import torch
 
 from hearai.artifact import Classifier
 from hearai.export import export_onnx
-from hearai.features import FeatureConfig
+from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import write_text_atomic
 from hearai.models import create_model, list_models
 from hearai.runtime import load_onnx
-from hearai.scoring import clip_crops
+from hearai.windows import clip_crops
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_SECONDS = 60.0
@@ -49,12 +49,12 @@ def seconds_for(score, crops: np.ndarray) -> float:
 
 def latency(model_path: Path, *, soundscapes: int = 8) -> dict:
     """Stream time from each matched sound's true onset to its alert, over synthetic soundscapes."""
-    from hearai.cli import _load_model
+    from hearai import load
     from hearai.data import synth
     from hearai.detect import StreamingDetector
 
-    scorer = _load_model(model_path)
-    rate, chunk = scorer.features.sample_rate, scorer.features.sample_rate // 10
+    scorer = load(model_path)
+    rate, chunk = scorer.sample_rate, scorer.sample_rate // 10
     delays, missed = [], 0
     for k in range(soundscapes):
         wave, truth = synth.make_soundscape(np.random.default_rng([5, 2000, k]), sample_rate=rate, seconds=30.0)
@@ -123,15 +123,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in list_models():
             model = create_model(spec.name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
-            classifier = Classifier(model=model.eval(), features=config, labels=tuple(map(str, range(10))),
+            classifier = Classifier(model=model.eval(), feature_config=config, labels=tuple(map(str, range(10))),
                                     model_name=spec.name)
-            graph = classifier.window_graph
-
-            def torch_score(batch: np.ndarray, graph=graph) -> np.ndarray:
-                with torch.inference_mode():
-                    return graph(torch.from_numpy(batch)).numpy()
-
-            engines = {"torch": torch_score}
+            engines = {"torch": classifier.window_probabilities}
             for name, int8 in (("onnx", False), ("onnx-int8", True)):
                 path = Path(tmp) / f"{spec.name}-{name}.onnx"
                 export_onnx(classifier, path, int8=int8)

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from hearai import cli
+from hearai.cli import build_parser, options, training
+from hearai.runs import clip_features
 
 
 def warm_cache(cv_args: list[str], out: Path, workers: int) -> list[int]:
@@ -27,11 +28,10 @@ def warm_cache(cv_args: list[str], out: Path, workers: int) -> list[int]:
     The arguments go through ``hearai cv``'s own parser and set-up, so the dataset, its folds
     (``--folds``, ``--n-folds``, ``--seed``), the feature config and the cache are exactly theirs.
     """
-    args = cli._parser("cv").parse_args(["cv", *cv_args, "--out", str(out)])
-    dataset, _, run = cli._prepare_run(args)
-    listed = dataset.select(args.folds) if args.folds else dataset
-    run.cache.features([c.path for c in listed.clips], workers=workers, progress=run.progress)
-    return sorted({c.fold for c in listed.clips})
+    args = build_parser(running="cv").parse_args(["cv", *cv_args, "--out", str(out), "--workers", str(workers)])
+    dataset = training.load_dataset(args)
+    clip_features(dataset, options.feature_config(args.feature_config), training.run_options(args))
+    return dataset.folds
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ from torch import nn
 
 from hearai.augment import AugmentConfig, BatchMaker
 from hearai.data.windows import ClipFeatures
-from hearai.features import FeatureConfig, LogMel
+from hearai.featureconfig import FeatureConfig
+from hearai.features import LogMel
 from hearai.fsutil import write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model, list_models
 
@@ -75,7 +76,7 @@ def main() -> None:
     b = args.batch_size
 
     def maker(augment: AugmentConfig, on: torch.device = device) -> BatchMaker:
-        return BatchMaker(clips, rows, features=config, augment=augment, n_classes=10,
+        return BatchMaker(clips, rows, feature_config=config, augment=augment, n_classes=10,
                           band_mean=torch.cat(list(clips.features), 1).mean(1), seed=0, device=on)
 
     plain = maker(AugmentConfig.plain())

@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hearai.errors import AudioError, ConfigError, DatasetError, HearaiError, ModelError
 
 if TYPE_CHECKING:
-    from hearai.artifact import Classifier
+    from hearai.interface import SoundModel
 
 __version__ = "0.1.0"
 __all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "__version__", "load"]
 
+_ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
 
-def load(path: str) -> Classifier:
-    """Load a trained classifier artifact (see ``hearai.artifact``)."""
-    from hearai.artifact import load as load_artifact
 
-    return load_artifact(path)
+def load(path: str | Path) -> SoundModel:
+    """Open a model file of either kind as a ``SoundModel``: ``.safetensors`` (torch) or ``.onnx`` (no torch).
+
+    The kind is read from the file's first bytes, not its name: an ONNX model (a protobuf) starts
+    with its IR-version field, byte 0x08; anything else goes to the safetensors reader, whose error
+    names the file when it is neither.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise ModelError(f"{target}: model file not found")
+    try:
+        with open(target, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise ModelError(f"{target}: cannot be read: {exc.strerror or exc}") from exc
+    if head[:1] == _ONNX_FIRST_BYTE:
+        from hearai.runtime import load_onnx
+
+        return load_onnx(target)
+    from hearai.artifact import load as load_safetensors
+
+    return load_safetensors(target)

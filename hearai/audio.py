@@ -108,6 +108,41 @@ def stream(path: PathLike, *, sample_rate: int, block_seconds: float = 10.0) -> 
                 yield tail
 
 
+# Raw PCM (stdin, WebSocket frames): sample formats, and the rates a live stream may declare.
+PCM_FORMATS = {"s16le": (np.dtype("<i2"), 1 / 32768), "s32le": (np.dtype("<i4"), 1 / 2147483648),
+               "f32le": (np.dtype("<f4"), 1.0)}
+MIN_STREAM_RATE, MAX_STREAM_RATE = 4_000, 384_000
+
+
+def check_stream_rate(rate: int) -> int:
+    """A raw stream's declared rate, or a ``ConfigError``: PCM carries no header to check it against."""
+    if not isinstance(rate, (int, np.integer)) or not MIN_STREAM_RATE <= rate <= MAX_STREAM_RATE:
+        raise ConfigError(f"a PCM stream's sample rate must be between {MIN_STREAM_RATE} and {MAX_STREAM_RATE} Hz, "
+                          f"got {rate!r}")
+    return int(rate)
+
+
+def pcm_frame_bytes(pcm_format: str, channels: int) -> int:
+    """Bytes of one frame (a sample of every channel); checks the format and the channel count."""
+    if pcm_format not in PCM_FORMATS:
+        raise ConfigError(f"PCM format {pcm_format!r} unknown; use one of {', '.join(PCM_FORMATS)}")
+    if not isinstance(channels, int) or not 1 <= channels <= 64:
+        raise ConfigError(f"channels must be between 1 and 64, got {channels!r}")
+    return PCM_FORMATS[pcm_format][0].itemsize * channels
+
+
+def decode_pcm(data: bytes, *, pcm_format: str, channels: int = 1) -> np.ndarray:
+    """Interleaved little-endian PCM bytes (whole frames) -> mono float32; NaN or Inf is an ``AudioError``."""
+    frame = pcm_frame_bytes(pcm_format, channels)
+    if len(data) % frame:
+        raise AudioError(f"{len(data)} bytes of {pcm_format} PCM are not whole {frame}-byte frames")
+    dtype, scale = PCM_FORMATS[pcm_format]
+    samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
+    if not np.isfinite(samples).all():
+        raise AudioError("the PCM holds NaN or infinite samples")
+    return to_mono(samples.reshape(-1, channels))
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """Average a (frames, channels) array to a contiguous mono float32 vector."""
     if data.ndim == 1:

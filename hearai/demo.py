@@ -11,7 +11,8 @@ from pathlib import Path
 
 from hearai import audio, explain, plots
 from hearai.data import synth
-from hearai.features import FeatureConfig, write_feature_file
+from hearai.featureconfig import FeatureConfig
+from hearai.features import write_feature_file
 
 Step = Callable[[Path], list[str]]
 
@@ -40,26 +41,24 @@ def featurize_step(out: Path) -> list[str]:
 
 
 def cross_validate_step(out: Path) -> list[str]:
-    import os
-
-    import torch
-
     from hearai.augment import AugmentConfig
+    from hearai.crossval import cross_validate
     from hearai.data import prepare
     from hearai.data.cache import FeatureCache
-    from hearai.evaluate import RunOptions, cross_validate
+    from hearai.runs import RunOptions, use_cores
     from hearai.train import TrainConfig
 
-    if hasattr(os, "sched_getaffinity") and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
-    features = FeatureConfig()
+    use_cores("cpu")
+    feature_config = FeatureConfig()
     dataset = prepare("csv", out / "synth" / "manifest.csv")
-    run = RunOptions(cache=FeatureCache(features, out / "feature-cache"))
+    run = RunOptions(cache=FeatureCache(out / "feature-cache"))
     # A 10-epoch run on clean synthetic clips: augmentation pays off over longer training on real
     # recordings (see the README's ablation), so the demo trains plainly, with the band scaler only.
     config = TrainConfig(model="dsresnet", epochs=10, batch_size=32, validation_fraction=0.15,
                          augment=AugmentConfig.plain())
-    report = cross_validate(dataset, folds=None, features=features, config=config, run=run, out=out / "cv")
+    report = cross_validate(dataset, folds=None, feature_config=feature_config, config=config, run=run,
+                            out=out / "cv")
+    assert report is not None, "a single-process cross-validation always writes its report"
     per_fold = ", ".join(f"{100 * r['accuracy']:.0f}%" for r in report["folds"])
     return [f"dsresnet, 5-fold CV accuracy {100 * report['mean_accuracy']:.1f}% ± "
             f"{100 * report['std_accuracy']:.1f}% (folds: {per_fold})",
@@ -68,34 +67,30 @@ def cross_validate_step(out: Path) -> list[str]:
 
 def detect_step(out: Path) -> list[str]:
     """Train one model on every synthetic clip, then find the events in the (unseen) soundscapes."""
-    from hearai import plots
     from hearai.augment import AugmentConfig
     from hearai.data import prepare
     from hearai.data.cache import FeatureCache
     from hearai.detect import DetectConfig, detect_file, evaluate, read_ground_truth, write_events
-    from hearai.evaluate import RunOptions, train_classifier
+    from hearai.detect.files import plot_detection
+    from hearai.runs import RunOptions, train_classifier
     from hearai.train import TrainConfig
 
-    features = FeatureConfig()
     dataset = prepare("csv", out / "synth" / "manifest.csv")
-    run = RunOptions(cache=FeatureCache(features, out / "feature-cache"))
+    run = RunOptions(cache=FeatureCache(out / "feature-cache"))
     config = TrainConfig(model="dsresnet", epochs=20, batch_size=32, validation_fraction=0.15,
                          augment=AugmentConfig.plain())
-    classifier, _ = train_classifier(dataset, features=features, config=config, run=run)
+    classifier, _ = train_classifier(dataset, feature_config=FeatureConfig(), config=config, run=run)
+    used = classifier.provenance["data"]
     model = classifier.save(out / "model.safetensors")
     scapes = out / "synth" / "soundscapes"
     detections = [detect_file(classifier, path, record=True) for path in sorted(scapes.glob("*.wav"))]
     write_events(out / "events.csv", detections, config=DetectConfig(), model=str(model))
     truth = read_ground_truth(scapes / "ground_truth.csv")
-    first = detections[0]
-    figure = plots.event_timeline(first.times, first.probabilities, list(classifier.labels),
-                                  [(e.label, e.onset, e.offset, e.confidence) for e in first.events],
-                                  out / "timeline.png", title=f"{Path(first.file).name}: detected vs. truth",
-                                  threshold=DetectConfig().threshold,
-                                  truth=[(t.label, t.onset, t.offset) for t in truth
-                                         if t.file == Path(first.file).name])
+    figure = plot_detection(detections[0], classifier.labels, out / "timeline.png",
+                            threshold=DetectConfig().threshold, truth=truth)
     scores = evaluate(truth, detections)
-    return [f"model trained on all clips: {model}",
+    return [f"model trained on {used['train_clips']} clips ({used['validation_clips']} held out to pick the "
+            f"epoch): {model}",
             f"{sum(len(d.events) for d in detections)} events in {len(detections)} soundscapes: {out / 'events.csv'}",
             f"event-based F1 {scores['event_based']['f1']:.2f} (200-ms collar), segment-based F1 "
             f"{scores['segment_based']['f1']:.2f}", f"timeline: {figure}"]

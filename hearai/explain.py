@@ -1,7 +1,8 @@
 """The featurizer, step by step, on a signal whose answer is known: two pure tones.
 
 A reader sees the waveform, its Hamming-windowed FFT spectrogram and its log-mel spectrogram, and
-the two tones come back as two bright bands at the right frequencies. The band-count comparison
+the two tones come back as two bright bands at the right frequencies; for an MFCC config, the
+coefficients the model would see follow. The band-count comparison
 shows why 150 mel bands suit a 1024-point FFT and 1000 do not: most of those bands fall between
 FFT bins and stay empty.
 """
@@ -13,7 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from hearai.features import FeatureConfig, LogMel, empty_mel_bands
+from hearai.featureconfig import FeatureConfig, empty_mel_bands
+from hearai.features import MFCC, LogMel
 
 DEFAULT_TONES = (440.0, 2500.0)
 BAND_COUNTS = (10, 150, 1000)
@@ -28,6 +30,7 @@ class Walkthrough:
     spectrogram_db: np.ndarray  # (bins, frames), power in dB
     logmel_db: np.ndarray  # (n_mels, frames)
     peaks_hz: list[float]
+    mfcc: np.ndarray | None = None  # (n_mfcc, frames), when the config's kind is "mfcc"
 
     @property
     def bin_hz(self) -> float:
@@ -49,12 +52,14 @@ def walk(waveform: np.ndarray, config: FeatureConfig, *, n_peaks: int = 2) -> Wa
         wave = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
         power = featurizer.power_spectrogram(wave).double().numpy()
         logmel = featurizer(wave).numpy()
+        mfcc = MFCC(config)(wave).numpy() if config.kind == "mfcc" else None
     return Walkthrough(
         waveform=waveform,
         config=config,
         spectrogram_db=10 * np.log10(np.maximum(power, config.amin)),
         logmel_db=logmel,
         peaks_hz=spectral_peaks(power.mean(axis=1), config, n_peaks),
+        mfcc=mfcc,
     )
 
 

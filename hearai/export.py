@@ -1,14 +1,14 @@
 """Export a classifier to one ONNX graph: window audio in, class probabilities out, featurizer inside.
 
 The graph takes (batch, crop samples) audio crops — each window with its featurizer context, cut by
-``featureconfig.window_crops`` — computes the log-mel (or MFCC) frames with an uncentred STFT,
+``hearai.windows`` — computes the log-mel (or MFCC) frames with an uncentred STFT,
 applies the band scaler and the network, and ends in a softmax. The model file's JSON header rides
 along as ONNX metadata, so the torch-free runtime knows the sample rate, windows and labels.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import warnings
 from pathlib import Path
@@ -17,10 +17,9 @@ import torch
 
 from hearai.artifact import Classifier
 from hearai.errors import ModelError
-from hearai.featureconfig import crop_samples
 from hearai.fsutil import atomic_path
+from hearai.interface import ONNX_FORMAT
 from hearai.models.inference import WindowGraph
-from hearai.runtime import ONNX_FORMAT
 
 OPSET = 20
 
@@ -30,8 +29,8 @@ def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False)
     import onnx
 
     target = Path(path)
-    graph = WindowGraph(classifier.model, classifier.features, matmul_dft=True).eval()  # fast in ONNX Runtime
-    example = torch.zeros(2, crop_samples(classifier.features))
+    graph = WindowGraph(classifier.model, classifier.feature_config, matmul_dft=True).eval()  # fast in ONNX Runtime
+    example = torch.zeros(2, classifier.crop_samples)
     with atomic_path(target) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -42,10 +41,9 @@ def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False)
         except Exception as exc:  # the exporter raises many types; the user needs the model named
             raise ModelError(f"{classifier.model_name}: ONNX export failed: {exc}") from exc
         model = program.model_proto
-        header = classifier.header(ONNX_FORMAT)
-        header["crop_samples"] = crop_samples(classifier.features)
-        header["int8"] = int8
-        onnx.helper.set_model_props(model, {"hearai": json.dumps(header)})
+        header = classifier.file_header(ONNX_FORMAT)
+        header = dataclasses.replace(header, provenance={**header.provenance, "onnx": {"opset": OPSET, "int8": int8}})
+        onnx.helper.set_model_props(model, {"hearai": header.to_json()})
         onnx.save(model, str(tmp))
         if int8:
             _quantize(tmp)

@@ -1,4 +1,4 @@
-"""The featurizer's description and the window arithmetic, importable without torch.
+"""The featurizer's description and its mel math, importable without torch.
 
 ``FeatureConfig`` is the single description of the features a model sees; the model artifact stores
 it whole, so inference can never compute other features than training did. This module needs only
@@ -188,61 +188,3 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
     basis[0] /= np.sqrt(2.0)
     return basis.astype(np.float32)
-
-
-def pad_short_clip(waveform: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Pad a clip shorter than one window up to exactly one window (``config.window_samples``).
-
-    ``short_clip_pad="repeat"`` tiles the clip end to end (a 0.3-s bark becomes a train of barks,
-    so the window is filled with the sound, not silence); ``"zeros"`` appends digital silence.
-    Clips of at least one window are returned unchanged.
-    """
-    need = config.window_samples
-    if len(waveform) >= need:
-        return waveform
-    if len(waveform) == 0:
-        raise ConfigError("cannot pad an empty waveform")
-    if config.short_clip_pad == "repeat":
-        return np.resize(waveform, need).astype(np.float32, copy=False)
-    return np.pad(waveform, (0, need - len(waveform))).astype(np.float32, copy=False)
-
-
-def window_starts(n_frames: int, config: FeatureConfig) -> list[int]:
-    """First frame of each window over ``n_frames`` of features.
-
-    Windows start every ``window_hop_frames``. When more than half a hop of the clip would be left
-    past the last window, one more window aligned with the clip's end covers it, so no sound at
-    the end of a clip is ignored. A clip must hold at least one window (see ``pad_short_clip``).
-    """
-    size, hop = config.window_frames, config.window_hop_frames
-    if n_frames < size:
-        raise ConfigError(f"{n_frames} frames hold no {size}-frame window; pad the clip first")
-    starts = list(range(0, n_frames - size + 1, hop))
-    if n_frames - (starts[-1] + size) > hop // 2:
-        starts.append(n_frames - size)
-    return starts
-
-
-def crop_samples(config: FeatureConfig) -> int:
-    """Samples whose uncentered STFT gives exactly one window's frames: (frames - 1) * hop + n_fft."""
-    return (config.window_frames - 1) * config.hop_length + config.n_fft
-
-
-def window_crops(waveform: np.ndarray, config: FeatureConfig, starts: list[int]) -> np.ndarray:
-    """(len(starts), crop_samples) audio of the windows starting at frames ``starts``.
-
-    The clip is padded as the featurizer pads it (``center``: n_fft // 2 each side, ``pad_mode``),
-    so a crop featurized with ``center=False`` gives exactly the frames the whole clip's features
-    hold for that window: the torch-free runtime and the exported graph rely on it.
-    """
-    padded = centre_pad(waveform, config)
-    size, hop = crop_samples(config), config.hop_length
-    return np.stack([padded[s * hop : s * hop + size] for s in starts]).astype(np.float32, copy=False)
-
-
-def centre_pad(waveform: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The clip as the centred STFT sees it: n_fft // 2 samples of padding on both sides."""
-    if not config.center:
-        return waveform
-    half = config.n_fft // 2
-    return np.pad(waveform, half, mode="constant" if config.pad_mode == "constant" else "reflect")

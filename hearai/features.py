@@ -1,9 +1,9 @@
 """Waveform to log-mel (dB) or MFCC features, and fixed-size windows over a clip's features.
 
 The transforms are ``torch.nn.Module``s (batched, CPU or GPU) computing what a ``FeatureConfig``
-(``hearai.featureconfig``, re-exported here) describes; they agree with librosa's
+(``hearai.featureconfig``) describes; they agree with librosa's
 ``melspectrogram`` + ``power_to_db`` and ``mfcc`` called with the same parameters (tests hold them
-to 0.01 dB).
+to 0.01 dB). Where windows start is ``hearai.windows``'s to say.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import math
 import multiprocessing
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +24,9 @@ from tqdm import tqdm
 
 from hearai import audio
 from hearai.errors import ConfigError
-from hearai.featureconfig import (  # noqa: F401  (re-exported: one import for the whole feature stage)
-    WINDOW_FUNCTIONS,
-    FeatureConfig,
-    dct_matrix,
-    empty_mel_bands,
-    hz_to_mel,
-    mel_band_edges,
-    mel_filterbank,
-    mel_to_hz,
-    pad_short_clip,
-    window_starts,
-)
+from hearai.featureconfig import FeatureConfig, dct_matrix, mel_filterbank
 from hearai.fsutil import atomic_path
+from hearai.windows import pad_short_clip, window_starts
 
 _WINDOWS = {
     "hamming": torch.hamming_window,
@@ -216,6 +207,14 @@ class MFCC(nn.Module):
 def build_featurizer(config: FeatureConfig, *, matmul_dft: bool = False) -> nn.Module:
     """The transform ``config.kind`` names: ``LogMel`` or ``MFCC`` (``matmul_dft``: see ``MatmulStft``)."""
     return (MFCC if config.kind == "mfcc" else LogMel)(config, matmul_dft=matmul_dft)
+
+
+def build_crop_featurizer(config: FeatureConfig, *, matmul_dft: bool = False) -> nn.Module:
+    """The featurizer for window crops (``hearai.windows``): uncentred, since a crop carries its own context.
+
+    A crop featurized by it gives exactly the frames the whole clip's features hold for its window.
+    """
+    return build_featurizer(replace(config, center=False), matmul_dft=matmul_dft).eval()
 
 
 def cut_windows(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:

@@ -20,9 +20,11 @@ _CMAP = "magma"
 
 
 def explain_panels(walk: Walkthrough, path: str | Path, *, title: str) -> Path:
-    """Three panels, top to bottom: waveform, FFT spectrogram (dB), log-mel spectrogram (dB)."""
+    """Panels, top to bottom: waveform, FFT spectrogram (dB), log-mel spectrogram (dB), and MFCCs if computed."""
     c = walk.config
-    fig, (ax_wave, ax_spec, ax_mel) = plt.subplots(3, 1, figsize=(10, 10), constrained_layout=True)
+    rows = 3 if walk.mfcc is None else 4
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 10 * rows / 3), constrained_layout=True)
+    ax_wave, ax_spec, ax_mel = axes[:3]
     fig.suptitle(title)
     seconds = np.arange(len(walk.waveform)) / c.sample_rate
     ax_wave.plot(seconds, walk.waveform, linewidth=0.6, color="#1f4e79")
@@ -44,6 +46,12 @@ def explain_panels(walk: Walkthrough, path: str | Path, *, title: str) -> Path:
     image = ax_mel.imshow(walk.logmel_db, origin="lower", aspect="auto", cmap=_CMAP, extent=(0, duration, 0, c.n_mels))
     ax_mel.set(title=f"Log-mel spectrogram ({c.n_mels} {c.mel_scale} bands)", xlabel="time (s)", ylabel="mel band")
     fig.colorbar(image, ax=ax_mel, label="dB")
+    if walk.mfcc is not None:
+        image = axes[3].imshow(walk.mfcc, origin="lower", aspect="auto", cmap=_CMAP,
+                               extent=(0, duration, 0, len(walk.mfcc)))
+        axes[3].set(title=f"MFCC ({len(walk.mfcc)} coefficients: DCT-II of the log-mel)", xlabel="time (s)",
+                    ylabel="coefficient")
+        fig.colorbar(image, ax=axes[3], label="value")
     return _save(fig, path)
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from hearai.augment import AugmentConfig, BatchMaker
 from hearai.data.windows import ClipFeatures
 from hearai.errors import ConfigError, ModelError
-from hearai.features import FeatureConfig
+from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import atomic_path
 from hearai.models import create_model
 from hearai.models.inference import clip_probabilities
@@ -82,7 +82,7 @@ class TrainResult:
 
 
 def fit(
-    train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, features: FeatureConfig,
+    train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, feature_config: FeatureConfig,
     config: TrainConfig, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
     device: str | torch.device = "cpu",
 ) -> TrainResult:
@@ -93,16 +93,16 @@ def fit(
     device = torch.device(device)
     rank, world = _distributed()
     torch.manual_seed(config.seed)
-    model = create_model(config.model, n_classes=n_classes, n_features=features.n_features,
-                         n_frames=features.window_frames, **config.model_options)
+    model = create_model(config.model, n_classes=n_classes, n_features=feature_config.n_features,
+                         n_frames=feature_config.window_frames, **config.model_options)
     frames = torch.cat(list(train.features), dim=1)  # training clips only, never validation or test
     if config.augment.scaler:
         model.scaler.fit(frames)
     model = model.to(device, memory_format=torch.channels_last)
     trainable = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    rows = train.window_index(features)
-    make_batch = BatchMaker(train, rows, features=features, augment=config.augment, n_classes=n_classes,
+    rows = train.window_index(feature_config)
+    make_batch = BatchMaker(train, rows, feature_config=feature_config, augment=config.augment, n_classes=n_classes,
                             band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank, device=device)
     del frames
     steps = (len(rows) + config.batch_size - 1) // config.batch_size
@@ -142,7 +142,7 @@ def fit(
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "learning_rate": optimizer.param_groups[0]["lr"]}
         if validation is not None and len(validation):
-            record.update(evaluate_clips(model, validation, features, device=device))
+            record.update(evaluate_clips(model, validation, feature_config, device=device))
             score = (record["val_accuracy"], -record["val_loss"])
             if state["best_score"] is None or score > tuple(state["best_score"]):
                 state.update(best_score=list(score), best_epoch=epoch + 1, stale=0,
@@ -165,10 +165,10 @@ def fit(
     return TrainResult(model=model, history=state["history"], best_epoch=state["best_epoch"] or state["epoch"])
 
 
-def evaluate_clips(model: nn.Module, clips: ClipFeatures, features: FeatureConfig, *,
+def evaluate_clips(model: nn.Module, clips: ClipFeatures, feature_config: FeatureConfig, *,
                    device: str | torch.device = "cpu") -> dict[str, float]:
     """Clip-level loss (of the mean window probabilities) and accuracy."""
-    probabilities = clip_probabilities(model, list(clips.features), features, device=device)
+    probabilities = clip_probabilities(model, list(clips.features), feature_config, device=device)
     picked = probabilities[torch.arange(len(clips)), clips.labels].clamp_min(1e-12)
     return {"val_loss": float(-picked.log().mean()),
             "val_accuracy": float((probabilities.argmax(1) == clips.labels).float().mean())}

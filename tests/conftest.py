@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("HEARAI_DATA", REPO.parent / "shared" / "data"))
@@ -43,6 +47,29 @@ def us8k_root() -> Path:
     return _require(DATA / "us8k-sample" / "UrbanSound8K")
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def hearai(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The ``hearai`` command as a user runs it: a real subprocess, text output."""
+    command = [sys.executable, "-m", "hearai.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 20_000, path
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, verb: str, *expected: str) -> None:
+    """Exit 2, no traceback, and the last line names the verb and says each of ``expected``."""
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"hearai {verb}: error: "), last
+    for text in expected:
+        assert text in last, (text, last)
+
+
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * rate))) / rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
@@ -66,8 +93,6 @@ def synth_model(tmp_path_factory) -> Path:
     model = shared / "synth-model.safetensors"
     with FileLock(str(shared / "synth-model.lock")):
         if not model.exists():
-            from tests.test_cli import hearai
-
             data = shared / "synth-model-data"
             done = hearai("synth", "--out", str(data), "--per-class", "40", "--soundscapes", "0", "--seed", "3")
             assert done.returncode == 0, done.stderr
@@ -77,3 +102,77 @@ def synth_model(tmp_path_factory) -> Path:
                           "--cache", str(shared / "synth-model-cache"), "--quiet", timeout=1800)
             assert done.returncode == 0, done.stderr
     return model
+
+
+def tagged_wav(path: Path, tag: int) -> None:
+    """A WAV file whose format chunk names codec ``tag`` (no real audio)."""
+    fmt = struct.pack("<HHIIHHH", tag, 1, 16000, 2000, 1, 0, 0)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 400) + bytes(400)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def bad_file(kind: str, folder: Path) -> Path:
+    """One file of each way a user's audio can be bad."""
+    good = sine(440.0, 3.0, 16_000)
+    if kind == "missing":
+        return folder / "nope.wav"
+    if kind == "directory":
+        (folder / "dir.wav").mkdir()
+        return folder / "dir.wav"
+    if kind == "empty":
+        path = folder / "empty.wav"
+        path.write_bytes(b"")
+        return path
+    if kind in ("truncated_wav", "truncated_flac"):
+        suffix = ".wav" if kind == "truncated_wav" else ".flac"
+        full = folder / f"full{suffix}"
+        sf.write(full, good, 16_000, subtype="PCM_16")
+        path = folder / f"truncated{suffix}"
+        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        return path
+    if kind == "corrupt":
+        path = folder / "corrupt.flac"
+        sf.write(path, np.random.default_rng(0).standard_normal(48_000).astype(np.float32) * 0.1, 16_000)
+        data = bytearray(path.read_bytes())
+        data[3000:7000] = np.random.default_rng(1).bytes(4000)
+        path.write_bytes(bytes(data))
+        return path
+    if kind == "not_audio":
+        path = folder / "notes.wav"
+        path.write_text("these are meeting notes, not audio\n" * 20)
+        return path
+    if kind == "zero_samples":
+        path = folder / "zero.wav"
+        sf.write(path, np.zeros(0, dtype=np.float32), 16_000)
+        return path
+    if kind in ("nan", "inf"):
+        wave = good.copy()
+        wave[1234] = np.nan if kind == "nan" else np.inf
+        path = folder / f"{kind}.wav"
+        sf.write(path, wave, 16_000, subtype="FLOAT")
+        return path
+    if kind == "unsupported_codec":
+        path = folder / "wma_in_wav.wav"
+        tagged_wav(path, 0x0161)
+        return path
+    if kind == "unsupported_container":
+        path = folder / "voice.m4a"
+        path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + bytes(400))
+        return path
+    raise AssertionError(kind)
+
+
+BAD_INPUTS = {
+    "missing": "file not found",
+    "directory": "is a directory",
+    "empty": "file is empty",
+    "truncated_wav": "truncated",
+    "truncated_flac": "truncated",
+    "corrupt": "corrupt",
+    "not_audio": "not an audio file",
+    "zero_samples": "zero samples",
+    "nan": "NaN or infinite samples (first at frame 1234)",
+    "inf": "NaN or infinite samples (first at frame 1234)",
+    "unsupported_codec": "unsupported audio format (WAV with codec tag 0x0161)",
+    "unsupported_container": "unsupported audio format (MP4/M4A",
+}

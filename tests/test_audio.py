@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import struct
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ import soundfile as sf
 
 from hearai import audio
 from hearai.errors import AudioError, ConfigError, HearaiError
-from tests.conftest import dominant_frequency, sine
+from tests.conftest import BAD_INPUTS, bad_file, dominant_frequency, sine
 
 # (container, subtype, suffix, how close the decoded RMS must be to the written one)
 FORMATS = [
@@ -86,82 +84,9 @@ def test_streaming_a_long_file_uses_constant_memory(tmp_path):
     assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
 
 
-def _tagged_wav(path: Path, tag: int) -> None:
-    fmt = struct.pack("<HHIIHHH", tag, 1, 16000, 2000, 1, 0, 0)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 400) + bytes(400)
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-
-
-def _bad_file(kind: str, folder: Path) -> Path:
-    """One file of each way a user's audio can be bad."""
-    good = sine(440.0, 3.0, 16_000)
-    if kind == "missing":
-        return folder / "nope.wav"
-    if kind == "directory":
-        (folder / "dir.wav").mkdir()
-        return folder / "dir.wav"
-    if kind == "empty":
-        path = folder / "empty.wav"
-        path.write_bytes(b"")
-        return path
-    if kind in ("truncated_wav", "truncated_flac"):
-        suffix = ".wav" if kind == "truncated_wav" else ".flac"
-        full = folder / f"full{suffix}"
-        sf.write(full, good, 16_000, subtype="PCM_16")
-        path = folder / f"truncated{suffix}"
-        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-        return path
-    if kind == "corrupt":
-        path = folder / "corrupt.flac"
-        sf.write(path, np.random.default_rng(0).standard_normal(48_000).astype(np.float32) * 0.1, 16_000)
-        data = bytearray(path.read_bytes())
-        data[3000:7000] = np.random.default_rng(1).bytes(4000)
-        path.write_bytes(bytes(data))
-        return path
-    if kind == "not_audio":
-        path = folder / "notes.wav"
-        path.write_text("these are meeting notes, not audio\n" * 20)
-        return path
-    if kind == "zero_samples":
-        path = folder / "zero.wav"
-        sf.write(path, np.zeros(0, dtype=np.float32), 16_000)
-        return path
-    if kind in ("nan", "inf"):
-        wave = good.copy()
-        wave[1234] = np.nan if kind == "nan" else np.inf
-        path = folder / f"{kind}.wav"
-        sf.write(path, wave, 16_000, subtype="FLOAT")
-        return path
-    if kind == "unsupported_codec":
-        path = folder / "wma_in_wav.wav"
-        _tagged_wav(path, 0x0161)
-        return path
-    if kind == "unsupported_container":
-        path = folder / "voice.m4a"
-        path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + bytes(400))
-        return path
-    raise AssertionError(kind)
-
-
-BAD_INPUTS = {
-    "missing": "file not found",
-    "directory": "is a directory",
-    "empty": "file is empty",
-    "truncated_wav": "truncated",
-    "truncated_flac": "truncated",
-    "corrupt": "corrupt",
-    "not_audio": "not an audio file",
-    "zero_samples": "zero samples",
-    "nan": "NaN or infinite samples (first at frame 1234)",
-    "inf": "NaN or infinite samples (first at frame 1234)",
-    "unsupported_codec": "unsupported audio format (WAV with codec tag 0x0161)",
-    "unsupported_container": "unsupported audio format (MP4/M4A",
-}
-
-
 @pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
 def test_bad_input_raises_audio_error_naming_file_and_cause(tmp_path, kind):
-    path = _bad_file(kind, tmp_path)
+    path = bad_file(kind, tmp_path)
     with pytest.raises(AudioError) as caught:
         audio.load(path, sample_rate=16_000)
     message = str(caught.value)

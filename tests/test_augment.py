@@ -14,7 +14,8 @@ from hearai.augment.spectrogram import logmel_loudness_db, mask_, spec_augment
 from hearai.augment.waveform import a_weighting_db, add_noise, loudness_db, pitch_shift, time_stretch
 from hearai.data.windows import ClipFeatures
 from hearai.errors import ConfigError
-from hearai.features import FeatureConfig, LogMel
+from hearai.featureconfig import FeatureConfig
+from hearai.features import LogMel
 from hearai.train import TrainConfig, fit
 
 SR = 16_000
@@ -148,7 +149,7 @@ def _clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0) -> Cl
 
 def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0, device: str = "cpu") -> BatchMaker:
     config = FeatureConfig()
-    return BatchMaker(data, data.window_index(config), features=config, augment=augment, n_classes=3,
+    return BatchMaker(data, data.window_index(config), feature_config=config, augment=augment, n_classes=3,
                       band_mean=torch.cat(list(data.features), 1).mean(1), seed=seed, device=device)
 
 
@@ -223,12 +224,12 @@ def test_standardization_statistics_come_from_the_training_clips_only():
     data = _clips()
     config = FeatureConfig()
     train, validation = data.subset([0, 1, 3, 4, 6, 7]), data.subset([2, 5, 8])
-    result = fit(train, validation, n_classes=3, features=config, progress=False,
+    result = fit(train, validation, n_classes=3, feature_config=config, progress=False,
                  config=TrainConfig(epochs=1, augment=AugmentConfig.plain()))
     frames = torch.cat(list(train.features), 1)
     assert torch.allclose(result.model.scaler.mean.flatten(), frames.mean(1), atol=1e-4)
     assert torch.allclose(result.model.scaler.std.flatten(), frames.std(1), atol=1e-4)
-    off = fit(train, None, n_classes=3, features=config, progress=False,
+    off = fit(train, None, n_classes=3, feature_config=config, progress=False,
               config=TrainConfig(epochs=1, augment=AugmentConfig.plain(scaler=False)))
     assert off.model.scaler.mean.abs().max() == 0 and (off.model.scaler.std == 1).all()
 
@@ -242,14 +243,15 @@ def test_train_config_with_augmentation_survives_json():
 
 
 def test_cli_switches_override_only_what_they_name(tmp_path):
-    from hearai.cli import _parser, _train_config
+    from hearai.cli import build_parser
+    from hearai.cli.training import train_config
 
     (tmp_path / "aug.json").write_text(json.dumps({"mixing": "mixup", "time_masks": 3, "spec_augment": False}))
     base = ["cv", "--dataset", "esc10", "--root", str(tmp_path), "--out", str(tmp_path / "r")]
-    from_file = _train_config(_parser().parse_args([*base, "--augment-config", str(tmp_path / "aug.json")])).augment
+    from_file = train_config(build_parser().parse_args([*base, "--augment-config", str(tmp_path / "aug.json")])).augment
     assert (from_file.mixing, from_file.time_masks, from_file.spec_augment) == ("mixup", 3, False)
     assert from_file.scaler  # untouched fields keep their defaults
-    switched = _train_config(_parser().parse_args([*base, "--augment-config", str(tmp_path / "aug.json"),
+    switched = train_config(build_parser().parse_args([*base, "--augment-config", str(tmp_path / "aug.json"),
                                                    "--mixing", "none", "--no-scaler"])).augment
     assert (switched.mixing, switched.time_masks, switched.scaler) == ("none", 3, False)
-    assert _train_config(_parser().parse_args(base)).augment == AugmentConfig()  # no flags: the default recipe
+    assert train_config(build_parser().parse_args(base)).augment == AugmentConfig()  # no flags: the default recipe

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,19 +11,9 @@ import torch
 from safetensors import safe_open
 
 from hearai.explain import spectral_peaks, two_tones, walk
-from hearai.features import FeatureConfig, FeatureExtractor, cut_windows
-from tests.test_audio import BAD_INPUTS, _bad_file
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def hearai(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hearai.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout)
-
-
-def assert_png(path: Path) -> None:
-    assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 20_000, path
+from hearai.featureconfig import FeatureConfig
+from hearai.features import FeatureExtractor, cut_windows
+from tests.conftest import BAD_INPUTS, assert_png, bad_file, hearai
 
 
 @pytest.mark.parametrize("tones", [(440.0, 2500.0), (1000.0, 3000.0), (250.0, 6000.0)])
@@ -70,7 +57,7 @@ def test_explain_draws_a_users_file(tmp_path, esc50_root):
 
 @pytest.mark.parametrize("kind", sorted(BAD_INPUTS))
 def test_bad_audio_gives_one_line_and_no_traceback(tmp_path, kind):
-    path = _bad_file(kind, tmp_path)
+    path = bad_file(kind, tmp_path)
     done = hearai("featurize", str(path), "--out", str(tmp_path / "f.safetensors"))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -91,7 +78,7 @@ def test_bad_feature_config_file_is_named(tmp_path):
     assert done.returncode == 2 and "FeatureConfig.n_mels must be a positive integer" in done.stderr
     config.write_text("{not json")
     done = hearai("explain", "--feature-config", str(config), "--out", str(tmp_path))
-    assert done.returncode == 2 and "not a readable JSON file" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "not valid JSON" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_synth_then_featurize_writes_model_ready_windows(tmp_path):

@@ -141,7 +141,7 @@ def test_empty_and_unknown_datasets(tmp_path, esc50_root):
 
 
 def test_prepare_cli_writes_a_manifest_that_reads_back(tmp_path, esc50_root):
-    from tests.test_cli import hearai
+    from tests.conftest import hearai
 
     out = tmp_path / "esc10.csv"
     done = hearai("prepare", "--dataset", "esc10", "--root", str(esc50_root), "--out", str(out))

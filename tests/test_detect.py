@@ -20,21 +20,20 @@ from hearai.detect.activity import ActivityTracker
 from hearai.detect.metrics import LabelledEvent, event_based, segment_based
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
-from tests.test_cli import assert_png, hearai
+from hearai.interface import ModelHeader, SoundModel
+from tests.conftest import assert_png, hearai
 
 RATE = 16_000
 
 
-class ConstantScorer:
+class ConstantScorer(SoundModel):
     """A stand-in model that always answers 'x' with 0.9: isolates where events are from what they are."""
 
-    features = FeatureConfig()
-    labels = ("x", "y")
-
     def __init__(self) -> None:
+        self.header = ModelHeader(format="test", feature_config=FeatureConfig(), labels=("x", "y"), model_name="const")
         self.crops: list[np.ndarray] = []
 
-    def window_probabilities(self, crops: np.ndarray) -> np.ndarray:
+    def score_crops(self, crops: np.ndarray) -> np.ndarray:
         self.crops.extend(crops)
         return np.tile(np.array([0.9, 0.1], dtype=np.float32), (len(crops), 1))
 
@@ -132,7 +131,7 @@ def test_memory_stays_bounded_on_a_long_stream():
     held = []
     for _ in range(60):  # ten minutes
         detector.push(block)
-        held.append(len(detector._audio))
+        held.append(detector.buffer.held_samples)
     assert max(held[5:]) == max(held[-5:]) and max(held) < 12 * RATE
     assert len(detector._activity._history) <= 30 * RATE // 320 + 1
 

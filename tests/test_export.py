@@ -14,10 +14,10 @@ import torch
 from hearai.artifact import Classifier
 from hearai.errors import ModelError
 from hearai.export import export_onnx
-from hearai.features import FeatureConfig
+from hearai.featureconfig import FeatureConfig
 from hearai.models import create_model, list_models
 from hearai.runtime import load_onnx
-from tests.test_cli import hearai
+from tests.conftest import hearai
 
 LABELS = tuple(f"class{k}" for k in range(5))
 
@@ -28,7 +28,7 @@ def classifier(features: FeatureConfig, seed: int = 0, name: str = "dsresnet") -
     model = create_model(name, n_classes=len(LABELS), n_features=features.n_features, n_frames=features.window_frames)
     model.scaler.mean.fill_(-40.0 if features.kind == "logmel" else 0.0)
     model.scaler.std.fill_(20.0)
-    return Classifier(model=model, features=features, labels=LABELS, model_name=name)
+    return Classifier(model=model, feature_config=features, labels=LABELS, model_name=name)
 
 
 def real_clips(esc50_root: Path, us8k_root: Path) -> list[Path]:
@@ -45,7 +45,7 @@ def test_onnx_graph_matches_torch_on_real_clips(features, tmp_path, esc50_root, 
     model = classifier(features)
     export_onnx(model, tmp_path / "m.onnx")
     exported = load_onnx(tmp_path / "m.onnx")
-    assert exported.labels == LABELS and exported.features == features
+    assert exported.labels == LABELS and exported.feature_config == features
     for path in real_clips(esc50_root, us8k_root):
         expected, got = model.predict_proba(path), exported.predict_proba(path)
         assert np.abs(expected - got).max() <= 1e-4, path
@@ -119,7 +119,7 @@ def test_broken_onnx_files_are_model_errors(tmp_path):
     foreign = onnx.load(str(tmp_path / "m.onnx"))
     del foreign.metadata_props[:]
     onnx.save(foreign, str(tmp_path / "foreign.onnx"))
-    with pytest.raises(ModelError, match="not one hearai exported"):
+    with pytest.raises(ModelError, match="not a hearai model"):
         load_onnx(tmp_path / "foreign.onnx")
     done = hearai("predict", str(tmp_path / "cut.onnx"), str(tmp_path / "m.onnx"))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "cut.onnx" in done.stderr

@@ -12,18 +12,9 @@ import torch
 
 from hearai import audio
 from hearai.errors import ConfigError
-from hearai.features import (
-    MFCC,
-    FeatureConfig,
-    FeatureExtractor,
-    LogMel,
-    build_featurizer,
-    cut_windows,
-    empty_mel_bands,
-    mel_filterbank,
-    pad_short_clip,
-    window_starts,
-)
+from hearai.featureconfig import FeatureConfig, empty_mel_bands, mel_filterbank
+from hearai.features import MFCC, FeatureExtractor, LogMel, build_featurizer, cut_windows
+from hearai.windows import pad_short_clip, window_starts
 from tests.conftest import sine
 
 TOLERANCE_DB = 0.01

@@ -19,10 +19,11 @@ from hearai.data import prepare
 from hearai.data.cache import FeatureCache
 from hearai.data.synth import generate_clips
 from hearai.errors import ModelError
-from hearai.evaluate import RunOptions, classification_metrics, split_validation, train_classifier
-from hearai.features import FeatureConfig
+from hearai.evaluate import classification_metrics
+from hearai.featureconfig import FeatureConfig
+from hearai.runs import RunOptions, split_validation, train_classifier
 from hearai.train import TrainConfig
-from tests.test_cli import hearai
+from tests.conftest import hearai
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +56,13 @@ def test_validation_comes_from_training_clips_grouped_by_source(esc50_root):
 def test_train_save_load_predict_round_trip(small_set, tmp_path):
     dataset = prepare("csv", small_set)
     features = FeatureConfig()
-    run = RunOptions(cache=FeatureCache(features, tmp_path / "cache"), progress=False)
+    run = RunOptions(cache=FeatureCache(tmp_path / "cache"), progress=False)
     config = TrainConfig(epochs=3, validation_fraction=0.15)
-    classifier, result = train_classifier(dataset, features=features, config=config, run=run)
+    classifier, result = train_classifier(dataset, feature_config=features, config=config, run=run)
     assert len(result.history) == 3 and {"train_loss", "val_accuracy"} <= set(result.history[0])
     path = classifier.save(tmp_path / "model.safetensors")
     loaded = load(path)
-    assert isinstance(loaded, Classifier) and loaded.labels == dataset.labels and loaded.features == features
+    assert isinstance(loaded, Classifier) and loaded.labels == dataset.labels and loaded.feature_config == features
     clip = dataset.clips[5].path
     np.testing.assert_allclose(loaded.predict_proba(clip), classifier.predict_proba(clip), atol=1e-6)
     from hearai import audio
@@ -69,7 +70,7 @@ def test_train_save_load_predict_round_trip(small_set, tmp_path):
     wave = audio.load(clip, sample_rate=44_100)  # a waveform at another rate is resampled first
     answer = loaded.predict(wave, sample_rate=44_100)
     assert set(answer["probabilities"]) == set(dataset.labels)
-    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)  # 10 values rounded to 4 digits
     assert loaded.provenance["data"]["clips"] == 80 and loaded.provenance["train_config"]["epochs"] == 3
     raw = path.read_bytes()
     assert b"pickle" not in raw[:2000] and raw[8:9] == b"{"  # a safetensors JSON header, no pickle

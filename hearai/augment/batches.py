@@ -9,8 +9,6 @@ them) and featurized on the fly, so an unaugmented crop gives the cached window 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 
@@ -20,8 +18,9 @@ from hearai.augment.mixing import mix_logmel, mix_waveforms, mixup, soft_targets
 from hearai.augment.spectrogram import logmel_loudness_db, spec_augment
 from hearai.data.windows import ClipFeatures
 from hearai.errors import ConfigError
-from hearai.featureconfig import centre_pad, crop_samples, window_crops
-from hearai.features import FeatureConfig, build_featurizer
+from hearai.featureconfig import FeatureConfig
+from hearai.features import build_crop_featurizer
+from hearai.windows import centre_pad, crop_samples, window_crops
 
 
 class BatchMaker:
@@ -33,15 +32,16 @@ class BatchMaker:
     featurizing, mixing and masking run on ``device`` (a GPU does them far faster than one CPU thread).
     """
 
-    def __init__(self, data: ClipFeatures, rows: torch.Tensor, *, features: FeatureConfig, augment: AugmentConfig,
+    def __init__(self, data: ClipFeatures, rows: torch.Tensor, *, feature_config: FeatureConfig, augment: AugmentConfig,
                  n_classes: int, band_mean: torch.Tensor, seed: int, device: str | torch.device = "cpu") -> None:
         if augment.needs_waveforms and data.waveforms is None:
             raise ConfigError("waveform augmentation and bc-waveform mixing need the decoded training clips")
-        if augment.mixing == "bc-logmel" and features.kind != "logmel":
+        if augment.mixing == "bc-logmel" and feature_config.kind != "logmel":
             raise ConfigError("AugmentConfig.mixing 'bc-logmel' needs log-mel features (FeatureConfig.kind 'logmel')")
         if augment.mixing.startswith("bc") and len(data.labels.unique()) < 2:
             raise ConfigError("between-class mixing needs training clips of at least two classes")
-        self.data, self.rows, self.features, self.augment, self.n_classes = data, rows, features, augment, n_classes
+        self.data, self.rows, self.augment, self.n_classes = data, rows, augment, n_classes
+        self.feature_config = feature_config
         self.device = torch.device(device)
         self.fill = band_mean.reshape(-1, 1).to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -50,14 +50,14 @@ class BatchMaker:
         counts = torch.bincount(labels, minlength=n_classes)
         self._class_start, self._class_count = torch.cumsum(counts, 0) - counts, counts
         if augment.needs_waveforms:
-            self._featurizer = build_featurizer(replace(features, center=False)).eval().to(self.device)
-            self._crop_length = crop_samples(features)
+            self._featurizer = build_crop_featurizer(feature_config).to(self.device)
+            self._crop_length = crop_samples(feature_config)
 
     def __call__(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.augment
         labels = self.data.labels[chunk[:, 0]]
         if a.mixing == "none" and not a.waveform and not a.spec_augment:
-            return self.data.windows(chunk, self.features.window_frames).to(self.device), labels.to(self.device)
+            return self.data.windows(chunk, self.feature_config.window_frames).to(self.device), labels.to(self.device)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
         if a.mixing == "none":
             x, targets = self._windows(chunk, rng), labels
@@ -68,7 +68,7 @@ class BatchMaker:
             targets = soft_targets(labels, self.data.labels[partner[:, 0]], ratio, self.n_classes)
             if a.mixing == "bc-waveform":
                 w1, w2 = self._crops(chunk, rng), self._crops(partner, rng)
-                rate = self.features.sample_rate
+                rate = self.feature_config.sample_rate
                 mixed = mix_waveforms(w1, w2, ratio, wave_aug.loudness_db(w1, rate), wave_aug.loudness_db(w2, rate))
                 x = self._featurize(mixed)
             else:
@@ -77,8 +77,8 @@ class BatchMaker:
                 if a.mixing == "mixup":
                     x = mixup(x1, x2, ratio)
                 else:
-                    gains = logmel_loudness_db(x1, self.features), logmel_loudness_db(x2, self.features)
-                    x = mix_logmel(x1, x2, ratio, *gains, amin=self.features.amin)
+                    gains = logmel_loudness_db(x1, self.feature_config), logmel_loudness_db(x2, self.feature_config)
+                    x = mix_logmel(x1, x2, ratio, *gains, amin=self.feature_config.amin)
         if a.spec_augment:
             x = spec_augment(x, generator=self.generator, freq_masks=a.freq_masks, freq_mask_bands=a.freq_mask_bands,
                              time_masks=a.time_masks, time_mask_frames=a.time_mask_frames, fill=self.fill)
@@ -95,23 +95,25 @@ class BatchMaker:
 
     def _windows(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if not self.augment.waveform:
-            return self.data.windows(rows, self.features.window_frames).to(self.device)
+            return self.data.windows(rows, self.feature_config.window_frames).to(self.device)
         return self._featurize(self._crops(rows, rng))
 
     def _crops(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """(batch, crop samples): each window's audio with featurizer context, augmented if configured."""
         assert self.data.waveforms is not None
         if not self.augment.waveform:
-            return torch.from_numpy(np.concatenate([window_crops(self.data.waveforms[clip], self.features, [start])
+            config, waves = self.feature_config, self.data.waveforms
+            return torch.from_numpy(np.concatenate([window_crops(waves[clip], config, [start])
                                                     for clip, start in rows.tolist()]))
         crops = []
         for clip in rows[:, 0].tolist():
-            padded = centre_pad(self.data.waveforms[clip], self.features)
+            padded = centre_pad(self.data.waveforms[clip], self.feature_config)
             choice = wave_aug.draw(self.augment, rng)
             length = choice.source_length(self._crop_length)
             offset = int(rng.integers(0, max(0, len(padded) - length) + 1))  # time shift: any offset in the clip
             crop = torch.from_numpy(np.ascontiguousarray(padded[offset : offset + length], dtype=np.float32))
-            crops.append(wave_aug.apply(crop, choice, length=self._crop_length, sample_rate=self.features.sample_rate))
+            crops.append(wave_aug.apply(crop, choice, length=self._crop_length,
+                                        sample_rate=self.feature_config.sample_rate))
         return torch.stack(crops)
 
     def _featurize(self, crops: torch.Tensor) -> torch.Tensor:

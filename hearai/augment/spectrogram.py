@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from hearai.augment.waveform import a_weighting_db
-from hearai.features import FeatureConfig, mel_band_edges
+from hearai.featureconfig import FeatureConfig, mel_band_edges
 
 _FLOOR_DB = -80.0
 

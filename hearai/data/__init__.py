@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from hearai.data.esc50 import prepare_esc50
 from hearai.data.folder import prepare_folder
 from hearai.data.manifest import prepare_manifest
-from hearai.data.records import Clip, Dataset, assign_folds, validate
+from hearai.data.records import Clip, Dataset, assign_folds, require_files, validate
 from hearai.data.urbansound8k import prepare_urbansound8k
 from hearai.errors import DatasetError
 from hearai.fsutil import write_csv_atomic
@@ -15,17 +16,24 @@ from hearai.fsutil import write_csv_atomic
 KINDS = ("urbansound8k", "esc50", "esc10", "folder", "csv")
 
 
-def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0) -> Dataset:
-    """The dataset ``kind`` at ``root`` (a folder, or the CSV file for ``csv``), validated."""
+def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0, folds: Sequence[int] | None = None
+            ) -> Dataset:
+    """The dataset ``kind`` at ``root`` (a folder, or the CSV file for ``csv``), validated.
+
+    With ``folds``, only those folds' clips are kept, and only their files must exist: a partial
+    download of a corpus (say UrbanSound8K folds 1, 2 and 10) works.
+    """
     if kind == "urbansound8k":
-        return prepare_urbansound8k(root)
-    if kind in ("esc50", "esc10"):
-        return prepare_esc50(root, subset=kind)
-    if kind == "folder":
-        return prepare_folder(root, n_folds=n_folds, seed=seed)
-    if kind == "csv":
-        return prepare_manifest(root, n_folds=n_folds, seed=seed)
-    raise DatasetError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
+        dataset = prepare_urbansound8k(root, check_files=False)
+    elif kind in ("esc50", "esc10"):
+        dataset = prepare_esc50(root, subset=kind, check_files=False)
+    elif kind == "folder":
+        dataset = prepare_folder(root, n_folds=n_folds, seed=seed, check_files=False)
+    elif kind == "csv":
+        dataset = prepare_manifest(root, n_folds=n_folds, seed=seed, check_files=False)
+    else:
+        raise DatasetError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
+    return require_files(dataset.select(folds) if folds else dataset)
 
 
 def write_manifest(dataset: Dataset, path: str | Path) -> Path:
@@ -36,4 +44,4 @@ def write_manifest(dataset: Dataset, path: str | Path) -> Path:
 
 
 __all__ = ["write_manifest", "KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_esc50", "prepare_folder",
-           "prepare_manifest", "prepare_urbansound8k", "validate"]
+           "prepare_manifest", "prepare_urbansound8k", "require_files", "validate"]

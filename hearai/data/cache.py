@@ -3,6 +3,7 @@
 Entries live at ``ROOT/<config hash>/<content hash>.safetensors``, one per clip, each written
 atomically: a killed featurization keeps every clip it finished, and a file edited in place gets a
 new key instead of stale features. The default root is ``$HEARAI_CACHE`` or ``~/.cache/hearai``.
+The feature config is given with every request, so one cache serves every config.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from hearai.errors import AudioError
-from hearai.features import FeatureConfig, FeatureExtractor
-from hearai.fsutil import atomic_path
+from hearai.featureconfig import FeatureConfig
+from hearai.features import FeatureExtractor
+from hearai.fsutil import atomic_path, write_text_atomic
 
 
 def default_cache_root() -> Path:
     return Path(os.environ.get("HEARAI_CACHE", Path.home() / ".cache" / "hearai")) / "features"
 
 
-def config_key(config: FeatureConfig) -> str:
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+def config_key(feature_config: FeatureConfig) -> str:
+    return hashlib.sha256(json.dumps(feature_config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def content_key(path: Path) -> str:
@@ -43,39 +45,39 @@ def content_key(path: Path) -> str:
 
 
 class FeatureCache:
-    """Features of clips under one ``FeatureConfig``, from disk when present, computed otherwise."""
+    """Clip features on disk under ``root``, one folder per ``FeatureConfig``; computed on a miss."""
 
-    def __init__(self, config: FeatureConfig, root: str | Path | None = None) -> None:
-        self.config = config
-        self.folder = Path(root) if root is not None else default_cache_root()
-        self.folder = self.folder / config_key(config)
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_root()
 
-    def entry(self, key: str) -> Path:
-        return self.folder / f"{key}.safetensors"
+    def folder(self, feature_config: FeatureConfig) -> Path:
+        return self.root / config_key(feature_config)
 
-    def features(self, paths: Sequence[Path], *, workers: int = 0, progress: bool = True) -> list[torch.Tensor]:
+    def features(self, paths: Sequence[Path], feature_config: FeatureConfig, *, workers: int = 0,
+                 progress: bool = True) -> list[torch.Tensor]:
         """Each file's clip features (n_features, frames), in order; computes only the misses."""
+        folder = self.folder(feature_config)
         hashing = tqdm(paths, desc="hashing", unit="file", disable=not progress, delay=2.0)
-        keys = [content_key(Path(p)) for p in hashing]
-        out: list[torch.Tensor | None] = [self._read(k) for k in keys]
+        entries = [folder / f"{content_key(Path(p))}.safetensors" for p in hashing]
+        out: list[torch.Tensor | None] = [_read(e) for e in entries]
         missing = [i for i, f in enumerate(out) if f is None]
         if missing:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / "feature_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
-            extractor = FeatureExtractor(self.config)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(folder / "feature_config.json", json.dumps(feature_config.to_dict(), indent=2))
+            extractor = FeatureExtractor(feature_config)
             computed = extractor.files([paths[i] for i in missing], workers=workers, progress=progress)
             for index, features in zip(missing, computed):
-                with atomic_path(self.entry(keys[index])) as tmp:
+                with atomic_path(entries[index]) as tmp:
                     save_file({"features": features.contiguous()}, str(tmp))
                 out[index] = features
         return [f for f in out if f is not None]
 
-    def _read(self, key: str) -> torch.Tensor | None:
-        path = self.entry(key)
-        if not path.is_file():
-            return None
-        try:
-            return load_file(str(path))["features"]
-        except (SafetensorError, OSError, KeyError):
-            path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
-            return None
+
+def _read(entry: Path) -> torch.Tensor | None:
+    if not entry.is_file():
+        return None
+    try:
+        return load_file(str(entry))["features"]
+    except (SafetensorError, OSError, KeyError):
+        entry.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
+        return None

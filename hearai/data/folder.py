@@ -9,7 +9,7 @@ from hearai.data.records import Clip, Dataset, assign_folds, validate
 from hearai.errors import DatasetError
 
 
-def prepare_folder(root: str | Path, *, n_folds: int = 5, seed: int = 0) -> Dataset:
+def prepare_folder(root: str | Path, *, n_folds: int = 5, seed: int = 0, check_files: bool = True) -> Dataset:
     """Every sub-folder of ``root`` is a class; audio files anywhere below it are its clips.
 
     Folds are stratified by class and seeded (``assign_folds``). A file named ``<source>__*.wav``
@@ -30,4 +30,5 @@ def prepare_folder(root: str | Path, *, n_folds: int = 5, seed: int = 0) -> Data
         raise DatasetError(f"{root}: class folder(s) without audio files: {', '.join(empty)}")
     if not clips:
         raise DatasetError(f"{root}: no class folders with audio files")
-    return validate(Dataset(root.name, assign_folds(clips, n_folds=n_folds, seed=seed), tuple(classes)))
+    dataset = Dataset(root.name, assign_folds(clips, n_folds=n_folds, seed=seed), tuple(classes))
+    return validate(dataset, check_files=check_files)

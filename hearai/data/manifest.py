@@ -8,7 +8,8 @@ from hearai.data.records import Clip, Dataset, assign_folds, parse_fold, read_ta
 from hearai.errors import DatasetError
 
 
-def prepare_manifest(csv_path: str | Path, *, n_folds: int = 5, seed: int = 0) -> Dataset:
+def prepare_manifest(csv_path: str | Path, *, n_folds: int = 5, seed: int = 0, check_files: bool = True
+                     ) -> Dataset:
     """Clips listed in a CSV; without a ``fold`` column, folds are assigned (stratified, seeded)."""
     csv_path = Path(csv_path)
     rows = read_table(csv_path, required=("path", "label"))
@@ -27,4 +28,4 @@ def prepare_manifest(csv_path: str | Path, *, n_folds: int = 5, seed: int = 0) -
     labels = tuple(sorted({c.label for c in clips}))
     if not has_folds:
         clips = list(assign_folds(clips, n_folds=n_folds, seed=seed))
-    return validate(Dataset(csv_path.stem, tuple(clips), labels))
+    return validate(Dataset(csv_path.stem, tuple(clips), labels), check_files=check_files)

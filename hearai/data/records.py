@@ -34,10 +34,16 @@ class Dataset:
     clips: tuple[Clip, ...]
     labels: tuple[str, ...]
     warnings: tuple[str, ...] = ()  # problems worth reporting that do not invalidate the data
+    corpus_folds: tuple[int, ...] = ()  # every fold of the corpus, kept by ``select`` (empty: ``folds``)
 
     @property
     def folds(self) -> list[int]:
         return sorted({c.fold for c in self.clips if c.fold is not None})
+
+    @property
+    def all_folds(self) -> list[int]:
+        """The corpus's folds, also after ``select`` kept only some of them."""
+        return list(self.corpus_folds) or self.folds
 
     def label_index(self, label: str) -> int:
         return self.labels.index(label)
@@ -48,7 +54,7 @@ class Dataset:
         missing = wanted - set(self.folds)
         if missing:
             raise DatasetError(f"{self.name}: no clips in fold(s) {sorted(missing)}; folds present: {self.folds}")
-        return replace(self, clips=tuple(c for c in self.clips if c.fold in wanted))
+        return replace(self, clips=tuple(c for c in self.clips if c.fold in wanted), corpus_folds=tuple(self.all_folds))
 
     def summary(self) -> dict[str, Any]:
         """Counts a report or an artifact records about the data it came from."""
@@ -88,13 +94,26 @@ def validate(dataset: Dataset, *, check_files: bool = True) -> Dataset:
         if c.source is not None and c.fold is not None:
             folds_of[c.source].add(c.fold)
     if check_files:
-        _collect(problems, "missing file(s)", [str(c.path) for c in dataset.clips if not c.path.is_file()])
+        _collect(problems, "missing file(s)", _missing_files(dataset))
     if problems:
         raise DatasetError(f"{dataset.name}: " + "; ".join(problems))
     notes: list[str] = []
     _collect(notes, "source recording(s) in more than one fold",
              [f"{s}: folds {sorted(f)}" for s, f in sorted(folds_of.items()) if len(f) > 1])
     return replace(dataset, warnings=dataset.warnings + tuple(notes))
+
+
+def require_files(dataset: Dataset) -> Dataset:
+    """The dataset, if every clip's file exists (checked after choosing folds: a partial download works)."""
+    missing: list[str] = []
+    _collect(missing, "missing file(s)", _missing_files(dataset))
+    if missing:
+        raise DatasetError(f"{dataset.name}: {missing[0]}")
+    return dataset
+
+
+def _missing_files(dataset: Dataset) -> list[str]:
+    return [str(c.path) for c in dataset.clips if not c.path.is_file()]
 
 
 def _collect(problems: list[str], what: str, offenders: Sequence[str]) -> None:

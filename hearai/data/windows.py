@@ -11,7 +11,8 @@ import torch
 from tqdm import tqdm
 
 from hearai import audio
-from hearai.features import FeatureConfig, pad_short_clip, window_starts
+from hearai.featureconfig import FeatureConfig
+from hearai.windows import pad_short_clip, window_starts
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,10 @@ class ClipFeatures:
         waveforms = None if self.waveforms is None else [self.waveforms[i] for i in indices]
         return ClipFeatures([self.features[i] for i in indices], self.labels[list(indices)], waveforms)
 
-    def window_index(self, config: FeatureConfig) -> torch.Tensor:
+    def window_index(self, feature_config: FeatureConfig) -> torch.Tensor:
         """(n_windows, 2) rows of (clip, first frame): every window of every clip."""
-        rows = [(clip, start) for clip, f in enumerate(self.features) for start in window_starts(f.shape[-1], config)]
+        rows = [(clip, start) for clip, f in enumerate(self.features)
+                for start in window_starts(f.shape[-1], feature_config)]
         return torch.tensor(rows, dtype=torch.int64)
 
     def windows(self, rows: torch.Tensor, frames: int) -> torch.Tensor:
@@ -43,7 +45,7 @@ class ClipFeatures:
         return torch.stack([self.features[c][:, s : s + frames] for c, s in rows.tolist()]).unsqueeze(1)
 
 
-def load_waveforms(paths: Sequence[Path], config: FeatureConfig, *, progress: bool = True) -> list[np.ndarray]:
+def load_waveforms(paths: Sequence[Path], feature_config: FeatureConfig, *, progress: bool = True) -> list[np.ndarray]:
     """Decode clips at the feature rate, short ones padded exactly as the featurizer pads them."""
-    return [pad_short_clip(audio.load(p, sample_rate=config.sample_rate), config)
+    return [pad_short_clip(audio.load(p, sample_rate=feature_config.sample_rate), feature_config)
             for p in tqdm(paths, desc="decoding clips", unit="clip", disable=not progress)]

@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 
 from hearai import audio
-from hearai.detect.detector import DetectConfig, Event, StreamingDetector, WindowScorer
+from hearai.detect.config import DetectConfig
+from hearai.detect.detector import StreamingDetector
 from hearai.detect.metrics import LabelledEvent, event_based, segment_based
+from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 from hearai.fsutil import write_csv_atomic, write_text_atomic
+from hearai.interface import SoundModel
 
 EVENT_COLUMNS = ("file", "label", "onset", "offset", "confidence")
 BLOCK_SECONDS = 5.0
@@ -32,19 +35,51 @@ class Detection:
     seconds: float
 
 
-def detect_file(scorer: WindowScorer, path: str | Path, config: DetectConfig | None = None, *,
+def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None = None, *,
                 record: bool = False) -> Detection:
     """Events in a recording of any length, read block by block (memory independent of duration)."""
-    rate = scorer.features.sample_rate
-    detector = StreamingDetector(scorer, config, sample_rate=rate, record=record)
+    rate = model.sample_rate
+    detector = StreamingDetector(model, config, sample_rate=rate, record=record)
     events: list[Event] = []
     for block in audio.stream(path, sample_rate=rate, block_seconds=BLOCK_SECONDS):
         events += detector.push(block)
     events += detector.flush()
     closed = sorted((e for e in events if e.offset is not None), key=lambda e: (e.onset, e.label))
     return Detection(file=str(path), events=closed, times=np.asarray(detector.times),
-                     probabilities=np.asarray(detector.probabilities).reshape(-1, len(scorer.labels)),
+                     probabilities=np.asarray(detector.probabilities).reshape(-1, len(model.labels)),
                      seconds=detector.seconds)
+
+
+def detect_files(model: SoundModel, paths: list[Path], config: DetectConfig | None = None, *,
+                 plot: Path | None = None, truth: list[LabelledEvent] | None = None, progress: bool = False
+                 ) -> list[Detection]:
+    """Detect in each recording; with ``plot``, draw each one's timeline (``plot`` is a folder when several)."""
+    from tqdm import tqdm
+
+    if not paths:
+        raise ConfigError("no audio files to detect in")
+    config = config or DetectConfig()
+    detections = []
+    for path in tqdm(paths, desc="detecting", unit="file", disable=not progress or len(paths) < 2):
+        detection = detect_file(model, path, config, record=plot is not None)
+        detections.append(detection)
+        if plot is not None:
+            plot_detection(detection, model.labels, plot if len(paths) == 1 else plot / f"{path.stem}.png",
+                           threshold=config.threshold, truth=truth)
+    return detections
+
+
+def plot_detection(detection: Detection, labels: tuple[str, ...], path: Path, *, threshold: float,
+                   truth: list[LabelledEvent] | None = None) -> Path:
+    """The timeline figure of one recording: probabilities over time, its events, and its ground truth if known."""
+    from hearai import plots
+
+    name = Path(detection.file).name
+    known = [(t.label, t.onset, t.offset) for t in truth or [] if t.file == name]
+    return plots.event_timeline(detection.times, detection.probabilities, list(labels),
+                                [(e.label, e.onset, e.offset or e.onset, e.confidence) for e in detection.events],
+                                path, title=f"{name}: {len(detection.events)} events", threshold=threshold,
+                                truth=known or None)
 
 
 def event_rows(detections: Iterable[Detection]) -> list[tuple[str, str, float, float, float]]:

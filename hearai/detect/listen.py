@@ -15,31 +15,20 @@ from typing import BinaryIO
 import numpy as np
 
 from hearai import audio
-from hearai.detect.detector import DetectConfig, Event, StreamingDetector, WindowScorer
+from hearai.detect.config import DetectConfig
+from hearai.detect.detector import StreamingDetector
+from hearai.detect.tracks import Event
 from hearai.errors import AudioError, ConfigError
+from hearai.interface import SoundModel
 
 CHUNK_SECONDS = 0.1
-PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4")}
-_SCALE = {"s16le": 1 / 32768, "s32le": 1 / 2147483648, "f32le": 1.0}
-MIN_RATE, MAX_RATE = 4_000, 384_000
-
-
-def check_rate(rate: int) -> int:
-    if not MIN_RATE <= rate <= MAX_RATE:
-        raise ConfigError(f"--rate {rate}: a PCM stream's sample rate must be between {MIN_RATE} and {MAX_RATE} Hz")
-    return rate
 
 
 def pcm_chunks(stream: BinaryIO, *, rate: int, pcm_format: str = "s16le", channels: int = 1,
                chunk_seconds: float = CHUNK_SECONDS) -> Iterator[np.ndarray]:
     """Raw interleaved PCM from a byte stream -> mono float32 chunks; an empty stream is an error."""
-    check_rate(rate)
-    if pcm_format not in PCM_FORMATS:
-        raise ConfigError(f"PCM format {pcm_format!r} unknown; use one of {', '.join(PCM_FORMATS)}")
-    if channels < 1:
-        raise ConfigError(f"channels must be at least 1, got {channels}")
-    dtype = PCM_FORMATS[pcm_format]
-    frame_bytes = dtype.itemsize * channels
+    audio.check_stream_rate(rate)
+    frame_bytes = audio.pcm_frame_bytes(pcm_format, channels)
     want = max(1, int(rate * chunk_seconds)) * frame_bytes
     pending, total = b"", 0
     while True:
@@ -50,19 +39,14 @@ def pcm_chunks(stream: BinaryIO, *, rate: int, pcm_format: str = "s16le", channe
         if len(pending) < want:
             continue
         total += len(pending)
-        yield _decode(pending, dtype, channels, _SCALE[pcm_format])
+        yield audio.decode_pcm(pending, pcm_format=pcm_format, channels=channels)
         pending = b""
     usable = len(pending) - len(pending) % frame_bytes
     if usable:
         total += usable
-        yield _decode(pending[:usable], dtype, channels, _SCALE[pcm_format])
+        yield audio.decode_pcm(pending[:usable], pcm_format=pcm_format, channels=channels)
     if total == 0:
         raise AudioError("stdin: the stream ended before any audio arrived (0 bytes of PCM)")
-
-
-def _decode(data: bytes, dtype: np.dtype, channels: int, scale: float) -> np.ndarray:
-    samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * scale
-    return samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
 
 
 def file_chunks(path: str | Path, *, rate: int, realtime: bool,
@@ -112,10 +96,10 @@ def _sounddevice():
     return sounddevice
 
 
-def listen(scorer: WindowScorer, chunks: Iterator[np.ndarray], *, rate: int, config: DetectConfig | None,
+def listen(model: SoundModel, chunks: Iterator[np.ndarray], *, rate: int, config: DetectConfig | None,
            on_event: Callable[[Event], None]) -> StreamingDetector:
     """Feed ``chunks`` (at ``rate``) through a detector, calling ``on_event`` as each event is decided."""
-    detector = StreamingDetector(scorer, config, sample_rate=rate)
+    detector = StreamingDetector(model, config, sample_rate=rate)
     for chunk in chunks:
         for event in detector.push(chunk):
             on_event(event)

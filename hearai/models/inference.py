@@ -1,24 +1,29 @@
-"""From window scores to clip scores: the one rule training, evaluation and prediction share."""
+"""From window scores to clip scores in torch: cached features for training and evaluation, crops for the rest.
+
+``clip_probabilities`` scores clips from their cached features (the windows ``hearai.windows``
+cuts, mean of window probabilities): what training and cross-validation use. ``WindowGraph`` scores
+window crops (audio with featurizer context), which ``SoundModel.predict_proba`` cuts with the same
+``window_starts``, so the two give the same clip probabilities to float rounding (tested).
+"""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import torch
 from torch import nn
 
-from hearai.features import FeatureConfig, build_featurizer, cut_windows
+from hearai.featureconfig import FeatureConfig
+from hearai.features import build_crop_featurizer, cut_windows
 
 
 def clip_probabilities(
-    model: nn.Module, features: list[torch.Tensor], config: FeatureConfig, *, batch_size: int = 128,
+    model: nn.Module, features: list[torch.Tensor], feature_config: FeatureConfig, *, batch_size: int = 128,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """(n_clips, n_classes): the mean of each clip's window softmax probabilities, computed on ``device``.
 
     The model runs on ``device`` and is put back where it was, in the mode it was in.
     """
-    windows = [cut_windows(f, config) for f in features]
+    windows = [cut_windows(f, feature_config) for f in features]
     counts = [len(w) for w in windows]
     stacked = torch.cat(windows).unsqueeze(1)
     was_training, home = model.training, next(model.parameters()).device
@@ -34,16 +39,15 @@ def clip_probabilities(
 
 
 class WindowGraph(nn.Module):
-    """Window audio crops (batch, crop samples) -> probabilities (batch, n_classes), featurizer inside.
+    """Window crops (batch, crop samples) -> probabilities (batch, n_classes), featurizer inside.
 
-    Crops carry the featurizer's context (``featureconfig.window_crops``), so the uncentred STFT
-    here gives exactly the frames of the window in the whole clip's features. Detectors call it,
-    and ``hearai export`` writes it as the ONNX graph (with ``matmul_dft``: see ``features.MatmulStft``).
+    The torch ``Classifier`` scores with it, and ``hearai export`` writes it as the ONNX graph
+    (with ``matmul_dft``: see ``features.MatmulStft``).
     """
 
-    def __init__(self, model: nn.Module, config: FeatureConfig, *, matmul_dft: bool = False) -> None:
+    def __init__(self, model: nn.Module, feature_config: FeatureConfig, *, matmul_dft: bool = False) -> None:
         super().__init__()
-        self.featurizer = build_featurizer(replace(config, center=False), matmul_dft=matmul_dft)
+        self.featurizer = build_crop_featurizer(feature_config, matmul_dft=matmul_dft)
         self.model = model
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:

@@ -16,15 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import numpy as np
 from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from hearai import __version__, audio
-from hearai.detect import DetectConfig, StreamingDetector, WindowScorer, detect_file
+from hearai.detect import DetectConfig, StreamingDetector, detect_file
 from hearai.errors import HearaiError
+from hearai.interface import SoundModel
 from hearai.serve.guard import BodyGuard
 from hearai.validation import positive_float, positive_int
 
@@ -37,7 +37,6 @@ _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; connect-src 'se
                                             "object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
                  "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                  "Permissions-Policy": "microphone=(self)"}
-_SAMPLE_FORMATS = {"f32le": (np.dtype("<f4"), 1.0), "s16le": (np.dtype("<i2"), 1 / 32768)}
 
 
 @dataclass(frozen=True)
@@ -66,18 +65,10 @@ class Refused(Exception):
         self.status, self.reason = status, reason
 
 
-def describe(scorer: WindowScorer, model_file: str) -> dict[str, Any]:
-    """What ``GET /v1/model`` says about a loaded model besides its labels and features."""
-    provenance = dict(getattr(scorer, "provenance", {}))
-    history, best = provenance.pop("history", []), provenance.get("best_epoch", 0)
-    return {"file": model_file, "model": getattr(scorer, "model_name", ""),
-            "metrics": history[best - 1] if 0 < best <= len(history) else {}, "provenance": provenance}
-
-
-def create_app(scorer: WindowScorer, *, model_file: str = "", config: ServeConfig | None = None) -> FastAPI:
+def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None) -> FastAPI:
     """The FastAPI application around one loaded model."""
     limits = config or ServeConfig()
-    model_info = describe(scorer, model_file)
+    model_info = {"file": model_file, **model.describe()}
     app = FastAPI(title="hearai", version=__version__,
                   description="Sound event classification and detection: see what is heard.")
     app.state.streams = 0
@@ -109,26 +100,25 @@ def create_app(scorer: WindowScorer, *, model_file: str = "", config: ServeConfi
         return {"status": "ok"}
 
     @app.get("/v1/model")
-    async def model() -> dict[str, Any]:
+    async def describe_model() -> dict[str, Any]:
         """Labels, the feature config the model computes, its provenance and the detection settings."""
-        return {**model_info, "labels": list(scorer.labels), "feature_config": scorer.features.to_dict(),
-                "detect_config": limits.detect.to_dict(),
+        return {**model_info, "detect_config": limits.detect.to_dict(),
                 "limits": {k: v for k, v in asdict(limits).items() if k not in ("detect", "cors_origins")}}
 
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
         """Class probabilities of an uploaded recording (the mean over its windows)."""
-        return await _on_upload(file, limits, scorer.predict)
+        return await _on_upload(file, limits, model.predict)
 
     @app.post("/v1/detect")
     async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
         """Events (label, onset, offset in seconds, confidence) in an uploaded recording."""
-        found = await _on_upload(file, limits, lambda path: detect_file(scorer, path, limits.detect))
+        found = await _on_upload(file, limits, lambda path: detect_file(model, path, limits.detect))
         return {"seconds": round(found.seconds, 3), "events": [e.to_dict() for e in found.events]}
 
     @app.websocket("/v1/stream")
     async def stream(socket: WebSocket, rate: int | None = None, format: str = "f32le") -> None:
-        """Binary PCM frames in (mono, ``rate`` Hz, f32le or s16le), events out as JSON as they are decided.
+        """Binary PCM frames in (mono, ``rate`` Hz, f32le, s16le or s32le), events out as JSON as they are decided.
 
         Send the text ``end`` to flush and close. Closes with 1008 when a frame is malformed or
         oversized, when nothing arrives for ``stream_idle_seconds``, or for a bad ``rate``/``format``;
@@ -138,17 +128,16 @@ def create_app(scorer: WindowScorer, *, model_file: str = "", config: ServeConfi
         if app.state.streams >= limits.max_streams:
             await socket.close(code=1013, reason=f"busy: {limits.max_streams} streams already")
             return
-        if format not in _SAMPLE_FORMATS:
-            await socket.close(code=1008, reason=f"format must be one of {', '.join(_SAMPLE_FORMATS)}")
-            return
-        sample_rate = rate or scorer.features.sample_rate
-        if not 4_000 <= sample_rate <= 192_000:
-            await socket.close(code=1008, reason=f"rate {sample_rate} Hz is outside 4000-192000")
+        try:
+            audio.pcm_frame_bytes(format, 1)
+            sample_rate = audio.check_stream_rate(rate or model.sample_rate)
+        except HearaiError as exc:
+            await socket.close(code=1008, reason=str(exc))
             return
         app.state.streams += 1
         try:
-            await _serve_stream(socket, StreamingDetector(scorer, limits.detect, sample_rate=sample_rate),
-                                _SAMPLE_FORMATS[format], limits)
+            await _serve_stream(socket, StreamingDetector(model, limits.detect, sample_rate=sample_rate), format,
+                                limits)
         except WebSocketDisconnect:
             pass
         finally:
@@ -157,10 +146,9 @@ def create_app(scorer: WindowScorer, *, model_file: str = "", config: ServeConfi
     return app
 
 
-async def _serve_stream(socket: WebSocket, detector: StreamingDetector, sample_format: tuple[np.dtype, float],
-                        limits: ServeConfig) -> None:
-    dtype, scale = sample_format
-    await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.scorer.labels),
+async def _serve_stream(socket: WebSocket, detector: StreamingDetector, pcm_format: str, limits: ServeConfig
+                        ) -> None:
+    await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.model.labels),
                             "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
     while True:
         try:
@@ -178,14 +166,14 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector, sample_f
             await _send_events(socket, await run_in_threadpool(detector.flush))
             await socket.close(code=1000)
             return
-        if data is None or len(data) > limits.max_frame_bytes or len(data) % dtype.itemsize:
+        if data is None or len(data) > limits.max_frame_bytes:
             size = 0 if data is None else len(data)
-            await socket.close(code=1008, reason=f"bad frame of {size} bytes: at most {limits.max_frame_bytes}, "
-                                                 f"whole {dtype.itemsize}-byte samples")
+            await socket.close(code=1008, reason=f"bad frame of {size} bytes: at most {limits.max_frame_bytes}")
             return
-        samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * scale
-        if not np.isfinite(samples).all():
-            await socket.close(code=1008, reason="frame holds NaN or infinite samples")
+        try:
+            samples = audio.decode_pcm(data, pcm_format=pcm_format)
+        except HearaiError as exc:
+            await socket.close(code=1008, reason=f"bad frame: {exc}")
             return
         await _send_events(socket, await run_in_threadpool(detector.push, samples))
 

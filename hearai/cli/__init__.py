@@ -1,0 +1,57 @@
+"""The ``hearai`` command: one verb per pipeline stage; each verb parses, calls the library, prints.
+
+Verbs live in modules by stage (``features``, ``data``, ``training``, ``models``, ``detection``).
+Options whose defaults import torch (training, device) are added only for the verb being run, so
+``detect``, ``listen``, ``predict`` and ``serve`` with an ONNX model start without loading torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hearai import __version__
+from hearai.cli import data, detection, features, models, training
+from hearai.errors import HearaiError
+
+_STAGES = (features, data, training, models, detection)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(running=next((a for a in argv if not a.startswith("-")), "")).parse_args(argv)
+    try:
+        return args.run(args)
+    except HearaiError as exc:
+        print(f"hearai {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output folder that cannot be written, a full disk, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hearai {args.verb}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hearai {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser(*, running: str | None = None) -> argparse.ArgumentParser:
+    """Every verb; ``running`` names the verb about to run (None: every verb's options in full)."""
+    parser = argparse.ArgumentParser(
+        prog="hearai", description="Sound event classification and detection, from any audio file to alerts.")
+    parser.add_argument("--version", action="version", version=f"hearai {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for stage in _STAGES:
+        stage.add_verbs(verbs, running=running)
+    p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
+    p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
+    p.set_defaults(run=demo)
+    return parser
+
+
+def demo(args: argparse.Namespace) -> int:
+    from hearai import demo
+
+    demo.run(args.out)
+    print(f"all outputs are under {args.out.resolve()}")
+    return 0

@@ -1,0 +1,164 @@
+"""Verbs that find events: ``detect`` (recordings), ``listen`` (live), ``serve`` (the page and the API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hearai.cli import options
+from hearai.errors import ConfigError
+
+
+def add_verbs(verbs, *, running: str | None) -> None:
+    p = verbs.add_parser(
+        "detect", help="find sound events with timestamps in recordings of any length",
+        description="Slide the model over each recording (streamed from disk, constant memory): where sound rises "
+        "above the background, the model names it; per-class thresholds with hysteresis turn that into events "
+        "(file,label,onset,offset,confidence in seconds).")
+    p.add_argument("model", type=Path,
+                   help="model file: .safetensors from 'hearai train' or .onnx from 'hearai export'")
+    p.add_argument("files", nargs="+", type=Path, help="audio files or folders")
+    p.add_argument("--out", type=Path, help="write the events to .csv or .json (default: print CSV)")
+    p.add_argument("--plot", type=Path, help="timeline figure: probabilities over time, events on top (a .png "
+                   "per file when several files are given: this is then a folder)")
+    p.add_argument("--evaluate", type=Path, metavar="GROUND_TRUTH.csv",
+                   help="score against file,label,onset,offset: event-based F1 (200-ms collar), segment-based "
+                   "F1 and error rate (1-s segments)")
+    options.add_detect(p)
+    p.set_defaults(run=detect)
+
+    p = verbs.add_parser(
+        "listen", help="detect live: a microphone, raw PCM on stdin, or a file at real-time pace",
+        description="Print an alert as each sound is decided (about 1.8 s after it starts with 2-s windows) and a "
+        "line when it ends. Exactly one source: --device, --stdin, or FILE.")
+    p.add_argument("model", type=Path, help="model file (.safetensors or .onnx)")
+    p.add_argument("file", type=Path, nargs="?", help="play this file through the detector")
+    p.add_argument("--realtime", action="store_true", help="with FILE: release audio at real-time pace")
+    p.add_argument("--stdin", action="store_true", help="read raw interleaved PCM from standard input")
+    p.add_argument("--rate", type=int, help="with --stdin: its sample rate in Hz, 4000-384000 (required)")
+    p.add_argument("--format", dest="pcm_format", choices=("s16le", "s32le", "f32le"), default="s16le",
+                   help="with --stdin: sample format (default: %(default)s)")
+    p.add_argument("--channels", type=int, default=1, help="with --stdin: interleaved channels (default: 1)")
+    p.add_argument("--device", help="microphone: a PortAudio device index or name (needs libportaudio2)")
+    p.add_argument("--list-devices", action="store_true", help="list PortAudio devices and exit")
+    p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
+    options.add_detect(p)
+    p.set_defaults(run=listen)
+
+    p = verbs.add_parser(
+        "serve", help="serve a model: the listening page, and an HTTP API to classify, detect and stream",
+        description="Start the hearai service (FastAPI + uvicorn). Open / in a browser: it listens through the "
+        "microphone and shows an alert for each sound it names, with a history, and draws the events of an "
+        "uploaded file. The API: POST /v1/classify and /v1/detect take an audio upload, the WebSocket /v1/stream "
+        "takes live PCM and sends events, GET /v1/model describes the model, /openapi.json describes the API. "
+        "Binds to loopback unless told otherwise; CORS is off.")
+    p.add_argument("model", type=Path, help="model file (.safetensors or .onnx)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 0-65535 (0: any free one; default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")
+    p.add_argument("--max-audio-seconds", type=float, default=600.0,
+                   help="longest uploaded recording (default: %(default)s)")
+    p.add_argument("--upload-timeout", type=float, default=60.0,
+                   help="seconds an upload may take to arrive (default: %(default)s)")
+    p.add_argument("--max-streams", type=int, default=16, help="concurrent live streams (default: %(default)s)")
+    p.add_argument("--stream-idle", type=float, default=20.0,
+                   help="close a live stream after this many seconds without audio (default: %(default)s)")
+    p.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
+                   help="allow these browser origins to call the API from other sites (default: none)")
+    p.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate: browsers give the "
+                   "microphone only to https pages or to localhost")
+    p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
+    options.add_detect(p)
+    p.set_defaults(run=serve)
+
+
+def detect(args: argparse.Namespace) -> int:
+    from hearai import audio, load
+    from hearai.detect import evaluate, read_ground_truth, write_events
+    from hearai.detect.files import EVENT_COLUMNS, detect_files, event_rows
+
+    model = load(args.model)
+    config = options.detect_config(args, model.labels)
+    truth = read_ground_truth(args.evaluate) if args.evaluate else None
+    files = audio.find_audio_files(*args.files)
+    if not files:
+        raise ConfigError("no audio files found in " + ", ".join(str(p) for p in args.files))
+    detections = detect_files(model, files, config, plot=args.plot, truth=truth, progress=sys.stderr.isatty())
+    if args.plot:
+        print(f"timeline: {args.plot}", file=sys.stderr)
+    if args.out:
+        write_events(args.out, detections, config=config, model=str(args.model))
+        print(f"events: {args.out} ({sum(len(d.events) for d in detections)} in {len(files)} files)", file=sys.stderr)
+    else:
+        print(",".join(EVENT_COLUMNS))
+        for row in event_rows(detections):
+            print(",".join(str(x) for x in row))
+    if truth is not None:
+        print(json.dumps(evaluate(truth, detections), indent=2))
+    return 0
+
+
+def listen(args: argparse.Namespace) -> int:
+    from hearai import audio, load
+    from hearai.detect import StreamingDetector
+    from hearai.detect import listen as live
+
+    if args.list_devices:
+        print(live.list_devices())
+        return 0
+    sources = [name for name, given in (("--stdin", args.stdin), ("--device", args.device is not None),
+                                        ("FILE", args.file is not None)) if given]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one source: --device N, --stdin --rate R, or FILE"
+                          + (f" (got {' and '.join(sources)})" if sources else ""))
+    model = load(args.model)
+    config = options.detect_config(args, model.labels)
+    rate = model.sample_rate
+    if args.stdin:
+        if args.rate is None:
+            raise ConfigError("--stdin needs --rate: raw PCM does not say its sample rate")
+        rate = audio.check_stream_rate(args.rate)
+        chunks = live.pcm_chunks(sys.stdin.buffer, rate=rate, pcm_format=args.pcm_format, channels=args.channels)
+    elif args.file is not None:
+        chunks = live.file_chunks(args.file, rate=rate, realtime=args.realtime)
+    else:
+        device = int(args.device) if args.device.isdigit() else args.device
+        chunks = live.microphone_chunks(device=device, rate=rate)
+
+    def show(event) -> None:
+        if args.json:
+            print(json.dumps(event.to_dict()), flush=True)
+        elif event.offset is None:
+            print(f"{event.onset:9.2f} s  ALERT  {event.label}  ({100 * event.confidence:.0f}%)", flush=True)
+        else:
+            print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
+
+    latency = StreamingDetector(model, config).latency_bound_seconds
+    print(f"listening ({', '.join(sources)}; alerts within {latency:.1f} s of a sound's start)",
+          file=sys.stderr, flush=True)
+    live.listen(model, chunks, rate=rate, config=config, on_event=show)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from hearai import load
+    from hearai.serve import ServeConfig, create_app, server
+
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    listening = server.bind(args.host, args.port)
+    model = load(args.model)
+    config = ServeConfig(max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
+                         upload_timeout_seconds=args.upload_timeout, max_streams=args.max_streams,
+                         stream_idle_seconds=args.stream_idle, cors_origins=tuple(args.cors),
+                         detect=options.detect_config(args, model.labels))
+    host, port = listening.getsockname()[:2]
+    scheme = "https" if args.ssl_certfile else "http"
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {args.model.name} on {scheme}://{shown}:{port}/ (API description: /openapi.json)",
+          file=sys.stderr, flush=True)
+    server.run(create_app(model, model_file=args.model.name, config=config), listening,
+               ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    return 0

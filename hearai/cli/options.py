@@ -1,0 +1,129 @@
+"""Options several verbs share, and turning option values into configs: parsing only, no work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from hearai.errors import ConfigError
+from hearai.featureconfig import FeatureConfig
+from hearai.machine import default_workers
+
+
+def verb_is_running(parser: argparse.ArgumentParser, verb: str | None) -> bool:
+    """Whether ``parser`` belongs to the verb being run: options that import torch are added only then.
+
+    ``verb=None`` builds every verb's options (a whole parser, e.g. for documentation or tests).
+    """
+    return verb is None or verb == parser.prog.split()[-1]
+
+
+def fold_list(text: str) -> list[int]:
+    try:
+        folds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"folds must be comma-separated whole numbers, got {text!r}") from None
+    if not folds or folds[0] < 1:
+        raise argparse.ArgumentTypeError(f"folds are whole numbers from 1, got {text!r}")
+    return folds
+
+
+def read_json_object(value: str | Path, option: str) -> dict[str, Any]:
+    """A config option's fields: inline JSON (``'{"n_mels": 128}'``) or the path of a JSON file."""
+    text = str(value)
+    where = option
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        where = f"{option} {path}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{where}: file not found (give a JSON object or the path of a JSON file)") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: not a readable text file: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object of config fields")
+    return data
+
+
+def add_feature_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--feature-config", metavar="JSON",
+                        help="FeatureConfig fields overriding the defaults: a JSON object "
+                        "(e.g. '{\"kind\": \"mfcc\", \"n_mfcc\": 20}') or the path of a JSON file")
+
+
+def feature_config(value: str | None) -> FeatureConfig:
+    if value is None:
+        return FeatureConfig()
+    try:
+        return FeatureConfig.from_dict(read_json_object(value, "--feature-config"))
+    except TypeError as exc:
+        raise ConfigError(f"--feature-config: {exc}") from exc
+
+
+def add_dataset(parser: argparse.ArgumentParser) -> None:
+    from hearai.data import KINDS
+
+    parser.add_argument("--dataset", choices=KINDS, required=True, help="dataset layout")
+    parser.add_argument("--root", type=Path, required=True,
+                        help="the dataset folder (for csv: the manifest file with path,label[,fold][,source])")
+    parser.add_argument("--folds", type=fold_list,
+                        help="comma-separated folds, e.g. 1,2,10 (default: all); only these folds' files must exist")
+    parser.add_argument("--n-folds", type=int, default=5, help="folds to assign when the data has none (default: 5)")
+
+
+def add_run(parser: argparse.ArgumentParser) -> None:
+    import torch
+
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: $HEARAI_CACHE or ~/.cache/hearai)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="featurizing processes; 0 works in this process (default: %(default)s, from the cores)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_detect(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("detection (defaults suit most recordings)")
+    group.add_argument("--threshold", type=float, help="probability that starts an event (default: 0.5)")
+    group.add_argument("--release", type=float, help="probability below which it ends (default: 0.3)")
+    group.add_argument("--ignore", help="comma-separated labels never reported (background classes, e.g. rain,wind)")
+    group.add_argument("--only", help="comma-separated labels to report; the others are ignored")
+    group.add_argument("--detect-config", metavar="JSON",
+                       help="DetectConfig fields (per-label thresholds, rise_db, merge_gap_seconds, ...) as a JSON "
+                       "object or the path of a JSON file; the options above override it")
+
+
+def detect_config(args: argparse.Namespace, labels: tuple[str, ...]):
+    """The DetectConfig the detection options describe, checked against the model's labels."""
+    from hearai.detect import DetectConfig
+
+    data = read_json_object(args.detect_config, "--detect-config") if args.detect_config else {}
+    if args.threshold is not None:
+        data["threshold"] = args.threshold
+    if args.release is not None:
+        data["release"] = args.release
+    elif args.threshold is not None and "release" not in data:
+        data["release"] = min(DetectConfig.release, args.threshold)
+    ignore = set(_label_list(args.ignore, labels, "--ignore")) | set(data.get("ignore", ()))
+    if args.only:
+        ignore |= set(labels) - set(_label_list(args.only, labels, "--only"))
+    data["ignore"] = sorted(ignore)
+    try:
+        return DetectConfig.from_dict(data)
+    except TypeError as exc:
+        raise ConfigError(f"--detect-config: {exc}") from exc
+
+
+def _label_list(text: str | None, labels: tuple[str, ...], option: str) -> list[str]:
+    chosen = [x.strip() for x in (text or "").split(",") if x.strip()]
+    unknown = [x for x in chosen if x not in labels]
+    if unknown:
+        raise ConfigError(f"{option}: the model has no label(s) {', '.join(unknown)}; it knows {', '.join(labels)}")
+    return chosen

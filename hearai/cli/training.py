@@ -1,0 +1,202 @@
+"""Verbs that train and score on datasets: ``prepare``, ``cv``, ``train``, ``evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hearai.cli import options
+from hearai.errors import ConfigError
+
+
+def add_verbs(verbs, *, running: str | None) -> None:
+    p = verbs.add_parser(
+        "prepare", help="check a dataset and write its clips as one CSV manifest (path,label,fold,source)",
+        description="Read a corpus in its own layout, run every check (missing files, unknown labels, clips "
+        "in two folds, ...) and write a manifest that --dataset csv reads back.")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
+    p.set_defaults(run=prepare)
+
+    p = verbs.add_parser(
+        "cv", help="cross-validate on a dataset's folds: metrics.json, confusion matrix, curves, report",
+        description="Each listed fold is the test fold once; training uses only the other listed folds (with "
+        "--validation-fraction F, a share of them is held out to pick the epoch). A partial fold list is reported "
+        "as partial. Re-run with --resume to continue a killed run: finished folds are kept, the current one "
+        "resumes from its last epoch.")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, required=True, help="run folder (metrics.json, report.md, confusion.png, ...)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--test-folds", type=options.fold_list, metavar="K[,K]",
+                   help="train and test only these folds in this process; other processes (e.g. on the same GPU) "
+                   "run the rest into the same --out, and the one that finds every fold done writes the report "
+                   "(bench/parallel_cv.py does this)")
+    if options.verb_is_running(p, running):
+        _add_training(p)
+    p.set_defaults(run=cross_validate)
+
+    p = verbs.add_parser(
+        "train", help="train a classifier on chosen folds and save the model file",
+        description="Train on the listed folds (all by default) and write one self-describing model file "
+        "(.safetensors) with its training curves. By default every clip trains and the last epoch is kept; "
+        "--validation-fraction F holds a share out to pick the best epoch and stop early.")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
+    p.add_argument("--checkpoint", type=Path, help="per-epoch checkpoint (default: OUT + .checkpoint.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    if options.verb_is_running(p, running):
+        _add_training(p)
+    p.set_defaults(run=train)
+
+    p = verbs.add_parser("evaluate", help="score a trained model on a dataset's folds",
+                         description="Accuracy, macro F1 and the confusion matrix of a .safetensors model on the "
+                         "listed folds; only score folds the model was not trained on.")
+    p.add_argument("model", type=Path, help="model file written by 'hearai train'")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, help="folder for metrics.json, confusion.png/csv, predictions.csv")
+    if options.verb_is_running(p, running):
+        options.add_run(p)
+    p.set_defaults(run=evaluate)
+
+
+def _add_training(parser: argparse.ArgumentParser) -> None:
+    from hearai.augment.config import MIXING
+    from hearai.models import list_models
+    from hearai.train import TrainConfig
+
+    d = TrainConfig()
+    names = [m.name for m in list_models()]
+    parser.add_argument("--model", default=d.model, choices=names, help="network (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (default: %(default)s)")
+    parser.add_argument("--patience", type=int, default=d.patience,
+                        help="with a validation share: stop after this many epochs without gain (default: %(default)s)")
+    parser.add_argument("--validation-fraction", type=float, default=d.validation_fraction,
+                        help="share of the training clips held out to pick the best epoch and stop early; 0 trains on "
+                        "all of them and keeps the last epoch (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    a = d.augment
+    group = parser.add_argument_group("augmentation (each switch alone; the defaults are the best measured recipe)")
+    # Switch defaults stay None so that only switches actually given override --augment-config.
+    group.add_argument("--scaler", action=argparse.BooleanOptionalAction,
+                       help=f"per-band standardization fitted on the training clips (default: {_on(a.scaler)})")
+    group.add_argument("--spec-augment", action=argparse.BooleanOptionalAction,
+                       help=f"SpecAugment: {a.freq_masks} frequency masks of <= {a.freq_mask_bands} bands and "
+                       f"{a.time_masks} time masks of <= {a.time_mask_frames} frames (default: {_on(a.spec_augment)})")
+    group.add_argument("--mixing", choices=MIXING,
+                       help="mix pairs of examples with soft labels: mixup, or between-class learning on log-mel "
+                       f"power or on waveforms (default: {a.mixing})")
+    group.add_argument("--mixup-alpha", type=float,
+                       help=f"Beta(alpha, alpha) of the mixup ratio (default: {a.mixup_alpha})")
+    group.add_argument("--waveform-augment", action=argparse.BooleanOptionalAction,
+                       help="time shift, gain, time stretch, pitch shift and background noise on the audio, "
+                       f"featurized on the fly (default: {_on(a.waveform)})")
+    group.add_argument("--augment-config", metavar="JSON",
+                       help="AugmentConfig fields (mask widths, noise SNR, ...) as a JSON object or the path of a "
+                       "JSON file; the switches above override it")
+    options.add_feature_config(parser)
+    options.add_run(parser)
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def train_config(args: argparse.Namespace):
+    """The TrainConfig (with its AugmentConfig) the training options describe."""
+    from hearai.augment import AugmentConfig
+    from hearai.train import TrainConfig
+
+    fields = options.read_json_object(args.augment_config, "--augment-config") if args.augment_config else {}
+    given = {"scaler": args.scaler, "spec_augment": args.spec_augment, "mixing": args.mixing,
+             "mixup_alpha": args.mixup_alpha, "waveform": args.waveform_augment}
+    fields.update({k: v for k, v in given.items() if v is not None})
+    try:
+        augment = AugmentConfig.from_dict(fields)
+    except TypeError as exc:
+        raise ConfigError(f"--augment-config: {exc}") from exc
+    return TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                       patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed,
+                       augment=augment)
+
+
+def load_dataset(args: argparse.Namespace):
+    """The dataset the --dataset/--root/--folds options name (only the chosen folds' files checked)."""
+    from hearai.data import prepare
+
+    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds, seed=getattr(args, "seed", 0), folds=args.folds)
+    for warning in dataset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return dataset
+
+
+def run_options(args: argparse.Namespace, *, processes: int = 1):
+    """Where features are cached and how this process runs, from the run options (cores set for it)."""
+    from hearai.data.cache import FeatureCache
+    from hearai.runs import RunOptions, is_main_process, use_cores
+
+    use_cores(args.device, processes=processes)
+    return RunOptions(cache=FeatureCache(args.cache), workers=args.workers, device=args.device,
+                      progress=not args.quiet and is_main_process(), resume=getattr(args, "resume", False))
+
+
+def prepare(args: argparse.Namespace) -> int:
+    from hearai.data import write_manifest
+
+    dataset = load_dataset(args)
+    summary = dataset.summary()
+    target = write_manifest(dataset, args.out)
+    print(f"{summary['clips']} clips, {summary['classes']} classes, folds {summary['folds']}: {target}")
+    return 0
+
+
+def cross_validate(args: argparse.Namespace) -> int:
+    from hearai.crossval import cross_validate
+    from hearai.runs import under_torchrun
+
+    if under_torchrun():
+        raise ConfigError("distributed runs (torchrun) are supported for 'hearai train'; run 'hearai cv' alone")
+    dataset = load_dataset(args)
+    report = cross_validate(dataset, folds=args.folds, feature_config=options.feature_config(args.feature_config),
+                            config=train_config(args), run=run_options(args), out=args.out,
+                            test_folds=args.test_folds)
+    if report is None:
+        print(f"fold(s) {args.test_folds} done in {args.out}; the report waits for the other folds")
+        return 0
+    partial = " (PARTIAL: not every fold)" if report["partial"] else ""
+    per_fold = ", ".join(f"{r['fold']}: {100 * r['accuracy']:.1f}%" for r in report["folds"])
+    print(f"{dataset.name} CV accuracy {100 * report['mean_accuracy']:.1f}% ± {100 * report['std_accuracy']:.1f}%"
+          f"{partial} [{per_fold}]")
+    print(f"metrics: {args.out / 'metrics.json'}\nconfusion matrix: {args.out / 'confusion.png'}\n"
+          f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from hearai.runs import start_distributed, train_and_save
+
+    args.device, world = start_distributed(args.device)
+    saved = train_and_save(load_dataset(args), feature_config=options.feature_config(args.feature_config),
+                           config=train_config(args), run=run_options(args, processes=world), out=args.out,
+                           checkpoint=args.checkpoint)
+    if saved is None:  # another torchrun process writes
+        return 0
+    shown = "" if saved.validation_accuracy is None else \
+        f", validation accuracy {100 * saved.validation_accuracy:.1f}%"
+    print(f"model: {saved.model} (kept epoch {saved.best_epoch}{shown})\ncurves: {saved.curves}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from hearai.artifact import load
+    from hearai.evaluate import evaluate_classifier
+
+    classifier = load(args.model)
+    dataset = load_dataset(args)
+    metrics = evaluate_classifier(classifier, dataset, run_options(args), out=args.out)
+    print(f"accuracy {100 * metrics['accuracy']:.1f}% on {metrics['n_test']} clips, macro F1 {metrics['macro_f1']:.3f}")
+    if args.out:
+        print(f"metrics: {args.out / 'metrics.json'}\nconfusion matrix: {args.out / 'confusion.png'}")
+    return 0

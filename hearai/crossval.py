@@ -1,0 +1,161 @@
+"""Cross-validation on official folds: train a model per test fold, score it, write the report.
+
+Each listed fold is the test fold once; training uses only the other listed folds, with any
+validation clips for early stopping drawn from them. A run folder holds one sub-folder per fold; a
+finished fold is never recomputed and a killed one resumes from its last epoch. Several processes
+can share one run folder (``test_folds``): the one that finds every fold done writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hearai import __version__, plots
+from hearai.data.records import Clip, Dataset
+from hearai.data.windows import ClipFeatures
+from hearai.errors import DatasetError
+from hearai.evaluate import classification_metrics, write_outputs, write_predictions
+from hearai.featureconfig import FeatureConfig
+from hearai.fsutil import write_csv_atomic, write_text_atomic
+from hearai.models import count_macs, count_parameters, create_model
+from hearai.models.inference import clip_probabilities
+from hearai.runs import RunOptions, clip_features, train_classifier
+from hearai.train import TrainConfig
+
+
+def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config: FeatureConfig, config: TrainConfig,
+                   run: RunOptions, out: Path, test_folds: list[int] | None = None) -> dict[str, Any] | None:
+    """Each listed fold is the test fold once; train on the other listed folds. Writes ``out/``.
+
+    ``test_folds``: run only these folds' trainings (other processes run the rest into the same
+    ``out``, e.g. several folds at once on one GPU). Returns None while any fold has no result;
+    the process that finds every fold done writes the report.
+    """
+    folds = sorted(folds or dataset.folds)
+    absent = sorted(set(folds) - set(dataset.folds))
+    if absent:
+        raise DatasetError(f"{dataset.name}: no clips in fold(s) {absent}; folds present: {dataset.folds}")
+    if len(folds) < 2:
+        raise DatasetError(f"cross-validation needs at least 2 folds, got {folds}")
+    if test_folds is not None and not set(test_folds) <= set(folds):
+        raise DatasetError(f"test folds {sorted(set(test_folds) - set(folds))} are not among the folds {folds}")
+    mine = set(folds if test_folds is None else test_folds)
+    out.mkdir(parents=True, exist_ok=True)
+    listed = dataset.select(folds)
+    # Loaded once for all folds.
+    every = clip_features(listed, feature_config, run, waveforms=config.augment.needs_waveforms)
+    for k in sorted(mine):  # this process's folds first, so the last process to finish sees every result
+        done = out / f"fold-{k}" / "result.json"
+        if not (run.resume and done.is_file()):
+            _run_fold(dataset, listed, every, folds, k, feature_config=feature_config, config=config, run=run,
+                      done=done)
+        if run.progress:
+            print(f"fold {k}: accuracy {json.loads(done.read_text())['accuracy']:.4f}", flush=True)
+    pending = [k for k in folds if not (out / f"fold-{k}" / "result.json").is_file()]
+    if pending:
+        if run.progress:
+            print(f"folds {pending} have no result yet; the run that finishes last writes the report", flush=True)
+        return None
+    fold_results: list[dict[str, Any]] = []
+    all_probabilities: list[np.ndarray] = []
+    test_clips: list[Clip] = []
+    for k in folds:
+        record = json.loads((out / f"fold-{k}" / "result.json").read_text())
+        all_probabilities.append(np.array(record.pop("probabilities")))
+        fold_results.append(record)
+        test_clips += dataset.select([k]).clips
+    all_truth = [dataset.label_index(c.label) for c in test_clips]
+    accuracies = np.array([r["accuracy"] for r in fold_results])
+    metrics = classification_metrics(np.array(all_truth), np.concatenate(all_probabilities).argmax(1), dataset.labels)
+    pooled_accuracy = metrics.pop("accuracy")
+    net = create_model(config.model, n_classes=len(dataset.labels), n_features=feature_config.n_features,
+                       n_frames=feature_config.window_frames, **config.model_options)
+    report = {
+        "dataset": dataset.name,
+        "protocol": "official folds" if dataset.name in ("urbansound8k", "esc50", "esc10") else "dataset folds",
+        "folds": fold_results,
+        "partial": sorted(folds) != dataset.all_folds,
+        "mean_accuracy": float(accuracies.mean()),
+        "std_accuracy": float(accuracies.std(ddof=0)),
+        "pooled_accuracy": pooled_accuracy,
+        **metrics,
+        "labels": list(dataset.labels),
+        "model": {"name": config.model, "parameters": count_parameters(net),
+                  "macs_per_window": count_macs(net, feature_config.n_features, feature_config.window_frames)},
+        "train_config": config.to_dict(),
+        "feature_config": feature_config.to_dict(),
+        "seed": config.seed,
+        "data": dataset.summary(),
+        "versions": {"hearai": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+    write_outputs(out, report, dataset.labels, None, None, title=f"{dataset.name} {len(folds)}-fold CV")
+    write_predictions(out / "predictions.csv", test_clips, dataset.labels, np.concatenate(all_probabilities))
+    write_text_atomic(out / "report.md", _markdown_report(report, out))
+    return report
+
+
+def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: list[int], k: int, *,
+              feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, done: Path) -> None:
+    """Train on the listed folds but ``k``, score fold ``k``'s clips, write ``done`` (result.json)."""
+    fold_dir = done.parent
+    fold_dir.mkdir(exist_ok=True)
+    train_folds = [f for f in folds if f != k]
+    train = dataset.select(train_folds)
+    classifier, result = train_classifier(train, feature_config=feature_config, config=config, run=run,
+                                          checkpoint=fold_dir / "checkpoint.pt",
+                                          data=every.subset(_indices(listed, train_folds)))
+    test_features = list(every.subset(_indices(listed, [k])).features)
+    probabilities = clip_probabilities(classifier.model, test_features, feature_config, device=run.device).numpy()
+    _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
+    truth = np.array([dataset.label_index(c.label) for c in dataset.select([k]).clips])
+    record = {"fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
+              "n_train": len(train.clips), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+              "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+    write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
+    (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
+
+
+def _indices(dataset: Dataset, folds: list[int]) -> list[int]:
+    """Positions of the clips of ``folds``, in the order ``Dataset.select(folds)`` keeps them."""
+    return [i for i, c in enumerate(dataset.clips) if c.fold in folds]
+
+
+def _write_curves(fold_dir: Path, history: list[dict[str, float]], *, title: str) -> None:
+    keys = list(history[0])
+    write_csv_atomic(fold_dir / "curves.csv", keys, [[row.get(k, "") for k in keys] for row in history])
+    plots.training_curves(history, fold_dir / "curves.png", title=title)
+
+
+def _markdown_report(report: dict[str, Any], out: Path) -> str:
+    lines = [
+        f"# {report['dataset']}: {len(report['folds'])}-fold cross-validation ({report['protocol']})",
+        "",
+        f"**Accuracy: {100 * report['mean_accuracy']:.1f} % ± {100 * report['std_accuracy']:.1f} %** "
+        f"(mean ± std over test folds{'; PARTIAL: not every fold of the dataset' if report['partial'] else ''}), "
+        f"macro F1 {report['macro_f1']:.3f}.",
+        "",
+        f"Model `{report['model']['name']}`: {report['model']['parameters']:,} parameters, "
+        f"{report['model']['macs_per_window'] / 1e6:.1f} M multiply-adds per window.",
+        "",
+        "| test fold | accuracy | test clips | train clips | best epoch | curves |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["folds"]:
+        curves = f"[png](fold-{r['fold']}/curves.png), [csv](fold-{r['fold']}/curves.csv)"
+        lines.append(f"| {r['fold']} | {100 * r['accuracy']:.1f} % | {r['n_test']} | {r.get('n_train', '')} | "
+                     f"{r.get('best_epoch', '')} | {curves} |")
+    lines += ["", "![confusion matrix](confusion.png)", "", "[confusion.csv](confusion.csv) · "
+              "[metrics.json](metrics.json) · [predictions.csv](predictions.csv)", "",
+              "| class | precision | recall | F1 | clips |", "| --- | --- | --- | --- | --- |"]
+    for label, v in report["per_class"].items():
+        lines.append(f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    if report["data"].get("warnings"):
+        lines += ["", "Data warnings: " + "; ".join(report["data"]["warnings"])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+"""A live stream's audio at the model's rate: resampled as it arrives, kept only as far back as crops need."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from hearai.errors import ConfigError
+from hearai.featureconfig import FeatureConfig
+from hearai.windows import clip_crops, context_samples, crop_at
+
+
+class StreamBuffer:
+    """Append chunks at ``input_rate``; cut window crops (``hearai.windows.crop_at``) by sample index."""
+
+    def __init__(self, feature_config: FeatureConfig, *, input_rate: int) -> None:
+        if input_rate <= 0:
+            raise ConfigError(f"sample rate must be positive, got {input_rate}")
+        self.config, self.rate, self.input_rate = feature_config, feature_config.sample_rate, input_rate
+        self._resampler = None if input_rate == self.rate else soxr.ResampleStream(
+            input_rate, self.rate, 1, dtype="float32", quality="HQ")
+        self._audio = np.zeros(0, dtype=np.float32)  # model-rate samples from index self._base on
+        self._base = 0
+        self.received = 0  # model-rate samples so far
+        self.context = context_samples(feature_config)
+
+    def append(self, samples: np.ndarray) -> np.ndarray:
+        """Add mono samples at the input rate (finite); returns them at the model's rate."""
+        chunk = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.isfinite(chunk).all():
+            raise ConfigError("audio chunk holds NaN or infinite samples")
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk)
+        return self._add(chunk)
+
+    def finish(self) -> np.ndarray:
+        """End of stream: the resampler's last samples (added, and returned)."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._add(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+
+    def _add(self, chunk: np.ndarray) -> np.ndarray:
+        self._audio = np.concatenate([self._audio, chunk])
+        self.received += len(chunk)
+        return chunk
+
+    @property
+    def held_samples(self) -> int:
+        """Samples in memory now (bounded, however long the stream)."""
+        return len(self._audio)
+
+    def has_crop(self, start: int) -> bool:
+        """Whether the window starting at sample ``start`` has arrived with its right context."""
+        return start + self.config.window_samples + self.context <= self.received
+
+    def crop(self, start: int) -> np.ndarray:
+        """The crop of the window starting at sample ``start``, padded at the stream's edges as a clip is."""
+        return crop_at(self._audio, start, self.config, base=self._base, total=self.received)
+
+    def short_stream_crop(self) -> np.ndarray:
+        """The one crop of a whole stream shorter than a window, padded as a short clip is."""
+        return clip_crops(self._audio[: self.received - self._base], self.config)[0]
+
+    def keep_from(self, sample: int) -> None:
+        """Forget the audio before sample ``sample``: no crop will reach back there."""
+        keep = max(0, sample)
+        if keep > self._base:
+            self._audio = self._audio[keep - self._base :]
+            self._base = keep

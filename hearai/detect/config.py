@@ -1,0 +1,51 @@
+"""How sound becomes events: ``DetectConfig``, every setting of the detector, serializable to JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from hearai.errors import ConfigError
+from hearai.validation import positive_float
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """How sound becomes events. ``thresholds``: per-label ``[on, off]`` overriding the defaults."""
+
+    threshold: float = 0.5
+    release: float = 0.3
+    thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    rise_db: float = 9.0
+    fall_db: float = 6.0
+    merge_gap_seconds: float = 0.5
+    min_event_seconds: float = 0.05
+    floor_seconds: float = 30.0
+    decision_fraction: float = 0.75
+    crop_hop_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        positive_float(self, "rise_db", "fall_db", "min_event_seconds", "floor_seconds", "crop_hop_seconds")
+        if self.fall_db > self.rise_db:
+            raise ConfigError(f"DetectConfig.fall_db ({self.fall_db}) must not exceed rise_db ({self.rise_db})")
+        if self.merge_gap_seconds < 0:
+            raise ConfigError(f"DetectConfig.merge_gap_seconds must be >= 0, got {self.merge_gap_seconds}")
+        if not 0 < self.decision_fraction <= 1:
+            raise ConfigError(f"DetectConfig.decision_fraction must be in (0, 1], got {self.decision_fraction}")
+        for name, (on, off) in {"default": (self.threshold, self.release), **self.thresholds}.items():
+            if not 0 < off <= on < 1:
+                raise ConfigError(f"DetectConfig thresholds for {name}: need 0 < release <= threshold < 1, "
+                                  f"got on {on}, off {off}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "thresholds": {k: list(v) for k, v in self.thresholds.items()},
+                "ignore": list(self.ignore)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectConfig:
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"DetectConfig has no field(s) {', '.join(unknown)}")
+        thresholds = {k: (float(v[0]), float(v[1])) for k, v in data.get("thresholds", {}).items()}
+        return cls(**{**data, "thresholds": thresholds, "ignore": tuple(data.get("ignore", ()))})

@@ -1,0 +1,126 @@
+"""Running a training job: the process set-up, a dataset's features, training a model on a dataset.
+
+What every entry point (the CLI, the demo, the bench scripts) shares before and around ``fit``:
+threads and the torchrun process group, the cached features of a dataset's clips, the validation
+split, and wrapping the trained network as a ``Classifier`` that carries what it was trained on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hearai import plots
+from hearai.artifact import Classifier
+from hearai.data.cache import FeatureCache
+from hearai.data.records import Dataset, assign_folds
+from hearai.data.windows import ClipFeatures, load_waveforms
+from hearai.errors import ConfigError
+from hearai.featureconfig import FeatureConfig
+from hearai.machine import available_cores
+from hearai.train import TrainConfig, TrainResult, fit
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How (not what) to run: where features are cached, workers, device, progress, resume."""
+
+    cache: FeatureCache
+    workers: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    resume: bool = False
+
+
+def use_cores(device: str, *, processes: int = 1) -> None:
+    """On the CPU, give torch this process's share of the cores, unless OMP_NUM_THREADS already says."""
+    if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, available_cores() // processes))
+
+
+def start_distributed(device: str) -> tuple[str, int]:
+    """Under torchrun (WORLD_SIZE > 1) join the process group: (this process's device, number of processes)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device, world
+
+
+def is_main_process() -> bool:
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
+def under_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def clip_features(dataset: Dataset, feature_config: FeatureConfig, run: RunOptions, *, waveforms: bool = False
+                  ) -> ClipFeatures:
+    """The dataset's cached features and class ids; with ``waveforms``, the decoded clips too."""
+    paths = [c.path for c in dataset.clips]
+    return ClipFeatures(run.cache.features(paths, feature_config, workers=run.workers, progress=run.progress),
+                        torch.tensor([dataset.label_index(c.label) for c in dataset.clips]),
+                        load_waveforms(paths, feature_config, progress=run.progress) if waveforms else None)
+
+
+def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, validation) of the dataset's clips: stratified, grouped by source, seeded."""
+    if fraction <= 0:
+        return list(range(len(dataset.clips))), []
+    parts = assign_folds(dataset.clips, n_folds=max(2, round(1 / fraction)), seed=seed)
+    return [i for i, c in enumerate(parts) if c.fold != 1], [i for i, c in enumerate(parts) if c.fold == 1]
+
+
+def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config: TrainConfig, run: RunOptions,
+                     checkpoint: Path | None = None, data: ClipFeatures | None = None
+                     ) -> tuple[Classifier, TrainResult]:
+    """Train on every clip of ``dataset`` (validation held out from it) and wrap the result as a ``Classifier``.
+
+    ``data``: the clips' features when the caller already has them (cross-validation loads a
+    dataset's features once for all folds).
+    """
+    data = data if data is not None else clip_features(dataset, feature_config, run,
+                                                       waveforms=config.augment.needs_waveforms)
+    train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
+    result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
+                 feature_config=feature_config, config=config, checkpoint=checkpoint, resume=run.resume,
+                 progress=run.progress, device=run.device)
+    provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
+                  "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
+    classifier = Classifier(model=result.model.cpu(), feature_config=feature_config, labels=dataset.labels,
+                            model_name=config.model, model_options=dict(config.model_options), provenance=provenance)
+    return classifier, result
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What ``train_and_save`` wrote, and the epoch it kept."""
+
+    model: Path
+    curves: Path
+    best_epoch: int
+    validation_accuracy: float | None
+
+
+def train_and_save(dataset: Dataset, *, feature_config: FeatureConfig, config: TrainConfig, run: RunOptions,
+                   out: Path, checkpoint: Path | None = None) -> SavedModel | None:
+    """Train, write the model file and its training curves, drop the checkpoint; None in torchrun's other ranks."""
+    if out.suffix.lower() != ".safetensors":
+        raise ConfigError(f"{out}: a trained model is written as .safetensors ('hearai export' makes the .onnx)")
+    checkpoint = checkpoint or out.with_name(out.name + ".checkpoint.pt")
+    classifier, result = train_classifier(dataset, feature_config=feature_config, config=config, run=run,
+                                          checkpoint=checkpoint)
+    if not is_main_process():
+        return None
+    classifier.save(out)
+    curves = plots.training_curves(result.history, out.with_suffix(".curves.png"), title=dataset.name)
+    checkpoint.unlink(missing_ok=True)
+    kept = result.history[result.best_epoch - 1]
+    return SavedModel(model=out, curves=curves, best_epoch=result.best_epoch,
+                      validation_accuracy=kept.get("val_accuracy"))
