@@ -109,8 +109,8 @@ def stream(path: PathLike, *, sample_rate: int, block_seconds: float = 10.0) -> 
 
 
 # Raw PCM (stdin, WebSocket frames): sample formats, and the rates a live stream may declare.
-PCM_FORMATS = {"s16le": (np.dtype("<i2"), 1 / 32768), "s32le": (np.dtype("<i4"), 1 / 2147483648),
-               "f32le": (np.dtype("<f4"), 1.0)}
+PCM_FORMATS: dict[str, tuple[np.dtype, float]] = {
+    "s16le": (np.dtype("<i2"), 1 / 32768), "s32le": (np.dtype("<i4"), 1 / 2147483648), "f32le": (np.dtype("<f4"), 1.0)}
 MIN_STREAM_RATE, MAX_STREAM_RATE = 4_000, 384_000
 
 

@@ -40,6 +40,8 @@ def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False)
                                         opset_version=OPSET, dynamo=True, verbose=False)
         except Exception as exc:  # the exporter raises many types; the user needs the model named
             raise ModelError(f"{classifier.model_name}: ONNX export failed: {exc}") from exc
+        if program is None:
+            raise ModelError(f"{classifier.model_name}: the ONNX exporter returned no program")
         model = program.model_proto
         header = classifier.file_header(ONNX_FORMAT)
         header = dataclasses.replace(header, provenance={**header.provenance, "onnx": {"opset": OPSET, "int8": int8}})

@@ -128,7 +128,7 @@ class FeatureConfig:
         return cls(**data)
 
 
-def hz_to_mel(frequencies: np.ndarray, *, scale: str) -> np.ndarray:
+def hz_to_mel(frequencies: np.ndarray | float, *, scale: str) -> np.ndarray:
     """Hertz to mels on the Slaney (linear below 1 kHz, log above) or HTK scale."""
     f = np.asarray(frequencies, dtype=np.float64)
     if scale == "htk":
@@ -138,7 +138,7 @@ def hz_to_mel(frequencies: np.ndarray, *, scale: str) -> np.ndarray:
     return np.where(f >= 1000.0, log_part, linear)
 
 
-def mel_to_hz(mels: np.ndarray, *, scale: str) -> np.ndarray:
+def mel_to_hz(mels: np.ndarray | float, *, scale: str) -> np.ndarray:
     """Inverse of ``hz_to_mel``."""
     m = np.asarray(mels, dtype=np.float64)
     if scale == "htk":

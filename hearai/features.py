@@ -66,6 +66,10 @@ class MatmulStft(nn.Module):
     ``torch.fft.rfft``. Agrees with it to float rounding (tests).
     """
 
+    inner: torch.Tensor
+    outer: torch.Tensor
+    frame_window: torch.Tensor
+
     def __init__(self, n_fft: int, hop: int, window: torch.Tensor) -> None:
         super().__init__()
         n = n_fft
@@ -103,6 +107,9 @@ class LogMel(nn.Module):
     parameters; ``top_db`` clips each waveform of the batch relative to its own maximum.
     ``matmul_dft`` computes the spectrum with ``MatmulStft`` (for ONNX export) instead of FFT.
     """
+
+    window: torch.Tensor
+    mel_basis: torch.Tensor
 
     def __init__(self, config: FeatureConfig, *, matmul_dft: bool = False) -> None:
         super().__init__()
@@ -190,6 +197,8 @@ class LogMel(nn.Module):
 
 class MFCC(nn.Module):
     """Waveforms (..., samples) to MFCCs (..., n_mfcc, frames): orthonormal DCT-II of log-mel dB."""
+
+    dct: torch.Tensor
 
     def __init__(self, config: FeatureConfig, *, matmul_dft: bool = False) -> None:
         super().__init__()
@@ -287,7 +296,7 @@ def _start_worker(config: dict[str, Any]) -> None:
     _worker_extractor = FeatureExtractor(FeatureConfig.from_dict(config))
 
 
-def _featurize_in_worker(path: Path) -> np.ndarray:
+def _featurize_in_worker(path: str | Path) -> np.ndarray:
     assert _worker_extractor is not None, "worker used before _start_worker"
     return _worker_extractor.clip(audio.load(path, sample_rate=_worker_extractor.config.sample_rate)).numpy()
 

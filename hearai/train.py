@@ -98,7 +98,7 @@ def fit(
     frames = torch.cat(list(train.features), dim=1)  # training clips only, never validation or test
     if config.augment.scaler:
         model.scaler.fit(frames)
-    model = model.to(device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
     trainable = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     rows = train.window_index(feature_config)
@@ -108,7 +108,8 @@ def fit(
     steps = (len(rows) + config.batch_size - 1) // config.batch_size
     scheduler = _schedule(optimizer, config, steps)
     order = torch.Generator().manual_seed(config.seed)
-    state = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None, "stale": 0}
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None,
+                             "stale": 0}
     if resume and checkpoint is not None and checkpoint.is_file():
         state = _restore(checkpoint, config, model, optimizer, scheduler, order, make_batch.generator)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

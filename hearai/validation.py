@@ -24,7 +24,7 @@ def positive_float(obj: Any, *names: str) -> None:
     """Each named field is a finite real number > 0."""
     for name in names:
         label, value = _field(obj, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < float("inf"):
             raise ConfigError(f"{label} must be a positive number, got {value!r}")
 
 

@@ -23,7 +23,8 @@ def prepare_esc50(root: str | Path, *, subset: str = "esc50", check_files: bool 
     table = next((p for p in (root / "meta" / "esc50.csv", root / "esc50.csv") if p.is_file()), None)
     if table is None:
         raise DatasetError(f"{root}: neither meta/esc50.csv nor esc50.csv found; is this the ESC-50 folder?")
-    clips, targets = [], {}
+    clips: list[Clip] = []
+    targets: dict[str, int] = {}
     for line, row in enumerate(read_table(table, required=COLUMNS), start=2):
         if subset == "esc10" and row["esc10"].strip().lower() != "true":
             continue

@@ -85,7 +85,8 @@ def validate(dataset: Dataset, *, check_files: bool = True) -> Dataset:
     for c in dataset.clips:
         folds_of_path[c.path].append(c.fold)
     _collect(problems, "clip(s) in more than one fold",
-             [f"{p}: folds {sorted(set(f))}" for p, f in folds_of_path.items() if len(set(f)) > 1])
+             [f"{p}: folds {sorted(set(f), key=lambda k: (k is None, k or 0))}"
+              for p, f in folds_of_path.items() if len(set(f)) > 1])
     _collect(problems, "clip(s) listed more than once",
              [str(p) for p, f in folds_of_path.items() if len(f) > 1 and len(set(f)) == 1])
     _collect(problems, "without a fold", [str(c.path) for c in dataset.clips if c.fold is None])

@@ -13,6 +13,9 @@ class BandScaler(nn.Module):
     exactly the scaling training used; unfitted it is the identity.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, n_features: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(1, 1, n_features, 1))
