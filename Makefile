@@ -8,7 +8,7 @@ STAMP := $(VENV)/.hearai-installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup browser test demo bench clean
+.PHONY: setup browser lint test demo bench clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-test: setup browser
+test: setup browser lint
 	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+
+# Lint (ruff) and types (mypy, configured in pyproject.toml): part of make test, so CI runs them.
+lint: setup
+	$(BIN)/ruff check hearai tests bench
+	$(BIN)/mypy
 
 demo: setup
 	$(BIN)/hearai demo --out demo-output
@@ -35,4 +40,4 @@ bench: setup
 	$(BIN)/python bench/featurize.py
 
 clean:
-	rm -rf $(VENV) demo-output bench/results .pytest_cache *.egg-info
+	rm -rf $(VENV) demo-output bench/results .pytest_cache .mypy_cache .ruff_cache *.egg-info

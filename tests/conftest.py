@@ -176,3 +176,62 @@ BAD_INPUTS = {
     "unsupported_codec": "unsupported audio format (WAV with codec tag 0x0161)",
     "unsupported_container": "unsupported audio format (MP4/M4A",
 }
+
+
+@pytest.fixture(scope="session")
+def small_set(tmp_path_factory) -> Path:
+    """10 classes x 8 clips of 2 s (one window each), 4 folds."""
+    from hearai.data.synth import generate_clips
+
+    root = tmp_path_factory.mktemp("small")
+    return generate_clips(root, per_class=8, seconds=2.0, folds=4, seed=7, progress=False)
+
+
+LABELS = tuple(f"class{k}" for k in range(5))  # labels of the untrained test models
+
+
+def untrained_classifier(features, seed: int = 0, name: str = "dsresnet", labels: tuple[str, ...] = LABELS):
+    """An untrained net with a fitted-looking scaler: parity does not need a good model, only a real one."""
+    import torch
+
+    from hearai.artifact import Classifier
+    from hearai.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(name, n_classes=len(labels), n_features=features.n_features, n_frames=features.window_frames)
+    model.scaler.mean.fill_(-40.0 if features.kind == "logmel" else 0.0)
+    model.scaler.std.fill_(20.0)
+    return Classifier(model=model, feature_config=features, labels=labels, model_name=name)
+
+
+def real_clips(esc50_root: Path, us8k_root: Path) -> list[Path]:
+    """ESC-50 FLAC (5 s, 16 kHz) and UrbanSound8K natives (44.1-96 kHz, stereo, 24-bit, short clips)."""
+    return sorted((esc50_root / "audio").glob("*.flac"))[:3] + sorted((us8k_root / "audio").rglob("*.wav"))[:6]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained dsresnet file with the synthetic set's labels: for error paths, in well under a second."""
+    from hearai.data.synth import LABELS as SYNTH_LABELS
+    from hearai.featureconfig import FeatureConfig
+
+    return untrained_classifier(FeatureConfig(), labels=tuple(SYNTH_LABELS)).save(
+        tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
+
+
+def noise_clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0):
+    """Noise clips whose class is their loudness, featurized, with their waveforms (16 kHz)."""
+    import torch
+
+    from hearai.data.windows import ClipFeatures
+    from hearai.featureconfig import FeatureConfig
+    from hearai.features import LogMel
+
+    rng = np.random.default_rng(0)
+    config = FeatureConfig()
+    waves = [(rng.standard_normal(int(seconds * 16_000)) * 0.1 * (1 + k)).astype(np.float32)
+             for k in range(n_classes) for _ in range(n_per_class)]
+    logmel = LogMel(config)
+    features = [logmel(torch.from_numpy(w)) for w in waves]
+    labels = torch.tensor([k for k in range(n_classes) for _ in range(n_per_class)])
+    return ClipFeatures(features, labels, waves)

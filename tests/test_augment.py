@@ -16,7 +16,8 @@ from hearai.data.windows import ClipFeatures
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import LogMel
-from hearai.train import TrainConfig, fit
+from hearai.train import TrainConfig
+from tests.conftest import noise_clips
 
 SR = 16_000
 
@@ -136,17 +137,6 @@ def test_noise_is_added_at_the_requested_snr():
         assert snr == pytest.approx(12.0, abs=0.01)
 
 
-def _clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0) -> ClipFeatures:
-    rng = np.random.default_rng(0)
-    config = FeatureConfig()
-    waves = [(rng.standard_normal(int(seconds * SR)) * 0.1 * (1 + k)).astype(np.float32)
-             for k in range(n_classes) for _ in range(n_per_class)]
-    logmel = LogMel(config)
-    features = [logmel(torch.from_numpy(w)) for w in waves]
-    labels = torch.tensor([k for k in range(n_classes) for _ in range(n_per_class)])
-    return ClipFeatures(features, labels, waves)
-
-
 def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0, device: str = "cpu") -> BatchMaker:
     config = FeatureConfig()
     return BatchMaker(data, data.window_index(config), feature_config=config, augment=augment, n_classes=3,
@@ -158,7 +148,7 @@ def _maker(data: ClipFeatures, augment: AugmentConfig, seed: int = 0, device: st
                                      AugmentConfig.plain(mixing="bc-waveform", waveform=True)],
                          ids=["default", "mixup-specaugment", "bc-waveform-augmented"])
 def test_batches_made_on_the_gpu_equal_those_made_on_the_cpu(augment):
-    data = _clips()
+    data = noise_clips()
     on_cpu, on_gpu = _maker(data, augment), _maker(data, augment, device="cuda")
     for rows in (on_cpu.rows[:8], on_cpu.rows[3:11]):
         (x_cpu, y_cpu), (x_gpu, y_gpu) = on_cpu(rows), on_gpu(rows)
@@ -168,7 +158,7 @@ def test_batches_made_on_the_gpu_equal_those_made_on_the_cpu(augment):
 
 
 def test_all_switches_off_gives_the_cached_windows_and_class_ids():
-    data = _clips()
+    data = noise_clips()
     maker = _maker(data, AugmentConfig.plain())
     rows = maker.rows[[0, 5, 7]]
     x, y = maker(rows)
@@ -177,7 +167,7 @@ def test_all_switches_off_gives_the_cached_windows_and_class_ids():
 
 
 def test_an_unaugmented_audio_crop_featurizes_to_the_cached_window():
-    data = _clips()
+    data = noise_clips()
     maker = _maker(data, AugmentConfig.plain(mixing="bc-waveform"))
     rows = maker.rows  # first, middle and last windows of every clip, edges included
     rebuilt = maker._featurize(maker._crops(rows, np.random.default_rng(0)))
@@ -187,7 +177,7 @@ def test_an_unaugmented_audio_crop_featurizes_to_the_cached_window():
 
 @pytest.mark.parametrize("mixing", ["mixup", "bc-logmel", "bc-waveform"])
 def test_mixed_batches_have_distributions_as_labels(mixing):
-    data = _clips()
+    data = noise_clips()
     maker = _maker(data, AugmentConfig(mixing=mixing, waveform=mixing == "bc-waveform"))
     x, targets = maker(maker.rows)
     assert x.shape == (len(maker.rows), 1, 150, 100) and torch.isfinite(x).all()
@@ -200,7 +190,7 @@ def test_mixed_batches_have_distributions_as_labels(mixing):
 
 
 def test_waveform_augmentation_changes_windows_but_keeps_their_shape():
-    data = _clips()
+    data = noise_clips()
     maker = _maker(data, AugmentConfig.plain(waveform=True))
     x, y = maker(maker.rows)
     cached = data.windows(maker.rows, FeatureConfig().window_frames)
@@ -208,7 +198,7 @@ def test_waveform_augmentation_changes_windows_but_keeps_their_shape():
 
 
 def test_mixing_needs_what_it_mixes():
-    data = _clips()
+    data = noise_clips()
     with pytest.raises(ConfigError, match="decoded"):
         _maker(ClipFeatures(data.features, data.labels), AugmentConfig.plain(waveform=True))
     one_class = ClipFeatures(data.features[:3], data.labels[:3], data.waveforms[:3])
@@ -218,20 +208,6 @@ def test_mixing_needs_what_it_mixes():
         AugmentConfig(mixing="cutmix")
     with pytest.raises(ConfigError, match="noise_snr_db"):
         AugmentConfig(noise_snr_db=(30.0, 10.0))
-
-
-def test_standardization_statistics_come_from_the_training_clips_only():
-    data = _clips()
-    config = FeatureConfig()
-    train, validation = data.subset([0, 1, 3, 4, 6, 7]), data.subset([2, 5, 8])
-    result = fit(train, validation, n_classes=3, feature_config=config, progress=False,
-                 config=TrainConfig(epochs=1, augment=AugmentConfig.plain()))
-    frames = torch.cat(list(train.features), 1)
-    assert torch.allclose(result.model.scaler.mean.flatten(), frames.mean(1), atol=1e-4)
-    assert torch.allclose(result.model.scaler.std.flatten(), frames.std(1), atol=1e-4)
-    off = fit(train, None, n_classes=3, feature_config=config, progress=False,
-              config=TrainConfig(epochs=1, augment=AugmentConfig.plain(scaler=False)))
-    assert off.model.scaler.mean.abs().max() == 0 and (off.model.scaler.std == 1).all()
 
 
 def test_train_config_with_augmentation_survives_json():

@@ -307,11 +307,11 @@ def test_listen_plays_a_file_and_converts_other_rates(synth_model, tmp_path):
 
 @pytest.mark.parametrize("case", ["empty-stdin", "no-rate", "zero-rate", "two-sources", "no-source", "corrupt-file",
                                   "truncated-onnx", "unknown-label", "bad-truth"])
-def test_bad_input_is_one_clear_line(synth_model, tmp_path, case):
+def test_bad_input_is_one_clear_line(tiny_model, tmp_path, case):
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
     (tmp_path / "cut.onnx").write_bytes(b"\x08\x07\x12\x04onnx" + b"\x00" * 50)
     (tmp_path / "truth.csv").write_text("file,label,onset\nx.wav,siren,1\n")
-    model = str(synth_model)
+    model = str(tiny_model)
     args, stdin, expected = {
         "empty-stdin": (["listen", model, "--stdin", "--rate", "16000"], b"", "0 bytes of PCM"),
         "no-rate": (["listen", model, "--stdin"], b"\x00\x00", "--stdin needs --rate"),

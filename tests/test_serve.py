@@ -23,11 +23,20 @@ def model(synth_model):
     return load(synth_model)
 
 
+LIMITS = ServeConfig(max_upload_mb=3.0, max_audio_seconds=40.0, max_streams=2, stream_idle_seconds=1.0,
+                     max_frame_bytes=64_000)
+
+
 @pytest.fixture(scope="module")
 def client(model) -> TestClient:
-    config = ServeConfig(max_upload_mb=3.0, max_audio_seconds=40.0, max_streams=2, stream_idle_seconds=1.0,
-                         max_frame_bytes=64_000)
-    return TestClient(create_app(model, model_file="synth.safetensors", config=config))
+    """The service around a trained model: what it hears must be right."""
+    return TestClient(create_app(model, model_file="synth.safetensors", config=LIMITS))
+
+
+@pytest.fixture(scope="module")
+def tiny_client(tiny_model) -> TestClient:
+    """The same service around an untrained model: for refusals and limits, which need no trained model."""
+    return TestClient(create_app(load(tiny_model), model_file="tiny.safetensors", config=LIMITS))
 
 
 def wav_bytes(wave: np.ndarray, rate: int = RATE, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
@@ -50,15 +59,15 @@ def test_health_and_model_description(client):
     assert "/v1/classify" in client.get("/openapi.json").json()["paths"]
 
 
-def test_page_and_its_scripts_are_served_with_a_strict_policy(client):
-    page = client.get("/")
+def test_page_and_its_scripts_are_served_with_a_strict_policy(tiny_client):
+    page = tiny_client.get("/")
     assert page.status_code == 200 and 'id="listen"' in page.text and "/static/app.js" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "<script>" not in page.text  # no inline script: the policy would block it
     for name, kind in [("app.js", "javascript"), ("capture.js", "javascript"), ("style.css", "css")]:
-        asset = client.get(f"/static/{name}")
+        asset = tiny_client.get(f"/static/{name}")
         assert asset.status_code == 200 and kind in asset.headers["content-type"]
-    assert client.get("/static/../app.py").status_code == 404
+    assert tiny_client.get("/static/../app.py").status_code == 404
 
 
 def test_classify_and_detect_a_real_recording(client):
@@ -115,7 +124,7 @@ def test_stream_sends_events_as_they_are_decided(client):
 
 
 @pytest.mark.parametrize("case", ["truncated", "not-audio", "empty", "oversized", "too-long"])
-def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(client, case, tmp_path):
+def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(tiny_client, case, tmp_path):
     wave, _ = siren_scene()
     body, status = {
         "truncated": (wav_bytes(wave)[:5000], 415),
@@ -125,14 +134,14 @@ def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(client, case, tmp_
         "too-long": (wav_bytes(np.zeros(45 * 8000, np.float32), 8000), 413),
     }[case]
     for endpoint in ("/v1/classify", "/v1/detect"):
-        reply = client.post(endpoint, files={"file": ("clip.wav", body)})
+        reply = tiny_client.post(endpoint, files={"file": ("clip.wav", body)})
         assert reply.status_code == status, reply.text
         assert set(reply.json()) == {"error"} and "clip.wav" in reply.json()["error"]
         assert "/tmp" not in reply.json()["error"]  # the temporary path is never shown
-    assert client.get("/healthz").status_code == 200
+    assert tiny_client.get("/healthz").status_code == 200
 
 
-def test_uploads_leave_no_temporary_file_behind(client, tmp_path, monkeypatch):
+def test_uploads_leave_no_temporary_file_behind(tiny_client, tmp_path, monkeypatch):
     import tempfile
 
     scratch = tmp_path / "scratch"
@@ -142,13 +151,13 @@ def test_uploads_leave_no_temporary_file_behind(client, tmp_path, monkeypatch):
     big = wav_bytes(np.tile(wave, 3), subtype="FLOAT")  # 1.9 MB: over Starlette's 1-MB memory spool
     for endpoint, body, status in [("/v1/classify", big, 200), ("/v1/detect", big, 200),
                                    ("/v1/detect", big[:3000], 415), ("/v1/classify", b"not audio", 415)]:
-        assert client.post(endpoint, files={"file": ("a.wav", body)}).status_code == status
+        assert tiny_client.post(endpoint, files={"file": ("a.wav", body)}).status_code == status
         assert list(scratch.iterdir()) == []
 
 
-def test_bodies_over_the_cap_are_refused_before_they_are_parsed(client):
+def test_bodies_over_the_cap_are_refused_before_they_are_parsed(tiny_client):
     # A declared length over the cap: refused from the headers, the body never read.
-    reply = client.post("/v1/detect", content=b"x" * 10, headers={"content-length": str(50 * 1024 * 1024)})
+    reply = tiny_client.post("/v1/detect", content=b"x" * 10, headers={"content-length": str(50 * 1024 * 1024)})
     assert reply.status_code == 413 and "limit" in reply.json()["error"]
 
     # No declared length (chunked): counted as it arrives and cut off at the cap.
@@ -156,15 +165,15 @@ def test_bodies_over_the_cap_are_refused_before_they_are_parsed(client):
         for _ in range(80):  # 5 MB
             yield b"\0" * 65536
 
-    reply = client.post("/v1/classify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    reply = tiny_client.post("/v1/classify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
     assert reply.status_code == 413 and set(reply.json()) == {"error"}
-    assert client.get("/healthz").status_code == 200
+    assert tiny_client.get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("case", ["odd-bytes", "oversized-frame", "bad-text", "bad-rate", "bad-format", "idle"])
-def test_hostile_streams_are_closed_cleanly(client, case):
+def test_hostile_streams_are_closed_cleanly(tiny_client, case):
     url = {"bad-rate": "/v1/stream?rate=100", "bad-format": "/v1/stream?format=mp3"}.get(case, "/v1/stream")
-    with client.websocket_connect(url) as socket:
+    with tiny_client.websocket_connect(url) as socket:
         if case in ("bad-rate", "bad-format"):
             with pytest.raises(WebSocketDisconnect) as closed:
                 socket.receive_json()
@@ -180,15 +189,15 @@ def test_hostile_streams_are_closed_cleanly(client, case):
         with pytest.raises(WebSocketDisconnect) as closed:  # "idle": nothing sent for the 1-s idle limit
             socket.receive_text()
         assert closed.value.code == 1008
-    assert client.get("/healthz").status_code == 200
+    assert tiny_client.get("/healthz").status_code == 200
 
 
-def test_stream_cap_refuses_the_extra_stream(client):
-    with client.websocket_connect("/v1/stream") as first, client.websocket_connect("/v1/stream") as second:
+def test_stream_cap_refuses_the_extra_stream(tiny_client):
+    with tiny_client.websocket_connect("/v1/stream") as first, tiny_client.websocket_connect("/v1/stream") as second:
         assert first.receive_json()["type"] == second.receive_json()["type"] == "ready"
-        with client.websocket_connect("/v1/stream") as third:
+        with tiny_client.websocket_connect("/v1/stream") as third:
             with pytest.raises(WebSocketDisconnect) as closed:
                 third.receive_json()
             assert closed.value.code == 1013
-    with client.websocket_connect("/v1/stream") as again:  # freed slots are reused
+    with tiny_client.websocket_connect("/v1/stream") as again:  # freed slots are reused
         assert again.receive_json()["type"] == "ready"

@@ -1,0 +1,27 @@
+"""``make demo``: the whole pipeline on embedded data, each step printing where its output is."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import assert_png, hearai
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    done = hearai("demo", "--out", str(tmp_path / "demo"), timeout=1800)  # trains 5 folds + 1 model: ~4 min alone
+    assert done.returncode == 0, done.stderr
+    assert "[3/5] featurize it" in done.stdout and "300 clips -> 900 log-mel windows" in done.stdout
+    assert_png(tmp_path / "demo" / "explain" / "two_tones.png")
+    assert (tmp_path / "demo" / "synth_features.safetensors").stat().st_size > 10_000_000
+    accuracy = float(re.search(r"5-fold CV accuracy ([\d.]+)%", done.stdout).group(1))
+    assert accuracy >= 95.0, done.stdout
+    assert_png(tmp_path / "demo" / "cv" / "confusion.png")
+    assert json.loads((tmp_path / "demo" / "cv" / "metrics.json").read_text())["mean_accuracy"] == pytest.approx(
+        accuracy / 100, abs=6e-4)
+    event_f1 = float(re.search(r"event-based F1 ([\d.]+)", done.stdout).group(1))
+    assert event_f1 >= 0.8, done.stdout  # 3 soundscapes, 18 events: one miss costs ~0.06
+    assert_png(tmp_path / "demo" / "timeline.png")
+    assert (tmp_path / "demo" / "events.csv").read_text().startswith("file,label,onset,offset,confidence\n")

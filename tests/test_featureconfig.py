@@ -1,0 +1,60 @@
+"""FeatureConfig and the mel math (hearai.featureconfig): librosa-equal filters, JSON round trip, bounds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import librosa
+import numpy as np
+import pytest
+
+from hearai.errors import ConfigError
+from hearai.featureconfig import FeatureConfig, empty_mel_bands, mel_filterbank
+
+
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+@pytest.mark.parametrize("rate", [16_000, 22_050, 44_100])
+@pytest.mark.parametrize("norm", ["slaney", None])
+def test_filterbank_equals_librosa(mel_scale, rate, norm):
+    c = FeatureConfig(sample_rate=rate, mel_scale=mel_scale, mel_norm=norm, fmin=30.0, n_mels=96)
+    expected = librosa.filters.mel(sr=rate, n_fft=c.n_fft, n_mels=96, fmin=30.0, htk=mel_scale == "htk", norm=norm)
+    np.testing.assert_allclose(mel_filterbank(c), expected, rtol=1e-5, atol=1e-9)
+
+
+def test_config_round_trips_through_json():
+    c = FeatureConfig(n_mels=64, kind="mfcc", n_mfcc=20, fmax=7600.0, top_db=None, mel_norm=None)
+    assert FeatureConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"n_mels": 0}, "FeatureConfig.n_mels must be a positive integer"),
+        ({"hop_length": 12.5}, "FeatureConfig.hop_length must be a positive integer"),
+        ({"window": "rectangular"}, "FeatureConfig.window must be one of"),
+        ({"mel_scale": "bark"}, "FeatureConfig.mel_scale must be one of"),
+        ({"fmax": 9000.0}, "fmin/fmax"),
+        ({"fmin": 4000.0, "fmax": 3000.0}, "fmin/fmax"),
+        ({"win_length": 2048}, "win_length (2048) must not exceed n_fft (1024)"),
+        ({"top_db": -1.0}, "top_db must be >= 0"),
+        ({"kind": "mfcc", "n_mfcc": 200}, "n_mfcc (200) must not exceed n_mels (150)"),
+        ({"window_seconds": 0.001}, "at least one hop"),
+        ({"amin": 0.0}, "FeatureConfig.amin must be a positive number"),
+    ],
+)
+def test_invalid_config_names_the_field(fields, message):
+    with pytest.raises(ConfigError) as caught:
+        FeatureConfig(**fields)
+    assert message in str(caught.value)
+
+
+def test_unknown_config_field_is_named():
+    with pytest.raises(ConfigError, match="no field.*n_bands"):
+        FeatureConfig.from_dict({"n_bands": 128})
+
+
+def test_empty_mel_bands_appear_only_with_too_many_bands():
+    c = FeatureConfig()
+    assert empty_mel_bands(c) == 0
+    assert empty_mel_bands(replace(c, n_mels=1000)) > 200
