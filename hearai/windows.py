@@ -112,7 +112,8 @@ def stream_window_starts(received: int, config: FeatureConfig, *, first: int, fi
     """
     if final:
         n_frames = config.n_frames(max(received, config.window_samples))
-        return [s for s in window_starts(n_frames, config) if s >= first]
+        # Grid starts before ``first`` were cut already; the end-aligned start is off the grid.
+        return [s for s in window_starts(n_frames, config) if s >= first or s % config.window_hop_frames]
     hop, size = config.window_hop_frames, config.window_frames
     last = (received - context_samples(config)) // config.hop_length - size  # the last ready first frame
     return list(range(first, last + 1, hop)) if last >= first else []

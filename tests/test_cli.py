@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import socket
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from safetensors import safe_open
 
 from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor, cut_windows
-from tests.conftest import BAD_INPUTS, assert_png, bad_file, hearai, untrained_classifier
+from tests.conftest import BAD_INPUTS, assert_one_line_error, assert_png, bad_file, hearai, untrained_classifier
 
 
 def test_explain_base_case_prints_tones_and_writes_figures(tmp_path):
@@ -138,3 +140,72 @@ def test_cli_export_then_predict_with_the_onnx_file(tmp_path, esc50_root):
     onnx_answer = json.loads(hearai("predict", str(tmp_path / "m.onnx"), str(clip)).stdout)
     assert onnx_answer["label"] == torch_answer["label"]
     assert onnx_answer["confidence"] == pytest.approx(torch_answer["confidence"], abs=1e-4)
+
+
+def test_feature_config_is_a_json_object_or_a_file_and_explain_draws_mfccs(tmp_path):
+    inline = hearai("explain", "--out", str(tmp_path / "inline"), "--feature-config", '{"kind": "mfcc", "n_mfcc": 20}')
+    assert inline.returncode == 0, inline.stderr
+    assert "MFCC: 20 coefficients per frame from 150 mel bands" in inline.stdout
+    assert_png(tmp_path / "inline" / "two_tones.png")
+    (tmp_path / "mfcc.json").write_text('{"kind": "mfcc", "n_mfcc": 13}')
+    from_file = hearai("explain", "--out", str(tmp_path / "file"), "--feature-config", str(tmp_path / "mfcc.json"))
+    assert from_file.returncode == 0, from_file.stderr
+    assert "MFCC: 13 coefficients" in from_file.stdout
+    plain = hearai("explain", "--out", str(tmp_path / "plain"))
+    assert "MFCC" not in plain.stdout
+
+
+def test_help_tells_the_default_training_recipe_truthfully():
+    done = hearai("train", "--help")
+    text = " ".join(done.stdout.split())
+    assert "By default every clip trains and the last epoch is kept" in text
+    assert "--validation-fraction VALIDATION_FRACTION" in text and "(default: 0.0)" in text
+    assert "holding out a validation split" not in text
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_on_an_impossible_port_is_one_line(tiny_model, port):
+    done = hearai("serve", str(tiny_model), "--port", port)
+    assert_one_line_error(done, "serve", f"--port {port}", "between 0 and 65535")
+    assert "serving" not in done.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_before_announcing_anything(tiny_model):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = hearai("serve", str(tiny_model), "--port", str(port))
+    assert_one_line_error(done, "serve", f"127.0.0.1:{port} is already in use")
+    assert "serving" not in done.stderr
+
+
+def test_detect_in_a_folder_without_audio_is_a_clear_error(tiny_model, tmp_path):
+    (tmp_path / "notes.txt").write_text("no audio here")
+    done = hearai("detect", str(tiny_model), str(tmp_path))
+    assert_one_line_error(done, "detect", f"no audio files found in {tmp_path}")
+    assert done.stdout == ""
+
+
+def test_predict_prints_rounded_confidences(tiny_model, esc50_root):
+    clip = sorted((esc50_root / "audio").glob("*.flac"))[0]
+    done = hearai("predict", str(tiny_model), str(clip))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    numbers = [answer["confidence"], *answer["probabilities"].values()]
+    assert all(round(p, 4) == p for p in numbers) and len(answer["probabilities"]) == 10
+    assert not re.search(r"\d\.\d{5,}", done.stdout), done.stdout
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_partial_urbansound8k_download_works_for_its_folds(tmp_path, us8k_root):
+    """Metadata lists every fold, the audio holds folds 3 and 5 only: choosing those folds works."""
+    shutil.copytree(us8k_root / "audio" / "fold3", tmp_path / "audio" / "fold3")
+    shutil.copytree(us8k_root / "audio" / "fold5", tmp_path / "audio" / "fold5")
+    (tmp_path / "metadata").mkdir()
+    shutil.copy(us8k_root / "metadata" / "UrbanSound8K.csv", tmp_path / "metadata" / "UrbanSound8K.csv")
+    done = hearai("prepare", "--dataset", "urbansound8k", "--root", str(tmp_path), "--folds", "3,5",
+                  "--out", str(tmp_path / "m.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "7 clips" in done.stdout and "'3': 2, '5': 5" in done.stdout
+    missing = hearai("prepare", "--dataset", "urbansound8k", "--root", str(tmp_path), "--folds", "3,4",
+                     "--out", str(tmp_path / "m2.csv"))
+    assert_one_line_error(missing, "prepare", "2 missing file(s)", "fold4")

@@ -165,7 +165,8 @@ def test_bodies_over_the_cap_are_refused_before_they_are_parsed(tiny_client):
         for _ in range(80):  # 5 MB
             yield b"\0" * 65536
 
-    reply = tiny_client.post("/v1/classify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    reply = tiny_client.post("/v1/classify", content=chunks(),
+                             headers={"content-type": "multipart/form-data; boundary=x"})
     assert reply.status_code == 413 and set(reply.json()) == {"error"}
     assert tiny_client.get("/healthz").status_code == 200
 

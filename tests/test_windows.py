@@ -9,7 +9,15 @@ import pytest
 
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
-from hearai.windows import pad_short_clip, window_starts
+from hearai.windows import (
+    centre_pad,
+    clip_crops,
+    crop_at,
+    crop_samples,
+    pad_short_clip,
+    stream_window_starts,
+    window_starts,
+)
 from tests.conftest import sine
 
 
@@ -32,3 +40,45 @@ def test_short_clips_are_padded_to_one_window():
     assert np.all(silent[4800:] == 0) and np.array_equal(silent[:4800], bark)
     long_clip = sine(600.0, 3.0, 16_000)
     assert pad_short_clip(long_clip, c) is long_clip
+
+
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_a_crop_is_the_centre_padded_clip_sliced_also_from_a_partial_buffer(pad_mode):
+    config = FeatureConfig(pad_mode=pad_mode)
+    wave = np.random.default_rng(3).standard_normal(3 * 16_000).astype(np.float32)
+    padded, half = centre_pad(wave, config), config.n_fft // 2
+    size = crop_samples(config)
+    for start in (0, 100, 16_000, len(wave) - config.window_samples):  # every window that fits the clip
+        expected = padded[start : start + size]
+        assert np.array_equal(crop_at(wave, start, config), expected), start
+        base = max(0, start - half - 5) if start > half else 0  # a stream keeps only recent audio
+        assert np.array_equal(crop_at(wave[base:], start, config, base=base, total=len(wave)), expected), start
+    assert crop_at(wave, 0, replace(config, center=False)).shape == (size,)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 2.0, 2.7, 4.5, 5.0, 7.31])
+def test_a_stream_is_cut_into_the_windows_of_the_clip_it_makes(seconds):
+    config = FeatureConfig()
+    total = int(seconds * config.sample_rate)
+    clip_starts = window_starts(config.n_frames(len(pad_short_clip(np.zeros(total, np.float32), config))), config)
+    streamed, first = [], 0
+    for received in range(1600, total + 1, 1600):  # 0.1-s chunks arrive
+        ready = stream_window_starts(received, config, first=first, final=False)
+        streamed += ready
+        first = ready[-1] + config.window_hop_frames if ready else first
+    streamed += stream_window_starts(total, config, first=first, final=True)
+    assert streamed == clip_starts
+
+
+def test_clip_crops_featurize_to_the_windows_of_the_whole_clip():
+    import torch
+
+    from hearai.features import FeatureExtractor, build_crop_featurizer
+
+    config = FeatureConfig(pad_mode="reflect")
+    wave = np.random.default_rng(4).standard_normal(int(4.5 * 16_000)).astype(np.float32) * 0.1
+    cached = FeatureExtractor(config).windows(wave)
+    with torch.inference_mode():
+        from_crops = build_crop_featurizer(config)(torch.from_numpy(clip_crops(wave, config)))
+    assert from_crops.shape == cached.shape == (4, 150, 100)
+    assert torch.allclose(from_crops, cached, atol=1e-3)
