@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: setup browser lint
-	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS)
+	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 --dist worksteal -q $(PYTEST_ARGS)
 
 # Lint (ruff) and types (mypy, configured in pyproject.toml): part of make test, so CI runs them.
 lint: setup

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from hearai.augment import AugmentConfig, BatchMaker
-from hearai.data.windows import ClipFeatures
+from hearai.data.clips import ClipFeatures
 from hearai.featureconfig import FeatureConfig
 from hearai.features import LogMel
 from hearai.fsutil import write_text_atomic

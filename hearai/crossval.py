@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from hearai import __version__, plots
+from hearai.data.clips import ClipFeatures
 from hearai.data.records import Clip, Dataset
-from hearai.data.windows import ClipFeatures
 from hearai.errors import DatasetError
 from hearai.evaluate import classification_metrics, write_outputs, write_predictions
 from hearai.featureconfig import FeatureConfig

@@ -16,8 +16,8 @@ import torch
 from hearai import plots
 from hearai.artifact import Classifier
 from hearai.data.cache import FeatureCache
+from hearai.data.clips import ClipFeatures, load_waveforms
 from hearai.data.records import Dataset, assign_folds
-from hearai.data.windows import ClipFeatures, load_waveforms
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.machine import available_cores

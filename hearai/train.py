@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hearai.augment import AugmentConfig, BatchMaker
-from hearai.data.windows import ClipFeatures
+from hearai.data.clips import ClipFeatures
 from hearai.errors import ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import atomic_path

@@ -25,6 +25,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+# Tests that need the trained synthetic model (about 2 minutes to train once per run) are slow too.
+_SLOW_FIXTURES = {"synth_model"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def _require(path: Path) -> Path:
     # Real data is part of the test contract: CI has it, so its absence is a failure, not a skip.
     assert path.exists(), f"real test data missing at {path} (set HEARAI_DATA to the data folder)"
@@ -190,7 +200,7 @@ def small_set(tmp_path_factory) -> Path:
 LABELS = tuple(f"class{k}" for k in range(5))  # labels of the untrained test models
 
 
-def untrained_classifier(features, seed: int = 0, name: str = "dsresnet", labels: tuple[str, ...] = LABELS):
+def untrained_classifier(feature_config, seed: int = 0, name: str = "dsresnet", labels: tuple[str, ...] = LABELS):
     """An untrained net with a fitted-looking scaler: parity does not need a good model, only a real one."""
     import torch
 
@@ -198,10 +208,11 @@ def untrained_classifier(features, seed: int = 0, name: str = "dsresnet", labels
     from hearai.models import create_model
 
     torch.manual_seed(seed)
-    model = create_model(name, n_classes=len(labels), n_features=features.n_features, n_frames=features.window_frames)
-    model.scaler.mean.fill_(-40.0 if features.kind == "logmel" else 0.0)
+    model = create_model(name, n_classes=len(labels), n_features=feature_config.n_features,
+                         n_frames=feature_config.window_frames)
+    model.scaler.mean.fill_(-40.0 if feature_config.kind == "logmel" else 0.0)
     model.scaler.std.fill_(20.0)
-    return Classifier(model=model, feature_config=features, labels=labels, model_name=name)
+    return Classifier(model=model, feature_config=feature_config, labels=labels, model_name=name)
 
 
 def real_clips(esc50_root: Path, us8k_root: Path) -> list[Path]:
@@ -223,7 +234,7 @@ def noise_clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0):
     """Noise clips whose class is their loudness, featurized, with their waveforms (16 kHz)."""
     import torch
 
-    from hearai.data.windows import ClipFeatures
+    from hearai.data.clips import ClipFeatures
     from hearai.featureconfig import FeatureConfig
     from hearai.features import LogMel
 

@@ -12,7 +12,7 @@ from hearai.augment import AugmentConfig, BatchMaker
 from hearai.augment.mixing import bc_weight, mix_logmel, mix_waveforms, mixup, soft_targets
 from hearai.augment.spectrogram import logmel_loudness_db, mask_, spec_augment
 from hearai.augment.waveform import a_weighting_db, add_noise, loudness_db, pitch_shift, time_stretch
-from hearai.data.windows import ClipFeatures
+from hearai.data.clips import ClipFeatures
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import LogMel

@@ -109,6 +109,7 @@ def test_featurize_without_audio_files_is_a_clear_error(tmp_path):
     assert done.returncode == 2 and "no audio files found" in done.stderr
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_cli(small_set, tmp_path):
     model = tmp_path / "m.safetensors"
     done = hearai("train", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--epochs", "2",
@@ -129,6 +130,7 @@ def test_train_evaluate_predict_cli(small_set, tmp_path):
     assert done.returncode == 2 and "model file not found" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_export_then_predict_with_the_onnx_file(tmp_path, esc50_root):
     model = untrained_classifier(FeatureConfig())
     model.save(tmp_path / "m.safetensors")

@@ -41,6 +41,7 @@ def _metrics_without_timing(out: Path) -> dict:
     return metrics
 
 
+@pytest.mark.slow
 def test_cv_killed_mid_epoch_resumes_to_the_same_result(small_set, tmp_path):
     args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "4",
             "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0"]
@@ -67,6 +68,7 @@ def test_cv_killed_mid_epoch_resumes_to_the_same_result(small_set, tmp_path):
     assert (killed_dir / "predictions.csv").read_text() == (tmp_path / "straight" / "predictions.csv").read_text()
 
 
+@pytest.mark.slow
 def test_cv_folds_run_in_parallel_processes_give_the_straight_result(small_set, tmp_path):
     args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--epochs", "2",
             "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0"]

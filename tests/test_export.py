@@ -12,16 +12,16 @@ from hearai.runtime import load_onnx
 from tests.conftest import LABELS, real_clips, untrained_classifier
 
 
-@pytest.mark.parametrize("features", [
+@pytest.mark.parametrize("feature_config", [
     FeatureConfig(),
     FeatureConfig(kind="mfcc", window="hann", pad_mode="reflect", n_mels=64),
     FeatureConfig(center=False, sample_rate=22_050, n_mels=96),
 ], ids=["logmel-default", "mfcc-reflect-hann", "uncentred-22k"])
-def test_onnx_graph_matches_torch_on_real_clips(features, tmp_path, esc50_root, us8k_root):
-    model = untrained_classifier(features)
+def test_onnx_graph_matches_torch_on_real_clips(feature_config, tmp_path, esc50_root, us8k_root):
+    model = untrained_classifier(feature_config)
     export_onnx(model, tmp_path / "m.onnx")
     exported = load_onnx(tmp_path / "m.onnx")
-    assert exported.labels == LABELS and exported.feature_config == features
+    assert exported.labels == LABELS and exported.feature_config == feature_config
     for path in real_clips(esc50_root, us8k_root):
         expected, got = model.predict_proba(path), exported.predict_proba(path)
         assert np.abs(expected - got).max() <= 1e-4, path
@@ -38,6 +38,7 @@ def test_every_registered_model_exports_with_parity(name, tmp_path, esc50_root):
     assert np.abs(model.predict_proba(clip) - load_onnx(tmp_path / "m.onnx").predict_proba(clip)).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_int8_export_is_smaller_and_agrees(tmp_path, esc50_root):
     model = untrained_classifier(FeatureConfig())
     export_onnx(model, tmp_path / "f.onnx")

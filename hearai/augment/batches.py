@@ -16,7 +16,7 @@ from hearai.augment import waveform as wave_aug
 from hearai.augment.config import AugmentConfig
 from hearai.augment.mixing import mix_logmel, mix_waveforms, mixup, soft_targets
 from hearai.augment.spectrogram import logmel_loudness_db, spec_augment
-from hearai.data.windows import ClipFeatures
+from hearai.data.clips import ClipFeatures
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import build_crop_featurizer

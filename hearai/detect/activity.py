@@ -38,10 +38,10 @@ class Segment:
 class ActivityTracker:
     """Push model-rate samples, get segments opened and closed. One per stream."""
 
-    def __init__(self, features: FeatureConfig, *, rise_db: float, fall_db: float, merge_gap_seconds: float,
+    def __init__(self, feature_config: FeatureConfig, *, rise_db: float, fall_db: float, merge_gap_seconds: float,
                  min_seconds: float, floor_seconds: float) -> None:
-        self.rate, self.hop, self.n_fft = features.sample_rate, features.hop_length, features.n_fft
-        bands = replace(features, n_mels=ANALYSIS_BANDS, kind="logmel")
+        self.rate, self.hop, self.n_fft = feature_config.sample_rate, feature_config.hop_length, feature_config.n_fft
+        bands = replace(feature_config, n_mels=ANALYSIS_BANDS, kind="logmel")
         filters = mel_filterbank(bands).astype(np.float64)  # (bands, bins)
         window = np.hanning(self.n_fft)
         self._window = window

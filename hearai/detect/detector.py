@@ -3,7 +3,7 @@
 Push chunks of any size at the source's rate; events come back as soon as they are decided.
 ``ActivityTracker`` finds segments where the sound rises above the background, to one STFT hop.
 Each segment is then scored by the model on window crops cut exactly as training cut windows
-(``featureconfig.window_crops``): the first crop is centred on the segment's first
+(``hearai.windows``): the first crop is centred on the segment's first
 ``decision_fraction`` of a window (the whole segment when it is shorter), later crops follow every
 ``crop_hop_seconds`` while the sound goes on. Per class, the crops' probabilities are median-smoothed
 and thresholded with hysteresis (``hearai.detect.tracks``). An event ends where its segment's sound ends,

@@ -1,4 +1,7 @@
-"""Clip features with labels (and, for waveform augmentation, the decoded clips), served as windows."""
+"""Clip features with labels (and, for waveform augmentation, the decoded clips), served as training windows.
+
+Where windows start is ``hearai.windows``'s rule; this module only slices cached features there.
+"""
 
 from __future__ import annotations
 
