@@ -101,7 +101,7 @@ STEPS: list[tuple[str, Step]] = [
     ("synthesize a labelled sound-event set", synth_step),
     ("featurize it", featurize_step),
     ("cross-validate the efficient CNN on it (5 folds; a test fold is never trained on)", cross_validate_step),
-    ("train on every clip and detect events with timestamps in the soundscapes", detect_step),
+    ("train a model with that recipe and detect events with timestamps in the soundscapes", detect_step),
 ]
 
 
