@@ -23,6 +23,14 @@ from hearai.errors import AudioError, ConfigError
 
 PathLike = str | os.PathLike
 
+# Sample rates a file may declare: anything else is a damaged or hostile header (a WAV claiming 1 Hz
+# would be resampled into gigabytes).
+MIN_FILE_RATE, MAX_FILE_RATE = 1_000, 768_000
+UNKNOWN_LENGTH = 2**62  # libsndfile reports a stream of unknown length as 2**63 - 1 frames
+MAX_BLOCK_FRAMES = 1 << 22  # a decode buffer never exceeds 4 M frames per channel, whatever is asked
+MAX_CHANNELS = 64
+MAX_SAMPLE_MAGNITUDE = 1e4  # float files may exceed full scale (±1) a little, never by 10,000x
+
 # libsndfile notes in its log when a WAV/AIFF chunk claims more bytes than the file holds.
 _TRUNCATION_NOTE = re.compile(r"(data|SSND)\s*:\s*\d+\s*\(should be \d+\)")
 
@@ -77,35 +85,54 @@ def stream(path: PathLike, *, sample_rate: int, block_seconds: float = 10.0) -> 
         raise ConfigError(f"block_seconds must be positive, got {block_seconds}")
     with _open(path) as handle:
         native_rate, declared = handle.samplerate, handle.frames
+        # MP3 headers only estimate their length: such files are decoded to their real end.
+        unknown_length = declared <= 0 or declared >= UNKNOWN_LENGTH or handle.format == "MP3"
         resampler = (
             None
             if native_rate == sample_rate
             else soxr.ResampleStream(native_rate, sample_rate, 1, dtype="float32", quality="HQ")
         )
         decoded = 0
-        blocks = handle.blocks(blocksize=max(1, int(round(block_seconds * native_rate))),
-                               dtype="float32", always_2d=True)
-        while True:
-            try:
-                block = next(blocks, None)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioError(
-                    f"{path}: corrupt or truncated audio, decoding failed after {decoded} of "
-                    f"{declared} frames: {_reason(exc)}"
-                ) from exc
-            if block is None:
+        block_frames = max(1, min(int(round(block_seconds * native_rate)), MAX_BLOCK_FRAMES))
+        buffer = np.empty((block_frames, handle.channels), dtype=np.float32)
+        ended = False
+        while not ended:
+            got = _read_block(path, handle, buffer, decoded=decoded, declared=declared, unknown_length=unknown_length)
+            ended = got < len(buffer)  # a short read is the end of the stream
+            if not got:
                 break
-            mono = to_mono(block)
+            mono = to_mono(buffer[:got])  # only the frames the decoder wrote, never the rest of the buffer
             _check_finite(path, mono, offset=decoded)
-            decoded += len(block)
+            decoded += got
             out = mono if resampler is None else resampler.resample_chunk(mono, last=False)
             if len(out):
-                yield out
-        _check_complete(path, decoded=decoded, declared=declared)
+                yield out.copy() if np.may_share_memory(out, buffer) else out
+        _check_complete(path, decoded=decoded, declared=0 if unknown_length else declared)
         if resampler is not None:
             tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if len(tail):
                 yield tail
+
+
+def _read_block(path: PathLike, handle: sf.SoundFile, buffer: np.ndarray, *, decoded: int, declared: int,
+                unknown_length: bool) -> int:
+    """Decode the next frames into ``buffer``; returns how many the decoder really wrote (0 at the end).
+
+    soundfile counts the frames the decoder wrote, so a short read at a truncated end never
+    exposes the rest of the buffer. A stream of unknown length (a FLAC whose header says 0 frames)
+    cannot seek, which soundfile reports after its last read; the buffer, filled with NaN before
+    the read, then shows how many frames were written (a decoder writes finite samples only).
+    """
+    if unknown_length:
+        buffer.fill(np.nan)
+    try:
+        return handle.read(len(buffer), dtype="float32", always_2d=True, out=buffer).shape[0]
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        if unknown_length:
+            unwritten = np.flatnonzero(np.isnan(buffer[:, 0]))
+            return int(unwritten[0]) if len(unwritten) else len(buffer)
+        raise AudioError(f"{path}: corrupt or truncated audio, decoding failed after {decoded} of {declared} "
+                         f"frames: {_reason(exc)}") from exc
 
 
 # Raw PCM (stdin, WebSocket frames): sample formats, and the rates a live stream may declare.
@@ -183,9 +210,13 @@ def _open(path: PathLike) -> sf.SoundFile:
         raise AudioError(f"{path}: corrupt or unreadable audio: {reason.splitlines()[0]}") from exc
     except (OSError, RuntimeError) as exc:
         raise AudioError(f"{path}: cannot be read: {exc}") from exc
-    if handle.samplerate <= 0:
+    if not MIN_FILE_RATE <= handle.samplerate <= MAX_FILE_RATE:
         handle.close()
-        raise AudioError(f"{path}: corrupt header, sample rate {handle.samplerate}")
+        raise AudioError(f"{path}: the header declares a sample rate of {handle.samplerate} Hz, outside the "
+                         f"{MIN_FILE_RATE}-{MAX_FILE_RATE} Hz hearai reads")
+    if not 1 <= handle.channels <= MAX_CHANNELS:
+        handle.close()
+        raise AudioError(f"{path}: the header declares {handle.channels} channels, outside 1-{MAX_CHANNELS}")
     if _TRUNCATION_NOTE.search(handle.extra_info or ""):
         handle.close()
         raise AudioError(f"{path}: truncated, the header declares more audio than the file holds")
@@ -233,9 +264,16 @@ def _check_complete(path: PathLike, *, decoded: int, declared: int) -> None:
 
 
 def _check_finite(path: PathLike, mono: np.ndarray, *, offset: int) -> None:
-    if not np.isfinite(mono).all():
-        first = int(np.flatnonzero(~np.isfinite(mono))[0]) + offset
+    """No NaN/Inf, and no float sample beyond ``MAX_SAMPLE_MAGNITUDE`` (whose power overflows float32)."""
+    bad = ~np.isfinite(mono)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0]) + offset
         raise AudioError(f"{path}: contains NaN or infinite samples (first at frame {first})")
+    loud = np.abs(mono) > MAX_SAMPLE_MAGNITUDE
+    if loud.any():
+        first = int(np.flatnonzero(loud)[0])
+        raise AudioError(f"{path}: sample {mono[first]:.3g} at frame {first + offset} is beyond "
+                         f"±{MAX_SAMPLE_MAGNITUDE:g} (full scale is ±1): not audio hearai can use")
 
 
 def _check_rate(sample_rate: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import struct
 import tracemalloc
 
 import numpy as np
@@ -138,3 +139,62 @@ def test_every_esc50_clip_loads(esc50_root, esc50_rows):
     for row in esc50_rows:
         wave = audio.load(esc50_root / "audio" / row["filename"], sample_rate=16_000)
         assert wave.shape == (80_000,), row["filename"]
+
+
+# --- hostile and damaged headers (issue 12) -------------------------------------------------------
+
+
+def _pcm_wav(path: Path, *, declared_rate: int, frames: int = 48_000) -> Path:
+    """A 16-bit mono WAV of silence whose header declares ``declared_rate``."""
+    fmt = struct.pack("<HHIIHH", 1, 1, declared_rate, (declared_rate * 2) & 0xFFFFFFFF, 2, 16)
+    data = np.zeros(frames, np.int16).tobytes()
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_a_truncated_mp3_decodes_the_same_finite_audio_every_time(tmp_path):
+    """soundfile's blocks() handed back unwritten buffer slots after a short read: garbage as audio."""
+    full = tmp_path / "tone.mp3"
+    sf.write(full, sine(440.0, 6.0, 16_000, amplitude=0.3), 16_000, format="MP3", subtype="MPEG_LAYER_III")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    decoded = []
+    for value in (7.0, -3.0, np.nan, 1e30):
+        junk = np.full(4_000_000, value, dtype=np.float32)  # freed memory the decoder's buffer may reuse
+        del junk
+        decoded.append(audio.load(cut, sample_rate=16_000))
+    assert all(np.array_equal(decoded[0], d) for d in decoded[1:])
+    assert np.isfinite(decoded[0]).all() and np.abs(decoded[0]).max() < 0.35
+    assert 30_000 < len(decoded[0]) < 60_000  # the real audio in the first half, not the header's 96,000 frames
+    assert len(audio.load(full, sample_rate=16_000)) == 96_000
+
+
+def test_a_flac_of_unknown_length_decodes_to_its_real_end(tmp_path):
+    path = tmp_path / "unknown.flac"
+    sf.write(path, sine(440.0, 3.0, 16_000), 16_000)
+    data = bytearray(path.read_bytes())
+    data[8 + 13] &= 0xF0  # STREAMINFO total_samples (36 bits) := 0, "unknown"
+    data[8 + 14 : 8 + 18] = bytes(4)
+    path.write_bytes(bytes(data))
+    wave = audio.load(path, sample_rate=16_000)
+    assert len(wave) == 48_000 and np.allclose(wave, sine(440.0, 3.0, 16_000), atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [500, 999, 1_000_000, 2_000_000_000])
+def test_a_header_rate_outside_1_to_768_khz_is_refused_before_decoding(tmp_path, rate):
+    path = _pcm_wav(tmp_path / "odd.wav", declared_rate=rate)
+    with pytest.raises(AudioError, match=f"declares a sample rate of {rate} Hz, outside the 1000-768000 Hz"):
+        audio.load(path, sample_rate=16_000)
+    assert len(audio.load(_pcm_wav(tmp_path / "ok.wav", declared_rate=8_000), sample_rate=16_000)) == 96_000
+
+
+def test_float_samples_far_beyond_full_scale_are_refused(tmp_path):
+    wave = sine(440.0, 1.0, 16_000)
+    wave[5000] = 1e30
+    sf.write(tmp_path / "loud.wav", wave, 16_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="sample 1e\\+30 at frame 5000 is beyond ±10000"):
+        audio.load(tmp_path / "loud.wav", sample_rate=16_000)
+    wave[5000] = 1.5  # a little over full scale is still audio
+    sf.write(tmp_path / "hot.wav", wave, 16_000, subtype="FLOAT")
+    assert audio.load(tmp_path / "hot.wav", sample_rate=16_000).max() == pytest.approx(1.5)
