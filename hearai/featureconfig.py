@@ -14,9 +14,16 @@ from typing import Any, Literal
 import numpy as np
 
 from hearai.errors import ConfigError
-from hearai.validation import choice, positive_float, positive_int
+from hearai.validation import at_most, choice, optional_real, positive_float, positive_int
 
 WINDOW_FUNCTIONS = ("hamming", "hann", "blackman")
+
+# Bounds on every size a FeatureConfig can ask for: a model file or a --feature-config from anywhere
+# is checked against them before anything is allocated (README, "Limits").
+LIMITS = {"sample_rate": 192_000, "n_fft": 65_536, "hop_length": 65_536, "n_mels": 1_024, "n_mfcc": 1_024,
+          "power": 4.0, "window_seconds": 60.0, "window_hop_seconds": 60.0}
+MIN_SAMPLE_RATE = 1_000
+MAX_WINDOW_VALUES = 4_000_000  # features in one model input window (bands x frames)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,10 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         positive_int(self, "sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc")
         positive_float(self, "power", "ref", "amin", "window_seconds", "window_hop_seconds")
+        optional_real(self, "fmin", "fmax", "top_db")
+        at_most(self, LIMITS)
+        if self.sample_rate < MIN_SAMPLE_RATE:
+            raise ConfigError(f"FeatureConfig.sample_rate must be at least {MIN_SAMPLE_RATE}, got {self.sample_rate}")
         choice(self, "window", WINDOW_FUNCTIONS)
         choice(self, "pad_mode", ("constant", "reflect"))
         choice(self, "mel_scale", ("slaney", "htk"))
@@ -75,6 +86,9 @@ class FeatureConfig:
             raise ConfigError(
                 f"FeatureConfig.n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})"
             )
+        if self.window_frames * self.n_features > MAX_WINDOW_VALUES:
+            raise ConfigError(f"FeatureConfig: a window of {self.window_frames} frames x {self.n_features} bands "
+                              f"exceeds {MAX_WINDOW_VALUES:,} values")
         if self.window_frames < 1 or self.window_hop_frames < 1:
             raise ConfigError(
                 "FeatureConfig.window_seconds and window_hop_seconds must each span at least one "

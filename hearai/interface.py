@@ -27,6 +27,7 @@ from hearai.windows import clip_crops, crop_samples
 SAFETENSORS_FORMAT = "hearai-classifier/1"
 ONNX_FORMAT = "hearai-onnx/1"
 CROPS_PER_BATCH = 64
+MAX_LABELS, MAX_LABEL_LENGTH = 10_000, 200
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,11 @@ class ModelHeader:
                 raise ModelError(f"{source}: unsupported model format {data.get('format')!r}, "
                                  f"expected {expected_format}")
             labels = data["labels"]
-            if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)
+            if not (isinstance(labels, list) and 0 < len(labels) <= MAX_LABELS
+                    and all(isinstance(x, str) and 0 < len(x) <= MAX_LABEL_LENGTH for x in labels)
                     and len(set(labels)) == len(labels)):
-                raise ModelError(f"{source}: header field 'labels' must be a list of distinct non-empty names")
+                raise ModelError(f"{source}: header field 'labels' must be a list of 1-{MAX_LABELS} distinct names "
+                                 f"of 1-{MAX_LABEL_LENGTH} characters")
             model = data["model"]
             name, options = model["name"], model.get("options", {})
             if not isinstance(name, str) or not isinstance(options, dict):

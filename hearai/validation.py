@@ -34,3 +34,20 @@ def choice(obj: Any, name: str, allowed: tuple[Any, ...]) -> None:
     if value not in allowed:
         shown = ", ".join("null" if a is None else repr(a) for a in allowed)
         raise ConfigError(f"{label} must be one of {shown}, got {value!r}")
+
+
+def at_most(obj: Any, limits: dict[str, float]) -> None:
+    """Each named field is at most its limit: numbers read from files are bounded before use."""
+    for name, limit in limits.items():
+        label, value = _field(obj, name)
+        if value is not None and value > limit:
+            raise ConfigError(f"{label} must be at most {limit:g}, got {value!r}")
+
+
+def optional_real(obj: Any, *names: str) -> None:
+    """Each named field is a finite real number or null."""
+    for name in names:
+        label, value = _field(obj, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not abs(float(value)) < float("inf")):
+            raise ConfigError(f"{label} must be a number or null, got {value!r}")

@@ -151,3 +151,18 @@ def test_prepare_cli_writes_a_manifest_that_reads_back(tmp_path, esc50_root):
     original = prepare("esc10", esc50_root)
     assert [(c.path, c.label, c.fold, c.source) for c in again.clips] == [
         (c.path.resolve(), c.label, c.fold, c.source) for c in original.clips]
+
+
+def test_ragged_rows_and_bad_numbers_in_metadata_are_named(tmp_path, esc50_root):
+    """A short CSV row and damaged ESC-50 metadata gave tracebacks (issue 12)."""
+    short = tmp_path / "short.csv"
+    short.write_text(f"path,label,fold\n{esc50_root}/audio/1-100032-A-0.flac,dog\n{esc50_root}/audio/1-110389-A-0.flac\n")
+    with pytest.raises(DatasetError, match="2 row\\(s\\) whose values do not match the columns: line 2, line 3"):
+        prepare("csv", short)
+    (tmp_path / "esc").mkdir()
+    rows = (esc50_root / "esc50.csv").read_text().splitlines()
+    header, first = rows[0], rows[1].split(",")
+    first[2] = "xx"  # the target column
+    (tmp_path / "esc" / "esc50.csv").write_text("\n".join([header, ",".join(first)]) + "\n")
+    with pytest.raises(DatasetError, match="esc50.csv:2: target 'xx' is not a whole number"):
+        prepare("esc50", tmp_path / "esc")

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from hearai import load
 from hearai.data import synth
-from hearai.detect import DetectConfig, StreamingDetector, detect_file
+from hearai.detect import DetectConfig, StreamingDetector, detect_file, read_ground_truth
 from hearai.detect.activity import ActivityTracker
 from hearai.detect.metrics import LabelledEvent, event_based, segment_based
 from hearai.errors import ConfigError
@@ -348,3 +348,23 @@ def test_microphone_without_portaudio_is_explained(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # not installed at all
     with pytest.raises(ConfigError, match="pip install sounddevice"):
         listen.microphone_chunks(device=0, rate=RATE)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"thresholds": {"siren": 0.5}}, "thresholds\\['siren'\\] must be \\[threshold, release\\], got 0.5"),
+    ({"thresholds": [0.5, 0.3]}, "must map labels"),
+    ({"floor_seconds": 1e9}, "floor_seconds must be at most 600"),
+    ({"threshold": "x"}, "threshold must be a positive number"),
+    ({"ignore": "rain"}, "ignore must be a list of labels"),
+])
+def test_detect_configs_from_files_are_checked(fields, message):
+    """A scalar per-class threshold gave a traceback; a huge floor_seconds a huge history (issue 12)."""
+    with pytest.raises(ConfigError, match=message):
+        DetectConfig.from_dict(fields)
+
+
+def test_ground_truth_that_is_not_utf8_is_one_clear_error(tmp_path):
+    path = tmp_path / "truth.csv"
+    path.write_bytes(b"file,label,onset,offset\n\xff\xfe.wav,siren,1,2\n")
+    with pytest.raises(ConfigError, match="truth.csv: not a readable UTF-8 CSV file"):
+        read_ground_truth(path)

@@ -58,3 +58,17 @@ def test_empty_mel_bands_appear_only_with_too_many_bands():
     c = FeatureConfig()
     assert empty_mel_bands(c) == 0
     assert empty_mel_bands(replace(c, n_mels=1000)) > 200
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"fmax": "x"}, "FeatureConfig.fmax must be a number or null, got 'x'"),
+    ({"n_fft": 2**28, "win_length": 1024}, "FeatureConfig.n_fft must be at most 65536"),
+    ({"window_seconds": 1e5}, "FeatureConfig.window_seconds must be at most 60"),
+    ({"sample_rate": 10, "fmax": 4.0}, "FeatureConfig.sample_rate must be at least 1000"),
+    ({"sample_rate": 10**9}, "FeatureConfig.sample_rate must be at most 192000"),
+    ({"n_mels": 1024, "window_seconds": 60.0, "hop_length": 16}, "exceeds 4,000,000 values"),
+])
+def test_sizes_from_a_file_are_bounded_before_anything_is_allocated(fields, message):
+    """A model header or --feature-config asking for 2**28-point FFTs or 1e5-s windows ran out of memory."""
+    with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace("*", "\\*")):
+        FeatureConfig.from_dict(fields)

@@ -37,8 +37,8 @@ def test_a_header_round_trips_and_every_defect_is_named():
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a JSON object"),
         (_header(format="hearai-classifier/9"), "unsupported model format 'hearai-classifier/9'"),
-        (_header(labels=["a", "a"]), "distinct non-empty names"),
-        (_header(labels="ab"), "distinct non-empty names"),
+        (_header(labels=["a", "a"]), "distinct names"),
+        (_header(labels="ab"), "distinct names"),
         (_header(model={"options": {}}), "'name' missing"),
         (_header(feature_config={"n_mels": -3}), "FeatureConfig.n_mels must be a positive integer"),
         (_header(feature_config={"colour": "red"}), "FeatureConfig has no field(s) colour"),
@@ -97,3 +97,9 @@ def test_window_probabilities_checks_what_it_is_given():
     assert np.abs(batched[65:] - alone).max() <= 1e-5
     with pytest.raises(ConfigError, match="needs its sample_rate"):
         model.predict_proba(np.zeros(16_000, np.float32))
+
+
+def test_a_header_with_two_million_labels_is_refused():
+    with pytest.raises(ModelError, match="list of 1-10000 distinct names"):
+        ModelHeader.from_json(_header(labels=[f"c{k}" for k in range(2_000_000)]), source="m",
+                              expected_format=SAFETENSORS_FORMAT)

@@ -96,3 +96,19 @@ def test_ceil_avg_pool_equals_torch_ceil_mode(shape, kernel):
     x = torch.randn(*shape)
     expected = torch.nn.AvgPool2d(kernel, ceil_mode=True)(x)
     assert torch.allclose(CeilAvgPool2d(kernel)(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("dsresnet", {"widths": [32, 200000, 200000]}, "widths must be 1-12 whole numbers of 1-4096 channels"),
+    ("dsresnet", {"blocks": 100000}, "blocks must be a whole number from 1 to 32"),
+    ("dsresnet", {"widths": "abc"}, "widths must be"),
+    ("dsresnet", {"dropout": 3}, "dropout must be in \\[0, 1\\)"),
+    ("vgg-dcase", {"width": 10**6}, "width must be a whole number from 1 to 32"),
+    ("resnet", {"widths": [4096] * 12, "blocks": 32}, "parameters, over the 200,000,000 limit"),
+])
+def test_options_from_a_model_file_are_bounded_before_weights_exist(name, options, message):
+    """Hostile headers (widths 200000, blocks 100000) allocated gigabytes before refusing (issue 12)."""
+    with pytest.raises(ModelError, match=message):
+        create_model(name, n_classes=10, n_features=150, n_frames=100, **options)
+    with pytest.raises(ModelError, match="n_classes must be between 1 and 10000"):
+        create_model(name, n_classes=2_000_000, n_features=150, n_frames=100)

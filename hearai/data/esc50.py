@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hearai.data.records import Clip, Dataset, parse_fold, read_table, validate
+from hearai.data.records import Clip, Dataset, parse_fold, parse_int, read_table, validate
 from hearai.errors import DatasetError
 
 COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file")
@@ -35,6 +35,6 @@ def prepare_esc50(root: str | Path, *, subset: str = "esc50", check_files: bool 
             source=row["src_file"],
             metadata={"target": row["target"], "take": row.get("take", "")},
         ))
-        targets.setdefault(row["category"], int(row["target"]))
+        targets.setdefault(row["category"], parse_int(row["target"], where=f"{table}:{line}", what="target"))
     labels = tuple(sorted(targets, key=targets.__getitem__))
     return validate(Dataset(subset, tuple(clips), labels), check_files=check_files)

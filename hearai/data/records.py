@@ -167,7 +167,18 @@ def read_table(path: Path, *, required: Sequence[str]) -> list[dict[str, str]]:
     absent = [c for c in required if c not in columns]
     if absent:
         raise DatasetError(f"{path}: missing column(s) {', '.join(absent)} (has: {', '.join(columns) or 'none'})")
+    ragged = [f"line {line}" for line, row in enumerate(rows, start=2) if None in row or None in row.values()]
+    if ragged:
+        raise DatasetError(f"{path}: {len(ragged)} row(s) whose values do not match the columns: "
+                           f"{', '.join(ragged[:_SHOWN])}")
     return rows
+
+
+def parse_int(value: str, *, where: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DatasetError(f"{where}: {what} {value!r} is not a whole number") from None
 
 
 def parse_fold(value: str, *, where: str) -> int:

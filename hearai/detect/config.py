@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hearai.errors import ConfigError
-from hearai.validation import positive_float
+from hearai.validation import at_most, optional_real, positive_float
+
+# The background floor keeps floor_seconds of band levels: bounded like every other size from a file.
+LIMITS = {"floor_seconds": 600.0, "merge_gap_seconds": 60.0, "min_event_seconds": 60.0, "crop_hop_seconds": 60.0,
+          "rise_db": 120.0}
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,10 @@ class DetectConfig:
     crop_hop_seconds: float = 0.5
 
     def __post_init__(self) -> None:
-        positive_float(self, "rise_db", "fall_db", "min_event_seconds", "floor_seconds", "crop_hop_seconds")
+        positive_float(self, "threshold", "release", "rise_db", "fall_db", "min_event_seconds", "floor_seconds",
+                       "crop_hop_seconds", "decision_fraction")
+        optional_real(self, "merge_gap_seconds")
+        at_most(self, LIMITS)
         if self.fall_db > self.rise_db:
             raise ConfigError(f"DetectConfig.fall_db ({self.fall_db}) must not exceed rise_db ({self.rise_db})")
         if self.merge_gap_seconds < 0:
@@ -47,5 +54,16 @@ class DetectConfig:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"DetectConfig has no field(s) {', '.join(unknown)}")
-        thresholds = {k: (float(v[0]), float(v[1])) for k, v in data.get("thresholds", {}).items()}
-        return cls(**{**data, "thresholds": thresholds, "ignore": tuple(data.get("ignore", ()))})
+        given = data.get("thresholds", {})
+        if not isinstance(given, dict):
+            raise ConfigError("DetectConfig.thresholds must map labels to [threshold, release] pairs")
+        thresholds = {}
+        for label, pair in given.items():
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair)):
+                raise ConfigError(f"DetectConfig.thresholds[{label!r}] must be [threshold, release], got {pair!r}")
+            thresholds[str(label)] = (float(pair[0]), float(pair[1]))
+        ignore = data.get("ignore", ())
+        if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
+            raise ConfigError(f"DetectConfig.ignore must be a list of labels, got {ignore!r}")
+        return cls(**{**data, "thresholds": thresholds, "ignore": tuple(ignore)})

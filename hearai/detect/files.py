@@ -108,23 +108,11 @@ def read_ground_truth(path: str | Path) -> list[LabelledEvent]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: ground-truth file not found")
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = sorted({"file", "label", "onset", "offset"} - set(reader.fieldnames or ()))
-        if missing:
-            raise ConfigError(f"{path}: ground truth needs columns file,label,onset,offset; "
-                              f"missing {', '.join(missing)}")
-        events, problems = [], []
-        for line, row in enumerate(reader, start=2):
-            try:
-                onset, offset = float(row["onset"]), float(row["offset"])
-            except (TypeError, ValueError):
-                problems.append(f"line {line}: onset/offset are not numbers")
-                continue
-            if not 0 <= onset < offset:
-                problems.append(f"line {line}: need 0 <= onset < offset, got {onset}, {offset}")
-                continue
-            events.append(LabelledEvent(Path(row["file"]).name, row["label"], onset, offset))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            events, problems = _ground_truth_rows(path, csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable UTF-8 CSV file: {exc}") from exc
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
     return events
@@ -143,3 +131,21 @@ def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[st
     return {"files": len(names), "files_without_ground_truth": unknown,
             "event_based": event_based(reference, estimated, collar=0.2, offset_ratio=0.2),
             "segment_based": segment_based(reference, estimated, segment=1.0)}
+
+
+def _ground_truth_rows(path: Path, reader: csv.DictReader) -> tuple[list[LabelledEvent], list[str]]:
+    missing = sorted({"file", "label", "onset", "offset"} - set(reader.fieldnames or ()))
+    if missing:
+        raise ConfigError(f"{path}: ground truth needs columns file,label,onset,offset; missing {', '.join(missing)}")
+    events, problems = [], []
+    for line, row in enumerate(reader, start=2):
+        try:
+            onset, offset = float(row["onset"]), float(row["offset"])
+        except (TypeError, ValueError):
+            problems.append(f"line {line}: onset/offset are not numbers")
+            continue
+        if not 0 <= onset < offset < float("inf") or not row["file"] or not row["label"]:
+            problems.append(f"line {line}: need a file, a label and 0 <= onset < offset, got {onset}, {offset}")
+            continue
+        events.append(LabelledEvent(Path(row["file"]).name, row["label"], onset, offset))
+    return events, problems

@@ -87,12 +87,26 @@ class BasicResidual(Residual):
         )
 
 
+MAX_WIDTH, MAX_STAGES, MAX_BLOCKS = 4_096, 12, 32
+
+
+def check_options(*, widths: tuple[int, ...], blocks: int, dropout: float) -> None:
+    """Options from a model file are bounded before a layer is built (``ValueError`` names the option)."""
+    if not 1 <= len(widths) <= MAX_STAGES or not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
+        raise ValueError(f"widths must be 1-{MAX_STAGES} whole numbers of 1-{MAX_WIDTH} channels, got {list(widths)}")
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= MAX_BLOCKS:
+        raise ValueError(f"blocks must be a whole number from 1 to {MAX_BLOCKS}, got {blocks!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
 class ResidualCNN(nn.Module):
     """Stem conv, stages of residual blocks, mean+max global pooling, linear head."""
 
     def __init__(self, *, n_classes: int, widths: tuple[int, ...], blocks: int, dropout: float,
                  block: type[Residual]) -> None:
         super().__init__()
+        check_options(widths=widths, blocks=blocks, dropout=dropout)
         self.stem = nn.Sequential(
             nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]),

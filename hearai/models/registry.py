@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from hearai.errors import ModelError
@@ -45,12 +46,30 @@ def list_models() -> list[ModelSpec]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
+MAX_CLASSES = 10_000
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights: far above any registered network's defaults
+
+
 def create_model(name: str, *, n_classes: int, n_features: int, n_frames: int, **hyper: Any) -> ScaledNet:
-    """Build model ``name`` for inputs (batch, 1, n_features, n_frames) and ``n_classes`` logits."""
+    """Build model ``name`` for inputs (batch, 1, n_features, n_frames) and ``n_classes`` logits.
+
+    The options may come from a model file: the network is first built on the ``meta`` device
+    (no memory behind its tensors) and refused above ``MAX_PARAMETERS``, before any weight exists.
+    """
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or not 1 <= n_classes <= MAX_CLASSES:
+        raise ModelError(f"model {name!r}: n_classes must be between 1 and {MAX_CLASSES}, got {n_classes!r}")
+    with torch.device("meta"):
+        size = sum(p.numel() for p in _build(name, n_classes, n_features, n_frames, hyper).parameters())
+    if size > MAX_PARAMETERS:
+        raise ModelError(f"model {name!r} with options {hyper} would have {size:,} parameters, over the "
+                         f"{MAX_PARAMETERS:,} limit")
+    return ScaledNet(_build(name, n_classes, n_features, n_frames, hyper), n_features)
+
+
+def _build(name: str, n_classes: int, n_features: int, n_frames: int, hyper: dict[str, Any]) -> nn.Module:
     try:
-        net = _REGISTRY[name].factory(n_classes=n_classes, n_features=n_features, n_frames=n_frames, **hyper)
-    except TypeError as exc:
+        return _REGISTRY[name].factory(n_classes=n_classes, n_features=n_features, n_frames=n_frames, **hyper)
+    except (TypeError, ValueError) as exc:
         raise ModelError(f"model {name!r}: {exc}") from exc
-    return ScaledNet(net, n_features)
