@@ -19,13 +19,13 @@ import torch
 from hearai import __version__, plots
 from hearai.data.clips import ClipFeatures
 from hearai.data.records import Clip, Dataset
-from hearai.errors import DatasetError
+from hearai.errors import ConfigError, DatasetError
 from hearai.evaluate import classification_metrics, write_outputs, write_predictions
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import write_csv_atomic, write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model
 from hearai.models.inference import clip_probabilities
-from hearai.runs import RunOptions, clip_features, train_classifier
+from hearai.runs import RunOptions, clip_features, run_fingerprint, train_classifier
 from hearai.train import TrainConfig
 
 
@@ -48,6 +48,8 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
     mine = set(folds if test_folds is None else test_folds)
     out.mkdir(parents=True, exist_ok=True)
     listed = dataset.select(folds)
+    claim_run_folder(out, {"folds": folds, **run_fingerprint(listed, feature_config, run),
+                           "train_config": config.to_dict()}, resume=run.resume)
     # Loaded once for all folds.
     every = clip_features(listed, feature_config, run, waveforms=config.augment.needs_waveforms)
     for k in sorted(mine):  # this process's folds first, so the last process to finish sees every result
@@ -120,6 +122,29 @@ def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: lis
               "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
     write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
     (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
+
+
+def claim_run_folder(out: Path, fingerprint: dict[str, Any], *, resume: bool) -> None:
+    """Make ``out`` this run's folder (``run.json``), or refuse one that holds a run of other settings.
+
+    Finished folds are reused only under the same fingerprint: data, folds, features, recipe, code.
+    """
+    record = out / "run.json"
+    fresh = f"use a new --out, or delete {out} to start fresh"
+    if record.is_file():
+        try:
+            theirs = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{record}: unreadable run record ({exc}); {fresh}") from exc
+        theirs = theirs if isinstance(theirs, dict) else {}
+        differing = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
+        if differing:
+            raise ConfigError(f"{out}: holds a run of other settings ({', '.join(differing)} differ); {fresh}")
+        return
+    if resume and any(out.glob("fold-*/result.json")):
+        raise ConfigError(f"{out}: its folds carry no record of their settings (run.json), so they cannot be "
+                          f"resumed safely; {fresh}")
+    write_text_atomic(record, json.dumps(fingerprint, indent=2))
 
 
 def _indices(dataset: Dataset, folds: list[int]) -> list[int]:

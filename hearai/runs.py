@@ -7,13 +7,15 @@ split, and wrapping the trained network as a ``Classifier`` that carries what it
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from hearai import plots
+from hearai import __version__, plots
 from hearai.artifact import Classifier
 from hearai.data.cache import FeatureCache
 from hearai.data.clips import ClipFeatures, load_waveforms
@@ -69,6 +71,17 @@ def clip_features(dataset: Dataset, feature_config: FeatureConfig, run: RunOptio
                         load_waveforms(paths, feature_config, progress=run.progress) if waveforms else None)
 
 
+def run_fingerprint(dataset: Dataset, feature_config: FeatureConfig, run: RunOptions) -> dict[str, Any]:
+    """What shapes a training result besides its TrainConfig: the clips (paths, labels, folds, file
+    contents), the labels, the features and the code version. Checkpoints and run folders carry it."""
+    keys = run.cache.content_keys([c.path for c in dataset.clips])
+    digest = hashlib.sha256()
+    for clip, key in zip(dataset.clips, keys):
+        digest.update(f"{clip.path}\t{clip.label}\t{clip.fold}\t{key}\n".encode())
+    return {"hearai": __version__, "labels": list(dataset.labels), "clips": len(dataset.clips),
+            "data": digest.hexdigest(), "feature_config": feature_config.to_dict()}
+
+
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices (train, validation) of the dataset's clips: stratified, grouped by source, seeded."""
     if fraction <= 0:
@@ -88,9 +101,10 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     data = data if data is not None else clip_features(dataset, feature_config, run,
                                                        waveforms=config.augment.needs_waveforms)
     train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
+    fingerprint = run_fingerprint(dataset, feature_config, run) if checkpoint is not None else None
     result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
                  feature_config=feature_config, config=config, checkpoint=checkpoint, resume=run.resume,
-                 progress=run.progress, device=run.device)
+                 progress=run.progress, device=run.device, fingerprint=fingerprint)
     provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
                   "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
     classifier = Classifier(model=result.model.cpu(), feature_config=feature_config, labels=dataset.labels,

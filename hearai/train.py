@@ -84,12 +84,15 @@ class TrainResult:
 def fit(
     train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, feature_config: FeatureConfig,
     config: TrainConfig, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", fingerprint: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train``; keep the weights that scored best on ``validation``.
 
     Without a validation set the last epoch's weights are kept and early stopping is off.
+    ``fingerprint`` describes everything else that shapes the result (data, features, code): a
+    checkpoint resumes only when its fingerprint and training config equal this run's.
     """
+    fingerprint = {**(fingerprint or {}), "train_config": config.to_dict()}
     device = torch.device(device)
     rank, world = _distributed()
     torch.manual_seed(config.seed)
@@ -111,7 +114,7 @@ def fit(
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None,
                              "stale": 0}
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = _restore(checkpoint, config, model, optimizer, scheduler, order, make_batch.generator)
+        state = _restore(checkpoint, fingerprint, config, model, optimizer, scheduler, order, make_batch.generator)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     for epoch in range(state["epoch"], config.epochs):
@@ -157,7 +160,7 @@ def fit(
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "learning_rate"))
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}")
         if checkpoint is not None and rank == 0:
-            _save(checkpoint, config, model, optimizer, scheduler, order, make_batch.generator, state)
+            _save(checkpoint, fingerprint, model, optimizer, scheduler, order, make_batch.generator, state)
         if validation is not None and state["stale"] >= config.patience:
             break
 
@@ -198,10 +201,10 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _save(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+def _save(path: Path, fingerprint: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
           scheduler: Any, order: torch.Generator, augment: torch.Generator, state: dict[str, Any]) -> None:
     payload = {
-        "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "order_rng": order.get_state(), "augment_rng": augment.get_state(),
         "torch_rng": torch.get_rng_state(),
         **state,
@@ -210,20 +213,48 @@ def _save(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.op
         torch.save(payload, tmp)
 
 
-def _restore(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: Any, order: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
+_STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "best_model", "stale")
+
+
+def _restore(path: Path, fingerprint: dict[str, Any], config: TrainConfig, model: nn.Module,
+             optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator, augment: torch.Generator
+             ) -> dict[str, Any]:
+    """Continue from ``path`` only if it is this run's and whole; otherwise a ``ModelError`` says why."""
+    fresh = "delete it (or choose another output) to start fresh"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)  # no arbitrary unpickling
-    except Exception as exc:  # a damaged checkpoint is reported, not half-used
-        raise ModelError(f"{path}: unreadable checkpoint: {exc}") from exc
-    if payload.get("config") != config.to_dict():
-        raise ModelError(f"{path}: checkpoint was written with another training config; use a new run folder")
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    order.set_state(payload["order_rng"])
-    augment.set_state(payload["augment_rng"])
-    torch.set_rng_state(payload["torch_rng"])
-    keys = ("epoch", "history", "best_score", "best_epoch", "best_model", "stale")
-    return {k: payload[k] for k in keys}
+    except Exception as exc:  # torch raises many types for damaged files; none is used half-read
+        raise ModelError(f"{path}: unreadable checkpoint ({_first_line(exc)}); {fresh}") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("fingerprint"), dict):
+        raise ModelError(f"{path}: not a hearai checkpoint of this version; {fresh}")
+    theirs = payload["fingerprint"]
+    differing = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
+    if differing:
+        raise ModelError(f"{path}: the checkpoint belongs to another run ({', '.join(differing)} differ); {fresh}")
+    state = {k: payload.get(k) for k in _STATE_KEYS}
+    epoch, history, best = state["epoch"], state["history"], state["best_epoch"]
+    if not (isinstance(epoch, int) and 0 <= epoch <= config.epochs and isinstance(history, list)
+            and len(history) == epoch and all(isinstance(r, dict) for r in history)
+            and isinstance(best, int) and 0 <= best <= epoch and isinstance(state["stale"], int)
+            and (state["best_model"] is None or isinstance(state["best_model"], dict))):
+        raise ModelError(f"{path}: damaged checkpoint (epoch {epoch!r} of {config.epochs}, "
+                         f"{len(history) if isinstance(history, list) else '?'} history rows); {fresh}")
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    kept = state["best_model"]
+    if kept is not None and {k: getattr(v, "shape", None) for k, v in kept.items()} != shapes:
+        raise ModelError(f"{path}: damaged checkpoint (its best weights do not fit the model); {fresh}")
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        order.set_state(payload["order_rng"])
+        augment.set_state(payload["augment_rng"])
+        torch.set_rng_state(payload["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: damaged checkpoint ({_first_line(exc)}); {fresh}") from exc
+    return state
 
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import hearai
+from tests.conftest import assert_one_line_error, hearai
 
 
 def test_cv_writes_the_honest_report(small_set, tmp_path):
@@ -105,3 +105,21 @@ def test_corrupt_clip_in_a_dataset_stops_cv_with_its_name(small_set, tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert str(victim) in last and ("truncated" in last or "corrupt" in last), last
     assert not (tmp_path / "run" / "metrics.json").exists()  # no number from a partial dataset
+
+
+def test_resume_reuses_finished_folds_only_under_the_same_settings(small_set, tmp_path):
+    """A dsresnet run resumed with other settings reported its old numbers under the new labels (issue 12)."""
+    out = tmp_path / "run"
+    common = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "1",
+              "--cache", str(tmp_path / "c"), "--quiet", "--out", str(out)]
+    assert hearai(*common).returncode == 0
+    again = hearai(*common, "--resume")
+    assert again.returncode == 0 and "CV accuracy" in again.stdout
+    for changed, differ in ((["--model", "vgg-dcase", "--mixing", "mixup", "--seed", "7"], "train_config"),
+                            (["--feature-config", '{"n_mels": 64}'], "feature_config")):
+        done = hearai(*common, "--resume", *changed)
+        assert_one_line_error(done, "cv", f"holds a run of other settings ({differ} differ)", "use a new --out")
+    wider = hearai(*[a if a != "1,2" else "1,2,3" for a in common], "--resume")
+    assert_one_line_error(wider, "cv", "clips, data, folds differ")
+    (out / "run.json").unlink()
+    assert_one_line_error(hearai(*common, "--resume"), "cv", "carry no record of their settings")

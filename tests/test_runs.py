@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from hearai.artifact import Classifier
 from hearai.data import prepare
 from hearai.data.cache import FeatureCache
 from hearai.data.synth import generate_clips
+from hearai.errors import ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.runs import RunOptions, split_validation, train_classifier
 from hearai.train import TrainConfig
@@ -78,3 +80,23 @@ def test_two_process_ddp_matches_one_process(tmp_path):
                 for name, m in (("one", one), ("two", two))}
     assert accuracy["one"] >= 0.5 and accuracy["two"] >= 0.5, accuracy  # both learned (chance: 0.1)
     assert abs(accuracy["one"] - accuracy["two"]) <= 0.2, accuracy
+
+
+def test_resume_continues_only_the_run_its_checkpoint_belongs_to(small_set, tmp_path):
+    """A checkpoint of all folds resumed on folds 1,2 trained on test data; 9 classes gave a traceback (issue 12)."""
+    dataset = prepare("csv", small_set)
+    run = RunOptions(cache=FeatureCache(tmp_path / "cache"), progress=False, resume=True)
+    config = TrainConfig(epochs=1, augment=TrainConfig().augment.plain())
+    checkpoint = tmp_path / "m.checkpoint.pt"
+    train_classifier(dataset, feature_config=FeatureConfig(), config=config, run=run, checkpoint=checkpoint)
+    train_classifier(dataset, feature_config=FeatureConfig(), config=config, run=run, checkpoint=checkpoint)  # same
+    with pytest.raises(ModelError, match="belongs to another run \\(clips, data differ\\)"):
+        train_classifier(dataset.select([1, 2]), feature_config=FeatureConfig(), config=config, run=run,
+                         checkpoint=checkpoint)
+    nine = replace(dataset, clips=tuple(c for c in dataset.clips if c.label != dataset.labels[-1]),
+                   labels=dataset.labels[:-1])
+    with pytest.raises(ModelError, match="belongs to another run \\(clips, data, labels differ\\)"):
+        train_classifier(nine, feature_config=FeatureConfig(), config=config, run=run, checkpoint=checkpoint)
+    with pytest.raises(ModelError, match="feature_config differ"):
+        train_classifier(dataset, feature_config=FeatureConfig(n_mels=64), config=config, run=run,
+                         checkpoint=checkpoint)

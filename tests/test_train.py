@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from hearai.augment import AugmentConfig
+from hearai.errors import ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.train import TrainConfig, fit
 from tests.conftest import noise_clips
@@ -22,3 +25,54 @@ def test_standardization_statistics_come_from_the_training_clips_only():
     off = fit(train, None, n_classes=3, feature_config=config, progress=False,
               config=TrainConfig(epochs=1, augment=AugmentConfig.plain(scaler=False)))
     assert off.model.scaler.mean.abs().max() == 0 and (off.model.scaler.std == 1).all()
+
+
+def _one_epoch_checkpoint(path):
+    data = noise_clips()
+    config = TrainConfig(epochs=2, augment=AugmentConfig.plain())
+    fit(data, None, n_classes=3, feature_config=FeatureConfig(), config=config, checkpoint=path, progress=False)
+    return data, config
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("random-bytes", "unreadable checkpoint"),
+    ("truncated", "unreadable checkpoint"),
+    ("not-a-dict", "not a hearai checkpoint"),
+    ("no-fingerprint", "not a hearai checkpoint"),
+    ("epoch-999", "damaged checkpoint \\(epoch 999 of 2"),
+    ("short-history", "damaged checkpoint \\(epoch 2 of 2, 1 history rows\\)"),
+    ("other-weights", "damaged checkpoint \\(RuntimeError"),
+    ("bad-rng", "damaged checkpoint"),
+    ("other-recipe", "belongs to another run \\(train_config differ\\)"),
+])
+def test_a_damaged_or_foreign_checkpoint_is_refused_before_anything_is_written(tmp_path, damage, message):
+    """Seven kinds of damaged checkpoint gave tracebacks; one (epoch 999) wrote a model first (issue 12)."""
+    path = tmp_path / "run.checkpoint.pt"
+    data, config = _one_epoch_checkpoint(path)
+    payload = torch.load(path, weights_only=True)
+    if damage == "random-bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:3000])
+    elif damage == "not-a-dict":
+        torch.save([1, 2, 3], path)
+    elif damage == "no-fingerprint":
+        torch.save({k: v for k, v in payload.items() if k != "fingerprint"}, path)
+    elif damage == "epoch-999":
+        torch.save({**payload, "epoch": 999}, path)
+    elif damage == "short-history":
+        torch.save({**payload, "history": payload["history"][:1]}, path)
+    elif damage == "other-weights":
+        weights = dict(payload["model"])
+        name = next(k for k, v in weights.items() if v.dim() == 4)
+        weights[name] = torch.zeros(1, 1, 1, 1)
+        torch.save({**payload, "model": weights}, path)
+    elif damage == "bad-rng":
+        torch.save({**payload, "order_rng": torch.zeros(3, dtype=torch.float32)}, path)
+    elif damage == "other-recipe":
+        config = TrainConfig(epochs=2, seed=7, augment=AugmentConfig.plain())
+    before = path.read_bytes()
+    with pytest.raises(ModelError, match=message):
+        fit(data, None, n_classes=3, feature_config=FeatureConfig(), config=config, checkpoint=path, resume=True,
+            progress=False)
+    assert path.read_bytes() == before  # kept for the user to look at; never half-used

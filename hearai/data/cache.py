@@ -49,6 +49,21 @@ class FeatureCache:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
+        self._keys: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> content hash, this process
+
+    def content_keys(self, paths: Sequence[Path], *, progress: bool = False) -> list[str]:
+        """Each file's content hash (read once per process while the file's size and time stay)."""
+        keys = []
+        for path in tqdm(paths, desc="hashing", unit="file", disable=not progress, delay=2.0):
+            try:
+                stat = Path(path).stat()
+            except OSError as exc:
+                raise AudioError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+            seen = (str(path), stat.st_size, stat.st_mtime_ns)
+            if seen not in self._keys:
+                self._keys[seen] = content_key(Path(path))
+            keys.append(self._keys[seen])
+        return keys
 
     def folder(self, feature_config: FeatureConfig) -> Path:
         return self.root / config_key(feature_config)
@@ -57,8 +72,7 @@ class FeatureCache:
                  progress: bool = True) -> list[torch.Tensor]:
         """Each file's clip features (n_features, frames), in order; computes only the misses."""
         folder = self.folder(feature_config)
-        hashing = tqdm(paths, desc="hashing", unit="file", disable=not progress, delay=2.0)
-        entries = [folder / f"{content_key(Path(p))}.safetensors" for p in hashing]
+        entries = [folder / f"{key}.safetensors" for key in self.content_keys(paths, progress=progress)]
         out: list[torch.Tensor | None] = [_read(e) for e in entries]
         missing = [i for i, f in enumerate(out) if f is None]
         if missing:
