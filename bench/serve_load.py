@@ -17,10 +17,7 @@ import io
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import websockets
 
 from hearai.data.synth import event_in_noise
 from hearai.fsutil import write_text_atomic
+from hearai.serve.server import spawn
 
 RATE = 16_000
 FRAME_SECONDS = 0.1
@@ -113,33 +111,6 @@ async def load(url: str, *, streams: int, uploads: int) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: Path, max_streams: int, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
-    """`hearai serve MODEL [options]` on a free loopback port, once /healthz answers."""
-    port = free_port()
-    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it while the server runs
-    server = subprocess.Popen([sys.executable, "-m", "hearai.cli", "serve", str(model), "--port", str(port),
-                               "--max-streams", str(max_streams), *options], stderr=log, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"hearai serve exited: {log.read()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("hearai serve did not answer within 120 s")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     target = parser.add_mutually_exclusive_group(required=True)
@@ -151,7 +122,8 @@ def main() -> int:
     args = parser.parse_args()
     server = None
     if args.model:
-        server, url = start_server(args.model, max_streams=args.streams)
+        server, url = spawn(args.model, "--max-streams", str(args.streams), "--max-streams-per-client",
+                            str(args.streams), "--max-uploads", str(args.uploads))
     else:
         url = args.url.rstrip("/")
         if httpx.URL(url).host not in ("127.0.0.1", "localhost", "::1"):

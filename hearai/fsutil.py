@@ -1,14 +1,23 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of one.
+
+Temporary files are named ``.NAME.hearai-tmp-XXXX`` beside their target; one left by a killed
+process (it may be large: a checkpoint) is removed by the next write to the same target once it
+is older than ``STALE_SECONDS``. Written files get the permissions the umask gives a new file.
+"""
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+STALE_SECONDS = 3600.0  # a temporary file this old belongs to no live writer
 
 
 @contextmanager
@@ -16,14 +25,40 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    prefix = f".{target.name}.hearai-tmp-"
+    _remove_stale(target.parent, prefix)
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets what the umask gives
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (setting it races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _remove_stale(folder: Path, prefix: str) -> None:
+    now = time.time()
+    for leftover in folder.glob(glob.escape(prefix) + "*"):
+        try:
+            if now - leftover.stat().st_mtime > STALE_SECONDS:
+                leftover.unlink()
+        except OSError:
+            pass  # another process's file, or gone already
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -202,3 +203,75 @@ def test_stream_cap_refuses_the_extra_stream(tiny_client):
             assert closed.value.code == 1013
     with tiny_client.websocket_connect("/v1/stream") as again:  # freed slots are reused
         assert again.receive_json()["type"] == "ready"
+
+
+# --- abuse (issue 12) -----------------------------------------------------------------------------
+
+
+def _guarded_client(tiny_model, **limits) -> TestClient:
+    config = ServeConfig(**{"allowed_hosts": ("127.0.0.1:8000", "localhost:8000"), **limits})
+    return TestClient(create_app(load(tiny_model), config=config), base_url="http://127.0.0.1:8000")
+
+
+def test_foreign_hosts_and_origins_are_refused_for_http_and_websocket(tiny_model):
+    """Any web page could drive the server through the user's browser, DNS rebinding included."""
+    client = _guarded_client(tiny_model, cors_origins=("https://app.example",))
+    assert client.get("/healthz").status_code == 200  # no Origin: not a browser on a foreign page
+    assert client.get("/healthz", headers={"origin": "http://127.0.0.1:8000"}).status_code == 200  # its own page
+    assert client.get("/healthz", headers={"origin": "https://app.example"}).status_code == 200  # listed for CORS
+    foreign = client.get("/v1/model", headers={"origin": "https://evil.example"})
+    assert foreign.status_code == 403 and "origin 'https://evil.example'" in foreign.json()["error"]
+    rebound = client.get("/v1/model", headers={"host": "evil.example:8000"})
+    assert rebound.status_code == 400 and "host 'evil.example:8000' is not this server" in rebound.json()["error"]
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/v1/stream", headers={"host": "127.0.0.1:8000", "origin": "https://evil.example"}
+                                      ) as socket:
+            socket.receive_json()
+    assert closed.value.code == 1008
+    with client.websocket_connect("/v1/stream", headers={"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000"}
+                                  ) as socket:
+        assert socket.receive_json()["type"] == "ready"
+
+
+def test_one_client_cannot_take_every_stream_slot(tiny_model):
+    client = TestClient(create_app(load(tiny_model), config=ServeConfig(max_streams=8, max_streams_per_client=2)))
+    with client.websocket_connect("/v1/stream") as a, client.websocket_connect("/v1/stream") as b:
+        assert a.receive_json()["type"] == b.receive_json()["type"] == "ready"
+        with client.websocket_connect("/v1/stream") as c:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                c.receive_json()
+            assert closed.value.code == 1013 and "streams from" in closed.value.reason
+
+
+def test_a_stream_sending_almost_nothing_loses_its_slot(tiny_model):
+    """16 streams sending 4 bytes every 15 s locked out real ones."""
+    client = TestClient(create_app(load(tiny_model), config=ServeConfig(stream_idle_seconds=0.5)))
+    with client.websocket_connect("/v1/stream?format=s16le") as socket:
+        assert socket.receive_json()["type"] == "ready"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(20):
+                socket.send_bytes(b"\0\0")
+                time.sleep(0.05)
+            socket.receive_text()
+        assert closed.value.code == 1008 and "too slow" in closed.value.reason
+
+
+def test_uploads_beyond_the_concurrency_cap_get_503_with_retry_after(tiny_model):
+    app = create_app(load(tiny_model), config=ServeConfig(max_concurrent_uploads=1))
+    client = TestClient(app)
+    app.state.uploads = 1  # one recording is being analysed
+    busy = client.post("/v1/classify", files={"file": ("a.wav", wav_bytes(siren_scene()[0]))})
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5" and "busy" in busy.json()["error"]
+    app.state.uploads = 0
+    assert client.post("/v1/classify", files={"file": ("a.wav", wav_bytes(siren_scene()[0]))}).status_code == 200
+
+
+def test_every_refusal_has_the_documented_shape_and_names_no_internal_path(tiny_client):
+    assert set(tiny_client.get("/no/such/page").json()) == {"error"}
+    missing_file = tiny_client.post("/v1/classify", files={"other": ("a.wav", b"x")})
+    assert missing_file.status_code == 422 and "file" in missing_file.json()["error"]
+    wave = siren_scene()[0].copy()
+    wave[100] = 1e30  # far beyond full scale: was NaN in the answer, with HTTP 200
+    loud = tiny_client.post("/v1/classify", files={"file": ("loud.wav", wav_bytes(wave, subtype="FLOAT"))})
+    assert loud.status_code == 422 and loud.json()["error"].startswith("loud.wav: ")
+    assert "hearai-" not in loud.text and "/tmp" not in loud.text and "NaN" not in loud.text

@@ -21,8 +21,8 @@ import soundfile as sf
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from bench.serve_load import start_server
 from hearai.data.synth import event_in_noise
+from hearai.serve.server import spawn
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("HEARAI_CHROMIUM", "/usr/bin/chromium")
@@ -31,7 +31,8 @@ RATE = 16_000
 
 @pytest.fixture(scope="module")
 def server(synth_model):
-    process, url = start_server(synth_model, max_streams=25, options=("--upload-timeout", "2", "--stream-idle", "3"))
+    process, url = spawn(synth_model, "--max-streams", "25", "--max-streams-per-client", "25", "--max-uploads", "50",
+                         "--upload-timeout", "2", "--stream-idle", "3")
     yield url
     process.terminate()
     process.wait(timeout=30)

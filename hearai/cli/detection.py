@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -63,10 +64,17 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--upload-timeout", type=float, default=60.0,
                    help="seconds an upload may take to arrive (default: %(default)s)")
     p.add_argument("--max-streams", type=int, default=16, help="concurrent live streams (default: %(default)s)")
+    p.add_argument("--max-streams-per-client", type=int, default=4,
+                   help="concurrent live streams from one address (default: %(default)s)")
+    p.add_argument("--max-uploads", type=int, default=2,
+                   help="recordings analysed at once; more are refused with 503 and Retry-After (default: %(default)s)")
     p.add_argument("--stream-idle", type=float, default=20.0,
                    help="close a live stream after this many seconds without audio (default: %(default)s)")
     p.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
                    help="allow these browser origins to call the API from other sites (default: none)")
+    p.add_argument("--allow-host", nargs="*", default=[], metavar="HOST:PORT",
+                   help="Host names the server answers to, besides its own address (on loopback: 127.0.0.1, "
+                   "localhost and [::1] with the port; on every interface: any name unless some are listed)")
     p.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate: browsers give the "
                    "microphone only to https pages or to localhost")
     p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
@@ -91,10 +99,10 @@ def detect(args: argparse.Namespace) -> int:
     if args.out:
         write_events(args.out, detections, config=config, model=str(args.model))
         print(f"events: {args.out} ({sum(len(d.events) for d in detections)} in {len(files)} files)", file=sys.stderr)
-    else:
-        print(",".join(EVENT_COLUMNS))
-        for row in event_rows(detections):
-            print(",".join(str(x) for x in row))
+    else:  # quoted like --out's CSV: a file name with a comma or a newline cannot forge a row
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(EVENT_COLUMNS)
+        writer.writerows(event_rows(detections))
     if truth is not None:
         print(json.dumps(evaluate(truth, detections), indent=2))
     return 0
@@ -150,11 +158,13 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
     listening = server.bind(args.host, args.port)
     model = load(args.model)
+    host, port = listening.getsockname()[:2]
     config = ServeConfig(max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
                          upload_timeout_seconds=args.upload_timeout, max_streams=args.max_streams,
+                         max_streams_per_client=args.max_streams_per_client, max_concurrent_uploads=args.max_uploads,
                          stream_idle_seconds=args.stream_idle, cors_origins=tuple(args.cors),
+                         allowed_hosts=server.allowed_hosts(args.host, port, extra=tuple(args.allow_host)),
                          detect=options.detect_config(args, model.labels))
-    host, port = listening.getsockname()[:2]
     scheme = "https" if args.ssl_certfile else "http"
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {args.model.name} on {scheme}://{shown}:{port}/ (API description: /openapi.json)",

@@ -10,22 +10,27 @@ model work runs in worker threads so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, StreamingDetector, detect_file
 from hearai.errors import HearaiError
 from hearai.interface import SoundModel
 from hearai.serve.guard import BodyGuard
+from hearai.serve.origin import OriginGuard
 from hearai.validation import positive_float, positive_int
 
 STATIC = Path(__file__).with_name("static")
@@ -41,7 +46,14 @@ _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; connect-src 'se
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Limits of one server. CORS stays off unless origins are listed."""
+    """Limits of one server. CORS stays off unless origins are listed.
+
+    ``min_stream_speed``: a live stream must deliver at least this fraction of real time (averaged
+    from its start, checked once ``stream_idle_seconds`` have passed), or its slot is freed.
+    ``max_concurrent_uploads``: uploads being decoded and scored at once; more get 503 and
+    ``Retry-After``, so memory stays bounded whatever clients do. ``allowed_hosts``: the ``Host``
+    names accepted (empty: any; ``hearai serve`` on loopback accepts only loopback names).
+    """
 
     max_upload_mb: float = 20.0
     max_audio_seconds: float = 600.0
@@ -49,20 +61,25 @@ class ServeConfig:
     max_streams: int = 16
     stream_idle_seconds: float = 20.0
     max_frame_bytes: int = 256 * 1024
+    max_streams_per_client: int = 4
+    min_stream_speed: float = 0.5
+    max_concurrent_uploads: int = 2
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     detect: DetectConfig = field(default_factory=DetectConfig)
 
     def __post_init__(self) -> None:
-        positive_float(self, "max_upload_mb", "max_audio_seconds", "upload_timeout_seconds", "stream_idle_seconds")
-        positive_int(self, "max_streams", "max_frame_bytes")
+        positive_float(self, "max_upload_mb", "max_audio_seconds", "upload_timeout_seconds", "stream_idle_seconds",
+                       "min_stream_speed")
+        positive_int(self, "max_streams", "max_frame_bytes", "max_streams_per_client", "max_concurrent_uploads")
 
 
 class Refused(Exception):
-    """A request we answer with a 4xx status and a one-line reason."""
+    """A request we answer with a 4xx/503 status and a one-line reason."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, retry_after: int | None = None) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.retry_after = status, reason, retry_after
 
 
 def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None) -> FastAPI:
@@ -72,12 +89,15 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     app = FastAPI(title="hearai", version=__version__,
                   description="Sound event classification and detection: see what is heard.")
     app.state.streams = 0
+    app.state.streams_by_client = {}
+    app.state.uploads = 0
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors_origins), allow_methods=["GET", "POST"])
     app.add_middleware(BodyGuard, max_bytes=int(limits.max_upload_mb * 1024 * 1024) + _FORM_OVERHEAD_BYTES,
                        timeout_seconds=limits.upload_timeout_seconds)
+    app.add_middleware(OriginGuard, allowed_hosts=limits.allowed_hosts, cors_origins=limits.cors_origins)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
@@ -93,7 +113,17 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
 
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:  # 404, 405, ...
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:  # a form without its file, ...
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
+        return JSONResponse({"error": f"bad request: {problems}"}, status_code=422)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -108,12 +138,12 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
         """Class probabilities of an uploaded recording (the mean over its windows)."""
-        return await _on_upload(file, limits, model.predict)
+        return await _on_upload(app, file, limits, model.predict)
 
     @app.post("/v1/detect")
     async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
         """Events (label, onset, offset in seconds, confidence) in an uploaded recording."""
-        found = await _on_upload(file, limits, lambda path: detect_file(model, path, limits.detect))
+        found = await _on_upload(app, file, limits, lambda path: detect_file(model, path, limits.detect))
         return {"seconds": round(found.seconds, 3), "events": [e.to_dict() for e in found.events]}
 
     @app.websocket("/v1/stream")
@@ -121,8 +151,9 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         """Binary PCM frames in (mono, ``rate`` Hz, f32le, s16le or s32le), events out as JSON as they are decided.
 
         Send the text ``end`` to flush and close. Closes with 1008 when a frame is malformed or
-        oversized, when nothing arrives for ``stream_idle_seconds``, or for a bad ``rate``/``format``;
-        with 1013 when the server already serves ``max_streams`` streams.
+        oversized, when nothing arrives for ``stream_idle_seconds``, when audio arrives slower than
+        ``min_stream_speed`` of real time, or for a bad ``rate``/``format``; with 1013 when the
+        server already serves ``max_streams`` streams, or this client ``max_streams_per_client``.
         """
         await socket.accept()
         if app.state.streams >= limits.max_streams:
@@ -134,7 +165,13 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         except HearaiError as exc:
             await socket.close(code=1008, reason=str(exc))
             return
+        client = socket.client.host if socket.client else "?"
+        per_client = app.state.streams_by_client
+        if per_client.get(client, 0) >= limits.max_streams_per_client:
+            await socket.close(code=1013, reason=f"busy: {limits.max_streams_per_client} streams from {client} already")
+            return
         app.state.streams += 1
+        per_client[client] = per_client.get(client, 0) + 1
         try:
             await _serve_stream(socket, StreamingDetector(model, limits.detect, sample_rate=sample_rate), format,
                                 limits)
@@ -142,12 +179,16 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             pass
         finally:
             app.state.streams -= 1
+            per_client[client] -= 1
+            if not per_client[client]:
+                del per_client[client]
 
     return app
 
 
 async def _serve_stream(socket: WebSocket, detector: StreamingDetector, pcm_format: str, limits: ServeConfig
                         ) -> None:
+    started, heard = time.monotonic(), 0
     await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.model.labels),
                             "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
     while True:
@@ -175,6 +216,12 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector, pcm_form
         except HearaiError as exc:
             await socket.close(code=1008, reason=f"bad frame: {exc}")
             return
+        heard += len(samples)
+        elapsed = time.monotonic() - started
+        if elapsed > limits.stream_idle_seconds and heard / detector.input_rate < limits.min_stream_speed * elapsed:
+            await socket.close(code=1008, reason=f"too slow: {heard / detector.input_rate:.1f} s of audio in "
+                                                 f"{elapsed:.0f} s (at least {limits.min_stream_speed:g}x real time)")
+            return
         await _send_events(socket, await run_in_threadpool(detector.push, samples))
 
 
@@ -183,14 +230,26 @@ async def _send_events(socket: WebSocket, events: list) -> None:
         await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
 
 
-async def _on_upload(upload: UploadFile, limits: ServeConfig, work: Callable[[Path], T]) -> T:
-    """``work`` on the upload, received into a private folder that is removed afterwards, in a worker thread."""
-    with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
-        path = await _receive(upload, Path(folder), limits)
-        try:
-            return await run_in_threadpool(work, path)
-        except HearaiError as exc:
-            raise Refused(422, f"{upload.filename}: {_reason(exc)}") from exc
+async def _on_upload(app: FastAPI, upload: UploadFile, limits: ServeConfig, work: Callable[[Path], T]) -> T:
+    """``work`` on the upload, received into a private folder that is removed afterwards, in a worker thread.
+
+    At most ``max_concurrent_uploads`` at once (others: 503 with Retry-After); the memory a
+    decode took is handed back to the system afterwards.
+    """
+    if app.state.uploads >= limits.max_concurrent_uploads:
+        raise Refused(503, f"busy: {limits.max_concurrent_uploads} recordings are being analysed; retry shortly",
+                      retry_after=5)
+    app.state.uploads += 1
+    try:
+        with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
+            path = await _receive(upload, Path(folder), limits)
+            try:
+                return await run_in_threadpool(work, path)
+            except HearaiError as exc:
+                raise Refused(422, f"{upload.filename}: {_reason(exc, path)}") from exc
+    finally:
+        app.state.uploads -= 1
+        _return_memory()
 
 
 async def _receive(upload: UploadFile, folder: Path, limits: ServeConfig) -> Path:
@@ -209,14 +268,22 @@ async def _receive(upload: UploadFile, folder: Path, limits: ServeConfig) -> Pat
     try:
         header = await run_in_threadpool(audio.info, path)
     except HearaiError as exc:
-        raise Refused(415, f"{upload.filename}: not decodable audio: {_reason(exc)}") from exc
+        raise Refused(415, f"{upload.filename}: not decodable audio: {_reason(exc, path)}") from exc
     if header.duration > limits.max_audio_seconds:
         raise Refused(413, f"{upload.filename}: {header.duration:.0f} s of audio, over the "
                            f"{limits.max_audio_seconds:g}-s limit")
     return path
 
 
-def _reason(exc: HearaiError) -> str:
-    """The error without the temporary path it names."""
+def _reason(exc: HearaiError, path: Path) -> str:
+    """The error without our temporary path, wherever it names it (the client named its own file)."""
     text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("/") and ": " in text else text
+    return text.removeprefix(f"{path}: ").replace(str(path), "the upload")
+
+
+def _return_memory() -> None:
+    """Give freed heap back to the system (glibc keeps it otherwise): the peak of one decode does not stay."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
