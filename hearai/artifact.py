@@ -78,8 +78,11 @@ def load(path: str | Path) -> Classifier:
         raise ModelError(f"{path}: not a readable model file (truncated or not safetensors): {exc}") from exc
     header = ModelHeader.from_json(metadata.get("hearai"), source=path, expected_format=SAFETENSORS_FORMAT)
     config = header.feature_config
-    model = create_model(header.model_name, n_classes=len(header.labels), n_features=config.n_features,
-                         n_frames=config.window_frames, **header.model_options)
+    try:
+        model = create_model(header.model_name, n_classes=len(header.labels), n_features=config.n_features,
+                             n_frames=config.window_frames, **header.model_options)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

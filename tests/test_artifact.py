@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -21,3 +24,46 @@ def test_broken_model_files_are_model_errors(tmp_path, small_set):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(ModelError, match="not a hearai model"):
         load(tmp_path / "foreign.safetensors")
+
+
+HEADER_FUZZ_CASES = 60
+
+
+def _mutated(value, rng: np.random.Generator):
+    """A hostile replacement for one header value: huge, negative, the wrong type, or gone."""
+    choices = [10**9, -1, 2**28, 1e300, "x", None, [], {}, [32, 200000, 200000], True, float("nan")]
+    return choices[int(rng.integers(0, len(choices)))]
+
+
+def test_fuzzed_model_headers_are_model_errors_or_bounded_models(tmp_path, tiny_model):
+    """Mutated model headers (issue 12): a ModelError naming the file, or a model within the size bounds."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_model), framework="pt") as f:
+        header, state = json.loads(f.metadata()["hearai"]), {k: f.get_tensor(k) for k in f.keys()}
+    places = [("feature_config", k) for k in header["feature_config"]] + [("model", "name"), ("model", "options"),
+                                                                          ("labels",), ("format",)]
+    rng = np.random.default_rng(12)
+    outcomes = {"refused": 0, "loaded": 0}
+    for k in range(HEADER_FUZZ_CASES):
+        mutated = json.loads(json.dumps(header))
+        place = places[int(rng.integers(0, len(places)))]
+        target = mutated
+        for key in place[:-1]:
+            target = target[key]
+        if place == ("model", "options"):
+            target["options"] = {["widths", "blocks", "dropout", "depth"][k % 4]: _mutated(None, rng)}
+        else:
+            target[place[-1]] = _mutated(target[place[-1]], rng)
+        path = tmp_path / f"fuzz-{k}.safetensors"
+        save_file(state, str(path), metadata={"hearai": json.dumps(mutated)})
+        try:
+            model = load(path)
+        except ModelError as exc:
+            assert str(exc).startswith(str(path)), exc
+            outcomes["refused"] += 1
+        else:
+            outcomes["loaded"] += 1
+            assert sum(p.numel() for p in model.model.parameters()) < 200_000_000
+    assert outcomes["refused"] > HEADER_FUZZ_CASES // 2, outcomes

@@ -199,3 +199,52 @@ def test_float_samples_far_beyond_full_scale_are_refused(tmp_path):
     wave[5000] = 1.5  # a little over full scale is still audio
     sf.write(tmp_path / "hot.wav", wave, 16_000, subtype="FLOAT")
     assert audio.load(tmp_path / "hot.wav", sample_rate=16_000).max() == pytest.approx(1.5)
+
+
+FUZZ_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
+                "mp3": ("MP3", "MPEG_LAYER_III")}
+FUZZ_CASES_PER_FORMAT = 40
+FUZZ_PEAK_BYTES = 64 * 1024 * 1024  # what decoding a damaged 1-s file may allocate (Python and NumPy)
+
+
+def _mutations(data: bytes, rng: np.random.Generator, count: int) -> list[bytes]:
+    """Truncations anywhere, and the header's first 64 bytes overwritten or bit-flipped at random."""
+    out = []
+    for k in range(count):
+        if k % 3 == 0:
+            out.append(data[: int(rng.integers(1, len(data)))])
+        else:
+            damaged = bytearray(data)
+            for _ in range(int(rng.integers(1, 6))):
+                at = int(rng.integers(0, min(64, len(damaged))))
+                damaged[at] = int(rng.integers(0, 256)) if k % 3 == 1 else damaged[at] ^ (1 << int(rng.integers(0, 8)))
+            out.append(bytes(damaged))
+    return out
+
+
+@pytest.mark.parametrize("kind", sorted(FUZZ_FORMATS))
+def test_fuzzed_files_give_audio_errors_or_finite_bounded_audio(tmp_path, esc50_root, kind):
+    """Hostile-input fuzz (issue 12): no traceback, no NaN, no allocation above FUZZ_PEAK_BYTES."""
+    clip = audio.load(esc50_root / "audio" / "1-100032-A-0.flac", sample_rate=16_000)[:16_000]
+    fmt, subtype = FUZZ_FORMATS[kind]
+    original = tmp_path / f"clip.{kind}"
+    sf.write(original, clip, 16_000, format=fmt, subtype=subtype)
+    rng = np.random.default_rng(sorted(FUZZ_FORMATS).index(kind))
+    outcomes = {"refused": 0, "decoded": 0}
+    for k, data in enumerate(_mutations(original.read_bytes(), rng, FUZZ_CASES_PER_FORMAT)):
+        path = tmp_path / f"fuzz-{k}.{kind}"
+        path.write_bytes(data)
+        tracemalloc.start()
+        try:
+            wave = audio.load(path, sample_rate=16_000)
+        except (AudioError, ConfigError):
+            outcomes["refused"] += 1
+        else:
+            outcomes["decoded"] += 1
+            assert np.isfinite(wave).all() and np.abs(wave).max() <= 1e4, path
+            assert len(wave) < 16_000 * 30, (path, len(wave))
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak < FUZZ_PEAK_BYTES, (path, peak)
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == FUZZ_CASES_PER_FORMAT, outcomes

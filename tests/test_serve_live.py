@@ -158,8 +158,9 @@ def test_a_slow_upload_times_out_and_the_server_keeps_serving(server):
     host, port = server.removeprefix("http://").split(":")
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=30) as slow:
-        slow.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                     b"Content-Length: 100000\r\n\r\n--b\r\n")  # ...and then nothing more
+        slow.sendall(f"POST /v1/detect HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
+                     + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n")
+        # ...and then nothing more
         reply = b""
         while chunk := slow.recv(4096):  # the server answers, then closes
             reply += chunk
