@@ -7,6 +7,13 @@ are timed from request to answer. Every loop is bounded; the run stops by itself
 
     .venv/bin/python bench/serve_load.py --model MODEL            # starts a server on a free port
     .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8000
+    .venv/bin/python bench/serve_load.py --model MODEL --abuse    # the server's default limits under abuse
+
+``--abuse`` starts the server with its default limits (and a 3-s stream idle limit, so the run
+is short) and measures what hostile clients can do: ABUSE_UPLOADS concurrent 599-s uploads (its
+peak and final memory, how many were analysed or refused with 503), streams that hold slots by
+sending 4 bytes now and then, a WebSocket from a foreign Origin, and then whether a legitimate
+stream is still served and alerts.
 """
 
 from __future__ import annotations
@@ -111,6 +118,73 @@ async def load(url: str, *, streams: int, uploads: int) -> dict:
     }
 
 
+ABUSE_UPLOADS = 20
+ABUSE_UPLOAD_SECONDS = 599.0
+HOG_STREAMS = 16
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """The server's peak (VmHWM) and current (VmRSS) resident memory."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = {key: int(line.split()[1]) / 1024 for line in status.splitlines() for key in ("VmHWM", "VmRSS")
+             if line.startswith(key + ":")}
+    return {"peak_rss_mb": round(found["VmHWM"], 1), "rss_mb": round(found["VmRSS"], 1)}
+
+
+async def hog(ws_url: str, seconds: float) -> str:
+    """A stream that holds a slot: 4 bytes every 2 s. Returns how it ended."""
+    try:
+        async with websockets.connect(f"{ws_url}/v1/stream?format=s16le", open_timeout=10) as ws:
+            await ws.recv()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                await ws.send(b"\0\0\0\0")
+                await asyncio.sleep(2.0)
+            return "still open"
+    except websockets.ConnectionClosed as closed:
+        return f"closed {closed.rcvd.code if closed.rcvd else '?'}"
+    except Exception as exc:  # refused at connect (busy), ...
+        return f"refused: {type(exc).__name__}"
+
+
+async def abuse(url: str, pid: int) -> dict:
+    rate = RATE
+    long_wave = (np.random.default_rng(1).standard_normal(int(ABUSE_UPLOAD_SECONDS * rate)) * 0.01)
+    buffer = io.BytesIO()
+    sf.write(buffer, long_wave.astype(np.float32), rate, subtype="PCM_16", format="WAV")
+    body = buffer.getvalue()
+    before = memory_mb(pid)
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=ABUSE_UPLOADS)) as client:
+        replies = await asyncio.gather(*(client.post(f"{url}/v1/detect", files={"file": ("long.wav", body)})
+                                         for _ in range(ABUSE_UPLOADS)), return_exceptions=True)
+    after_uploads = memory_mb(pid)
+    codes = [r.status_code if not isinstance(r, BaseException) else repr(r) for r in replies]
+    ws_url = url.replace("http", "ws", 1)
+    hogs = [asyncio.create_task(hog(ws_url, 12.0)) for _ in range(HOG_STREAMS)]
+    await asyncio.sleep(8.0)  # past the 3-s idle limit: slow streams lose their slots
+    try:
+        async with websockets.connect(f"{ws_url}/v1/stream", origin="https://evil.example", open_timeout=10) as ws:
+            await ws.recv()
+            foreign = "served"
+    except websockets.ConnectionClosed as closed:
+        foreign = f"closed {closed.rcvd.code if closed.rcvd else '?'}"
+    except websockets.InvalidStatus as refused:
+        foreign = f"refused with HTTP {refused.response.status_code}"
+    wave = event_in_noise("siren", seconds=STREAM_SECONDS, onset=ONSET, sample_rate=RATE)
+    legit = await asyncio.gather(one_stream(ws_url, wave), return_exceptions=True)
+    hog_endings = await asyncio.gather(*hogs)
+    return {
+        "long_uploads": {"sent": ABUSE_UPLOADS, "seconds_each": ABUSE_UPLOAD_SECONDS,
+                         "mb_each": round(len(body) / 2**20, 1), "analysed": codes.count(200),
+                         "busy_503": codes.count(503), "other": [c for c in codes if c not in (200, 503)]},
+        "server_memory_before": before, "server_memory_after_uploads": after_uploads,
+        "hog_streams": {e: hog_endings.count(e) for e in sorted(set(hog_endings))},
+        "foreign_origin_stream": foreign,
+        "legitimate_stream": repr(legit[0]) if isinstance(legit[0], BaseException) else legit[0],
+        "server_memory_end": memory_mb(pid),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     target = parser.add_mutually_exclusive_group(required=True)
@@ -119,7 +193,20 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path("bench/results/serve_load.json"))
+    parser.add_argument("--abuse", action="store_true", help="with --model: the abuse cases, at the default limits")
     args = parser.parse_args()
+    if args.abuse:
+        if args.model is None:
+            parser.error("--abuse needs --model (it reads the server's memory)")
+        server, url = spawn(args.model, "--stream-idle", "3")
+        try:
+            result = asyncio.run(asyncio.wait_for(abuse(url, server.pid), 900))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        print(json.dumps(result, indent=2))
+        write_text_atomic(args.out, json.dumps(result, indent=2))
+        return 0
     server = None
     if args.model:
         server, url = spawn(args.model, "--max-streams", str(args.streams), "--max-streams-per-client",
