@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
 import socket
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from safetensors import safe_open
 
@@ -211,3 +215,26 @@ def test_a_partial_urbansound8k_download_works_for_its_folds(tmp_path, us8k_root
     missing = hearai("prepare", "--dataset", "urbansound8k", "--root", str(tmp_path), "--folds", "3,4",
                      "--out", str(tmp_path / "m2.csv"))
     assert_one_line_error(missing, "prepare", "2 missing file(s)", "fold4")
+
+
+def test_detect_quotes_file_names_on_stdout(tiny_model, tmp_path):
+    """A file name with a comma and a newline forged rows in the unquoted CSV on stdout (issue 12)."""
+    wave = (0.01 * np.random.default_rng(0).standard_normal(6 * 16_000)).astype(np.float32)
+    wave[2 * 16_000 : 4 * 16_000] += 0.3 * np.sin(2 * np.pi * 900 * np.arange(2 * 16_000) / 16_000)
+    name = tmp_path / "door,bell\nsiren,1,2,3.wav"
+    sf.write(name, wave, 16_000)
+    done = hearai("detect", str(tiny_model), str(name), "--threshold", "0.05", "--release", "0.01")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    assert rows[0] == ["file", "label", "onset", "offset", "confidence"] and len(rows) > 1
+    assert all(row[0] == str(name) and len(row) == 5 for row in rows[1:])
+
+
+def test_audio_far_beyond_full_scale_is_an_error_not_nan(tiny_model, tmp_path):
+    """A float WAV with amplitude 1e30 printed NaN, which is not even JSON (issue 12)."""
+    wave = np.zeros(16_000, np.float32)
+    wave[100] = 1e30
+    sf.write(tmp_path / "loud.wav", wave, 16_000, subtype="FLOAT")
+    done = hearai("predict", str(tiny_model), str(tmp_path / "loud.wav"))
+    assert_one_line_error(done, "predict", "loud.wav", "beyond ±10000")
+    assert "NaN" not in done.stdout
