@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from hearai import load
 from hearai.data import synth
 from hearai.serve import ServeConfig, create_app
+from hearai.serve.server import spawn
 
 RATE = 16_000
 
@@ -275,3 +277,22 @@ def test_every_refusal_has_the_documented_shape_and_names_no_internal_path(tiny_
     loud = tiny_client.post("/v1/classify", files={"file": ("loud.wav", wav_bytes(wave, subtype="FLOAT"))})
     assert loud.status_code == 422 and loud.json()["error"].startswith("loud.wav: ")
     assert "hearai-" not in loud.text and "/tmp" not in loud.text and "NaN" not in loud.text
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(tiny_model):
+    """uvicorn waited for request headers for ever: connections could be held by sending nothing."""
+    process, url = spawn(tiny_model, "--header-timeout", "1")
+    try:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as idle:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # ...and no more
+            started = time.monotonic()
+            assert idle.recv(4096) == b""  # closed by the server
+            assert time.monotonic() - started < 5
+        with socket.create_connection((host, int(port)), timeout=10) as prompt:
+            prompt.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            time.sleep(1.5)  # past the header deadline: a complete request is answered all the same
+            assert prompt.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -63,6 +63,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    help="longest uploaded recording (default: %(default)s)")
     p.add_argument("--upload-timeout", type=float, default=60.0,
                    help="seconds an upload may take to arrive (default: %(default)s)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send its request headers (default: %(default)s)")
     p.add_argument("--max-streams", type=int, default=16, help="concurrent live streams (default: %(default)s)")
     p.add_argument("--max-streams-per-client", type=int, default=4,
                    help="concurrent live streams from one address (default: %(default)s)")
@@ -169,6 +171,8 @@ def serve(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {args.model.name} on {scheme}://{shown}:{port}/ (API description: /openapi.json)",
           file=sys.stderr, flush=True)
+    if not args.header_timeout > 0:
+        raise ConfigError(f"--header-timeout must be positive, got {args.header_timeout}")
     server.run(create_app(model, model_file=args.model.name, config=config), listening,
-               ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+               ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, header_timeout=args.header_timeout)
     return 0

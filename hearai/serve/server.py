@@ -6,6 +6,7 @@ before the "serving on" line, never a traceback after it.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import re
@@ -15,8 +16,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from hearai.errors import ConfigError
 from hearai.serve.origin import loopback_hosts
@@ -55,12 +58,47 @@ def allowed_hosts(host: str, port: int, *, extra: tuple[str, ...] = ()) -> tuple
     return (f"{shown}:{port}",) + extra
 
 
+class HeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for a request's headers.
+
+    uvicorn waits for the first request's headers for ever, so a client could hold connections
+    open by sending nothing (or one byte a minute). Here a connection whose request line and
+    headers are not complete ``header_timeout`` seconds after it opened is closed; the body has
+    its own deadline (``BodyGuard``), and a WebSocket upgrade ends the header phase.
+    """
+
+    header_timeout = 10.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None:
+            self._header_deadline.cancel()
+
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        self._header_deadline.cancel()
+        super().handle_websocket_upgrade(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._header_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _headers_late(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
+
+
 def run(app: FastAPI, listening: socket.socket, *, ssl_certfile: Path | None = None,
-        ssl_keyfile: Path | None = None) -> None:
-    """Serve ``app`` on the bound socket until interrupted."""
+        ssl_keyfile: Path | None = None, header_timeout: float = 10.0) -> None:
+    """Serve ``app`` on the bound socket until interrupted; headers must arrive within ``header_timeout`` s."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    protocol = type("HeaderDeadlineProtocol", (HeaderDeadline,), {"header_timeout": header_timeout})
+    config = uvicorn.Config(app, log_level="warning", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                            http=protocol)
     uvicorn.Server(config).run(sockets=[listening])
 
 
