@@ -231,3 +231,15 @@ def test_cli_switches_override_only_what_they_name(tmp_path):
                                                    "--mixing", "none", "--no-scaler"])).augment
     assert (switched.mixing, switched.time_masks, switched.scaler) == ("none", 3, False)
     assert train_config(build_parser().parse_args(base)).augment == AugmentConfig()  # no flags: the default recipe
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"freq_masks": 10**9}, "freq_masks must be at most 16"),
+    ({"time_mask_frames": 10**8}, "time_mask_frames must be at most 10000"),
+    ({"stretch": "x"}, "stretch must be a positive number"),
+    ({"noise_probability": "a"}, "noise_probability must be a number"),
+])
+def test_augment_configs_from_files_are_bounded(fields, message):
+    """--augment-config is read from a file like any other config: counts that are loops are bounded."""
+    with pytest.raises(ConfigError, match=message):
+        AugmentConfig.from_dict(fields)

@@ -6,9 +6,14 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from hearai.errors import ConfigError
-from hearai.validation import choice, positive_float, positive_int
+from hearai.validation import at_most, choice, optional_real, positive_float, positive_int
 
 MIXING = ("none", "mixup", "bc-logmel", "bc-waveform")
+
+
+# Bounds on every count and size an --augment-config file can ask for (each is a loop or a shift per batch).
+LIMITS = {"freq_masks": 16, "time_masks": 16, "freq_mask_bands": 1_024, "time_mask_frames": 10_000,
+          "mixup_alpha": 100.0, "gain_db": 60.0, "pitch_semitones": 24.0}
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,9 @@ class AugmentConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"AugmentConfig.{name} must be true or false, got {getattr(self, name)!r}")
         positive_int(self, "freq_masks", "freq_mask_bands", "time_masks", "time_mask_frames")
-        positive_float(self, "mixup_alpha", "gain_db", "pitch_semitones")
+        positive_float(self, "mixup_alpha", "gain_db", "pitch_semitones", "stretch")
+        optional_real(self, "stretch_probability", "pitch_probability", "noise_probability")
+        at_most(self, LIMITS)
         choice(self, "mixing", MIXING)
         if not 0 < self.stretch < 1:
             raise ConfigError(f"AugmentConfig.stretch must be in (0, 1), got {self.stretch!r}")
