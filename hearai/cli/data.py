@@ -27,8 +27,9 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "soundscapes", help="build real test soundscapes: ESC-50 events of a held-out fold over ESC-50 backgrounds",
         description="Lay event clips of one ESC-50 fold (trimmed of their silent padding) at known times over "
         "background clips of the same fold (the classes in hearai.data.soundscapes.BACKGROUNDS: rain, wind, ...), "
-        "at each SNR; write WAVs and ground_truth.csv (file,label,onset,offset,snr_db) for 'hearai detect "
-        "--evaluate'. Evaluate a model trained without that fold.")
+        "at each SNR, up to --overlap sounds at once; write WAVs and ground_truth.csv (file,label,onset,offset,"
+        "snr_db: one row per segment where a sound is heard) for 'hearai detect --evaluate'. Evaluate a model "
+        "trained without that fold.")
     p.add_argument("--root", type=Path, required=True, help="the ESC-50 folder")
     p.add_argument("--fold", type=int, default=1, help="the held-out fold the clips come from (default: %(default)s)")
     p.add_argument("--subset", choices=("esc10", "esc50"), default="esc10",
@@ -37,7 +38,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--snr", default="0,6,12", help="comma-separated SNRs in dB (default: %(default)s)")
     p.add_argument("--per-snr", type=int, default=4, help="soundscapes per SNR (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=60.0, help="length of each (default: %(default)s)")
-    p.add_argument("--events", type=int, default=8, help="events in each (default: %(default)s)")
+    p.add_argument("--events", type=int, default=8, help="event clips in each (default: %(default)s)")
+    p.add_argument("--overlap", type=int, default=2, help="most sounds at once (default: %(default)s; 1: none overlap)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(run=soundscapes)
 
@@ -63,7 +65,8 @@ def soundscapes(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--snr: expected comma-separated numbers, got {args.snr!r}") from exc
     spec = SoundscapeSpec(root=args.root, fold=args.fold, subset=args.subset, seconds=args.seconds,
-                          events=args.events, snrs_db=snrs, per_snr=args.per_snr, seed=args.seed)
+                          events=args.events, max_overlap=args.overlap, snrs_db=snrs, per_snr=args.per_snr,
+                          seed=args.seed)
     truth = build_esc50_soundscapes(spec, args.out)
     print(f"soundscapes: {len(snrs) * args.per_snr} of {args.seconds:g} s, ground truth: {truth}")
     return 0

@@ -1,11 +1,14 @@
 """Real soundscapes with ground truth: ESC-50 events of one held-out fold over ESC-50 backgrounds.
 
 A detector trained on the other folds never heard these recordings. Each soundscape is a bed of
-background clips (rain, wind, crickets, ...) joined with short cross-fades, with event clips of the
-held-out fold laid over it at known times and one SNR, at least ``gap_seconds`` apart. ESC-50 clips
-are padded with silence to 5 s, so each event is first trimmed to where it sounds, and the ground
-truth marks the part of it audible over the background (``synth.audible_span``), as for the
-synthetic soundscapes.
+background clips joined with short cross-fades, with event clips of the held-out fold mixed over
+it by ``hearai.data.mixer``: random times, one SNR per soundscape, up to ``max_overlap`` sounds at
+once, and ground truth that marks each sound where it is heard (its active parts, audible over
+the bed), one row per segment.
+
+The backgrounds are ESC-50's ambient classes — rain, wind, crickets, sea waves, crackling fire:
+sounds that go on for long stretches without a clear onset, that a person who cannot hear wants
+no alert for, and that make the beds real detectors face (broadband, non-stationary, never silence).
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ from tqdm import tqdm
 
 from hearai import audio
 from hearai.data import prepare
+from hearai.data.mixer import MixSpec, mix, trim
 from hearai.data.records import Clip
-from hearai.data.synth import frame_power, lay_out_events
 from hearai.errors import ConfigError
 from hearai.fsutil import atomic_path, write_csv_atomic
 
 BACKGROUNDS = ("rain", "wind", "crickets", "sea_waves", "crackling_fire")
-_SILENCE_DB = -40.0  # below the clip's loudest 20-ms frame: the silence ESC-50 pads clips with
 _CROSSFADE_SECONDS = 0.25
 
 
@@ -40,7 +42,7 @@ class SoundscapeSpec:
     events: int = 8
     snrs_db: tuple[float, ...] = (0.0, 6.0, 12.0)
     per_snr: int = 4
-    gap_seconds: float = 1.0
+    max_overlap: int = 2
     sample_rate: int = 16_000
     seed: int = 0
 
@@ -74,12 +76,13 @@ def _soundscape(spec: SoundscapeSpec, rng: np.random.Generator, events: list[Cli
                 snr_db: float) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     rate, n = spec.sample_rate, int(round(spec.seconds * spec.sample_rate))
     background = _bed(rng, beds, n, rate)
-    chosen = [events[i] for i in rng.choice(len(events), size=spec.events, replace=False)]
-    clips = [(c.label, _trimmed(audio.load(c.path, sample_rate=rate), rate)) for c in chosen]
-    placed = lay_out_events(background, clips, rng, sample_rate=rate, gap_seconds=spec.gap_seconds,
-                            snr_db=(snr_db, snr_db))
     peak = np.abs(background).max()
-    return (background * (0.5 / peak if peak > 0 else 1.0)).astype(np.float32), placed
+    background *= 0.25 / peak if peak > 0 else 1.0
+    chosen = [events[i] for i in rng.choice(len(events), size=min(spec.events, len(events)), replace=False)]
+    clips = [(c.label, trim(audio.load(c.path, sample_rate=rate), rate)) for c in chosen]
+    mixed = mix(background, clips, rng, MixSpec(seconds=spec.seconds, events=len(clips), snr_db=(snr_db, snr_db),
+                                                max_overlap=spec.max_overlap, sample_rate=rate))
+    return mixed.wave, mixed.events
 
 
 def _bed(rng: np.random.Generator, beds: list[Clip], n: int, rate: int) -> np.ndarray:
@@ -91,19 +94,10 @@ def _bed(rng: np.random.Generator, beds: list[Clip], n: int, rate: int) -> np.nd
     ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
     out = np.zeros(0, dtype=np.float32)
     while len(out) < n:
-        piece = _trimmed(audio.load(pool[rng.integers(len(pool))].path, sample_rate=rate), rate)
+        piece = trim(audio.load(pool[rng.integers(len(pool))].path, sample_rate=rate), rate)
         piece = piece / (np.sqrt(np.mean(piece**2)) + 1e-9)
         if len(out) >= fade and len(piece) > 2 * fade:
             out[-fade:] = out[-fade:] * ramp[::-1] + piece[:fade] * ramp
             piece = piece[fade:]
         out = np.concatenate([out, piece])
     return out[:n].astype(np.float64)
-
-
-def _trimmed(wave: np.ndarray, rate: int) -> np.ndarray:
-    """The clip without the digital silence around it (frames 40 dB below its loudest)."""
-    frame, power = frame_power(wave, rate)
-    loud = np.nonzero(power >= power.max() * 10 ** (_SILENCE_DB / 10))[0]
-    if not len(loud) or power.max() == 0:
-        return wave
-    return wave[loud[0] * frame : (loud[-1] + 1) * frame]
