@@ -3,8 +3,10 @@
 Any model ``hearai detect`` takes (torch ``.safetensors`` or ``.onnx``) is served. Uploads are
 checked by decoding, never by name: the bytes go to a private temporary folder (removed whatever
 happens), libsndfile must read them, and size and duration are capped (the body itself by
-``guard.BodyGuard`` before it is parsed). Every refusal is a 4xx JSON body ``{"error": "..."}``;
-model work runs in worker threads so the event loop keeps serving.
+``guard.BodyGuard`` before it is parsed); only ``max_concurrent_uploads`` are analysed at once.
+``origin.OriginGuard`` refuses foreign ``Host`` names and browser ``Origin``s, HTTP and WebSocket
+alike. Every refusal is a 4xx/503 JSON body ``{"error": "..."}``; model work runs in worker
+threads so the event loop keeps serving.
 """
 
 from __future__ import annotations
