@@ -11,6 +11,7 @@ import csv
 import glob
 import io
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -52,13 +53,27 @@ def _umask() -> int:
 
 
 def _remove_stale(folder: Path, prefix: str) -> None:
-    now = time.time()
-    for leftover in folder.glob(glob.escape(prefix) + "*"):
+    remove_stale(folder, glob.escape(prefix) + "*")
+
+
+def remove_stale(folder: Path, pattern: str) -> list[Path]:
+    """Remove files and folders matching ``pattern`` in ``folder`` untouched for ``STALE_SECONDS``.
+
+    What a killed hearai left behind (temporary outputs, upload folders); returns what was removed.
+    """
+    now, removed = time.time(), []
+    for leftover in folder.glob(pattern):
         try:
-            if now - leftover.stat().st_mtime > STALE_SECONDS:
+            if now - leftover.stat().st_mtime <= STALE_SECONDS:
+                continue
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
                 leftover.unlink()
+            removed.append(leftover)
         except OSError:
-            pass  # another process's file, or gone already
+            pass  # another process's, or gone already
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

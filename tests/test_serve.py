@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import time
 
@@ -296,3 +297,18 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(tiny_model):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_upload_folders_left_by_a_killed_server_are_removed_when_one_starts(tiny_model, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale, fresh, other = tmp_path / "hearai-upload-abc", tmp_path / "hearai-upload-def", tmp_path / "someone-else"
+    for folder in (stale, fresh, other):
+        folder.mkdir()
+        (folder / "upload").write_bytes(b"x" * 1000)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    create_app(load(tiny_model))
+    assert not stale.exists() and fresh.exists() and other.exists()

@@ -30,12 +30,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, StreamingDetector, detect_file
 from hearai.errors import HearaiError
+from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
 from hearai.serve.guard import BodyGuard
 from hearai.serve.origin import OriginGuard
 from hearai.validation import positive_float, positive_int
 
 STATIC = Path(__file__).with_name("static")
+UPLOAD_FOLDER_PREFIX = "hearai-upload-"
 T = TypeVar("T")
 _READ_BYTES = 1 << 16
 _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and part headers around the file
@@ -87,6 +89,7 @@ class Refused(Exception):
 def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None) -> FastAPI:
     """The FastAPI application around one loaded model."""
     limits = config or ServeConfig()
+    remove_stale(Path(tempfile.gettempdir()), f"{UPLOAD_FOLDER_PREFIX}*")  # left by a killed server
     model_info = {"file": model_file, **model.describe()}
     app = FastAPI(title="hearai", version=__version__,
                   description="Sound event classification and detection: see what is heard.")
@@ -243,7 +246,7 @@ async def _on_upload(app: FastAPI, upload: UploadFile, limits: ServeConfig, work
                       retry_after=5)
     app.state.uploads += 1
     try:
-        with tempfile.TemporaryDirectory(prefix="hearai-") as folder:
+        with tempfile.TemporaryDirectory(prefix=UPLOAD_FOLDER_PREFIX) as folder:
             path = await _receive(upload, Path(folder), limits)
             try:
                 return await run_in_threadpool(work, path)
