@@ -17,7 +17,7 @@ from hearai import load
 from hearai.data import synth
 from hearai.detect import DetectConfig, StreamingDetector, detect_file, read_ground_truth
 from hearai.detect.activity import ActivityTracker
-from hearai.detect.metrics import LabelledEvent, event_based, segment_based
+from hearai.detect.metrics import Alert, LabelledEvent, event_based, false_alarms_per_hour, onset_latency, segment_based
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.interface import ModelHeader, SoundModel
@@ -368,3 +368,34 @@ def test_ground_truth_that_is_not_utf8_is_one_clear_error(tmp_path):
     path.write_bytes(b"file,label,onset,offset\n\xff\xfe.wav,siren,1,2\n")
     with pytest.raises(ConfigError, match="truth.csv: not a readable UTF-8 CSV file"):
         read_ground_truth(path)
+
+
+def test_onset_latency_and_false_alarms_have_known_answers():
+    truth = [LabelledEvent("a.wav", "dog", 1.0, 2.0), LabelledEvent("a.wav", "siren", 5.0, 9.0),
+             LabelledEvent("a.wav", "dog", 12.0, 12.5), LabelledEvent("b.wav", "dog", 1.0, 2.0)]
+    alerts = [Alert("a.wav", "dog", 1.1, 1.6), Alert("a.wav", "dog", 1.5, 1.9),  # the first counts: 0.6 s
+              Alert("a.wav", "siren", 6.0, 6.8),  # inside the siren: 1.8 s after it began
+              Alert("a.wav", "dog", 20.0, 20.5),  # belongs to no dog: not a latency
+              Alert("b.wav", "siren", 1.0, 1.4)]  # wrong label: b's dog is missed
+    latency = onset_latency(truth, alerts)
+    assert latency["alerted"] == 2 and latency["missed"] == 2
+    assert latency["median"] == pytest.approx(1.2) and latency["max"] == pytest.approx(1.8)
+    assert latency["p95"] == pytest.approx(0.6 + 0.95 * 1.2)
+    estimated = [LabelledEvent("a.wav", "dog", 1.2, 1.8), LabelledEvent("a.wav", "dog", 20.0, 21.0),
+                 LabelledEvent("a.wav", "siren", 0.0, 0.5), LabelledEvent("b.wav", "dog", 1.9, 3.0)]
+    alarms = false_alarms_per_hour(truth, estimated, seconds=1800.0)
+    assert alarms == {"false_alarms": 2, "hours": 0.5, "per_hour": 4.0}
+
+
+def test_detect_file_records_when_each_alert_was_announced(tmp_path):
+    wave = noise(12.0)
+    wave[5 * RATE : 7 * RATE] += tone_burst(2.0)
+    sf.write(tmp_path / "tone.wav", wave, RATE)
+    model = ConstantScorer()
+    live = detect_file(model, tmp_path / "tone.wav", live=True)
+    assert [a[0] for a in live.alerts] == ["x"] and live.alerts[0][1] == pytest.approx(5.0, abs=0.1)
+    bound = StreamingDetector(model).latency_bound_seconds
+    assert 0 < live.alerts[0][2] - 5.0 <= bound + 0.1 + 1e-6  # announced within the bound plus one block
+    offline = detect_file(model, tmp_path / "tone.wav")
+    assert offline.alerts[0][2] == 10.0  # 5-s blocks: known only to the end of the block
+    assert [(e.label, e.onset, e.offset) for e in live.events] == [(e.label, e.onset, e.offset) for e in offline.events]

@@ -26,7 +26,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    "per file when several files are given: this is then a folder)")
     p.add_argument("--evaluate", type=Path, metavar="GROUND_TRUTH.csv",
                    help="score against file,label,onset,offset: event-based F1 (200-ms collar), segment-based "
-                   "F1 and error rate (1-s segments)")
+                   "F1 and error rate (1-s segments), onset-to-alert latency (audio read in 0.1-s blocks, as live) "
+                   "and false alarms per hour")
     options.add_detect(p)
     p.set_defaults(run=detect)
 
@@ -95,7 +96,8 @@ def detect(args: argparse.Namespace) -> int:
     files = audio.find_audio_files(*args.files)
     if not files:
         raise ConfigError("no audio files found in " + ", ".join(str(p) for p in args.files))
-    detections = detect_files(model, files, config, plot=args.plot, truth=truth, progress=sys.stderr.isatty())
+    detections = detect_files(model, files, config, plot=args.plot, truth=truth, progress=sys.stderr.isatty(),
+                              live=truth is not None)  # alert times to 0.1 s for the latency figures
     if args.plot:
         print(f"timeline: {args.plot}", file=sys.stderr)
     if args.out:

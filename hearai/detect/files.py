@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 from hearai import audio
 from hearai.detect.config import DetectConfig
 from hearai.detect.detector import StreamingDetector
-from hearai.detect.metrics import LabelledEvent, event_based, segment_based
+from hearai.detect.metrics import Alert, LabelledEvent, event_based, false_alarms_per_hour, onset_latency, segment_based
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 from hearai.fsutil import write_csv_atomic, write_text_atomic
@@ -22,6 +22,7 @@ from hearai.interface import SoundModel
 
 EVENT_COLUMNS = ("file", "label", "onset", "offset", "confidence")
 BLOCK_SECONDS = 5.0
+LIVE_BLOCK_SECONDS = 0.1  # as a microphone delivers: each alert's time is then known to 0.1 s
 
 
 @dataclass
@@ -33,26 +34,38 @@ class Detection:
     times: np.ndarray  # (n_windows,) window centres in seconds
     probabilities: np.ndarray  # (n_windows, n_classes)
     seconds: float
+    alerts: list[tuple[str, float, float]] = field(default_factory=list)  # (label, onset, announced at) live
 
 
 def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None = None, *,
-                record: bool = False) -> Detection:
-    """Events in a recording of any length, read block by block (memory independent of duration)."""
+                record: bool = False, live: bool = False) -> Detection:
+    """Events in a recording of any length, read block by block (memory independent of duration).
+
+    Each alert's announcement time (``Detection.alerts``) is the stream position when the
+    detector emitted it, so it is exact to the block read: ``live`` reads 0.1-s blocks, as a
+    microphone delivers them (slower; for latency figures), otherwise 5-s blocks.
+    """
+    block_seconds = LIVE_BLOCK_SECONDS if live else BLOCK_SECONDS
     rate = model.sample_rate
     detector = StreamingDetector(model, config, sample_rate=rate, record=record)
     events: list[Event] = []
-    for block in audio.stream(path, sample_rate=rate, block_seconds=BLOCK_SECONDS):
-        events += detector.push(block)
-    events += detector.flush()
+    alerts: list[tuple[str, float, float]] = []
+    for block in audio.stream(path, sample_rate=rate, block_seconds=block_seconds):
+        pushed = detector.push(block)
+        alerts += [(e.label, e.onset, detector.seconds) for e in pushed if e.offset is None]
+        events += pushed
+    flushed = detector.flush()
+    alerts += [(e.label, e.onset, detector.seconds) for e in flushed if e.offset is None]
+    events += flushed
     closed = sorted((e for e in events if e.offset is not None), key=lambda e: (e.onset, e.label))
     return Detection(file=str(path), events=closed, times=np.asarray(detector.times),
                      probabilities=np.asarray(detector.probabilities).reshape(-1, len(model.labels)),
-                     seconds=detector.seconds)
+                     seconds=detector.seconds, alerts=alerts)
 
 
 def detect_files(model: SoundModel, paths: list[Path], config: DetectConfig | None = None, *,
-                 plot: Path | None = None, truth: list[LabelledEvent] | None = None, progress: bool = False
-                 ) -> list[Detection]:
+                 plot: Path | None = None, truth: list[LabelledEvent] | None = None, progress: bool = False,
+                 live: bool = False) -> list[Detection]:
     """Detect in each recording; with ``plot``, draw each one's timeline (``plot`` is a folder when several)."""
     from tqdm import tqdm
 
@@ -61,7 +74,7 @@ def detect_files(model: SoundModel, paths: list[Path], config: DetectConfig | No
     config = config or DetectConfig()
     detections = []
     for path in tqdm(paths, desc="detecting", unit="file", disable=not progress or len(paths) < 2):
-        detection = detect_file(model, path, config, record=plot is not None)
+        detection = detect_file(model, path, config, record=plot is not None, live=live)
         detections.append(detection)
         if plot is not None:
             plot_detection(detection, model.labels, plot if len(paths) == 1 else plot / f"{path.stem}.png",
@@ -119,7 +132,8 @@ def read_ground_truth(path: str | Path) -> list[LabelledEvent]:
 
 
 def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[str, Any]:
-    """DCASE scores: event-based (200-ms onset collar, offset 20 % or 200 ms), segment-based (1 s).
+    """DCASE scores: event-based (200-ms onset collar, offset 20 % or 200 ms), segment-based (1 s);
+    with the live view: onset-to-alert latency and false alarms per hour of the audio scored.
 
     Files are matched by name; only the detected files' ground truth counts.
     """
@@ -128,9 +142,13 @@ def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[st
     reference = [t for t in truth if t.file in names]
     estimated = [LabelledEvent(Path(d.file).name, e.label, e.onset, e.offset or e.onset)
                  for d in detections for e in d.events]
+    alerts = [Alert(Path(d.file).name, label, onset, announced) for d in detections
+              for label, onset, announced in d.alerts]
     return {"files": len(names), "files_without_ground_truth": unknown,
             "event_based": event_based(reference, estimated, collar=0.2, offset_ratio=0.2),
-            "segment_based": segment_based(reference, estimated, segment=1.0)}
+            "segment_based": segment_based(reference, estimated, segment=1.0),
+            "onset_latency_seconds": onset_latency(reference, alerts, collar=0.2),
+            "false_alarms": false_alarms_per_hour(reference, estimated, sum(d.seconds for d in detections))}
 
 
 def _ground_truth_rows(path: Path, reader: csv.DictReader) -> tuple[list[LabelledEvent], list[str]]:

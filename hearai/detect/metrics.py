@@ -6,7 +6,9 @@ in the same file when the onsets differ by at most ``collar`` seconds and the of
 max(``collar``, ``offset_ratio`` x the reference's length); matching is one-to-one and maximal.
 Segment-based scores mark each class active in each ``segment``-second segment that an event
 touches and count per segment: substitutions min(FN, FP), deletions and insertions the rest.
-NumPy only, like the rest of ``hearai.detect``.
+What an alerting user feels is scored too: how long after a sound starts its alert comes
+(``onset_latency``), and how often something is announced where nothing of the kind sounds
+(``false_alarms_per_hour``). NumPy only, like the rest of ``hearai.detect``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,67 @@ def segment_based(reference: Iterable[LabelledEvent], estimated: Iterable[Labell
     error_rate = (subs + dels + ins) / n_active if n_active else 0.0
     return _scores(tp, fp, fn) | {"error_rate": round(error_rate, 4), "substitutions": subs, "deletions": dels,
                                   "insertions": ins, "n_active_reference": n_active, "segment_seconds": segment}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An event as announced live: its onset, and the stream time at which it was announced."""
+
+    file: str
+    label: str
+    onset: float
+    announced: float
+
+
+def onset_latency(reference: Iterable[LabelledEvent], alerts: Iterable[Alert], *, collar: float = 0.2
+                  ) -> dict[str, Any]:
+    """Seconds from each reference event's onset to the first alert of its label that belongs to it.
+
+    An alert belongs to a reference event when its onset lies within ``collar`` of the event's
+    onset or inside the event; an event with none is missed. Median, 95th percentile and max over
+    the events alerted.
+    """
+    by_key = _group_alerts(alerts)
+    delays, missed = [], 0
+    for ref in reference:
+        own = [a.announced - ref.onset for a in by_key.get((ref.file, ref.label), [])
+               if ref.onset - collar <= a.onset <= max(ref.offset, ref.onset + collar)]
+        if own:
+            delays.append(max(0.0, min(own)))
+        else:
+            missed += 1
+    stats: dict[str, float | None] = {"median": None, "p95": None, "max": None}
+    if delays:
+        ordered = sorted(delays)
+        stats = {"median": round(_quantile(ordered, 0.5), 3), "p95": round(_quantile(ordered, 0.95), 3),
+                 "max": round(ordered[-1], 3)}
+    return {"alerted": len(delays), "missed": missed, **stats}
+
+
+def false_alarms_per_hour(reference: Iterable[LabelledEvent], estimated: Iterable[LabelledEvent],
+                          seconds: float) -> dict[str, Any]:
+    """Estimated events that touch no reference event of their label, per hour of the audio scored."""
+    refs = _group(reference)
+    false = [e for e in estimated
+             if not any(r.onset < e.offset and e.onset < r.offset for r in refs.get((e.file, e.label), []))]
+    hours = seconds / 3600
+    return {"false_alarms": len(false), "hours": round(hours, 4),
+            "per_hour": round(len(false) / hours, 3) if hours > 0 else None}
+
+
+def _group_alerts(alerts: Iterable[Alert]) -> dict[tuple[str, str], list[Alert]]:
+    grouped: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+    for a in alerts:
+        grouped[(a.file, a.label)].append(a)
+    return grouped
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (NumPy's default), for a sorted list."""
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _scores(tp: int, fp: int, fn: int) -> dict[str, Any]:
