@@ -30,7 +30,7 @@ class BodyGuard:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _refuse(send, 413, f"request body of {declared.decode(errors='replace')} bytes: the limit is "
+            await refuse(send, 413, f"request body of {declared.decode(errors='replace')} bytes: the limit is "
                                      f"{self.max_bytes} bytes")
             return
         refusal: tuple[int, str] | None = None
@@ -65,10 +65,11 @@ class BodyGuard:
             if refusal is None:
                 raise
         if refusal is not None and not started:
-            await _refuse(send, *refusal)
+            await refuse(send, *refusal)
 
 
-async def _refuse(send: Callable[[Message], Awaitable[None]], status: int, reason: str) -> None:
+async def refuse(send: Callable[[Message], Awaitable[None]], status: int, reason: str) -> None:
+    """Answer an HTTP request from inside ASGI middleware: ``{"error": reason}`` with ``status``, then close."""
     body = json.dumps({"error": reason}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -11,12 +11,10 @@ CORS origin is refused (403; a WebSocket is closed before it is accepted). Clien
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
-Message = dict[str, Any]
+from hearai.serve.guard import Message, refuse
 
 
 class OriginGuard:
@@ -44,10 +42,7 @@ class OriginGuard:
             await receive()  # the connect message
             await send({"type": "websocket.close", "code": 1008, "reason": reason[1][:120]})
         else:
-            body = json.dumps({"error": reason[1]}).encode()
-            reply = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": reason[0], "headers": reply})
-            await send({"type": "http.response.body", "body": body})
+            await refuse(send, *reason)
 
     def _allowed_origin(self, origin: str, host: str) -> bool:
         if origin in self.origins:
