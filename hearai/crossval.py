@@ -26,7 +26,7 @@ from hearai.fsutil import write_csv_atomic, write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model
 from hearai.models.inference import clip_probabilities
 from hearai.runs import RunOptions, clip_features, run_fingerprint, train_classifier
-from hearai.train import TrainConfig
+from hearai.train import TrainConfig, differing_keys
 
 
 def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config: FeatureConfig, config: TrainConfig,
@@ -137,7 +137,7 @@ def claim_run_folder(out: Path, fingerprint: dict[str, Any], *, resume: bool) ->
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{record}: unreadable run record ({exc}); {fresh}") from exc
         theirs = theirs if isinstance(theirs, dict) else {}
-        differing = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
+        differing = differing_keys(theirs, fingerprint)
         if differing:
             raise ConfigError(f"{out}: holds a run of other settings ({', '.join(differing)} differ); {fresh}")
         return

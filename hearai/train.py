@@ -213,6 +213,11 @@ def _save(path: Path, fingerprint: dict[str, Any], model: nn.Module, optimizer: 
         torch.save(payload, tmp)
 
 
+def differing_keys(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """The fields in which two run fingerprints differ (present in one only, or unequal), sorted."""
+    return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+
+
 _STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "best_model", "stale")
 
 
@@ -227,8 +232,7 @@ def _restore(path: Path, fingerprint: dict[str, Any], config: TrainConfig, model
         raise ModelError(f"{path}: unreadable checkpoint ({_first_line(exc)}); {fresh}") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("fingerprint"), dict):
         raise ModelError(f"{path}: not a hearai checkpoint of this version; {fresh}")
-    theirs = payload["fingerprint"]
-    differing = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
+    differing = differing_keys(payload["fingerprint"], fingerprint)
     if differing:
         raise ModelError(f"{path}: the checkpoint belongs to another run ({', '.join(differing)} differ); {fresh}")
     state = {k: payload.get(k) for k in _STATE_KEYS}
