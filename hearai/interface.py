@@ -22,7 +22,7 @@ import numpy as np
 from hearai import audio
 from hearai.errors import ConfigError, HearaiError, ModelError
 from hearai.featureconfig import FeatureConfig
-from hearai.windows import crop_samples, pad_short_clip, window_crops, window_starts
+from hearai.windows import crop_samples, iter_clip_crops
 
 SAFETENSORS_FORMAT = "hearai-classifier/1"
 ONNX_FORMAT = "hearai-onnx/1"
@@ -140,13 +140,12 @@ class SoundModel(ABC):
         Crops are cut a batch at a time (``hearai.windows``), so a 10-minute upload holds its audio
         and one batch of crops, not 600 crops at once.
         """
-        config = self.feature_config
-        wave = pad_short_clip(self.waveform(source, sample_rate=sample_rate), config)
-        starts = window_starts(config.n_frames(len(wave)), config)
-        total = np.zeros(len(self.labels), dtype=np.float64)
-        for i in range(0, len(starts), CROPS_PER_BATCH):
-            total += self.window_probabilities(window_crops(wave, config, starts[i : i + CROPS_PER_BATCH])).sum(axis=0)
-        return (total / len(starts)).astype(np.float32)
+        total, windows = np.zeros(len(self.labels), dtype=np.float64), 0
+        for crops in iter_clip_crops(self.waveform(source, sample_rate=sample_rate), self.feature_config,
+                                     batch=CROPS_PER_BATCH):
+            total += self.window_probabilities(crops).sum(axis=0)
+            windows += len(crops)
+        return (total / windows).astype(np.float32)
 
     def predict(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> dict[str, Any]:
         """``{"label": top label, "confidence": p, "probabilities": {label: p}}``."""

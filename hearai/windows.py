@@ -11,6 +11,8 @@ runtime shares this module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from hearai.errors import ConfigError
@@ -98,8 +100,15 @@ def window_crops(waveform: np.ndarray, config: FeatureConfig, starts: list[int])
 
 def clip_crops(waveform: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """(n_windows, crop samples): every window of a clip (short clips padded first), as training cuts it."""
+    return np.concatenate(list(iter_clip_crops(waveform, config)))
+
+
+def iter_clip_crops(waveform: np.ndarray, config: FeatureConfig, *, batch: int = 64) -> Iterator[np.ndarray]:
+    """``clip_crops`` ``batch`` windows at a time: a long clip never holds all its crops at once."""
     wave = pad_short_clip(waveform, config)
-    return window_crops(wave, config, window_starts(config.n_frames(len(wave)), config))
+    starts = window_starts(config.n_frames(len(wave)), config)
+    for i in range(0, len(starts), batch):
+        yield window_crops(wave, config, starts[i : i + batch])
 
 
 def stream_window_starts(received: int, config: FeatureConfig, *, first: int, final: bool) -> list[int]:
