@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +50,15 @@ def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None
     detector = StreamingDetector(model, config, sample_rate=rate, record=record)
     events: list[Event] = []
     alerts: list[tuple[str, float, float]] = []
-    for block in audio.stream(path, sample_rate=rate, block_seconds=block_seconds):
-        pushed = detector.push(block)
-        alerts += [(e.label, e.onset, detector.seconds) for e in pushed if e.offset is None]
-        events += pushed
-    flushed = detector.flush()
-    alerts += [(e.label, e.onset, detector.seconds) for e in flushed if e.offset is None]
-    events += flushed
+
+    def decisions() -> Iterator[list[Event]]:
+        for block in audio.stream(path, sample_rate=rate, block_seconds=block_seconds):
+            yield detector.push(block)
+        yield detector.flush()
+
+    for decided in decisions():  # each alert's time is where the stream was when it was emitted
+        alerts += [(e.label, e.onset, detector.seconds) for e in decided if e.offset is None]
+        events += decided
     closed = sorted((e for e in events if e.offset is not None), key=lambda e: (e.onset, e.label))
     return Detection(file=str(path), events=closed, times=np.asarray(detector.times),
                      probabilities=np.asarray(detector.probabilities).reshape(-1, len(model.labels)),
