@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hearai.models.registry import register_model
+from hearai.models.registry import fraction, register_model, whole_number
 
 
 class CeilAvgPool2d(nn.Module):
@@ -94,10 +94,8 @@ def check_options(*, widths: tuple[int, ...], blocks: int, dropout: float) -> No
     """Options from a model file are bounded before a layer is built (``ValueError`` names the option)."""
     if not 1 <= len(widths) <= MAX_STAGES or not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
         raise ValueError(f"widths must be 1-{MAX_STAGES} whole numbers of 1-{MAX_WIDTH} channels, got {list(widths)}")
-    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= MAX_BLOCKS:
-        raise ValueError(f"blocks must be a whole number from 1 to {MAX_BLOCKS}, got {blocks!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    whole_number("blocks", blocks, 1, MAX_BLOCKS)
+    fraction("dropout", dropout)
 
 
 class ResidualCNN(nn.Module):

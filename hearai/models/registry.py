@@ -42,6 +42,18 @@ def register_model(name: str, *, summary: str) -> Callable[[Factory], Factory]:
     return add
 
 
+def whole_number(name: str, value: Any, low: int, high: int) -> None:
+    """A network option (from a model file, say) is a whole number in [low, high], or a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+
+
+def fraction(name: str, value: Any) -> None:
+    """A network option is a number in [0, 1) (a dropout rate), or a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
 def list_models() -> list[ModelSpec]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 

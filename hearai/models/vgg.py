@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from hearai.models.registry import register_model
+from hearai.models.registry import fraction, register_model, whole_number
 
 # (channels, convolutions) per block; a 2x2 max pool follows every block but the last.
 BLOCKS = ((16, 2), (32, 2), (64, 3), (128, 3), (128, 1))
@@ -43,8 +43,6 @@ class VGGDcase(nn.Module):
 @register_model("vgg-dcase", summary="DCASE-2016-style VGG: 11 conv layers (3x3, 16-128 channels) + BN, dense head")
 def vgg_dcase(*, n_classes: int, n_features: int, n_frames: int, width: int = 1, dropout: float = 0.5) -> nn.Module:
     del n_features, n_frames  # global pooling makes the net independent of the input size
-    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH_FACTOR:
-        raise ValueError(f"width must be a whole number from 1 to {MAX_WIDTH_FACTOR}, got {width!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    whole_number("width", width, 1, MAX_WIDTH_FACTOR)
+    fraction("dropout", dropout)
     return VGGDcase(n_classes=n_classes, width=width, dropout=dropout)
