@@ -52,8 +52,8 @@ _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; connect-src 'se
 class ServeConfig:
     """Limits of one server. CORS stays off unless origins are listed.
 
-    ``min_stream_speed``: a live stream must deliver at least this fraction of real time (averaged
-    from its start, checked once ``stream_idle_seconds`` have passed), or its slot is freed.
+    ``min_stream_speed``: a live stream must deliver at least this fraction of real time, allowing
+    it to lag by ``stream_idle_seconds`` (start-up, a busy server), or its slot is freed.
     ``max_concurrent_uploads``: uploads being decoded and scored at once; more get 503 and
     ``Retry-After``, so memory stays bounded whatever clients do. ``allowed_hosts``: the ``Host``
     names accepted (empty: any; ``hearai serve`` on loopback accepts only loopback names).
@@ -223,7 +223,10 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector, pcm_form
             return
         heard += len(samples)
         elapsed = time.monotonic() - started
-        if elapsed > limits.stream_idle_seconds and heard / detector.input_rate < limits.min_stream_speed * elapsed:
+        # A live client may lag by up to the idle limit (start-up, a busy server): only a stream that
+        # stays under min_stream_speed beyond that is holding its slot with almost nothing.
+        behind = elapsed - limits.stream_idle_seconds
+        if behind > 0 and heard / detector.input_rate < limits.min_stream_speed * behind:
             await socket.close(code=1008, reason=f"too slow: {heard / detector.input_rate:.1f} s of audio in "
                                                  f"{elapsed:.0f} s (at least {limits.min_stream_speed:g}x real time)")
             return
