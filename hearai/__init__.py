@@ -11,19 +11,26 @@ if TYPE_CHECKING:
     from hearai.interface import SoundModel
 
 __version__ = "0.1.0"
-__all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "__version__", "load"]
+__all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "DEFAULT_MODEL", "__version__",
+           "load"]
 
 _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
+# The shipped detector (README, "The shipped model"): ONNX, so that it runs without torch; its
+# .safetensors twin beside it is what 'make default-model' trains and exports from.
+DEFAULT_MODEL = Path(__file__).parent / "default_model" / "esc50-sed.onnx"
 
 
-def load(path: str | Path) -> SoundModel:
+def load(path: str | Path | None = None) -> SoundModel:
     """Open a model file of either kind as a ``SoundModel``: ``.safetensors`` (torch) or ``.onnx`` (no torch).
 
-    The kind is read from the file's first bytes, not its name: an ONNX model (a protobuf) starts
-    with its IR-version field, byte 0x08; anything else goes to the safetensors reader, whose error
-    names the file when it is neither.
+    ``None`` opens the shipped default detector (``DEFAULT_MODEL``). The kind is read from the
+    file's first bytes, not its name: an ONNX model (a protobuf) starts with its IR-version field,
+    byte 0x08; anything else goes to the safetensors reader, whose error names the file when it is neither.
     """
-    target = Path(path)
+    if path is None and not DEFAULT_MODEL.is_file():
+        raise ModelError(f"{DEFAULT_MODEL}: the shipped model is missing from this installation; rebuild it with "
+                         "'make default-model' or give a model file")
+    target = Path(DEFAULT_MODEL if path is None else path)
     if not target.is_file():
         raise ModelError(f"{target}: model file not found")
     try:

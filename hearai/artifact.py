@@ -8,6 +8,7 @@ is unpickled, no code runs — and scoring always computes the features the mode
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,44 +18,58 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch import nn
 
 from hearai import __version__
 from hearai.errors import ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import atomic_path
-from hearai.interface import SAFETENSORS_FORMAT, ModelHeader, SoundModel
+from hearai.interface import DETECTOR_FORMATS, SAFETENSORS_FORMAT, ModelHeader, SoundModel
 from hearai.models import create_model
 from hearai.models.inference import WindowGraph
+from hearai.models.scaler import ScaledNet
 
 
 class Classifier(SoundModel):
     """A trained network with its feature config and labels, scored in torch."""
 
-    def __init__(self, *, model: nn.Module, feature_config: FeatureConfig, labels: tuple[str, ...], model_name: str,
-                 model_options: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None) -> None:
-        self.header = ModelHeader(format=SAFETENSORS_FORMAT, feature_config=feature_config, labels=tuple(labels),
-                                  model_name=model_name, model_options=dict(model_options or {}),
-                                  provenance=dict(provenance or {}))
+    def __init__(self, *, model: ScaledNet, feature_config: FeatureConfig, labels: tuple[str, ...], model_name: str,
+                 model_options: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
+                 thresholds: dict[str, tuple[float, float]] | None = None) -> None:
+        detector = model.task == "detector"
         self.model = model.eval()
+        frames = 0
+        if detector:
+            with torch.inference_mode():
+                window = torch.zeros(1, 1, feature_config.n_features, feature_config.window_frames)
+                frames = self.model(window)[1].shape[1]
+        self.header = ModelHeader(format=DETECTOR_FORMATS[SAFETENSORS_FORMAT] if detector else SAFETENSORS_FORMAT,
+                                  feature_config=feature_config, labels=tuple(labels), model_name=model_name,
+                                  model_options=dict(model_options or {}), provenance=dict(provenance or {}),
+                                  frames_per_window=frames, thresholds=dict(thresholds or {}))
         self.window_graph = WindowGraph(self.model, feature_config).eval()
 
     @property
     def model_options(self) -> dict[str, Any]:
         return self.header.model_options
 
-    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+    def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
         """The graph ``hearai export`` writes, run in torch, so torch and ONNX agree."""
         with torch.inference_mode():
-            return self.window_graph(torch.from_numpy(crops)).numpy()
+            output = self.window_graph(torch.from_numpy(crops))
+        return [t.numpy() for t in output] if isinstance(output, tuple) else [output.numpy()]
+
+    def with_thresholds(self, thresholds: dict[str, tuple[float, float]], calibration: dict[str, Any]) -> Classifier:
+        """The same detector with new per-class thresholds, and how they were chosen in its provenance."""
+        return Classifier(model=self.model, feature_config=self.feature_config, labels=self.labels,
+                          model_name=self.model_name, model_options=self.model_options,
+                          provenance={**self.provenance, "calibration": calibration}, thresholds=thresholds)
 
     def file_header(self, format: str = SAFETENSORS_FORMAT) -> ModelHeader:
         """The header a file written now carries: provenance plus the versions that wrote it."""
         stamp = {"hearai": __version__, "torch": torch.__version__, "python": platform.python_version(),
                  "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        return ModelHeader(format=format, feature_config=self.feature_config, labels=self.labels,
-                           model_name=self.model_name, model_options=self.model_options,
-                           provenance={**self.provenance, **stamp})
+        return dataclasses.replace(self.header, format=DETECTOR_FORMATS[format] if self.task == "detector" else format,
+                                   provenance={**self.provenance, **stamp})
 
     def save(self, path: str | Path) -> Path:
         """Write the model file atomically; returns its path."""
@@ -87,5 +102,12 @@ def load(path: str | Path) -> Classifier:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit model {header.model_name!r}: {exc}") from exc
-    return Classifier(model=model, feature_config=config, labels=header.labels, model_name=header.model_name,
-                      model_options=header.model_options, provenance=header.provenance)
+    if model.task != header.task:
+        raise ModelError(f"{path}: the header says {header.task}, but {header.model_name!r} is a {model.task}")
+    classifier = Classifier(model=model, feature_config=config, labels=header.labels, model_name=header.model_name,
+                            model_options=header.model_options, provenance=header.provenance,
+                            thresholds=header.thresholds)
+    if classifier.header.frames_per_window != header.frames_per_window:
+        raise ModelError(f"{path}: the header says {header.frames_per_window} frames per window, the network gives "
+                         f"{classifier.header.frames_per_window}")
+    return classifier

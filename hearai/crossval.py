@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hearai import __version__, plots
+from hearai.artifact import Classifier
 from hearai.data.clips import ClipFeatures
 from hearai.data.records import Clip, Dataset
 from hearai.errors import ConfigError, DatasetError
@@ -26,6 +27,7 @@ from hearai.fsutil import write_csv_atomic, write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model
 from hearai.models.inference import clip_probabilities
 from hearai.runs import RunOptions, clip_features, run_fingerprint, train_classifier
+from hearai.sedeval import DetectionProtocol, mean_std, summary_row, test_detector
 from hearai.train import TrainConfig, differing_keys
 
 
@@ -97,6 +99,9 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
         "versions": {"hearai": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
     }
+    if config.task == "detector":
+        rows = [summary_row(r["detection"]) for r in fold_results]
+        report["detection"] = {"protocol": DetectionProtocol().to_dict(), "per_fold": rows, **mean_std(rows)}
     write_outputs(out, report, dataset.labels, None, None, title=f"{dataset.name} {len(folds)}-fold CV")
     write_predictions(out / "predictions.csv", test_clips, dataset.labels, np.concatenate(all_probabilities))
     write_text_atomic(out / "report.md", _markdown_report(report, out))
@@ -117,11 +122,23 @@ def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: lis
     probabilities = clip_probabilities(classifier.model, test_features, feature_config, device=run.device).numpy()
     _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
     truth = np.array([dataset.label_index(c.label) for c in dataset.select([k]).clips])
-    record = {"fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
-              "n_train": len(train.clips), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-              "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+    record: dict[str, Any] = {
+        "fold": k, "accuracy": float((probabilities.argmax(1) == truth).mean()), "n_test": len(truth),
+        "n_train": len(train.clips), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+        "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
+    if config.task == "detector":
+        record["detection"] = _test_detector(classifier, dataset.select([k]).clips, k, config=config, run=run,
+                                             fold_dir=fold_dir)
     write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
     (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
+
+
+def _test_detector(detector: Classifier, test_clips: tuple[Clip, ...], k: int, *, config: TrainConfig,
+                   run: RunOptions, fold_dir: Path) -> dict[str, Any]:
+    """Score the (calibrated) detector's detection on soundscapes of fold ``k`` (``hearai.sedeval``)."""
+    detector.save(fold_dir / "model.safetensors")
+    return test_detector(detector, list(test_clips), backgrounds=config.soundscape.backgrounds, fold=k,
+                         protocol=DetectionProtocol(), work=fold_dir, progress=run.progress)
 
 
 def claim_run_folder(out: Path, fingerprint: dict[str, Any], *, resume: bool) -> None:
@@ -176,6 +193,8 @@ def _markdown_report(report: dict[str, Any], out: Path) -> str:
         curves = f"[png](fold-{r['fold']}/curves.png), [csv](fold-{r['fold']}/curves.csv)"
         lines.append(f"| {r['fold']} | {100 * r['accuracy']:.1f} % | {r['n_test']} | {r.get('n_train', '')} | "
                      f"{r.get('best_epoch', '')} | {curves} |")
+    if "detection" in report:
+        lines += _detection_lines(report["detection"], [r["fold"] for r in report["folds"]])
     lines += ["", "![confusion matrix](confusion.png)", "", "[confusion.csv](confusion.csv) · "
               "[metrics.json](metrics.json) · [predictions.csv](predictions.csv)", "",
               "| class | precision | recall | F1 | clips |", "| --- | --- | --- | --- | --- |"]
@@ -184,3 +203,23 @@ def _markdown_report(report: dict[str, Any], out: Path) -> str:
     if report["data"].get("warnings"):
         lines += ["", "Data warnings: " + "; ".join(report["data"]["warnings"])]
     return "\n".join(lines) + "\n"
+
+
+_DETECTION_COLUMNS = {"event_f1": "event F1", "event_onset_f1": "event F1 (onsets)", "segment_f1": "segment F1",
+                      "segment_error_rate": "segment ER", "latency_median": "latency median (s)",
+                      "latency_p95": "latency p95 (s)", "false_alarms_per_hour": "false alarms / h",
+                      "psds1": "PSDS1", "psds2": "PSDS2"}
+
+
+def _detection_lines(detection: dict[str, Any], folds: list[int]) -> list[str]:
+    """The detection table: one row per test fold's soundscapes, then mean ± std."""
+    keys = list(_DETECTION_COLUMNS)
+    lines = ["", "## Detection on test-fold soundscapes", "",
+             "| test fold | " + " | ".join(_DETECTION_COLUMNS.values()) + " | timeline |",
+             "| --- " * (len(keys) + 2) + "|"]
+    for fold, row in zip(folds, detection["per_fold"]):
+        cells = ["" if row[key] is None else f"{row[key]:.3g}" for key in keys]
+        lines.append(f"| {fold} | " + " | ".join(cells) + f" | [png](fold-{fold}/timeline.png) |")
+    cells = [f"{detection[key]['mean']:.3g} ± {detection[key]['std']:.2g}" if key in detection else "" for key in keys]
+    lines.append("| **mean ± std** | " + " | ".join(cells) + " | |")
+    return lines

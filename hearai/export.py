@@ -35,7 +35,8 @@ def export_onnx(classifier: Classifier, path: str | Path, *, int8: bool = False)
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         try:
-            program = torch.onnx.export(graph, (example,), input_names=["crops"], output_names=["probabilities"],
+            outputs = ["probabilities", "frame_probabilities"] if classifier.task == "detector" else ["probabilities"]
+            program = torch.onnx.export(graph, (example,), input_names=["crops"], output_names=outputs,
                                         dynamic_shapes={"crops": {0: torch.export.Dim("batch")}},
                                         opset_version=OPSET, dynamo=True, verbose=False)
         except Exception as exc:  # the exporter raises many types; the user needs the model named

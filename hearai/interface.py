@@ -26,6 +26,9 @@ from hearai.windows import crop_samples, iter_clip_crops
 
 SAFETENSORS_FORMAT = "hearai-classifier/1"
 ONNX_FORMAT = "hearai-onnx/1"
+# A detector's file says so in its format, so that a hearai too old to know detectors refuses it
+# instead of reading its sigmoid scores as a softmax.
+DETECTOR_FORMATS = {SAFETENSORS_FORMAT: "hearai-detector/1", ONNX_FORMAT: "hearai-onnx-detector/1"}
 CROPS_PER_BATCH = 64
 MAX_LABELS, MAX_LABEL_LENGTH = 10_000, 200
 
@@ -40,10 +43,21 @@ class ModelHeader:
     model_name: str
     model_options: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # Detectors only: output frames per window, and per-class [on, off] thresholds (calibrated).
+    frames_per_window: int = 0
+    thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return "detector" if self.format in DETECTOR_FORMATS.values() else "classifier"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "feature_config": self.feature_config.to_dict(), "labels": list(self.labels),
+        data = {"format": self.format, "feature_config": self.feature_config.to_dict(), "labels": list(self.labels),
                 "model": {"name": self.model_name, "options": self.model_options}, "provenance": self.provenance}
+        if self.task == "detector":
+            data["detector"] = {"frames_per_window": self.frames_per_window,
+                                "thresholds": {k: list(v) for k, v in self.thresholds.items()}}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -57,7 +71,7 @@ class ModelHeader:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise ModelError(f"{source}: the hearai header is not a JSON object")
-            if data.get("format") != expected_format:
+            if data.get("format") not in (expected_format, DETECTOR_FORMATS.get(expected_format)):
                 raise ModelError(f"{source}: unsupported model format {data.get('format')!r}, "
                                  f"expected {expected_format}")
             labels = data["labels"]
@@ -71,9 +85,13 @@ class ModelHeader:
             if not isinstance(name, str) or not isinstance(options, dict):
                 raise ModelError(f"{source}: header field 'model' must hold a name and an options object")
             provenance = data.get("provenance", {})
-            return cls(format=data["format"], feature_config=FeatureConfig.from_dict(data["feature_config"]),
-                       labels=tuple(labels), model_name=name, model_options=options,
-                       provenance=provenance if isinstance(provenance, dict) else {})
+            config = FeatureConfig.from_dict(data["feature_config"])
+            frames, thresholds = 0, dict[str, tuple[float, float]]()
+            if data["format"] in DETECTOR_FORMATS.values():
+                frames, thresholds = _detector_fields(data["detector"], config, labels)
+            return cls(format=data["format"], feature_config=config, labels=tuple(labels), model_name=name,
+                       model_options=options, provenance=provenance if isinstance(provenance, dict) else {},
+                       frames_per_window=frames, thresholds=thresholds)
         except json.JSONDecodeError as exc:
             raise ModelError(f"{source}: the hearai header is not valid JSON: {exc}") from exc
         except (KeyError, TypeError) as exc:
@@ -84,8 +102,32 @@ class ModelHeader:
             raise ModelError(f"{source}: {exc}") from exc
 
 
+def _detector_fields(detector: Any, config: FeatureConfig, labels: list[str]
+                     ) -> tuple[int, dict[str, tuple[float, float]]]:
+    """A detector header's frame count and thresholds, checked (``ModelError`` says which field is wrong)."""
+    if not isinstance(detector, dict):
+        raise ModelError("header field 'detector' must be an object")
+    frames, given = detector["frames_per_window"], detector["thresholds"]
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 0 < frames <= config.window_frames:
+        raise ModelError(f"header field 'detector.frames_per_window' must be 1-{config.window_frames}, got {frames!r}")
+    if not isinstance(given, dict) or set(given) - set(labels):
+        raise ModelError("header field 'detector.thresholds' must map the model's labels to [on, off]")
+    thresholds: dict[str, tuple[float, float]] = {}
+    for label, pair in given.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(x) in (int, float) for x in pair)
+                and 0 < pair[1] <= pair[0] < 1):
+            raise ModelError(f"header field 'detector.thresholds.{label}' must be [on, off] with 0 < off <= on < 1")
+        thresholds[label] = (float(pair[0]), float(pair[1]))
+    return frames, thresholds
+
+
 class SoundModel(ABC):
-    """A trained sound classifier: give it audio, get class probabilities, predictions, window scores."""
+    """A trained sound model: give it audio, get class probabilities, predictions, window (and frame) scores.
+
+    A classifier's windows each hold one softmax over its classes. A detector (``task ==
+    "detector"``) scores every class on its own (sigmoid) per window and per short frame
+    (``frame_probabilities``); its header carries calibrated per-class thresholds.
+    """
 
     header: ModelHeader
 
@@ -110,42 +152,73 @@ class SoundModel(ABC):
         return self.header.provenance
 
     @property
+    def task(self) -> str:
+        return self.header.task
+
+    @property
+    def thresholds(self) -> dict[str, tuple[float, float]]:
+        """A detector's calibrated per-class [on, off] scores (empty for a classifier)."""
+        return self.header.thresholds
+
+    @property
+    def frame_seconds(self) -> float:
+        """A detector's frame hop in seconds (its window split into ``frames_per_window``)."""
+        if self.task != "detector":
+            raise ModelError(f"{self.model_name} is a classifier: it has no frame scores")
+        return self.feature_config.window_samples / self.sample_rate / self.header.frames_per_window
+
+    @property
     def crop_samples(self) -> int:
         """Samples of one window crop (``hearai.windows``) that ``window_probabilities`` takes."""
         return crop_samples(self.feature_config)
 
     @abstractmethod
-    def score_crops(self, crops: np.ndarray) -> np.ndarray:
-        """One batch: (n, crop samples) float32 -> (n, n_classes) probabilities."""
+    def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
+        """One batch: (n, crop samples) float32 -> the graph's outputs: window probabilities (n, n_classes),
+        and for a detector its frame probabilities (n, frames_per_window, n_classes)."""
 
     def window_probabilities(self, crops: np.ndarray) -> np.ndarray:
         """(n, crop samples) window crops -> (n, n_classes) probabilities, scored in batches."""
+        return self._scored(crops, frames=False)
+
+    def frame_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """A detector's (n, frames_per_window, n_classes) frame probabilities of ``n`` window crops."""
+        if self.task != "detector":
+            raise ModelError(f"{self.model_name} is a classifier: it has no frame scores")
+        return self._scored(crops, frames=True)
+
+    def _scored(self, crops: np.ndarray, *, frames: bool) -> np.ndarray:
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if crops.ndim != 2 or crops.shape[1] != self.crop_samples:
             raise ModelError(f"expected crops of shape (n, {self.crop_samples}), got {crops.shape}")
         if not np.isfinite(crops).all():
             raise ConfigError("the audio holds NaN or infinite samples")
+        shape = (self.header.frames_per_window, len(self.labels)) if frames else (len(self.labels),)
         if not len(crops):
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        out = np.concatenate([self.score_crops(crops[i : i + CROPS_PER_BATCH])
+            return np.zeros((0, *shape), dtype=np.float32)
+        output = 1 if frames else 0
+        out = np.concatenate([self.run_crops(crops[i : i + CROPS_PER_BATCH])[output]
                               for i in range(0, len(crops), CROPS_PER_BATCH)]).astype(np.float32, copy=False)
-        if out.shape != (len(crops), len(self.labels)) or not np.isfinite(out).all():
+        if out.shape != (len(crops), *shape) or not np.isfinite(out).all():
             raise ModelError(f"{self.model_name}: the network returned {out.shape} scores, not finite "
-                             f"probabilities of shape {(len(crops), len(self.labels))}")
+                             f"probabilities of shape {(len(crops), *shape)}")
         return out
 
     def predict_proba(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> np.ndarray:
-        """Class probabilities (n_classes,) of a file, or of a mono waveform at ``sample_rate``: the window mean.
+        """Class probabilities (n_classes,) of a file, or of a mono waveform at ``sample_rate``.
 
-        Crops are cut a batch at a time (``hearai.windows``), so a 10-minute upload holds its audio
-        and one batch of crops, not 600 crops at once.
+        A classifier's is the mean over its windows; a detector's the maximum (a sound is in the
+        clip if it is in any window). Crops are cut a batch at a time (``hearai.windows``), so a
+        10-minute upload holds its audio and one batch of crops, not 600 crops at once.
         """
+        detector = self.task == "detector"
         total, windows = np.zeros(len(self.labels), dtype=np.float64), 0
         for crops in iter_clip_crops(self.waveform(source, sample_rate=sample_rate), self.feature_config,
                                      batch=CROPS_PER_BATCH):
-            total += self.window_probabilities(crops).sum(axis=0)
+            scores = self.window_probabilities(crops)
+            total = np.maximum(total, scores.max(axis=0)) if detector else total + scores.sum(axis=0)
             windows += len(crops)
-        return (total / windows).astype(np.float32)
+        return (total if detector else total / windows).astype(np.float32)
 
     def predict(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> dict[str, Any]:
         """``{"label": top label, "confidence": p, "probabilities": {label: p}}``."""
@@ -170,8 +243,12 @@ class SoundModel(ABC):
         history, best = provenance.pop("history", []), provenance.get("best_epoch", 0)
         kept = history[best - 1] if isinstance(history, list) and isinstance(best, int) and 0 < best <= len(history) \
             else {}
-        return {"model": self.model_name, "labels": list(self.labels), "feature_config": self.feature_config.to_dict(),
-                "metrics": kept, "provenance": provenance}
+        out = {"model": self.model_name, "task": self.task, "labels": list(self.labels),
+               "feature_config": self.feature_config.to_dict(), "metrics": kept, "provenance": provenance}
+        if self.task == "detector":
+            out.update(frame_seconds=round(self.frame_seconds, 4),
+                       thresholds={k: list(v) for k, v in self.thresholds.items()})
+        return out
 
 
 def as_prediction(labels: tuple[str, ...], probabilities: np.ndarray) -> dict[str, Any]:

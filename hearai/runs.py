@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from hearai.data.records import Dataset, assign_folds
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.machine import available_cores
+from hearai.sedeval import DetectionProtocol, calibrate_detector
 from hearai.train import TrainConfig, TrainResult, fit
 
 
@@ -95,6 +97,8 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
                      ) -> tuple[Classifier, TrainResult]:
     """Train on every clip of ``dataset`` (validation held out from it) and wrap the result as a ``Classifier``.
 
+    A detector's thresholds are then calibrated on soundscapes of the validation clips (``hearai.sedeval``).
+
     ``data``: the clips' features when the caller already has them (cross-validation loads a
     dataset's features once for all folds).
     """
@@ -102,13 +106,20 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
                                                        waveforms=config.augment.needs_waveforms)
     train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
     fingerprint = run_fingerprint(dataset, feature_config, run) if checkpoint is not None else None
+    beds = [i for i in train_idx if dataset.clips[i].label in config.soundscape.backgrounds]
     result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
                  feature_config=feature_config, config=config, checkpoint=checkpoint, resume=run.resume,
-                 progress=run.progress, device=run.device, fingerprint=fingerprint)
+                 progress=run.progress, device=run.device, fingerprint=fingerprint,
+                 beds=data.subset(beds) if config.task == "detector" else None)
     provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
                   "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
     classifier = Classifier(model=result.model.cpu(), feature_config=feature_config, labels=dataset.labels,
                             model_name=config.model, model_options=dict(config.model_options), provenance=provenance)
+    if config.task == "detector" and val_idx and is_main_process():
+        with tempfile.TemporaryDirectory(prefix="hearai-calibration-") as work:
+            classifier = calibrate_detector(classifier, [dataset.clips[i] for i in val_idx],
+                                            backgrounds=config.soundscape.backgrounds, protocol=DetectionProtocol(),
+                                            work=Path(work), progress=run.progress)
     return classifier, result
 
 

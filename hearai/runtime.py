@@ -35,8 +35,8 @@ class OnnxClassifier(SoundModel):
         self.header = ModelHeader.from_json(metadata.get("hearai"), source=self.path, expected_format=ONNX_FORMAT)
         self._input = self._session.get_inputs()[0].name
 
-    def score_crops(self, crops: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: crops})[0]
+    def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(None, {self._input: crops})
 
 
 def load_onnx(path: str | Path, *, threads: int = 1) -> OnnxClassifier:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +23,14 @@ from torch import nn
 from tqdm import tqdm
 
 from hearai.augment import AugmentConfig, BatchMaker
+from hearai.augment.soundscape import SoundscapeBatches, SoundscapeMix
 from hearai.data.clips import ClipFeatures
 from hearai.errors import ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import atomic_path
-from hearai.models import create_model
+from hearai.models import create_model, model_task
 from hearai.models.inference import clip_probabilities
+from hearai.models.scaler import ScaledNet
 from hearai.validation import choice, positive_float, positive_int
 
 
@@ -49,11 +51,14 @@ class TrainConfig:
     patience: int = 12
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    soundscape: SoundscapeMix = field(default_factory=SoundscapeMix)  # detectors only: training soundscapes
 
     def __post_init__(self) -> None:
         positive_int(self, "epochs", "batch_size", "patience")
         if not isinstance(self.augment, AugmentConfig):
             raise ConfigError(f"TrainConfig.augment must be an AugmentConfig, got {type(self.augment).__name__}")
+        if not isinstance(self.soundscape, SoundscapeMix):
+            raise ConfigError(f"TrainConfig.soundscape must be a SoundscapeMix, got {type(self.soundscape).__name__}")
         positive_float(self, "learning_rate")
         choice(self, "schedule", ("onecycle", "cosine", "constant"))
         if not 0 <= self.weight_decay < 1:
@@ -62,7 +67,7 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.validation_fraction must be in [0, 0.5), got {self.validation_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "augment": self.augment.to_dict()}
+        return {**asdict(self), "augment": self.augment.to_dict(), "soundscape": self.soundscape.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -71,12 +76,34 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig has no field(s) {', '.join(unknown)}")
         if isinstance(data.get("augment"), dict):
             data = {**data, "augment": AugmentConfig.from_dict(data["augment"])}
+        if isinstance(data.get("soundscape"), dict):
+            data = {**data, "soundscape": SoundscapeMix.from_dict(data["soundscape"])}
         return cls(**data)
+
+    @property
+    def task(self) -> str:
+        """"classifier" or "detector", as the registered network says."""
+        return model_task(self.model)
+
+
+# The detector's recipe (README, "Sound event detection"): ~1-s windows every 0.24 s with 64 mel
+# bands (80-ms output frames), training soundscapes instead of clip mixing, light SpecAugment,
+# a validation share for the kept epoch and for calibrating thresholds.
+DETECTOR_FEATURES = FeatureConfig(n_mels=64, window_seconds=0.96, window_hop_seconds=0.24)
+DETECTOR_RECIPE = TrainConfig(model="sed", epochs=30, validation_fraction=0.15, patience=30,
+                              augment=AugmentConfig(mixing="none", time_masks=1, time_mask_frames=5))
+
+
+def recipe(model: str) -> tuple[TrainConfig, FeatureConfig]:
+    """The default training config and features for ``model``: a detector's recipe, or the classifiers' defaults."""
+    if model_task(model) == "detector":
+        return replace(DETECTOR_RECIPE, model=model), DETECTOR_FEATURES
+    return TrainConfig(model=model), FeatureConfig()
 
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    model: ScaledNet
     history: list[dict[str, float]]
     best_epoch: int
 
@@ -84,11 +111,13 @@ class TrainResult:
 def fit(
     train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, feature_config: FeatureConfig,
     config: TrainConfig, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
-    device: str | torch.device = "cpu", fingerprint: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu", fingerprint: dict[str, Any] | None = None, beds: ClipFeatures | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train``; keep the weights that scored best on ``validation``.
 
-    Without a validation set the last epoch's weights are kept and early stopping is off.
+    Without a validation set the last epoch's weights are kept and early stopping is off. A
+    detector trains on soundscapes mixed on the fly from ``train`` over ``beds`` (background
+    recordings of the training folds; ``hearai.augment.soundscape``).
     ``fingerprint`` describes everything else that shapes the result (data, features, code): a
     checkpoint resumes only when its fingerprint and training config equal this run's.
     """
@@ -105,8 +134,8 @@ def fit(
     trainable = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     rows = train.window_index(feature_config)
-    make_batch = BatchMaker(train, rows, feature_config=feature_config, augment=config.augment, n_classes=n_classes,
-                            band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank, device=device)
+    make_batch = _batches(train, rows, beds, feature_config=feature_config, config=config, n_classes=n_classes,
+                          band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank, device=device)
     del frames
     steps = (len(rows) + config.batch_size - 1) // config.batch_size
     scheduler = _schedule(optimizer, config, steps)
@@ -134,13 +163,13 @@ def fit(
             targets = targets.to(device)
             with autocast:
                 logits = trainable(x)
-                loss = _loss(logits.float(), targets)
+                loss = _loss(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             loss_sum += loss.item() * len(targets)
-            correct += int((logits.argmax(1) == (targets if targets.dim() == 1 else targets.argmax(1))).sum())
+            correct += _correct(logits, targets)
             seen += len(targets)
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
@@ -169,7 +198,7 @@ def fit(
     return TrainResult(model=model, history=state["history"], best_epoch=state["best_epoch"] or state["epoch"])
 
 
-def evaluate_clips(model: nn.Module, clips: ClipFeatures, feature_config: FeatureConfig, *,
+def evaluate_clips(model: ScaledNet, clips: ClipFeatures, feature_config: FeatureConfig, *,
                    device: str | torch.device = "cpu") -> dict[str, float]:
     """Clip-level loss (of the mean window probabilities) and accuracy."""
     probabilities = clip_probabilities(model, list(clips.features), feature_config, device=device)
@@ -178,11 +207,52 @@ def evaluate_clips(model: nn.Module, clips: ClipFeatures, feature_config: Featur
             "val_accuracy": float((probabilities.argmax(1) == clips.labels).float().mean())}
 
 
-def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on class ids; KL divergence to a label distribution (mixed examples)."""
+def _batches(train: ClipFeatures, rows: torch.Tensor, beds: ClipFeatures | None, *, feature_config: FeatureConfig,
+             config: TrainConfig, n_classes: int, band_mean: torch.Tensor, seed: int, device: torch.device
+             ) -> BatchMaker | SoundscapeBatches:
+    if config.task == "classifier":
+        return BatchMaker(train, rows, feature_config=feature_config, augment=config.augment, n_classes=n_classes,
+                          band_mean=band_mean, seed=seed, device=device)
+    a = config.augment
+    if a.mixing != "none" or a.waveform:
+        raise ConfigError("a detector trains on mixed soundscapes: its augment config takes no other mixing "
+                          "(mixing 'none') and no waveform augmentation")
+    spec = dict(freq_masks=a.freq_masks, freq_mask_bands=a.freq_mask_bands, time_masks=a.time_masks,
+                time_mask_frames=a.time_mask_frames) if a.spec_augment else None
+    return SoundscapeBatches(train, beds, feature_config=feature_config, mix=config.soundscape, n_classes=n_classes,
+                             band_mean=band_mean, seed=seed, spec=spec, device=device)
+
+
+def _correct(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> int:
+    """Examples whose top class is their (main) target class; a detector's window score against its frames."""
+    if isinstance(output, tuple):
+        clip_targets = targets.amax(dim=1)
+        has = clip_targets.amax(dim=1) > 0
+        return int(((output[0].argmax(1) == clip_targets.argmax(1)) | ~has).sum())
+    return int((output.argmax(1) == (targets if targets.dim() == 1 else targets.argmax(1))).sum())
+
+
+def _loss(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on class ids; KL divergence to a label distribution (mixed examples).
+
+    A detector: binary cross-entropy of its frame scores against the strong labels (a frame is on
+    when any of its feature frames is) plus that of its window score against the window's label.
+    """
+    if isinstance(output, tuple):
+        clip, frames = output[0].float(), output[1].float()
+        pool = targets.shape[1] // frames.shape[1]
+        frame_targets = targets.unflatten(1, (frames.shape[1], pool)).amax(dim=2)
+        return _bce(frames, frame_targets) + _bce(clip, targets.amax(dim=1))
+    logits = output.float()
     if targets.dim() == 1:
         return nn.functional.cross_entropy(logits, targets)
     return nn.functional.kl_div(nn.functional.log_softmax(logits, dim=1), targets, reduction="batchmean")
+
+
+def _bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of probabilities, written out (autocast refuses torch's own on probabilities)."""
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
 
 
 def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:

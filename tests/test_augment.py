@@ -243,3 +243,44 @@ def test_augment_configs_from_files_are_bounded(fields, message):
     """--augment-config is read from a file like any other config: counts that are loops are bounded."""
     with pytest.raises(ConfigError, match=message):
         AugmentConfig.from_dict(fields)
+
+
+def _soundscape_batches(**mix_changes):
+    from hearai.augment.soundscape import SoundscapeBatches, SoundscapeMix
+    from hearai.data.clips import ClipFeatures
+    from hearai.train import DETECTOR_FEATURES
+
+    bands = DETECTOR_FEATURES.n_mels
+    event = torch.full((bands, 80), -100.0)
+    event[:, 20:40] = 0.0  # a 0.4-s sound in 1.6 s of digital silence
+    other = torch.full((bands, 80), -20.0)
+    bed = torch.full((bands, 80), -30.0)  # a steady background
+    events = ClipFeatures([event, other], torch.tensor([0, 1]))
+    beds = ClipFeatures([bed], torch.tensor([2]))
+    mix = SoundscapeMix(**{"bed_probability": 1.0, "overlap_probability": 0.0, "bed_only_probability": 0.0,
+                           "shift_probability": 0.0, "snr_db": (15.0, 15.0), "gain_db": 0.0, **mix_changes})
+    return SoundscapeBatches(events, beds, feature_config=DETECTOR_FEATURES, mix=mix, n_classes=3,
+                             band_mean=torch.zeros(bands), seed=0)
+
+
+def test_training_soundscape_mixes_mel_power_at_the_snr_and_labels_who_is_heard_where():
+    make = _soundscape_batches()
+    x, targets = make(torch.tensor([[0, 10]]))  # the event's window from frame 10: its sound at frames 10-30
+    assert x.shape == (1, 1, 64, 48) and targets.shape == (1, 48, 3)
+    bed_power, event_power = 10 ** -3.0, 10 ** (15 / 10) * 10 ** -3.0  # the event 15 dB over the bed under it
+    expected = torch.full((64, 48), -30.0)
+    expected[:, 10:30] = 10 * np.log10(bed_power + event_power)
+    torch.testing.assert_close(x[0, 0], expected, atol=1e-3, rtol=0)
+    on = torch.zeros(48, dtype=torch.bool)
+    on[10:30] = True
+    assert torch.equal(targets[0, :, 0].bool(), on)  # the event where it sounds
+    assert torch.equal(targets[0, :, 2].bool(), ~on)  # the bed where the event does not drown it
+    assert not targets[0, :, 1].any()
+
+
+def test_training_soundscape_moves_onsets_into_the_window_and_keeps_beds_alone_quiet():
+    x, targets = _soundscape_batches(shift_probability=1.0)(torch.tensor([[0, 10]]))
+    first = int(targets[0, :, 0].nonzero().min())
+    assert 1 <= first < 36 and x[0, 0, 0, first - 1] == -30.0 and x[0, 0, 0, first] > -30.0  # an onset inside
+    _, targets = _soundscape_batches(bed_probability=0.0, bed_only_probability=1.0)(torch.tensor([[0, 10]]))
+    assert not targets[0, :, :2].any() and targets[0, :, 2].all()  # background alone: only its own class

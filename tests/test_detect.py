@@ -15,12 +15,13 @@ import soundfile as sf
 
 from hearai import load
 from hearai.data import synth
-from hearai.detect import DetectConfig, StreamingDetector, detect_file, read_ground_truth
+from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, read_ground_truth
 from hearai.detect.activity import ActivityTracker
 from hearai.detect.metrics import Alert, LabelledEvent, event_based, false_alarms_per_hour, onset_latency, segment_based
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
-from hearai.interface import ModelHeader, SoundModel
+from hearai.interface import DETECTOR_FORMATS, SAFETENSORS_FORMAT, ModelHeader, SoundModel
+from hearai.train import DETECTOR_FEATURES
 from tests.conftest import assert_png, hearai
 
 RATE = 16_000
@@ -33,9 +34,9 @@ class ConstantScorer(SoundModel):
         self.header = ModelHeader(format="test", feature_config=FeatureConfig(), labels=("x", "y"), model_name="const")
         self.crops: list[np.ndarray] = []
 
-    def score_crops(self, crops: np.ndarray) -> np.ndarray:
+    def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
         self.crops.extend(crops)
-        return np.tile(np.array([0.9, 0.1], dtype=np.float32), (len(crops), 1))
+        return [np.tile(np.array([0.9, 0.1], dtype=np.float32), (len(crops), 1))]
 
 
 def tone_burst(seconds: float, freq: float = 1000.0, amplitude: float = 0.3) -> np.ndarray:
@@ -240,7 +241,7 @@ def test_onnx_model_detects_what_the_torch_model_detects(synth_model, tmp_path):
     assert done.returncode == 0, done.stderr
     assert_png(tmp_path / "t.png")
     payload = json.loads((tmp_path / "e.json").read_text())
-    assert len(payload["files"][0]["events"]) == len(torch_events) and payload["detect_config"]["threshold"] == 0.5
+    assert len(payload["files"][0]["events"]) == len(torch_events) and payload["detect_config"]["threshold"] is None
 
 
 # --- hearai listen --------------------------------------------------------------------------------
@@ -399,3 +400,61 @@ def test_detect_file_records_when_each_alert_was_announced(tmp_path):
     offline = detect_file(model, tmp_path / "tone.wav")
     assert offline.alerts[0][2] == 10.0  # 5-s blocks: known only to the end of the block
     assert [(e.label, e.onset, e.offset) for e in live.events] == [(e.label, e.onset, e.offset) for e in offline.events]
+
+
+class ToneDetector(SoundModel):
+    """A stand-in detector: 'low' sounds in an 80-ms frame holding a 500-Hz tone, 'high' in one holding 3 kHz."""
+
+    def __init__(self, thresholds: dict[str, tuple[float, float]] | None = None) -> None:
+        self.header = ModelHeader(format=DETECTOR_FORMATS[SAFETENSORS_FORMAT], feature_config=DETECTOR_FEATURES,
+                                  labels=("low", "high"), model_name="tones", frames_per_window=12,
+                                  thresholds=thresholds or {})
+
+    def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
+        context, frame = DETECTOR_FEATURES.n_fft // 2, 4 * DETECTOR_FEATURES.hop_length  # 1280 samples: 80 ms
+        frames = crops[:, context : context + 12 * frame].reshape(len(crops), 12, frame)
+        spectrum = np.abs(np.fft.rfft(frames, axis=2)) / (frame / 2)  # a full-frame tone of amplitude a reads a
+        scores = np.clip(spectrum[..., [40, 240]] / 0.05, 0.0, 1.0).astype(np.float32)  # 12.5-Hz bins: 500, 3000 Hz
+        return [scores.max(axis=1), scores]
+
+
+def _tone(seconds: float, start: float, end: float, freq: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return np.where((t >= start) & (t < end), 0.3 * np.sin(2 * np.pi * freq * t), 0.0).astype(np.float32)
+
+
+def test_frame_detector_reports_two_overlapping_sounds_within_a_frame_and_alerts_within_its_bound():
+    wave = _tone(4.0, 1.5, 3.0, 500.0) + _tone(4.0, 2.0, 3.5, 3000.0)
+    detector = FrameDetector(ToneDetector({"low": (0.6, 0.3)}), sample_rate=RATE)
+    assert detector.latency_bound_seconds == pytest.approx(0.24 + 0.08 + 0.032)
+    events, announced = [], {}
+    for start in range(0, len(wave), RATE // 10):  # 0.1-s chunks, as a microphone delivers
+        for event in detector.push(wave[start : start + RATE // 10]):
+            events.append(event)
+            announced.setdefault(event.label, detector.seconds)
+    events += detector.flush()
+    ended = {e.label: e for e in events if e.offset is not None}
+    assert sorted(ended) == ["high", "low"] and len(events) == 4  # each sound once: one alert, one end
+    assert abs(ended["low"].onset - 1.5) <= 0.08 and abs(ended["low"].offset - 3.0) <= 0.08
+    assert abs(ended["high"].onset - 2.0) <= 0.08 and abs(ended["high"].offset - 3.5) <= 0.08
+    for label, event in ended.items():  # alerted no later than the bound (plus one chunk) after the onset
+        assert announced[label] - event.onset <= detector.latency_bound_seconds + 0.1
+
+
+def test_frame_detector_keeps_quiet_on_silence_and_holds_little_audio():
+    detector = FrameDetector(ToneDetector(), sample_rate=RATE, record=True)
+    for _ in range(100):  # 10 s of near-silence
+        assert detector.push(np.full(RATE // 10, 1e-4, dtype=np.float32)) == []
+    assert detector.flush() == [] and detector.buffer.held_samples < 2 * DETECTOR_FEATURES.window_samples
+    steps = np.diff(detector.times)  # every frame decided once; the stream's last window is aligned with its end
+    assert len(detector.times) == 125 and np.allclose(steps[:-2], 0.08) and np.all((steps > 0.079) & (steps < 0.16))
+
+
+def test_thresholds_come_from_the_config_then_the_model_then_the_default():
+    calibrated = {"low": (0.7, 0.35)}
+    assert DetectConfig().pair("low", calibrated) == (0.7, 0.35)
+    assert DetectConfig().pair("high", calibrated) == (0.5, 0.3)
+    assert DetectConfig(threshold=0.4).pair("low", calibrated) == (0.4, 0.3)
+    assert DetectConfig(thresholds={"low": (0.9, 0.1)}, threshold=0.4).pair("low", calibrated) == (0.9, 0.1)
+    with pytest.raises(ConfigError, match="release needs a threshold"):
+        DetectConfig(release=0.2)

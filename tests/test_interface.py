@@ -28,6 +28,23 @@ def _header(**changes) -> str:
     return json.dumps(data)
 
 
+def test_a_detector_header_carries_its_frames_and_checked_thresholds():
+    detector = {"frames_per_window": 12, "thresholds": {"a": [0.7, 0.35]}}
+    header = ModelHeader.from_json(_header(format="hearai-detector/1", detector=detector), source="m",
+                                   expected_format=SAFETENSORS_FORMAT)
+    assert header.task == "detector" and header.thresholds == {"a": (0.7, 0.35)} and header.frames_per_window == 12
+    assert ModelHeader.from_json(header.to_json(), source="m", expected_format=SAFETENSORS_FORMAT) == header
+    assert ModelHeader.from_json(_header(), source="m", expected_format=SAFETENSORS_FORMAT).task == "classifier"
+    for changes, message in [({"thresholds": {"a": [0.3, 0.7]}}, "detector.thresholds.a"),
+                             ({"thresholds": {"zebra": [0.5, 0.3]}}, "the model's labels"),
+                             ({"frames_per_window": 0}, "frames_per_window")]:
+        with pytest.raises(ModelError, match=message):
+            ModelHeader.from_json(_header(format="hearai-detector/1", detector={**detector, **changes}), source="m",
+                                  expected_format=SAFETENSORS_FORMAT)
+    with pytest.raises(ModelError, match="'detector' missing"):
+        ModelHeader.from_json(_header(format="hearai-detector/1"), source="m", expected_format=SAFETENSORS_FORMAT)
+
+
 def test_a_header_round_trips_and_every_defect_is_named():
     header = ModelHeader.from_json(_header(), source="m.safetensors", expected_format=SAFETENSORS_FORMAT)
     assert header.labels == ("a", "b") and header.feature_config == FeatureConfig()

@@ -7,17 +7,19 @@ import torch
 from torch import nn
 
 from hearai.errors import ModelError
-from hearai.models import count_macs, count_parameters, create_model, list_models
+from hearai.models import count_macs, count_parameters, create_model, list_models, model_task
 
 NAMES = [spec.name for spec in list_models()]
+CLASSIFIERS = [spec.name for spec in list_models() if spec.task == "classifier"]
 
 
-def test_registry_holds_the_seed_vgg_and_an_efficient_cnn():
-    assert {"vgg-dcase", "dsresnet", "resnet"} <= set(NAMES)
+def test_registry_holds_the_seed_vgg_an_efficient_cnn_and_a_detector():
+    assert {"vgg-dcase", "dsresnet", "resnet", "sed"} <= set(NAMES)
     assert all(spec.summary for spec in list_models())
+    assert model_task("sed") == "detector" and model_task("dsresnet") == "classifier"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_model_maps_windows_to_class_logits(name):
     with torch.inference_mode():
         model = create_model(name, n_classes=7, n_features=150, n_frames=100).eval()
@@ -37,7 +39,7 @@ def test_band_scaler_standardizes_each_band_with_training_statistics():
     assert "scaler.mean" in model.state_dict()  # travels with the weights into the artifact
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_model_can_fit_a_tiny_batch(name):
     torch.manual_seed(0)
     model = create_model(name, n_classes=4, n_features=40, n_frames=32)
@@ -112,3 +114,43 @@ def test_options_from_a_model_file_are_bounded_before_weights_exist(name, option
         create_model(name, n_classes=10, n_features=150, n_frames=100, **options)
     with pytest.raises(ModelError, match="n_classes must be between 1 and 10000"):
         create_model(name, n_classes=2_000_000, n_features=150, n_frames=100)
+
+
+def test_detector_scores_every_class_in_every_80_ms_frame_and_per_window():
+    model = create_model("sed", n_classes=5, n_features=64, n_frames=48).eval()
+    with torch.inference_mode():
+        window, frames = model(torch.randn(3, 1, 64, 48))
+    assert window.shape == (3, 5) and frames.shape == (3, 12, 5)  # 48 frames of 20 ms pooled by 4: 80 ms
+    assert 0 <= float(frames.min()) <= float(frames.max()) <= 1 and 0 <= float(window.min()) <= float(window.max()) <= 1
+    # The window score is an attention-weighted mean of the frame scores: between their min and max.
+    assert torch.all(window <= frames.amax(dim=1) + 1e-6) and torch.all(window >= frames.amin(dim=1) - 1e-6)
+
+
+def test_detector_learns_two_sounds_at_once_frame_by_frame():
+    """Multi-label, strongly labelled: class 0 is a loud band 10 in the first half, class 1 band 50 in frames 24-48."""
+    torch.manual_seed(0)
+    model = create_model("sed", n_classes=2, n_features=64, n_frames=48)
+    x = torch.randn(16, 1, 64, 48) * 0.1
+    targets = torch.zeros(16, 12, 2)
+    x[::2, 0, 10, :24] += 5.0
+    targets[::2, :6, 0] = 1
+    x[:8, 0, 50, 24:] += 5.0
+    targets[:8, 6:, 1] = 1
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        _, frames = model(x)
+        loss = nn.functional.binary_cross_entropy(frames, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.inference_mode():
+        _, frames = model.eval()(x)
+    assert torch.equal(frames[0] > 0.5, targets[0].bool())  # both sounds, each only where it is
+    assert not bool((frames[15] > 0.5).any())  # nothing of interest: every score low
+
+
+def test_detector_options_are_checked():
+    with pytest.raises(ModelError, match="time_pool"):
+        create_model("sed", n_classes=2, n_features=64, n_frames=48, time_pool=3)
+    with pytest.raises(ModelError, match="does not split"):
+        create_model("sed", n_classes=2, n_features=64, n_frames=50)

@@ -23,10 +23,11 @@ STAGES = [
     ("hearai.models", "hearai.augment"),
     ("hearai.train",),
     ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export"),
+    ("hearai.detect",),
+    ("hearai.sedeval",),
     ("hearai.runs",),
     ("hearai.evaluate",),
     ("hearai.crossval",),
-    ("hearai.detect",),
     ("hearai.serve",),
     ("hearai.demo", "hearai.cli"),
 ]

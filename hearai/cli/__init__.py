@@ -45,6 +45,9 @@ def build_parser(*, running: str | None = None) -> argparse.ArgumentParser:
         stage.add_verbs(verbs, running=running)
     p = verbs.add_parser("demo", help="run the pipeline end to end on embedded synthetic data")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)")
+    p.add_argument("--real-audio", type=Path, metavar="DIR",
+                   help="an UrbanSound8K folder (audio/foldN, metadata/UrbanSound8K.csv): the last step names its "
+                   "sounds with the shipped detector")
     p.set_defaults(run=demo)
     return parser
 
@@ -52,6 +55,6 @@ def build_parser(*, running: str | None = None) -> argparse.ArgumentParser:
 def demo(args: argparse.Namespace) -> int:
     from hearai import demo
 
-    demo.run(args.out)
+    demo.run(args.out, real_audio=args.real_audio)
     print(f"all outputs are under {args.out.resolve()}")
     return 0

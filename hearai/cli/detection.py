@@ -15,12 +15,12 @@ from hearai.errors import ConfigError
 def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser(
         "detect", help="find sound events with timestamps in recordings of any length",
-        description="Slide the model over each recording (streamed from disk, constant memory): where sound rises "
-        "above the background, the model names it; per-class thresholds with hysteresis turn that into events "
-        "(file,label,onset,offset,confidence in seconds).")
-    p.add_argument("model", type=Path,
-                   help="model file: .safetensors from 'hearai train' or .onnx from 'hearai export'")
-    p.add_argument("files", nargs="+", type=Path, help="audio files or folders")
+        description="Slide the model over each recording (streamed from disk, constant memory) and write its "
+        "events (file,label,onset,offset,confidence in seconds). A detector (the shipped model) scores every sound "
+        "every 80 ms, several at once; a classifier names each sound that rises above the background. Per-class "
+        "thresholds with hysteresis turn scores into events.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="[MODEL] FILE",
+                   help=f"audio files or folders; {options.MODEL_HELP}")
     p.add_argument("--out", type=Path, help="write the events to .csv or .json (default: print CSV)")
     p.add_argument("--plot", type=Path, help="timeline figure: probabilities over time, events on top (a .png "
                    "per file when several files are given: this is then a folder)")
@@ -33,10 +33,11 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
     p = verbs.add_parser(
         "listen", help="detect live: a microphone, raw PCM on stdin, or a file at real-time pace",
-        description="Print an alert as each sound is decided (about 1.8 s after it starts with 2-s windows) and a "
-        "line when it ends. Exactly one source: --device, --stdin, or FILE.")
-    p.add_argument("model", type=Path, help="model file (.safetensors or .onnx)")
-    p.add_argument("file", type=Path, nargs="?", help="play this file through the detector")
+        description="Print an alert as each sound is decided (with the shipped detector about a quarter of a second "
+        "after it starts; a classifier with 2-s windows takes about 1.8 s) and a line when it ends. Exactly one "
+        "source: --device, --stdin, or FILE.")
+    p.add_argument("inputs", type=Path, nargs="*", metavar="[MODEL] [FILE]",
+                   help=f"a file to play through the detector; {options.MODEL_HELP}")
     p.add_argument("--realtime", action="store_true", help="with FILE: release audio at real-time pace")
     p.add_argument("--stdin", action="store_true", help="read raw interleaved PCM from standard input")
     p.add_argument("--rate", type=int, help="with --stdin: its sample rate in Hz, 4000-384000 (required)")
@@ -56,7 +57,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "uploaded file. The API: POST /v1/classify and /v1/detect take an audio upload, the WebSocket /v1/stream "
         "takes live PCM and sends events, GET /v1/model describes the model, /openapi.json describes the API. "
         "Binds to loopback unless told otherwise; CORS is off.")
-    p.add_argument("model", type=Path, help="model file (.safetensors or .onnx)")
+    p.add_argument("model", type=Path, nargs="?",
+                   help="model file (.safetensors or .onnx; default: the shipped detector of ESC-50's 50 sounds)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 0-65535 (0: any free one; default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")
@@ -86,22 +88,25 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 
 def detect(args: argparse.Namespace) -> int:
-    from hearai import audio, load
+    from hearai import DEFAULT_MODEL, audio, load
     from hearai.detect import evaluate, read_ground_truth, write_events
     from hearai.detect.files import EVENT_COLUMNS, detect_files, event_rows
 
-    model = load(args.model)
+    model_path, inputs = options.split_model(args.inputs)
+    if not inputs:
+        raise ConfigError("give at least one audio file or folder to detect in")
+    model = load(model_path)
     config = options.detect_config(args, model.labels)
     truth = read_ground_truth(args.evaluate) if args.evaluate else None
-    files = audio.find_audio_files(*args.files)
+    files = audio.find_audio_files(*inputs)
     if not files:
-        raise ConfigError("no audio files found in " + ", ".join(str(p) for p in args.files))
+        raise ConfigError("no audio files found in " + ", ".join(str(p) for p in inputs))
     detections = detect_files(model, files, config, plot=args.plot, truth=truth, progress=sys.stderr.isatty(),
                               live=truth is not None)  # alert times to 0.1 s for the latency figures
     if args.plot:
         print(f"timeline: {args.plot}", file=sys.stderr)
     if args.out:
-        write_events(args.out, detections, config=config, model=str(args.model))
+        write_events(args.out, detections, config=config, model=str(model_path or DEFAULT_MODEL))
         print(f"events: {args.out} ({sum(len(d.events) for d in detections)} in {len(files)} files)", file=sys.stderr)
     else:  # quoted like --out's CSV: a file name with a comma or a newline cannot forge a row
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -114,18 +119,22 @@ def detect(args: argparse.Namespace) -> int:
 
 def listen(args: argparse.Namespace) -> int:
     from hearai import audio, load
-    from hearai.detect import StreamingDetector
     from hearai.detect import listen as live
+    from hearai.detect import start_detector
 
     if args.list_devices:
         print(live.list_devices())
         return 0
+    model_path, files = options.split_model(args.inputs)
+    if len(files) > 1:
+        raise ConfigError(f"listen plays one FILE at a time, got {len(files)}")
+    file = files[0] if files else None
     sources = [name for name, given in (("--stdin", args.stdin), ("--device", args.device is not None),
-                                        ("FILE", args.file is not None)) if given]
+                                        ("FILE", file is not None)) if given]
     if len(sources) != 1:
         raise ConfigError("give exactly one source: --device N, --stdin --rate R, or FILE"
                           + (f" (got {' and '.join(sources)})" if sources else ""))
-    model = load(args.model)
+    model = load(model_path)
     config = options.detect_config(args, model.labels)
     rate = model.sample_rate
     if args.stdin:
@@ -133,8 +142,8 @@ def listen(args: argparse.Namespace) -> int:
             raise ConfigError("--stdin needs --rate: raw PCM does not say its sample rate")
         rate = audio.check_stream_rate(args.rate)
         chunks = live.pcm_chunks(sys.stdin.buffer, rate=rate, pcm_format=args.pcm_format, channels=args.channels)
-    elif args.file is not None:
-        chunks = live.file_chunks(args.file, rate=rate, realtime=args.realtime)
+    elif file is not None:
+        chunks = live.file_chunks(file, rate=rate, realtime=args.realtime)
     else:
         device = int(args.device) if args.device.isdigit() else args.device
         chunks = live.microphone_chunks(device=device, rate=rate)
@@ -147,7 +156,7 @@ def listen(args: argparse.Namespace) -> int:
         else:
             print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
 
-    latency = StreamingDetector(model, config).latency_bound_seconds
+    latency = start_detector(model, config).latency_bound_seconds
     print(f"listening ({', '.join(sources)}; alerts within {latency:.1f} s of a sound's start)",
           file=sys.stderr, flush=True)
     live.listen(model, chunks, rate=rate, config=config, on_event=show)
@@ -155,7 +164,7 @@ def listen(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from hearai import load
+    from hearai import DEFAULT_MODEL, load
     from hearai.serve import ServeConfig, create_app, server
 
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
@@ -171,10 +180,11 @@ def serve(args: argparse.Namespace) -> int:
                          detect=options.detect_config(args, model.labels))
     scheme = "https" if args.ssl_certfile else "http"
     shown = f"[{host}]" if ":" in host else host
-    print(f"serving {args.model.name} on {scheme}://{shown}:{port}/ (API description: /openapi.json)",
+    model_file = (args.model or DEFAULT_MODEL).name
+    print(f"serving {model_file} on {scheme}://{shown}:{port}/ (API description: /openapi.json)",
           file=sys.stderr, flush=True)
     if not args.header_timeout > 0:
         raise ConfigError(f"--header-timeout must be positive, got {args.header_timeout}")
-    server.run(create_app(model, model_file=args.model.name, config=config), listening,
+    server.run(create_app(model, model_file=model_file, config=config), listening,
                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, header_timeout=args.header_timeout)
     return 0

@@ -6,14 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
+from hearai.cli import options
+from hearai.errors import ConfigError
+
 
 def add_verbs(verbs, *, running: str | None) -> None:
-    p = verbs.add_parser("predict", help="classify audio files: one JSON object per file",
-                         description="Print {file, label, confidence, probabilities} for each file: the mean of the "
-                         "model's window probabilities over the clip, rounded to 4 digits.")
-    p.add_argument("model", type=Path,
-                   help="model file: .safetensors from 'hearai train' or .onnx from 'hearai export'")
-    p.add_argument("files", nargs="+", type=Path, help="audio files")
+    p = verbs.add_parser("predict", help="name the sound in audio files: one JSON object per file",
+                         description="Print {file, label, confidence, probabilities} for each file, rounded to 4 "
+                         "digits: for a classifier the mean of its window probabilities over the clip, for a detector "
+                         "(the shipped model) each sound's highest window score.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="[MODEL] FILE", help=f"audio files; {options.MODEL_HELP}")
     p.set_defaults(run=predict)
 
     p = verbs.add_parser("export", help="write the model as one ONNX graph (audio in, probabilities out)",
@@ -28,8 +30,11 @@ def add_verbs(verbs, *, running: str | None) -> None:
 def predict(args: argparse.Namespace) -> int:
     from hearai import load
 
-    model = load(args.model)
-    for path in args.files:
+    model_path, files = options.split_model(args.inputs)
+    if not files:
+        raise ConfigError("give at least one audio file to predict")
+    model = load(model_path)
+    for path in files:
         print(json.dumps({"file": str(path), **model.predict(path)}), flush=True)
     return 0
 

@@ -52,17 +52,31 @@ def read_json_object(value: str | Path, option: str) -> dict[str, Any]:
     return data
 
 
+MODEL_SUFFIXES = (".safetensors", ".onnx")
+MODEL_HELP = ("a model file (.safetensors from 'hearai train', .onnx from 'hearai export') may come first; without "
+              "one, the shipped detector of ESC-50's 50 sounds is used")
+
+
+def split_model(inputs: list[Path]) -> tuple[Path | None, list[Path]]:
+    """``[MODEL] FILE...``: the model file if the first path names one (by its suffix), and the rest."""
+    if inputs and inputs[0].suffix.lower() in MODEL_SUFFIXES:
+        return inputs[0], inputs[1:]
+    return None, inputs
+
+
 def add_feature_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature-config", metavar="JSON",
                         help="FeatureConfig fields overriding the defaults: a JSON object "
                         "(e.g. '{\"kind\": \"mfcc\", \"n_mfcc\": 20}') or the path of a JSON file")
 
 
-def feature_config(value: str | None) -> FeatureConfig:
+def feature_config(value: str | None, base: FeatureConfig | None = None) -> FeatureConfig:
+    """``base`` (default: ``FeatureConfig()``) with the fields ``--feature-config`` gives."""
+    base = base or FeatureConfig()
     if value is None:
-        return FeatureConfig()
+        return base
     try:
-        return FeatureConfig.from_dict(read_json_object(value, "--feature-config"))
+        return FeatureConfig.from_dict({**base.to_dict(), **read_json_object(value, "--feature-config")})
     except TypeError as exc:
         raise ConfigError(f"--feature-config: {exc}") from exc
 
@@ -91,8 +105,10 @@ def add_run(parser: argparse.ArgumentParser) -> None:
 
 def add_detect(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection (defaults suit most recordings)")
-    group.add_argument("--threshold", type=float, help="probability that starts an event (default: 0.5)")
-    group.add_argument("--release", type=float, help="probability below which it ends (default: 0.3)")
+    group.add_argument("--threshold", type=float, help="probability that starts an event, for every class (default: a "
+                       "detector's calibrated per-class thresholds, else 0.5)")
+    group.add_argument("--release", type=float, help="probability below which it ends (default: the detector's, else "
+                       "0.3)")
     group.add_argument("--ignore", help="comma-separated labels never reported (background classes, e.g. rain,wind)")
     group.add_argument("--only", help="comma-separated labels to report; the others are ignored")
     group.add_argument("--detect-config", metavar="JSON",
@@ -103,6 +119,7 @@ def add_detect(parser: argparse.ArgumentParser) -> None:
 def detect_config(args: argparse.Namespace, labels: tuple[str, ...]):
     """The DetectConfig the detection options describe, checked against the model's labels."""
     from hearai.detect import DetectConfig
+    from hearai.detect.config import DEFAULT_PAIR
 
     data = read_json_object(args.detect_config, "--detect-config") if args.detect_config else {}
     if args.threshold is not None:
@@ -110,7 +127,7 @@ def detect_config(args: argparse.Namespace, labels: tuple[str, ...]):
     if args.release is not None:
         data["release"] = args.release
     elif args.threshold is not None and "release" not in data:
-        data["release"] = min(DetectConfig.release, args.threshold)
+        data["release"] = min(DEFAULT_PAIR[1], args.threshold)
     ignore = set(_label_list(args.ignore, labels, "--ignore")) | set(data.get("ignore", ()))
     if args.only:
         ignore |= set(labels) - set(_label_list(args.only, labels, "--only"))

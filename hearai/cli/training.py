@@ -63,19 +63,25 @@ def add_verbs(verbs, *, running: str | None) -> None:
 def _add_training(parser: argparse.ArgumentParser) -> None:
     from hearai.augment.config import MIXING
     from hearai.models import list_models
-    from hearai.train import TrainConfig
+    from hearai.train import DETECTOR_RECIPE, TrainConfig
 
-    d = TrainConfig()
+    d, detector = TrainConfig(), DETECTOR_RECIPE
     names = [m.name for m in list_models()]
-    parser.add_argument("--model", default=d.model, choices=names, help="network (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=d.patience,
-                        help="with a validation share: stop after this many epochs without gain (default: %(default)s)")
-    parser.add_argument("--validation-fraction", type=float, default=d.validation_fraction,
-                        help="share of the training clips held out to pick the best epoch and stop early; 0 trains on "
-                        "all of them and keeps the last epoch (default: %(default)s)")
+    both = "classifiers: {}; detectors: {}"
+    parser.add_argument("--model", default=d.model, choices=names,
+                        help="network (default: %(default)s); a detector (sed) trains by its own recipe, whose "
+                        "defaults the options below show second")
+    parser.add_argument("--epochs", type=int,
+                        help="maximum epochs (default: " + both.format(d.epochs, detector.epochs) + ")")
+    parser.add_argument("--batch-size", type=int, help=f"windows per step (default: {d.batch_size})")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate (default: {d.learning_rate})")
+    parser.add_argument("--patience", type=int,
+                        help="with a validation share: stop after this many epochs without gain (default: "
+                        + both.format(d.patience, detector.patience) + ")")
+    parser.add_argument("--validation-fraction", type=float,
+                        help="share of the training clips held out to pick the best epoch and stop early (and, for "
+                        "a detector, to calibrate its thresholds); 0 trains on all of them and keeps the last epoch "
+                        "(default: " + both.format(d.validation_fraction, detector.validation_fraction) + ")")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     a = d.augment
     group = parser.add_argument_group("augmentation (each switch alone; the defaults are the best measured recipe)")
@@ -105,11 +111,15 @@ def _on(flag: bool) -> str:
 
 
 def train_config(args: argparse.Namespace):
-    """The TrainConfig (with its AugmentConfig) the training options describe."""
-    from hearai.augment import AugmentConfig
-    from hearai.train import TrainConfig
+    """The TrainConfig (with its AugmentConfig) the training options describe, over the model's recipe."""
+    from dataclasses import replace
 
-    fields = options.read_json_object(args.augment_config, "--augment-config") if args.augment_config else {}
+    from hearai.augment import AugmentConfig
+    from hearai.train import recipe
+
+    base, _ = recipe(args.model)
+    fields = base.augment.to_dict()
+    fields.update(options.read_json_object(args.augment_config, "--augment-config") if args.augment_config else {})
     given = {"scaler": args.scaler, "spec_augment": args.spec_augment, "mixing": args.mixing,
              "mixup_alpha": args.mixup_alpha, "waveform": args.waveform_augment}
     fields.update({k: v for k, v in given.items() if v is not None})
@@ -117,9 +127,16 @@ def train_config(args: argparse.Namespace):
         augment = AugmentConfig.from_dict(fields)
     except TypeError as exc:
         raise ConfigError(f"--augment-config: {exc}") from exc
-    return TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                       patience=args.patience, validation_fraction=args.validation_fraction, seed=args.seed,
-                       augment=augment)
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+             "patience": args.patience, "validation_fraction": args.validation_fraction}
+    return replace(base, seed=args.seed, augment=augment, **{k: v for k, v in given.items() if v is not None})
+
+
+def features(args: argparse.Namespace):
+    """The FeatureConfig for training ``args.model``: its recipe's, with --feature-config's fields."""
+    from hearai.train import recipe
+
+    return options.feature_config(args.feature_config, recipe(args.model)[1])
 
 
 def load_dataset(args: argparse.Namespace):
@@ -159,7 +176,7 @@ def cross_validate(args: argparse.Namespace) -> int:
     if under_torchrun():
         raise ConfigError("distributed runs (torchrun) are supported for 'hearai train'; run 'hearai cv' alone")
     dataset = load_dataset(args)
-    report = cross_validate(dataset, folds=args.folds, feature_config=options.feature_config(args.feature_config),
+    report = cross_validate(dataset, folds=args.folds, feature_config=features(args),
                             config=train_config(args), run=run_options(args), out=args.out,
                             test_folds=args.test_folds)
     if report is None:
@@ -178,7 +195,7 @@ def train(args: argparse.Namespace) -> int:
     from hearai.runs import start_distributed, train_and_save
 
     args.device, world = start_distributed(args.device)
-    saved = train_and_save(load_dataset(args), feature_config=options.feature_config(args.feature_config),
+    saved = train_and_save(load_dataset(args), feature_config=features(args),
                            config=train_config(args), run=run_options(args, processes=world), out=args.out,
                            checkpoint=args.checkpoint)
     if saved is None:  # another torchrun process writes

@@ -65,10 +65,14 @@ class Soundscape:
 
 def active_frames(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     """Per 20-ms frame: is the clip's own sound there (not its silence or a pause between sounds)?"""
-    _, power = frame_power(wave, sample_rate)
-    if not power.max() > 0:
+    return active_from_power(frame_power(wave, sample_rate)[1])
+
+
+def active_from_power(power: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
+    """The active rule on a clip's per-frame power (from its waveform, or from its mel power for training)."""
+    if not len(power) or not power.max() > 0:
         return np.zeros(len(power), dtype=bool)
-    return _bridged(power >= power.max() * 10 ** (ACTIVE_DB / 10))
+    return bridged(power >= power.max() * 10 ** (ACTIVE_DB / 10), frame_seconds)
 
 
 def trim(wave: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -110,7 +114,7 @@ def mix(bed: np.ndarray, clips: list[tuple[str, np.ndarray]], rng: np.random.Gen
         wave[at : at + length * frame] += clip[: length * frame] * gain
         audible = active & (clip_power * gain**2 >= bed_power * 10 ** (AUDIBLE_DB / 10))
         mask = np.zeros(n_frames, dtype=bool)
-        mask[start : start + length] = _bridged(audible)
+        mask[start : start + length] = bridged(audible)
         busy[start : start + length] += 1
         heard.append((label, mask))
         snrs.append(round(snr, 2))
@@ -133,10 +137,10 @@ def _free_start(busy: np.ndarray, length: int, n_frames: int, max_overlap: int, 
     return None
 
 
-def _bridged(mask: np.ndarray) -> np.ndarray:
+def bridged(mask: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
     """Close pauses shorter than BRIDGE_SECONDS and drop parts shorter than MIN_EVENT_SECONDS."""
     out = np.zeros_like(mask)
-    bridge, shortest = round(BRIDGE_SECONDS / FRAME_SECONDS), round(MIN_EVENT_SECONDS / FRAME_SECONDS)
+    bridge, shortest = round(BRIDGE_SECONDS / frame_seconds), round(MIN_EVENT_SECONDS / frame_seconds)
     runs = _segments(mask)
     merged: list[list[int]] = []
     for first, last in runs:

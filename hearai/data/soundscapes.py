@@ -56,13 +56,21 @@ def build_esc50_soundscapes(spec: SoundscapeSpec, out_dir: str | Path, *, progre
         raise ConfigError(f"{spec.root}: ESC-50 has no fold {spec.fold}")
     event_labels = set(prepare(spec.subset, spec.root).labels) - set(BACKGROUNDS)
     held_out = [c for c in corpus.clips if c.fold == spec.fold]
-    events = [c for c in held_out if c.label in event_labels]
-    beds = [c for c in held_out if c.label in BACKGROUNDS]
+    return build_soundscapes([c for c in held_out if c.label in event_labels],
+                             [c for c in held_out if c.label in BACKGROUNDS], spec, out_dir,
+                             prefix=f"esc50-fold{spec.fold}", progress=progress)
+
+
+def build_soundscapes(events: list[Clip], beds: list[Clip], spec: SoundscapeSpec, out_dir: str | Path, *,
+                      prefix: str, progress: bool = True) -> Path:
+    """Soundscapes of ``events`` over ``beds`` (any clips; ``spec``'s corpus fields unused): files and ground truth."""
+    if not beds or (spec.events and not events):
+        raise ConfigError(f"{prefix}: soundscapes need background clips{' and event clips' if spec.events else ''}")
     root, rows = Path(out_dir), []
     jobs = [(snr, k) for snr in spec.snrs_db for k in range(spec.per_snr)]
     for snr, k in tqdm(jobs, desc="building soundscapes", unit="file", disable=not progress):
         rng = np.random.default_rng([spec.seed, spec.fold, int(round(snr * 10)) + 1000, k])
-        name = f"esc50-fold{spec.fold}-snr{snr:g}-{k:02d}.wav"
+        name = f"{prefix}-snr{snr:g}-{k:02d}.wav"
         wave, placed = _soundscape(spec, rng, events, beds, snr)
         with atomic_path(root / name) as tmp:
             sf.write(tmp, wave, spec.sample_rate, subtype="PCM_16", format="WAV")
@@ -78,7 +86,8 @@ def _soundscape(spec: SoundscapeSpec, rng: np.random.Generator, events: list[Cli
     background = _bed(rng, beds, n, rate)
     peak = np.abs(background).max()
     background *= 0.25 / peak if peak > 0 else 1.0
-    chosen = [events[i] for i in rng.choice(len(events), size=min(spec.events, len(events)), replace=False)]
+    chosen = [events[i] for i in rng.choice(len(events), size=min(spec.events, len(events)), replace=False)] \
+        if events else []
     clips = [(c.label, trim(audio.load(c.path, sample_rate=rate), rate)) for c in chosen]
     mixed = mix(background, clips, rng, MixSpec(seconds=spec.seconds, events=len(clips), snr_db=(snr_db, snr_db),
                                                 max_overlap=spec.max_overlap, sample_rate=rate))

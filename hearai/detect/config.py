@@ -10,15 +10,22 @@ from hearai.validation import at_most, optional_real, positive_float
 
 # The background floor keeps floor_seconds of band levels: bounded like every other size from a file.
 LIMITS = {"floor_seconds": 600.0, "merge_gap_seconds": 60.0, "min_event_seconds": 60.0, "crop_hop_seconds": 60.0,
-          "rise_db": 120.0}
+          "rise_db": 120.0, "hold_seconds": 60.0}
+
+
+DEFAULT_PAIR = (0.5, 0.3)
 
 
 @dataclass(frozen=True)
 class DetectConfig:
-    """How sound becomes events. ``thresholds``: per-label ``[on, off]`` overriding the defaults."""
+    """How sound becomes events. ``thresholds``: per-label ``[on, off]`` overriding the defaults.
 
-    threshold: float = 0.5
-    release: float = 0.3
+    ``threshold``/``release`` left unset (None) mean the model's own: a detector's calibrated
+    per-class thresholds, else ``DEFAULT_PAIR``; set, they apply to every class not in ``thresholds``.
+    """
+
+    threshold: float | None = None
+    release: float | None = None
     thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     rise_db: float = 9.0
@@ -28,10 +35,14 @@ class DetectConfig:
     floor_seconds: float = 30.0
     decision_fraction: float = 0.75
     crop_hop_seconds: float = 0.5
+    # A detector's event ends after this long below its class's off threshold: 0.2 s, the pause
+    # that still joins one sound's parts in the ground truth (``hearai.data.mixer.BRIDGE_SECONDS``).
+    hold_seconds: float = 0.2
 
     def __post_init__(self) -> None:
-        positive_float(self, "threshold", "release", "rise_db", "fall_db", "min_event_seconds", "floor_seconds",
-                       "crop_hop_seconds", "decision_fraction")
+        optional_real(self, "threshold", "release")
+        positive_float(self, "rise_db", "fall_db", "min_event_seconds", "floor_seconds",
+                       "crop_hop_seconds", "decision_fraction", "hold_seconds")
         optional_real(self, "merge_gap_seconds")
         at_most(self, LIMITS)
         if self.fall_db > self.rise_db:
@@ -40,10 +51,28 @@ class DetectConfig:
             raise ConfigError(f"DetectConfig.merge_gap_seconds must be >= 0, got {self.merge_gap_seconds}")
         if not 0 < self.decision_fraction <= 1:
             raise ConfigError(f"DetectConfig.decision_fraction must be in (0, 1], got {self.decision_fraction}")
-        for name, (on, off) in {"default": (self.threshold, self.release), **self.thresholds}.items():
+        if self.release is not None and self.threshold is None:
+            raise ConfigError("DetectConfig.release needs a threshold too")
+        given = {"default": self.default_pair} if self.threshold is not None else {}
+        for name, (on, off) in {**given, **self.thresholds}.items():
             if not 0 < off <= on < 1:
                 raise ConfigError(f"DetectConfig thresholds for {name}: need 0 < release <= threshold < 1, "
                                   f"got on {on}, off {off}")
+
+    @property
+    def default_pair(self) -> tuple[float, float]:
+        """The [on, off] pair for classes without their own: the set threshold, else ``DEFAULT_PAIR``."""
+        if self.threshold is None:
+            return DEFAULT_PAIR
+        return self.threshold, self.release if self.release is not None else min(DEFAULT_PAIR[1], self.threshold)
+
+    def pair(self, label: str, calibrated: dict[str, tuple[float, float]]) -> tuple[float, float]:
+        """A class's [on, off]: its own here, else the threshold set here, else the model's calibrated one."""
+        if label in self.thresholds:
+            return self.thresholds[label]
+        if self.threshold is None and label in calibrated:
+            return calibrated[label]
+        return self.default_pair
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": {k: list(v) for k, v in self.thresholds.items()},

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from hearai.detect.activity import ActivityTracker, Segment
 from hearai.detect.buffer import StreamBuffer
 from hearai.detect.config import DetectConfig
+from hearai.detect.frames import FrameDetector
 from hearai.detect.timeline import WindowTimeline
 from hearai.detect.tracks import Event, SoundTracks
 from hearai.errors import ConfigError
@@ -167,3 +168,10 @@ class StreamingDetector:
         if self.timeline is not None:
             needs.append(self.timeline.needs_from)
         self.buffer.keep_from(min(needs))
+
+
+def start_detector(model: SoundModel, config: DetectConfig | None = None, *, sample_rate: int | None = None,
+                   record: bool = False) -> StreamingDetector | FrameDetector:
+    """The stream detector for ``model``: frame scores for a detector, activity segments and crops for a classifier."""
+    kind = FrameDetector if model.task == "detector" else StreamingDetector
+    return kind(model, config, sample_rate=sample_rate, record=record)

@@ -13,7 +13,7 @@ import numpy as np
 
 from hearai import audio
 from hearai.detect.config import DetectConfig
-from hearai.detect.detector import StreamingDetector
+from hearai.detect.detector import start_detector
 from hearai.detect.metrics import Alert, LabelledEvent, event_based, false_alarms_per_hour, onset_latency, segment_based
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
@@ -47,7 +47,7 @@ def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None
     """
     block_seconds = LIVE_BLOCK_SECONDS if live else BLOCK_SECONDS
     rate = model.sample_rate
-    detector = StreamingDetector(model, config, sample_rate=rate, record=record)
+    detector = start_detector(model, config, sample_rate=rate, record=record)
     events: list[Event] = []
     alerts: list[tuple[str, float, float]] = []
 
@@ -80,7 +80,7 @@ def detect_files(model: SoundModel, paths: list[Path], config: DetectConfig | No
         detections.append(detection)
         if plot is not None:
             plot_detection(detection, model.labels, plot if len(paths) == 1 else plot / f"{path.stem}.png",
-                           threshold=config.threshold, truth=truth)
+                           threshold=config.default_pair[0], truth=truth)
     return detections
 
 
@@ -134,7 +134,7 @@ def read_ground_truth(path: str | Path) -> list[LabelledEvent]:
 
 
 def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[str, Any]:
-    """DCASE scores: event-based (200-ms onset collar, offset 20 % or 200 ms), segment-based (1 s);
+    """DCASE scores: event-based (200-ms onset collar, offset 20 % or 200 ms; and onsets only), segment-based (1 s);
     with the live view: onset-to-alert latency and false alarms per hour of the audio scored.
 
     Files are matched by name; only the detected files' ground truth counts.
@@ -148,6 +148,7 @@ def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[st
               for label, onset, announced in d.alerts]
     return {"files": len(names), "files_without_ground_truth": unknown,
             "event_based": event_based(reference, estimated, collar=0.2, offset_ratio=0.2),
+            "event_based_onset": event_based(reference, estimated, collar=0.2, offset_ratio=None),
             "segment_based": segment_based(reference, estimated, segment=1.0),
             "onset_latency_seconds": onset_latency(reference, alerts, collar=0.2),
             "false_alarms": false_alarms_per_hour(reference, estimated, sum(d.seconds for d in detections))}

@@ -16,7 +16,8 @@ import numpy as np
 
 from hearai import audio
 from hearai.detect.config import DetectConfig
-from hearai.detect.detector import StreamingDetector
+from hearai.detect.detector import StreamingDetector, start_detector
+from hearai.detect.frames import FrameDetector
 from hearai.detect.tracks import Event
 from hearai.errors import AudioError, ConfigError
 from hearai.interface import SoundModel
@@ -97,9 +98,9 @@ def _sounddevice():
 
 
 def listen(model: SoundModel, chunks: Iterator[np.ndarray], *, rate: int, config: DetectConfig | None,
-           on_event: Callable[[Event], None]) -> StreamingDetector:
+           on_event: Callable[[Event], None]) -> StreamingDetector | FrameDetector:
     """Feed ``chunks`` (at ``rate``) through a detector, calling ``on_event`` as each event is decided."""
-    detector = StreamingDetector(model, config, sample_rate=rate)
+    detector = start_detector(model, config, sample_rate=rate)
     for chunk in chunks:
         for event in detector.push(chunk):
             on_event(event)

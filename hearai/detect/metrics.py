@@ -29,8 +29,11 @@ class LabelledEvent:
 
 
 def event_based(reference: Iterable[LabelledEvent], estimated: Iterable[LabelledEvent], *, collar: float = 0.2,
-                offset_ratio: float = 0.2) -> dict[str, Any]:
-    """Overall (micro) precision, recall and F1 over every file and class, with the counts."""
+                offset_ratio: float | None = 0.2) -> dict[str, Any]:
+    """Overall (micro) precision, recall and F1 over every file and class, with the counts.
+
+    ``offset_ratio=None`` scores onsets only (sed_eval's ``evaluate_offset=False``).
+    """
     refs, ests = _group(reference), _group(estimated)
     n_ref = sum(len(v) for v in refs.values())
     n_est = sum(len(v) for v in ests.values())
@@ -38,7 +41,8 @@ def event_based(reference: Iterable[LabelledEvent], estimated: Iterable[Labelled
     for key in refs.keys() & ests.keys():
         r, e = refs[key], ests[key]
         hits = [[j for j, b in enumerate(e) if abs(a.onset - b.onset) <= collar
-                 and abs(a.offset - b.offset) <= max(collar, offset_ratio * (a.offset - a.onset))] for a in r]
+                 and (offset_ratio is None
+                      or abs(a.offset - b.offset) <= max(collar, offset_ratio * (a.offset - a.onset)))] for a in r]
         matched += _maximum_matching(hits, len(e))
     return _scores(matched, n_est - matched, n_ref - matched) | {"n_reference": n_ref, "n_estimated": n_est}
 

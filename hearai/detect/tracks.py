@@ -63,7 +63,7 @@ class SoundTracks:
         events: list[Event] = []
         for k in self.reported:
             label = self.labels[k]
-            on, off = self.config.thresholds.get(label, (self.config.threshold, self.config.release))
+            on, off = self.config.pair(label, {})
             p = float(probabilities[k] if first else smoothed[k])
             track = self._on.get(k)
             if track is None and p >= on:

@@ -13,14 +13,17 @@ from torch import nn
 
 from hearai.featureconfig import FeatureConfig
 from hearai.features import build_crop_featurizer, cut_windows
+from hearai.models.scaler import ScaledNet
 
 
 def clip_probabilities(
-    model: nn.Module, features: list[torch.Tensor], feature_config: FeatureConfig, *, batch_size: int = 128,
+    model: ScaledNet, features: list[torch.Tensor], feature_config: FeatureConfig, *, batch_size: int = 128,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """(n_clips, n_classes): the mean of each clip's window softmax probabilities, computed on ``device``.
+    """(n_clips, n_classes): each clip's window probabilities pooled, computed on ``device``.
 
+    A classifier's windows (softmax) are averaged; a detector's (sigmoid, one per class) are
+    pooled by their maximum: a sound is in the clip if it is in any window (``pool_windows``).
     The model runs on ``device`` and is put back where it was, in the mode it was in.
     """
     windows = [cut_windows(f, feature_config) for f in features]
@@ -32,17 +35,27 @@ def clip_probabilities(
     with torch.inference_mode():
         for start in range(0, len(stacked), batch_size):
             batch = stacked[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-            outputs.append(torch.softmax(model(batch).float(), dim=1).cpu())
+            outputs.append(window_scores(model(batch)).cpu())
     model.train(was_training).to(home)
-    per_window = torch.cat(outputs)
-    return torch.stack([chunk.mean(dim=0) for chunk in per_window.split(counts)])
+    return torch.stack([pool_windows(chunk, model.task) for chunk in torch.cat(outputs).split(counts)])
+
+
+def window_scores(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A network's output as per-window class probabilities: a classifier's softmax, a detector's window scores."""
+    return output[0].float() if isinstance(output, tuple) else torch.softmax(output.float(), dim=1)
+
+
+def pool_windows(scores: torch.Tensor, task: str) -> torch.Tensor:
+    """(windows, C) -> (C,): the mean for a classifier, the maximum for a detector (as ``SoundModel`` pools)."""
+    return scores.amax(dim=0) if task == "detector" else scores.mean(dim=0)
 
 
 class WindowGraph(nn.Module):
     """Window crops (batch, crop samples) -> probabilities (batch, n_classes), featurizer inside.
 
-    The torch ``Classifier`` scores with it, and ``hearai export`` writes it as the ONNX graph
-    (with ``matmul_dft``: see ``features.MatmulStft``).
+    A detector's graph also returns its frame probabilities (batch, frames, n_classes). The torch
+    ``Classifier`` scores with it, and ``hearai export`` writes it as the ONNX graph (with
+    ``matmul_dft``: see ``features.MatmulStft``).
     """
 
     def __init__(self, model: nn.Module, feature_config: FeatureConfig, *, matmul_dft: bool = False) -> None:
@@ -50,5 +63,6 @@ class WindowGraph(nn.Module):
         self.featurizer = build_crop_featurizer(feature_config, matmul_dft=matmul_dft)
         self.model = model
 
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(self.featurizer(crops).unsqueeze(1)), dim=1)
+    def forward(self, crops: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        output = self.model(self.featurizer(crops).unsqueeze(1))
+        return output if isinstance(output, tuple) else torch.softmax(output, dim=1)

@@ -25,18 +25,28 @@ class ModelSpec:
     name: str
     factory: Factory
     summary: str
+    task: str  # "classifier": softmax over classes per window; "detector": sigmoid scores per frame and window
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, summary: str) -> Callable[[Factory], Factory]:
-    """Decorator: make ``factory`` available as ``create_model(name, ...)``."""
+TASKS = ("classifier", "detector")
+
+
+def register_model(name: str, *, summary: str, task: str = "classifier") -> Callable[[Factory], Factory]:
+    """Decorator: make ``factory`` available as ``create_model(name, ...)``.
+
+    A classifier's network returns logits (batch, classes); a detector's returns
+    (window probabilities (batch, classes), frame probabilities (batch, frames, classes)).
+    """
+    if task not in TASKS:
+        raise ModelError(f"model {name!r}: task must be one of {', '.join(TASKS)}, got {task!r}")
 
     def add(factory: Factory) -> Factory:
         if name in _REGISTRY:
             raise ModelError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, factory, summary)
+        _REGISTRY[name] = ModelSpec(name, factory, summary, task)
         return factory
 
     return add
@@ -52,6 +62,13 @@ def fraction(name: str, value: Any) -> None:
     """A network option is a number in [0, 1) (a dropout rate), or a ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def model_task(name: str) -> str:
+    """"classifier" or "detector": what the registered network ``name`` returns."""
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name].task
 
 
 def list_models() -> list[ModelSpec]:
@@ -77,7 +94,7 @@ def create_model(name: str, *, n_classes: int, n_features: int, n_frames: int, *
     if size > MAX_PARAMETERS:
         raise ModelError(f"model {name!r} with options {hyper} would have {size:,} parameters, over the "
                          f"{MAX_PARAMETERS:,} limit")
-    return ScaledNet(_build(name, n_classes, n_features, n_frames, hyper), n_features)
+    return ScaledNet(_build(name, n_classes, n_features, n_frames, hyper), n_features, task=_REGISTRY[name].task)
 
 
 def _build(name: str, n_classes: int, n_features: int, n_frames: int, hyper: dict[str, Any]) -> nn.Module:

@@ -31,12 +31,13 @@ class BandScaler(nn.Module):
 
 
 class ScaledNet(nn.Module):
-    """A registered network behind its input ``BandScaler``."""
+    """A registered network behind its input ``BandScaler``; ``task`` says what it returns (registry)."""
 
-    def __init__(self, net: nn.Module, n_features: int) -> None:
+    def __init__(self, net: nn.Module, n_features: int, *, task: str = "classifier") -> None:
         super().__init__()
         self.scaler = BandScaler(n_features)
         self.net = net
+        self.task = task
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         return self.net(self.scaler(x))

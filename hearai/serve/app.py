@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
-from hearai.detect import DetectConfig, StreamingDetector, detect_file
+from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, start_detector
 from hearai.errors import HearaiError
 from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
@@ -178,7 +178,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         app.state.streams += 1
         per_client[client] = per_client.get(client, 0) + 1
         try:
-            await _serve_stream(socket, StreamingDetector(model, limits.detect, sample_rate=sample_rate), format,
+            await _serve_stream(socket, start_detector(model, limits.detect, sample_rate=sample_rate), format,
                                 limits)
         except WebSocketDisconnect:
             pass
@@ -191,8 +191,8 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     return app
 
 
-async def _serve_stream(socket: WebSocket, detector: StreamingDetector, pcm_format: str, limits: ServeConfig
-                        ) -> None:
+async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
+                        limits: ServeConfig) -> None:
     started, heard = time.monotonic(), 0
     await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.model.labels),
                             "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})

@@ -1,0 +1,144 @@
+"""Sound events from a detector's frame scores, decided on a short context as audio arrives.
+
+A detector (``SoundModel.task == "detector"``) scores every class in every short frame (80 ms for
+the shipped one). Here the stream is cut into the model's windows (about 1 s) every
+``window_hop_seconds`` (0.24 s), each as soon as it has arrived; of each window only the frames no
+earlier window gave are used, so every frame is decided once, with the most recent audio at hand:
+an onset waits at most one window hop, one frame and the featurizer's half frame
+(``latency_bound_seconds``), once the stream's first window has arrived.
+Per class, a frame score at or above the class's *on* threshold starts an event (the alert, sent
+at once); the event ends at the first frame of a run of scores below *off* lasting
+``hold_seconds`` (0.2 s: the pause that still joins one sound's parts in the ground truth).
+Several classes can be on at once.
+Thresholds come from ``DetectConfig`` or else from the model (calibrated per class). No activity
+gate: a detector is trained to keep every score low when nothing of interest sounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hearai.detect.buffer import StreamBuffer
+from hearai.detect.config import DetectConfig
+from hearai.detect.tracks import Event
+from hearai.errors import ConfigError
+from hearai.interface import SoundModel
+from hearai.windows import stream_window_starts
+
+
+@dataclass
+class _Track:
+    """A class that is on: since when, its peak score, and how long it has been below *off*."""
+
+    onset: float
+    peak: float
+    quiet_since: float | None = None
+
+
+class FrameDetector:
+    """Push audio, get events; ``record=True`` keeps every frame's scores for plots (``times``, ``probabilities``)."""
+
+    def __init__(self, model: SoundModel, config: DetectConfig | None = None, *, sample_rate: int | None = None,
+                 record: bool = False) -> None:
+        if model.task != "detector":
+            raise ConfigError(f"{model.model_name} is a classifier; FrameDetector needs a detector")
+        self.model, self.config = model, config or DetectConfig()
+        f = self.feature_config = model.feature_config
+        unknown = sorted((set(self.config.thresholds) | set(self.config.ignore)) - set(model.labels))
+        if unknown:
+            raise ConfigError(f"label(s) the model does not know: {', '.join(unknown)}; "
+                              f"it knows {', '.join(model.labels)}")
+        self.rate = f.sample_rate
+        self.buffer = StreamBuffer(f, input_rate=sample_rate or f.sample_rate)
+        self.input_rate = self.buffer.input_rate
+        self.frame = model.frame_seconds
+        self.pairs = [self.config.pair(label, model.thresholds) for label in model.labels]
+        self.reported = [k for k, label in enumerate(model.labels) if label not in self.config.ignore]
+        self.record = record
+        self.times: list[float] = []  # frame centres (s) of the recorded scores
+        self.probabilities: list[np.ndarray] = []
+        self._on: dict[int, _Track] = {}
+        self._decided = 0.0  # frames starting before this time (s) are decided
+        self._next = 0  # first feature frame of the next window
+        self._finished = False
+
+    @property
+    def seconds(self) -> float:
+        return self.buffer.received / self.rate
+
+    @property
+    def latency_bound_seconds(self) -> float:
+        """Longest wait from a frame's start to its decision, besides the chunk size and compute time."""
+        f = self.feature_config
+        return f.window_hop_frames * f.hop_length / self.rate + self.frame + self.buffer.context / self.rate
+
+    def push(self, samples) -> list[Event]:
+        """Feed mono samples at ``input_rate``; returns the events started or ended meanwhile."""
+        if self._finished:
+            raise ConfigError("this detector was flushed; start a new one for a new stream")
+        self.buffer.append(samples)
+        return self._advance(final=False)
+
+    def flush(self) -> list[Event]:
+        """End of stream: score what is left and close every event at the stream's end."""
+        if self._finished:
+            return []
+        self.buffer.finish()
+        events = self._advance(final=True)
+        self._finished = True
+        end = self.seconds
+        events += [Event(self.model.labels[k], t.onset, max(t.quiet_since or end, t.onset + 1e-3), t.peak)
+                   for k, t in sorted(self._on.items())]
+        self._on.clear()
+        return events
+
+    def _advance(self, *, final: bool) -> list[Event]:
+        config, buffer = self.feature_config, self.buffer
+        starts = stream_window_starts(buffer.received, config, first=self._next, final=final)
+        if not starts or not buffer.received:
+            return []
+        if final and buffer.received < config.window_samples:
+            crops = buffer.short_stream_crop()[None]
+            starts = [0]
+        else:
+            crops = np.stack([buffer.crop(s * config.hop_length) for s in starts])
+        events: list[Event] = []
+        for start, scores in zip(starts, self.model.frame_probabilities(crops)):
+            window_start = start * config.hop_length / self.rate
+            for j, p in enumerate(scores):
+                begin = window_start + j * self.frame
+                if begin < self._decided - 1e-6 or begin >= self.seconds:
+                    continue  # decided by an earlier window, or padding past the stream's end
+                events += self._frame(begin, p)
+                self._decided = begin + self.frame
+        self._next = starts[-1] + config.window_hop_frames
+        # The next window, or the last one at the end of the stream (aligned with its end): whichever is earlier.
+        end_aligned = buffer.received - config.window_samples - config.hop_length
+        buffer.keep_from(min(self._next * config.hop_length, end_aligned) - buffer.context)
+        return events
+
+    def _frame(self, begin: float, p: np.ndarray) -> list[Event]:
+        """One frame's scores (from ``begin`` s): alerts for classes switching on, ends for those off long enough."""
+        if self.record:
+            self.times.append(begin + self.frame / 2)
+            self.probabilities.append(p)
+        events: list[Event] = []
+        hold = self.config.hold_seconds
+        for k in self.reported:
+            on, off = self.pairs[k]
+            score, track = float(p[k]), self._on.get(k)
+            if track is None:
+                if score >= on:
+                    self._on[k] = _Track(onset=begin, peak=score)
+                    events.append(Event(self.model.labels[k], begin, None, score))
+                continue
+            if score >= off:
+                track.peak, track.quiet_since = max(track.peak, score), None
+                continue
+            track.quiet_since = begin if track.quiet_since is None else track.quiet_since
+            if begin + self.frame - track.quiet_since >= hold - 1e-6:
+                events.append(Event(self.model.labels[k], track.onset, track.quiet_since, track.peak))
+                del self._on[k]
+        return events

@@ -1,0 +1,194 @@
+"""A detector judged as a user meets it: calibrated on held-out training clips, tested on soundscapes of unseen clips.
+
+For one fold of cross-validation (``hearai.crossval``) or one trained model:
+1. *Calibrate*: soundscapes mixed (``hearai.data.mixer``) from the validation clips — training
+   folds, but never trained on — give each class its threshold (``hearai.detect.calibrate``).
+2. *Test*: soundscapes of the test fold's clips (events over the test fold's own background
+   recordings, at fixed SNRs, overlaps allowed), detected live (0.1-s blocks, as a microphone
+   delivers), scored by DCASE event- and segment-based metrics and onset-to-alert latency;
+   an hour (``background_minutes``) of the test fold's backgrounds alone counts false alarms;
+   the test fold's clips give clip accuracy (top class of the pooled score), comparable with the
+   classifiers' ESC-50 figure.
+Audio files are written in the fold folder while scored, and removed afterwards (ground truth and
+one timeline figure stay).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hearai.artifact import Classifier
+from hearai.data.records import Clip
+from hearai.data.soundscapes import SoundscapeSpec, build_soundscapes
+from hearai.detect import DetectConfig, detect_file, read_ground_truth
+from hearai.detect.calibrate import calibrate
+from hearai.detect.files import Detection, evaluate, plot_detection
+from hearai.detect.metrics import LabelledEvent
+
+
+@dataclass(frozen=True)
+class DetectionProtocol:
+    """What a detector is calibrated and tested on (sizes in soundscapes of ``seconds`` each)."""
+
+    target_precision: float = 0.8
+    snrs_db: tuple[float, ...] = (0.0, 6.0, 12.0)
+    test_per_snr: int = 4
+    validation_per_snr: int = 2
+    events: int = 8
+    seconds: float = 60.0
+    max_overlap: int = 2
+    background_minutes: int = 60
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "snrs_db": list(self.snrs_db)}
+
+
+def split_clips(clips: list[Clip], backgrounds: tuple[str, ...]) -> tuple[list[Clip], list[Clip]]:
+    """(events, beds): the clips of sounds to detect, and the background recordings."""
+    return [c for c in clips if c.label not in backgrounds], [c for c in clips if c.label in backgrounds]
+
+
+def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple[str, ...],
+                       protocol: DetectionProtocol, work: Path, progress: bool = False) -> Classifier:
+    """``detector`` with per-class thresholds chosen on soundscapes of ``clips`` (never trained on).
+
+    Without validation clips of both sound and background classes the thresholds stay at their
+    default, and the model's provenance says why.
+    """
+    events, beds = split_clips(clips, backgrounds)
+    if not events or not beds:
+        missing = f"background classes ({', '.join(backgrounds)})" if not beds else "event classes"
+        reason = f"no validation clips of {missing}; default thresholds kept"
+        print(f"warning: thresholds not calibrated: {reason}", file=sys.stderr)
+        return detector.with_thresholds({}, {"skipped": reason})
+    spec = SoundscapeSpec(root=work, fold=0, seconds=protocol.seconds, events=protocol.events,
+                          snrs_db=protocol.snrs_db, per_snr=protocol.validation_per_snr,
+                          max_overlap=protocol.max_overlap, sample_rate=detector.sample_rate,
+                          seed=protocol.seed + 1)
+    folder = work / "validation-soundscapes"
+    try:
+        truth_path = build_soundscapes(events, beds, spec, folder, prefix="validation", progress=progress)
+        truth = read_ground_truth(truth_path)
+        detections = [detect_file(detector, path, DetectConfig(), record=True)
+                      for path in sorted(folder.glob("*.wav"))]
+    finally:
+        _remove_audio(folder)
+    classes = sorted({c.label for c in events})
+    thresholds, report = calibrate(detections, truth, detector.labels, classes=classes,
+                                   target_precision=protocol.target_precision)
+    return detector.with_thresholds(thresholds, {**report, "soundscapes": len(detections),
+                                                 "validation_clips": len(clips)})
+
+
+def test_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple[str, ...], fold: int,
+                  protocol: DetectionProtocol, work: Path, progress: bool = False) -> dict[str, Any]:
+    """Detection metrics on soundscapes of ``clips`` (the test fold), false alarms on its backgrounds alone."""
+    events, beds = split_clips(clips, backgrounds)
+    config = DetectConfig(ignore=tuple(label for label in detector.labels if label in backgrounds))
+    base = SoundscapeSpec(root=work, fold=fold, seconds=protocol.seconds, max_overlap=protocol.max_overlap,
+                          sample_rate=detector.sample_rate, seed=protocol.seed)
+    scenes, quiet = work / "test-soundscapes", work / "background-only"
+    try:
+        spec = replace(base, events=protocol.events, snrs_db=protocol.snrs_db, per_snr=protocol.test_per_snr)
+        truth_path = build_soundscapes(events, beds, spec, scenes, prefix=f"fold{fold}", progress=progress)
+        truth = read_ground_truth(truth_path)
+        paths = sorted(scenes.glob("*.wav"))
+        detections = [detect_file(detector, p, config, record=True, live=True) for p in paths]
+        plot_detection(detections[0], detector.labels, work / "timeline.png", threshold=0.5, truth=truth)
+        scores = evaluate(truth, detections)
+        scores["psds"] = psds_scores(detections, truth, detector.labels,
+                                     [label for label in detector.labels if label not in backgrounds])
+        scores["by_snr"] = {f"{snr:g}": _scores_at(truth_path, snr, detections) for snr in protocol.snrs_db}
+        minutes = protocol.background_minutes
+        build_soundscapes([], beds, replace(base, events=0, snrs_db=(0.0,), per_snr=minutes), quiet,
+                          prefix=f"fold{fold}-background", progress=progress)
+        quiet_detections = [detect_file(detector, p, config) for p in sorted(quiet.glob("*.wav"))]
+        scores["background_false_alarms"] = evaluate([], quiet_detections)["false_alarms"]
+    finally:
+        _remove_audio(scenes)
+        _remove_audio(quiet)
+    return scores
+
+
+# DCASE's two PSDS scenarios (Bilen et al., 2020; as in the DCASE 2021-2023 task 4 baselines).
+PSDS_SCENARIOS: dict[str, dict[str, Any]] = {
+    "psds1": dict(dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0),
+    "psds2": dict(dtc_threshold=0.1, gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5, alpha_st=1.0)}
+
+
+def psds_scores(detections: list[Detection], truth: list[LabelledEvent], labels: tuple[str, ...],
+                classes: list[str]) -> dict[str, float | None]:
+    """PSDS 1 and 2 (max eFPR 100 per hour) of the recorded frame scores, by ``sed_scores_eval`` (threshold-free).
+
+    None when ``sed_scores_eval`` is not installed (``pip install hearai[eval]``).
+    """
+    try:
+        from sed_scores_eval import intersection_based
+        from sed_scores_eval.base_modules.scores import create_score_dataframe
+    except ImportError:
+        return {name: None for name in PSDS_SCENARIOS}
+    columns = [labels.index(c) for c in classes]
+    scores, durations = {}, {}
+    for d in detections:
+        name = Path(d.file).stem
+        half = (d.times[1] - d.times[0]) / 2 if len(d.times) > 1 else 0.04
+        stamps = np.r_[d.times - half, d.times[-1] + half].round(4)
+        scores[name] = create_score_dataframe(d.probabilities[:, columns], stamps, classes)
+        durations[name] = d.seconds
+    reference = {name: [(t.onset, t.offset, t.label) for t in truth if Path(t.file).stem == name and t.label in classes]
+                 for name in scores}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {name: round(float(intersection_based.psds(scores=scores, ground_truth=reference,
+                                                         audio_durations=durations, unit_of_time="hour",
+                                                         max_efpr=100.0, **scenario)[0]), 4)
+                for name, scenario in PSDS_SCENARIOS.items()}
+
+
+def _scores_at(truth_path: Path, snr: float, detections: list) -> dict[str, Any]:
+    """Event and segment F1 of the soundscapes mixed at one SNR."""
+    import csv
+
+    with truth_path.open(newline="", encoding="utf-8") as f:
+        files = {row["file"] for row in csv.DictReader(f) if float(row["snr_db"]) == snr}
+    picked = [d for d in detections if Path(d.file).name in files]
+    result = evaluate(read_ground_truth(truth_path), picked)
+    return {"event_f1": result["event_based"]["f1"], "event_onset_f1": result["event_based_onset"]["f1"],
+            "segment_f1": result["segment_based"]["f1"]}
+
+
+def _remove_audio(folder: Path) -> None:
+    """Drop the soundscapes' audio (hundreds of MB per fold); keep their ground truth."""
+    if folder.is_dir():
+        for wav in folder.glob("*.wav"):
+            wav.unlink()
+        if not any(folder.iterdir()):
+            shutil.rmtree(folder)
+
+
+def summary_row(scores: dict[str, Any]) -> dict[str, float | None]:
+    """The headline numbers of one fold's detection scores."""
+    latency = scores["onset_latency_seconds"]
+    return {"event_f1": scores["event_based"]["f1"], "event_onset_f1": scores["event_based_onset"]["f1"],
+            "segment_f1": scores["segment_based"]["f1"], "segment_error_rate": scores["segment_based"]["error_rate"],
+            "latency_median": latency["median"], "latency_p95": latency["p95"],
+            "false_alarms_per_hour": scores["background_false_alarms"]["per_hour"],
+            "psds1": scores["psds"]["psds1"], "psds2": scores["psds"]["psds2"]}
+
+
+def mean_std(rows: list[dict[str, float | None]]) -> dict[str, dict[str, float]]:
+    """Mean and (population) standard deviation of each headline number over folds."""
+    out = {}
+    for key in rows[0]:
+        values = np.array([r[key] for r in rows if r[key] is not None], dtype=float)
+        if len(values):
+            out[key] = {"mean": round(float(values.mean()), 4), "std": round(float(values.std()), 4)}
+    return out
