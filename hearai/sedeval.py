@@ -143,14 +143,26 @@ def psds_scores(detections: list[Detection], truth: list[LabelledEvent], labels:
         stamps = np.r_[d.times - half, d.times[-1] + half].round(4)
         scores[name] = create_score_dataframe(d.probabilities[:, columns], stamps, classes)
         durations[name] = d.seconds
-    reference = {name: [(t.onset, t.offset, t.label) for t in truth if Path(t.file).stem == name and t.label in classes]
-                 for name in scores}
+    reference = {name: _joined([(t.onset, t.offset, t.label) for t in truth
+                                if Path(t.file).stem == name and t.label in classes]) for name in scores}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {name: round(float(intersection_based.psds(scores=scores, ground_truth=reference,
                                                          audio_durations=durations, unit_of_time="hour",
                                                          max_efpr=100.0, **scenario)[0]), 4)
                 for name, scenario in PSDS_SCENARIOS.items()}
+
+
+def _joined(events: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Overlapping or touching events of one class as one (two clock ticks at once are one sound heard; PSDS
+    refuses overlapping reference events of a class)."""
+    out: list[tuple[float, float, str]] = []
+    for onset, offset, label in sorted(events, key=lambda e: (e[2], e[0])):
+        if out and out[-1][2] == label and onset <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], offset), label)
+        else:
+            out.append((onset, offset, label))
+    return out
 
 
 def _scores_at(truth_path: Path, snr: float, detections: list) -> dict[str, Any]:

@@ -164,8 +164,8 @@ def test_feature_config_is_a_json_object_or_a_file_and_explain_draws_mfccs(tmp_p
 def test_help_tells_the_default_training_recipe_truthfully():
     done = hearai("train", "--help")
     text = " ".join(done.stdout.split())
-    assert "By default every clip trains and the last epoch is kept" in text
-    assert "--validation-fraction VALIDATION_FRACTION" in text and "(default: 0.0)" in text
+    assert "By default every clip trains a classifier and the last epoch is kept" in text
+    assert "--validation-fraction VALIDATION_FRACTION" in text and "(default: classifiers: 0.0; detectors: 0.15)" in text
     assert "holding out a validation split" not in text
 
 

@@ -49,3 +49,17 @@ def test_int8_export_is_smaller_and_agrees(tmp_path, esc50_root):
         assert np.abs(exported.predict_proba(path) - quantized.predict_proba(path)).max() < 0.05
 
 
+
+
+def test_a_detectors_frame_scores_agree_between_torch_and_onnx(tmp_path, esc50_root):
+    from hearai.train import DETECTOR_FEATURES
+    from hearai.windows import clip_crops
+
+    model = untrained_classifier(DETECTOR_FEATURES, name="sed")
+    export_onnx(model, tmp_path / "d.onnx")
+    exported = load_onnx(tmp_path / "d.onnx")
+    assert exported.task == "detector" and exported.frame_seconds == pytest.approx(0.08)
+    clip = sorted((esc50_root / "audio").glob("*.flac"))[0]
+    crops = clip_crops(model.waveform(clip), DETECTOR_FEATURES)
+    torch_frames, onnx_frames = model.frame_probabilities(crops), exported.frame_probabilities(crops)
+    assert torch_frames.shape == (len(crops), 12, len(LABELS)) and np.abs(torch_frames - onnx_frames).max() <= 1e-4

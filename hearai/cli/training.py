@@ -37,10 +37,12 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.set_defaults(run=cross_validate)
 
     p = verbs.add_parser(
-        "train", help="train a classifier on chosen folds and save the model file",
+        "train", help="train a classifier or a detector on chosen folds and save the model file",
         description="Train on the listed folds (all by default) and write one self-describing model file "
-        "(.safetensors) with its training curves. By default every clip trains and the last epoch is kept; "
-        "--validation-fraction F holds a share out to pick the best epoch and stop early.")
+        "(.safetensors) with its training curves. By default every clip trains a classifier and the last epoch is "
+        "kept; --validation-fraction F holds a share out to pick the best epoch and stop early. A detector (--model sed) "
+        "holds 15 % out by default: to pick its epoch and to calibrate its per-class thresholds on soundscapes of "
+        "those clips.")
     options.add_dataset(p)
     p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     p.add_argument("--checkpoint", type=Path, help="per-epoch checkpoint (default: OUT + .checkpoint.pt)")
@@ -186,6 +188,14 @@ def cross_validate(args: argparse.Namespace) -> int:
     per_fold = ", ".join(f"{r['fold']}: {100 * r['accuracy']:.1f}%" for r in report["folds"])
     print(f"{dataset.name} CV accuracy {100 * report['mean_accuracy']:.1f}% ± {100 * report['std_accuracy']:.1f}%"
           f"{partial} [{per_fold}]")
+    detection = report.get("detection")
+    if detection:
+        shown = ", ".join(f"{name} {detection[key]['mean']:.3g} ± {detection[key]['std']:.2g}"
+                          for key, name in (("event_f1", "event F1"), ("segment_f1", "segment F1"), ("psds1", "PSDS1"),
+                                            ("psds2", "PSDS2"), ("latency_median", "latency median (s)"),
+                                            ("latency_p95", "p95 (s)"),
+                                            ("false_alarms_per_hour", "false alarms/h")) if key in detection)
+        print(f"detection on test-fold soundscapes: {shown}")
     print(f"metrics: {args.out / 'metrics.json'}\nconfusion matrix: {args.out / 'confusion.png'}\n"
           f"report: {args.out / 'report.md'}")
     return 0
