@@ -165,7 +165,8 @@ def test_help_tells_the_default_training_recipe_truthfully():
     done = hearai("train", "--help")
     text = " ".join(done.stdout.split())
     assert "By default every clip trains a classifier and the last epoch is kept" in text
-    assert "--validation-fraction VALIDATION_FRACTION" in text and "(default: classifiers: 0.0; detectors: 0.15)" in text
+    assert "--validation-fraction VALIDATION_FRACTION" in text
+    assert "(default: classifiers: 0.0; detectors: 0.15)" in text
     assert "holding out a validation split" not in text
 
 

@@ -48,7 +48,8 @@ def test_two_overlapping_sounds_are_both_detected(tmp_path, esc50_root):
     import soundfile as sf
 
     rate = 16_000
-    dog, siren = (mixer.trim(audio.load(_clip(esc50_root, label, take=1), sample_rate=rate), rate) for label in ("dog", "siren"))
+    dog, siren = (mixer.trim(audio.load(_clip(esc50_root, label, take=1), sample_rate=rate), rate)
+                  for label in ("dog", "siren"))
     bed = np.random.default_rng(0).normal(0, 0.003, rate * 12)
     wave = bed.copy()
     wave[rate * 3 : rate * 3 + len(siren)] += siren[: rate * 9] * 0.5 / np.abs(siren).max()

@@ -41,8 +41,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         description="Train on the listed folds (all by default) and write one self-describing model file "
         "(.safetensors) with its training curves. By default every clip trains a classifier and the last epoch is "
         "kept; --validation-fraction F holds a share out to pick the best epoch and stop early. A detector "
-        "(--model sed) holds 15 % out by default: to pick its epoch and to calibrate its per-class thresholds on soundscapes of "
-        "those clips.")
+        "(--model sed) holds 15 % out by default: to pick its epoch and to calibrate its per-class thresholds on "
+        "soundscapes of those clips.")
     options.add_dataset(p)
     p.add_argument("--out", type=Path, required=True, help="model file to write (.safetensors)")
     p.add_argument("--checkpoint", type=Path, help="per-epoch checkpoint (default: OUT + .checkpoint.pt)")
