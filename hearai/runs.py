@@ -116,11 +116,35 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     classifier = Classifier(model=result.model.cpu(), feature_config=feature_config, labels=dataset.labels,
                             model_name=config.model, model_options=dict(config.model_options), provenance=provenance)
     if config.task == "detector" and val_idx and is_main_process():
-        with tempfile.TemporaryDirectory(prefix="hearai-calibration-") as work:
-            classifier = calibrate_detector(classifier, [dataset.clips[i] for i in val_idx],
-                                            backgrounds=config.soundscape.backgrounds, protocol=DetectionProtocol(),
-                                            work=Path(work), progress=run.progress)
+        classifier = calibrate_on_validation(classifier, dataset, run=run)
     return classifier, result
+
+
+def calibrate_on_validation(detector: Classifier, dataset: Dataset, *, run: RunOptions,
+                            target_precision: float | None = None) -> Classifier:
+    """The detector with thresholds calibrated on the validation clips its training held out of ``dataset``.
+
+    The split is recomputed from the training config the model carries; ``dataset`` must be the
+    one it was trained on (same clips, same folds), or the "validation" clips would be training clips.
+    """
+    recorded = detector.provenance.get("data", {})
+    mine = dataset.summary()
+    if detector.task != "detector" or "train_config" not in detector.provenance:
+        raise ConfigError(f"{detector.model_name}: only a detector trained by hearai can be calibrated")
+    if any(recorded.get(key) != mine[key] for key in ("name", "clips", "folds", "per_class")):
+        raise ConfigError(f"the model was trained on {recorded.get('name')} ({recorded.get('clips')} clips, folds "
+                          f"{recorded.get('folds')}), not on this {mine['name']} ({mine['clips']} clips, folds "
+                          f"{mine['folds']}): give the same --dataset, --root and --folds")
+    config = TrainConfig.from_dict(detector.provenance["train_config"])
+    _, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
+    if not val_idx:
+        raise ConfigError("the model was trained on every clip (validation fraction 0): no held-out clips to "
+                          "calibrate on")
+    protocol = DetectionProtocol() if target_precision is None else DetectionProtocol(target_precision=target_precision)
+    with tempfile.TemporaryDirectory(prefix="hearai-calibration-") as work:
+        return calibrate_detector(detector, [dataset.clips[i] for i in val_idx],
+                                  backgrounds=config.soundscape.backgrounds, protocol=protocol, work=Path(work),
+                                  progress=run.progress)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 For one fold of cross-validation (``hearai.crossval``) or one trained model:
 1. *Calibrate*: soundscapes mixed (``hearai.data.mixer``) from the validation clips — training
-   folds, but never trained on — give each class its threshold (``hearai.detect.calibrate``).
+   folds, but never trained on — and their backgrounds alone give each class its threshold
+   (``hearai.detect.calibrate``).
 2. *Test*: soundscapes of the test fold's clips (events over the test fold's own background
    recordings, at fixed SNRs, overlaps allowed), detected live (0.1-s blocks, as a microphone
    delivers), scored by DCASE event- and segment-based metrics and onset-to-alert latency;
@@ -40,7 +41,8 @@ class DetectionProtocol:
     target_precision: float = 0.8
     snrs_db: tuple[float, ...] = (0.0, 6.0, 12.0)
     test_per_snr: int = 4
-    validation_per_snr: int = 2
+    validation_per_snr: int = 4
+    validation_background_minutes: int = 20
     events: int = 8
     seconds: float = 60.0
     max_overlap: int = 2
@@ -73,14 +75,19 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
                           snrs_db=protocol.snrs_db, per_snr=protocol.validation_per_snr,
                           max_overlap=protocol.max_overlap, sample_rate=detector.sample_rate,
                           seed=protocol.seed + 1)
-    folder = work / "validation-soundscapes"
+    scenes, quiet = work / "validation-soundscapes", work / "validation-backgrounds"
     try:
-        truth_path = build_soundscapes(events, beds, spec, folder, prefix="validation", progress=progress)
-        truth = read_ground_truth(truth_path)
+        truth = read_ground_truth(build_soundscapes(events, beds, spec, scenes, prefix="validation",
+                                                    progress=progress))
+        # Backgrounds alone too: a threshold that fires on rain is no threshold for an alert.
+        build_soundscapes([], beds, replace(spec, events=0, snrs_db=(0.0,),
+                                            per_snr=protocol.validation_background_minutes),
+                          quiet, prefix="validation-background", progress=progress)
         detections = [detect_file(detector, path, DetectConfig(), record=True)
-                      for path in sorted(folder.glob("*.wav"))]
+                      for path in sorted(scenes.glob("*.wav")) + sorted(quiet.glob("*.wav"))]
     finally:
-        _remove_audio(folder)
+        _remove_audio(scenes)
+        _remove_audio(quiet)
     classes = sorted({c.label for c in events})
     thresholds, report = calibrate(detections, truth, detector.labels, classes=classes,
                                    target_precision=protocol.target_precision)

@@ -51,6 +51,22 @@ def add_verbs(verbs, *, running: str | None) -> None:
         _add_training(p)
     p.set_defaults(run=train)
 
+    p = verbs.add_parser(
+        "calibrate", help="choose a detector's per-class thresholds again, on the clips its training held out",
+        description="Rebuild the validation soundscapes of the clips a detector's training held out (the split is "
+        "recomputed from the training config the model carries, so give the dataset and folds it was trained on) "
+        "and their backgrounds alone, and pick each class's lowest threshold whose frame precision reaches "
+        "--target-precision. 'hearai train' already does this for a detector; use it to trade alerts for false "
+        "alarms. Per-class thresholds can also be set at detection time with --detect-config.")
+    p.add_argument("model", type=Path, help="a detector's .safetensors file")
+    options.add_dataset(p)
+    p.add_argument("--target-precision", type=float, default=0.8,
+                   help="frame-level precision each class's threshold must reach (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="the calibrated model file to write (.safetensors)")
+    if options.verb_is_running(p, running):
+        options.add_run(p)
+    p.set_defaults(run=calibrate)
+
     p = verbs.add_parser("evaluate", help="score a trained model on a dataset's folds",
                          description="Accuracy, macro F1 and the confusion matrix of a .safetensors model on the "
                          "listed folds; only score folds the model was not trained on.")
@@ -213,6 +229,20 @@ def train(args: argparse.Namespace) -> int:
     shown = "" if saved.validation_accuracy is None else \
         f", validation accuracy {100 * saved.validation_accuracy:.1f}%"
     print(f"model: {saved.model} (kept epoch {saved.best_epoch}{shown})\ncurves: {saved.curves}")
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from hearai.artifact import load
+    from hearai.runs import calibrate_on_validation
+
+    if not 0 < args.target_precision < 1:
+        raise ConfigError(f"--target-precision must be between 0 and 1, got {args.target_precision}")
+    detector = calibrate_on_validation(load(args.model), load_dataset(args), run=run_options(args),
+                                       target_precision=args.target_precision)
+    detector.save(args.out)
+    shown = ", ".join(f"{label} {on:g}" for label, (on, _) in sorted(detector.thresholds.items()))
+    print(f"{args.out}: thresholds {shown}")
     return 0
 
 
