@@ -32,11 +32,13 @@ from hearai.train import TrainConfig, differing_keys
 
 
 def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config: FeatureConfig, config: TrainConfig,
-                   run: RunOptions, out: Path, test_folds: list[int] | None = None) -> dict[str, Any] | None:
+                   run: RunOptions, out: Path, test_folds: list[int] | None = None,
+                   protocol: DetectionProtocol | None = None) -> dict[str, Any] | None:
     """Each listed fold is the test fold once; train on the other listed folds. Writes ``out/``.
 
-    ``test_folds``: run only these folds' trainings (other processes run the rest into the same
-    ``out``, e.g. several folds at once on one GPU). Returns None while any fold has no result;
+    A detector is also calibrated and tested on soundscapes as ``protocol`` says (default
+    ``DetectionProtocol()``). ``test_folds``: run only these folds' trainings (other processes run
+    the rest into the same ``out``, e.g. several folds at once on one GPU). Returns None while any fold has no result;
     the process that finds every fold done writes the report.
     """
     folds = sorted(folds or dataset.folds)
@@ -50,15 +52,17 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
     mine = set(folds if test_folds is None else test_folds)
     out.mkdir(parents=True, exist_ok=True)
     listed = dataset.select(folds)
+    protocol = protocol or DetectionProtocol()
+    measured = {"detection_protocol": protocol.to_dict()} if config.task == "detector" else {}
     claim_run_folder(out, {"folds": folds, **run_fingerprint(listed, feature_config, run),
-                           "train_config": config.to_dict()}, resume=run.resume)
+                           "train_config": config.to_dict(), **measured}, resume=run.resume)
     # Loaded once for all folds.
     every = clip_features(listed, feature_config, run, waveforms=config.augment.needs_waveforms)
     for k in sorted(mine):  # this process's folds first, so the last process to finish sees every result
         done = out / f"fold-{k}" / "result.json"
         if not (run.resume and done.is_file()):
             _run_fold(dataset, listed, every, folds, k, feature_config=feature_config, config=config, run=run,
-                      done=done)
+                      done=done, protocol=protocol)
         if run.progress:
             print(f"fold {k}: accuracy {json.loads(done.read_text())['accuracy']:.4f}", flush=True)
     pending = [k for k in folds if not (out / f"fold-{k}" / "result.json").is_file()]
@@ -101,7 +105,7 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
     }
     if config.task == "detector":
         rows = [summary_row(r["detection"]) for r in fold_results]
-        report["detection"] = {"protocol": DetectionProtocol().to_dict(), "per_fold": rows, **mean_std(rows)}
+        report["detection"] = {"protocol": protocol.to_dict(), "per_fold": rows, **mean_std(rows)}
     write_outputs(out, report, dataset.labels, None, None, title=f"{dataset.name} {len(folds)}-fold CV")
     write_predictions(out / "predictions.csv", test_clips, dataset.labels, np.concatenate(all_probabilities))
     write_text_atomic(out / "report.md", _markdown_report(report, out))
@@ -109,7 +113,8 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
 
 
 def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: list[int], k: int, *,
-              feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, done: Path) -> None:
+              feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, done: Path,
+              protocol: DetectionProtocol) -> None:
     """Train on the listed folds but ``k``, score fold ``k``'s clips, write ``done`` (result.json)."""
     fold_dir = done.parent
     fold_dir.mkdir(exist_ok=True)
@@ -117,7 +122,7 @@ def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: lis
     train = dataset.select(train_folds)
     classifier, result = train_classifier(train, feature_config=feature_config, config=config, run=run,
                                           checkpoint=fold_dir / "checkpoint.pt",
-                                          data=every.subset(_indices(listed, train_folds)))
+                                          data=every.subset(_indices(listed, train_folds)), protocol=protocol)
     test_features = list(every.subset(_indices(listed, [k])).features)
     probabilities = clip_probabilities(classifier.model, test_features, feature_config, device=run.device).numpy()
     _write_curves(fold_dir, result.history, title=f"{dataset.name}, test fold {k}")
@@ -128,17 +133,17 @@ def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: lis
         "train_seconds": round(sum(r["seconds"] for r in result.history), 1)}
     if config.task == "detector":
         record["detection"] = _test_detector(classifier, dataset.select([k]).clips, k, config=config, run=run,
-                                             fold_dir=fold_dir)
+                                             fold_dir=fold_dir, protocol=protocol)
     write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
     (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
 
 
 def _test_detector(detector: Classifier, test_clips: tuple[Clip, ...], k: int, *, config: TrainConfig,
-                   run: RunOptions, fold_dir: Path) -> dict[str, Any]:
+                   run: RunOptions, fold_dir: Path, protocol: DetectionProtocol) -> dict[str, Any]:
     """Score the (calibrated) detector's detection on soundscapes of fold ``k`` (``hearai.sedeval``)."""
     detector.save(fold_dir / "model.safetensors")
     return test_detector(detector, list(test_clips), backgrounds=config.soundscape.backgrounds, fold=k,
-                         protocol=DetectionProtocol(), work=fold_dir, progress=run.progress)
+                         protocol=protocol, work=fold_dir, progress=run.progress)
 
 
 def claim_run_folder(out: Path, fingerprint: dict[str, Any], *, resume: bool) -> None:

@@ -93,11 +93,12 @@ def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[list
 
 
 def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config: TrainConfig, run: RunOptions,
-                     checkpoint: Path | None = None, data: ClipFeatures | None = None
-                     ) -> tuple[Classifier, TrainResult]:
+                     checkpoint: Path | None = None, data: ClipFeatures | None = None,
+                     protocol: DetectionProtocol | None = None) -> tuple[Classifier, TrainResult]:
     """Train on every clip of ``dataset`` (validation held out from it) and wrap the result as a ``Classifier``.
 
-    A detector's thresholds are then calibrated on soundscapes of the validation clips (``hearai.sedeval``).
+    A detector's thresholds are then calibrated on soundscapes of the validation clips (``hearai.sedeval``;
+    ``protocol``: how many, default ``DetectionProtocol()``).
 
     ``data``: the clips' features when the caller already has them (cross-validation loads a
     dataset's features once for all folds).
@@ -116,12 +117,12 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     classifier = Classifier(model=result.model.cpu(), feature_config=feature_config, labels=dataset.labels,
                             model_name=config.model, model_options=dict(config.model_options), provenance=provenance)
     if config.task == "detector" and val_idx and is_main_process():
-        classifier = calibrate_on_validation(classifier, dataset, run=run)
+        classifier = calibrate_on_validation(classifier, dataset, run=run, protocol=protocol)
     return classifier, result
 
 
 def calibrate_on_validation(detector: Classifier, dataset: Dataset, *, run: RunOptions,
-                            target_precision: float | None = None) -> Classifier:
+                            protocol: DetectionProtocol | None = None) -> Classifier:
     """The detector with thresholds calibrated on the validation clips its training held out of ``dataset``.
 
     The split is recomputed from the training config the model carries; ``dataset`` must be the
@@ -140,10 +141,10 @@ def calibrate_on_validation(detector: Classifier, dataset: Dataset, *, run: RunO
     if not val_idx:
         raise ConfigError("the model was trained on every clip (validation fraction 0): no held-out clips to "
                           "calibrate on")
-    protocol = DetectionProtocol() if target_precision is None else DetectionProtocol(target_precision=target_precision)
     with tempfile.TemporaryDirectory(prefix="hearai-calibration-") as work:
         return calibrate_detector(detector, [dataset.clips[i] for i in val_idx],
-                                  backgrounds=config.soundscape.backgrounds, protocol=protocol, work=Path(work),
+                                  backgrounds=config.soundscape.backgrounds, protocol=protocol or DetectionProtocol(),
+                                  work=Path(work),
                                   progress=run.progress)
 
 

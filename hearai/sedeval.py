@@ -80,7 +80,7 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
         truth = read_ground_truth(build_soundscapes(events, beds, spec, scenes, prefix="validation",
                                                     progress=progress))
         # Backgrounds alone too: a threshold that fires on rain is no threshold for an alert.
-        build_soundscapes([], beds, replace(spec, events=0, snrs_db=(0.0,),
+        build_soundscapes([], beds, replace(spec, events=0, snrs_db=(0.0,), seconds=60.0,
                                             per_snr=protocol.validation_background_minutes),
                           quiet, prefix="validation-background", progress=progress)
         detections = [detect_file(detector, path, DetectConfig(), record=True)
@@ -115,7 +115,7 @@ def test_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple
                                      [label for label in detector.labels if label not in backgrounds])
         scores["by_snr"] = {f"{snr:g}": _scores_at(truth_path, snr, detections) for snr in protocol.snrs_db}
         minutes = protocol.background_minutes
-        build_soundscapes([], beds, replace(base, events=0, snrs_db=(0.0,), per_snr=minutes), quiet,
+        build_soundscapes([], beds, replace(base, events=0, snrs_db=(0.0,), per_snr=minutes, seconds=60.0), quiet,
                           prefix=f"fold{fold}-background", progress=progress)
         quiet_detections = [detect_file(detector, p, config) for p in sorted(quiet.glob("*.wav"))]
         scores["background_false_alarms"] = evaluate([], quiet_detections)["false_alarms"]
@@ -133,7 +133,8 @@ PSDS_SCENARIOS: dict[str, dict[str, Any]] = {
 
 def psds_scores(detections: list[Detection], truth: list[LabelledEvent], labels: tuple[str, ...],
                 classes: list[str]) -> dict[str, float | None]:
-    """PSDS 1 and 2 (max eFPR 100 per hour) of the recorded frame scores, by ``sed_scores_eval`` (threshold-free).
+    """PSDS 1 and 2 (max eFPR 100 per hour) of the recorded frame scores, by ``sed_scores_eval`` (threshold-free),
+    over the ``classes`` that occur in ``truth``.
 
     None when ``sed_scores_eval`` is not installed (``pip install hearai[eval]``).
     """
@@ -141,6 +142,9 @@ def psds_scores(detections: list[Detection], truth: list[LabelledEvent], labels:
         from sed_scores_eval import intersection_based
         from sed_scores_eval.base_modules.scores import create_score_dataframe
     except ImportError:
+        return {name: None for name in PSDS_SCENARIOS}
+    classes = [c for c in classes if any(t.label == c for t in truth)]  # PSDS averages over classes that occur
+    if not classes:
         return {name: None for name in PSDS_SCENARIOS}
     columns = [labels.index(c) for c in classes]
     scores, durations = {}, {}

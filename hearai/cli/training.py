@@ -235,11 +235,12 @@ def train(args: argparse.Namespace) -> int:
 def calibrate(args: argparse.Namespace) -> int:
     from hearai.artifact import load
     from hearai.runs import calibrate_on_validation
+    from hearai.sedeval import DetectionProtocol
 
     if not 0 < args.target_precision < 1:
         raise ConfigError(f"--target-precision must be between 0 and 1, got {args.target_precision}")
     detector = calibrate_on_validation(load(args.model), load_dataset(args), run=run_options(args),
-                                       target_precision=args.target_precision)
+                                       protocol=DetectionProtocol(target_precision=args.target_precision))
     detector.save(args.out)
     shown = ", ".join(f"{label} {on:g}" for label, (on, _) in sorted(detector.thresholds.items()))
     print(f"{args.out}: thresholds {shown}")

@@ -1,0 +1,67 @@
+"""A detector end to end on real audio: train (soundscapes on the fly), calibrate, cross-validate on
+soundscapes of held-out folds, export, detect; sizes kept small (the real protocol is in the README)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hearai import load
+from hearai.crossval import cross_validate
+from hearai.data import prepare
+from hearai.data.cache import FeatureCache
+from hearai.runs import RunOptions
+from hearai.sedeval import DetectionProtocol
+from hearai.train import DETECTOR_FEATURES, DETECTOR_RECIPE
+from tests.conftest import assert_one_line_error, assert_png, hearai
+
+SMALL = DetectionProtocol(snrs_db=(6.0,), test_per_snr=2, validation_per_snr=2, events=6, seconds=30.0,
+                          background_minutes=2, validation_background_minutes=2)
+
+
+@pytest.mark.slow
+def test_detection_cross_validation_reports_every_figure_per_fold(tmp_path, esc50_root):
+    from dataclasses import replace
+
+    dataset = prepare("esc10", esc50_root, folds=[1, 2])
+    config = replace(DETECTOR_RECIPE, epochs=1, validation_fraction=0.3)
+    report = cross_validate(dataset, folds=[1, 2], feature_config=DETECTOR_FEATURES, config=config,
+                            run=RunOptions(cache=FeatureCache(tmp_path / "cache"), progress=False),
+                            out=tmp_path / "cv", protocol=SMALL)
+    assert report is not None and report["detection"]["protocol"]["background_minutes"] == 2
+    for key in ("event_f1", "event_onset_f1", "segment_f1", "false_alarms_per_hour", "psds1", "psds2"):
+        assert len([r[key] for r in report["detection"]["per_fold"]]) == 2 and "mean" in report["detection"][key], key
+    for k in (1, 2):
+        fold = tmp_path / "cv" / f"fold-{k}"
+        result = json.loads((fold / "result.json").read_text())["detection"]
+        assert result["background_false_alarms"]["hours"] == pytest.approx(2 / 60, abs=1e-3)
+        assert result["event_based"]["n_reference"] > 0 and 0 <= result["psds"]["psds1"] <= 1
+        assert_png(fold / "timeline.png")
+        assert not list(fold.rglob("*.wav"))  # the soundscapes' audio is removed once scored
+        detector = load(fold / "model.safetensors")
+        assert detector.task == "detector" and detector.provenance["calibration"]["frames"] > 0
+    text = (tmp_path / "cv" / "report.md").read_text()
+    assert "## Detection on test-fold soundscapes" in text and "PSDS1" in text and "**mean ± std**" in text
+
+
+@pytest.mark.slow
+def test_a_detector_trains_exports_and_detects_from_the_cli(tmp_path, esc50_root):
+    model, onnx = tmp_path / "d.safetensors", tmp_path / "d.onnx"
+    done = hearai("train", "--model", "sed", "--dataset", "esc10", "--root", str(esc50_root), "--folds", "1",
+                  "--epochs", "1", "--validation-fraction", "0.3", "--out", str(model), "--cache", str(tmp_path / "c"),
+                  "--quiet", timeout=600)
+    assert done.returncode == 0, done.stderr
+    detector = load(model)
+    assert detector.task == "detector" and set(detector.thresholds) <= set(detector.labels)
+    assert detector.provenance["data"]["validation_clips"] == 27  # a third of 80 clips, grouped by source
+    assert hearai("export", str(model), "--onnx", str(onnx)).returncode == 0
+    clip = sorted((esc50_root / "audio").glob("*.flac"))[0]
+    done = hearai("detect", str(onnx), str(clip), "--out", str(tmp_path / "e.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["files"][0]["seconds"] == 5.0
+    # Calibrating again needs the data it was trained on: another fold is refused in one line.
+    done = hearai("calibrate", str(model), "--dataset", "esc10", "--root", str(esc50_root), "--folds", "2",
+                  "--out", str(tmp_path / "again.safetensors"), "--cache", str(tmp_path / "c"))
+    assert_one_line_error(done, "calibrate", "the model was trained on esc10 (80 clips")
+    assert not (tmp_path / "again.safetensors").exists()
