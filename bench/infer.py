@@ -8,7 +8,9 @@ every engine runs single-threaded; rounds alternate engines and keep each one's 
 With ``--detect-model MODEL`` (a trained model, .safetensors or .onnx) it also measures, on
 synthetic soundscapes streamed in 0.1-s chunks, the latency from each detected sound's true onset
 to its alert (stream time, so compute speed does not enter), and runs ``hearai detect`` on a
-6-minute and a 1-hour recording in fresh processes to report peak RSS and wall time.
+6-minute and a 1-hour recording in fresh processes to report peak RSS and wall time. (A
+detector's latency on real-recording soundscapes is part of its cross-validation: ``hearai cv
+--model sed``, and ``hearai detect MODEL DIR --evaluate ground_truth.csv`` on any soundscapes.)
 
     .venv/bin/python bench/infer.py [--rounds 3] [--detect-model MODEL] [--out bench/results/infer.json]
 """
@@ -51,14 +53,14 @@ def latency(model_path: Path, *, soundscapes: int = 8) -> dict:
     """Stream time from each matched sound's true onset to its alert, over synthetic soundscapes."""
     from hearai import load
     from hearai.data import synth
-    from hearai.detect import StreamingDetector
+    from hearai.detect import start_detector
 
     scorer = load(model_path)
     rate, chunk = scorer.sample_rate, scorer.sample_rate // 10
     delays, missed = [], 0
     for k in range(soundscapes):
         wave, truth = synth.make_soundscape(np.random.default_rng([5, 2000, k]), sample_rate=rate, seconds=30.0)
-        detector = StreamingDetector(scorer)
+        detector = start_detector(scorer)
         alerts = []
         for i in range(0, len(wave), chunk):
             alerts += [((i + chunk) / rate, e) for e in detector.push(wave[i : i + chunk]) if e.offset is None]
@@ -66,7 +68,7 @@ def latency(model_path: Path, *, soundscapes: int = 8) -> dict:
             hits = [t - onset for t, e in alerts if e.label == label and abs(e.onset - onset) <= 0.5]
             delays += hits[:1]
             missed += not hits
-    bound = StreamingDetector(scorer).latency_bound_seconds
+    bound = start_detector(scorer).latency_bound_seconds
     return {"alerts": len(delays), "missed": missed, "chunk_seconds": 0.1, "bound_seconds": round(bound, 3),
             "mean_seconds": round(float(np.mean(delays)), 3), "max_seconds": round(float(np.max(delays)), 3)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -16,9 +17,9 @@ def count_macs(model: nn.Module, n_features: int, n_frames: int) -> int:
     """Multiply-accumulates of one forward pass on one window (convolutions and dense layers)."""
     total = 0
 
-    def conv_hook(module: nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
+    def conv_hook(module: nn.Conv1d | nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
-        per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
         total += output.numel() // output.shape[0] * per_output
 
     def linear_hook(module: nn.Linear, _inputs: Any, output: torch.Tensor) -> None:
@@ -27,7 +28,7 @@ def count_macs(model: nn.Module, n_features: int, n_frames: int) -> int:
 
     handles = []
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
