@@ -5,8 +5,9 @@ A sigmoid score of 0.5 means different things for a siren (loud, distinct) and a
 others too few detections. Here each class gets the lowest *on* threshold whose frame-level
 precision on validation soundscapes (mixed from training-fold clips the network did not train on)
 reaches ``target_precision``: as many detections as that precision allows. A class that never
-reaches it gets the threshold of its best F1, and a class with too few validation frames keeps the
-default. *Off* is half of *on* (hysteresis: an event does not flicker off mid-sound). NumPy only.
+reaches it gets the threshold of its best F1, but never below the default (a class the model
+confuses must not alert on every other sound), and a class with too few validation frames keeps
+the default. *Off* is half of *on* (hysteresis: an event does not flicker off mid-sound). NumPy only.
 """
 
 from __future__ import annotations
@@ -62,4 +63,5 @@ def _choose(score: np.ndarray, positive: np.ndarray, target: float) -> tuple[flo
         return float(GRID[reached[0]]), f"precision {precision[reached[0]]:.2f}, recall {recall[reached[0]]:.2f}"
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     best = int(f1.argmax())
-    return float(GRID[best]), f"best F1 {f1[best]:.2f} (precision {precision[best]:.2f} < target)"
+    on = max(float(GRID[best]), DEFAULT_PAIR[0])  # never below the default for a class that misses the target
+    return on, f"best F1 {f1[best]:.2f} at {GRID[best]:g} (precision {precision[best]:.2f} < target), kept >= default"
