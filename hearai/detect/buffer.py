@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from hearai.detect.config import DetectConfig
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
+from hearai.interface import SoundModel
 from hearai.windows import clip_crops, context_samples, crop_at
 
 
@@ -67,3 +69,20 @@ class StreamBuffer:
         if keep > self._base:
             self._audio = self._audio[keep - self._base :]
             self._base = keep
+
+
+class ModelStream:
+    """What every stream detector starts from: the model, its (checked) ``DetectConfig`` and the stream's buffer."""
+
+    def __init__(self, model: SoundModel, config: DetectConfig | None, *, sample_rate: int | None) -> None:
+        self.model, self.config = model, config or DetectConfig()
+        self.config.check_labels(model.labels)
+        self.feature_config = model.feature_config
+        self.rate = self.feature_config.sample_rate
+        self.buffer = StreamBuffer(self.feature_config, input_rate=sample_rate or self.rate)
+        self.input_rate = self.buffer.input_rate
+
+    @property
+    def seconds(self) -> float:
+        """Stream time so far, at the model's rate."""
+        return self.buffer.received / self.rate

@@ -66,6 +66,12 @@ class DetectConfig:
             return DEFAULT_PAIR
         return self.threshold, self.release if self.release is not None else min(DEFAULT_PAIR[1], self.threshold)
 
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """Every label named here (thresholds, ignore) is one of the model's, or a ``ConfigError`` lists them."""
+        unknown = sorted((set(self.thresholds) | set(self.ignore)) - set(labels))
+        if unknown:
+            raise ConfigError(f"label(s) the model does not know: {', '.join(unknown)}; it knows {', '.join(labels)}")
+
     def pair(self, label: str, calibrated: dict[str, tuple[float, float]]) -> tuple[float, float]:
         """A class's [on, off]: its own here, else the threshold set here, else the model's calibrated one."""
         if label in self.thresholds:

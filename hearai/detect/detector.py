@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hearai.detect.activity import ActivityTracker, Segment
-from hearai.detect.buffer import StreamBuffer
+from hearai.detect.buffer import ModelStream
 from hearai.detect.config import DetectConfig
 from hearai.detect.frames import FrameDetector
 from hearai.detect.timeline import WindowTimeline
@@ -43,20 +43,13 @@ class _Sound:
     tracks: SoundTracks
 
 
-class StreamingDetector:
+class StreamingDetector(ModelStream):
     """Push audio, get events. ``record=True`` also scores a window every window hop for plots."""
 
     def __init__(self, model: SoundModel, config: DetectConfig | None = None, *, sample_rate: int | None = None,
                  record: bool = False) -> None:
-        self.model, self.config = model, config or DetectConfig()
-        f = self.feature_config = model.feature_config
-        unknown = sorted((set(self.config.thresholds) | set(self.config.ignore)) - set(model.labels))
-        if unknown:
-            raise ConfigError(f"label(s) the model does not know: {', '.join(unknown)}; "
-                              f"it knows {', '.join(model.labels)}")
-        self.rate = f.sample_rate
-        self.buffer = StreamBuffer(f, input_rate=sample_rate or f.sample_rate)
-        self.input_rate = self.buffer.input_rate
+        super().__init__(model, config, sample_rate=sample_rate)
+        f = self.feature_config
         self._activity = ActivityTracker(f, rise_db=self.config.rise_db, fall_db=self.config.fall_db,
                                          merge_gap_seconds=self.config.merge_gap_seconds,
                                          min_seconds=self.config.min_event_seconds,
@@ -65,10 +58,6 @@ class StreamingDetector:
         self._sounds: list[_Sound] = []
         self.timeline = WindowTimeline(model, self.buffer) if record else None
         self._finished = False
-
-    @property
-    def seconds(self) -> float:
-        return self.buffer.received / self.rate
 
     @property
     def times(self) -> list[float]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hearai.detect.buffer import StreamBuffer
+from hearai.detect.buffer import ModelStream
 from hearai.detect.config import DetectConfig
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
@@ -37,22 +37,14 @@ class _Track:
     quiet_since: float | None = None
 
 
-class FrameDetector:
+class FrameDetector(ModelStream):
     """Push audio, get events; ``record=True`` keeps every frame's scores for plots (``times``, ``probabilities``)."""
 
     def __init__(self, model: SoundModel, config: DetectConfig | None = None, *, sample_rate: int | None = None,
                  record: bool = False) -> None:
         if model.task != "detector":
             raise ConfigError(f"{model.model_name} is a classifier; FrameDetector needs a detector")
-        self.model, self.config = model, config or DetectConfig()
-        f = self.feature_config = model.feature_config
-        unknown = sorted((set(self.config.thresholds) | set(self.config.ignore)) - set(model.labels))
-        if unknown:
-            raise ConfigError(f"label(s) the model does not know: {', '.join(unknown)}; "
-                              f"it knows {', '.join(model.labels)}")
-        self.rate = f.sample_rate
-        self.buffer = StreamBuffer(f, input_rate=sample_rate or f.sample_rate)
-        self.input_rate = self.buffer.input_rate
+        super().__init__(model, config, sample_rate=sample_rate)
         self.frame = model.frame_seconds
         self.pairs = [self.config.pair(label, model.thresholds) for label in model.labels]
         self.reported = [k for k, label in enumerate(model.labels) if label not in self.config.ignore]
@@ -63,10 +55,6 @@ class FrameDetector:
         self._decided = 0.0  # frames starting before this time (s) are decided
         self._next = 0  # first feature frame of the next window
         self._finished = False
-
-    @property
-    def seconds(self) -> float:
-        return self.buffer.received / self.rate
 
     @property
     def latency_bound_seconds(self) -> float:
