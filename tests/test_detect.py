@@ -355,7 +355,7 @@ def test_microphone_without_portaudio_is_explained(monkeypatch):
     ({"thresholds": {"siren": 0.5}}, "thresholds\\['siren'\\] must be \\[threshold, release\\], got 0.5"),
     ({"thresholds": [0.5, 0.3]}, "must map labels"),
     ({"floor_seconds": 1e9}, "floor_seconds must be at most 600"),
-    ({"threshold": "x"}, "threshold must be a positive number"),
+    ({"threshold": "x"}, "threshold must be a number or null"),
     ({"ignore": "rain"}, "ignore must be a list of labels"),
 ])
 def test_detect_configs_from_files_are_checked(fields, message):
