@@ -142,7 +142,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
 
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
-        """Class probabilities of an uploaded recording (the mean over its windows)."""
+        """Class scores of an uploaded recording: a classifier's mean over its windows, a detector's maximum."""
         return await _on_upload(app, file, limits, model.predict)
 
     @app.post("/v1/detect")
