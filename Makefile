@@ -40,7 +40,7 @@ demo: setup
 
 # The shipped detector (README, "The shipped model"): trained on every ESC-50 fold by the detector's
 # recipe (15 % of the clips held out to keep the best epoch and calibrate the thresholds), then exported.
-# One thread: CPU training is reproducible for a given thread count; about 35 minutes here.
+# One thread: CPU training is reproducible for a given thread count; 34 minutes here.
 ESC50 ?= ../shared/data/esc50
 DEFAULT_MODEL := hearai/default_model/esc50-sed
 default-model: setup
