@@ -68,3 +68,20 @@ def test_serve_without_a_model_serves_the_shipped_one():
         process.terminate()
         process.wait(timeout=30)
     assert info["file"] == DEFAULT_MODEL.name and info["task"] == "detector" and len(info["labels"]) == 50
+
+
+def test_the_shipped_model_runs_where_torch_cannot_be_imported(esc50_root):
+    import subprocess
+    import sys
+
+    clip = _clip(esc50_root, "siren")
+    script = ("import sys, json\n"
+              "sys.modules['torch'] = None  # any 'import torch' now raises ImportError\n"
+              "from hearai import load\n"
+              "from hearai.detect import detect_file\n"
+              "model = load()\n"
+              f"print(model.predict({str(clip)!r})['label'], len(detect_file(model, {str(clip)!r}).events))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    label, events = done.stdout.split()
+    assert label == "siren" and int(events) >= 1
