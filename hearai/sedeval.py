@@ -39,6 +39,7 @@ class DetectionProtocol:
     """What a detector is calibrated and tested on (sizes in soundscapes of ``seconds`` each)."""
 
     target_precision: float = 0.8
+    alarms_per_hour: float | None = None  # with a number, thresholds are raised until validation backgrounds keep to it
     snrs_db: tuple[float, ...] = (0.0, 6.0, 12.0)
     test_per_snr: int = 4
     validation_per_snr: int = 4
@@ -83,14 +84,16 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
         build_soundscapes([], beds, replace(spec, events=0, snrs_db=(0.0,), seconds=60.0,
                                             per_snr=protocol.validation_background_minutes),
                           quiet, prefix="validation-background", progress=progress)
-        detections = [detect_file(detector, path, DetectConfig(), record=True)
-                      for path in sorted(scenes.glob("*.wav")) + sorted(quiet.glob("*.wav"))]
+        mixed = [detect_file(detector, path, DetectConfig(), record=True) for path in sorted(scenes.glob("*.wav"))]
+        alone = [detect_file(detector, path, DetectConfig(), record=True) for path in sorted(quiet.glob("*.wav"))]
     finally:
         _remove_audio(scenes)
         _remove_audio(quiet)
     classes = sorted({c.label for c in events})
+    detections = mixed + alone
     thresholds, report = calibrate(detections, truth, detector.labels, classes=classes,
-                                   target_precision=protocol.target_precision)
+                                   target_precision=protocol.target_precision, background=alone,
+                                   alarms_per_hour=protocol.alarms_per_hour, hold_seconds=DetectConfig().hold_seconds)
     return detector.with_thresholds(thresholds, {**report, "soundscapes": len(detections),
                                                  "validation_clips": len(clips)})
 

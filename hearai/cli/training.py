@@ -62,6 +62,9 @@ def add_verbs(verbs, *, running: str | None) -> None:
     options.add_dataset(p)
     p.add_argument("--target-precision", type=float, default=0.8,
                    help="frame-level precision each class's threshold must reach (default: %(default)s)")
+    p.add_argument("--max-alarms-per-hour", type=float, metavar="N",
+                   help="then raise each class's threshold until it gives at most N events per hour on the "
+                   "validation clips' backgrounds alone (0: none in their 20 minutes); default: no such bound")
     p.add_argument("--out", type=Path, required=True, help="the calibrated model file to write (.safetensors)")
     if options.verb_is_running(p, running):
         options.add_run(p)
@@ -239,8 +242,10 @@ def calibrate(args: argparse.Namespace) -> int:
 
     if not 0 < args.target_precision < 1:
         raise ConfigError(f"--target-precision must be between 0 and 1, got {args.target_precision}")
-    detector = calibrate_on_validation(load(args.model), load_dataset(args), run=run_options(args),
-                                       protocol=DetectionProtocol(target_precision=args.target_precision))
+    if args.max_alarms_per_hour is not None and not args.max_alarms_per_hour >= 0:
+        raise ConfigError(f"--max-alarms-per-hour must be 0 or more, got {args.max_alarms_per_hour}")
+    protocol = DetectionProtocol(target_precision=args.target_precision, alarms_per_hour=args.max_alarms_per_hour)
+    detector = calibrate_on_validation(load(args.model), load_dataset(args), run=run_options(args), protocol=protocol)
     detector.save(args.out)
     shown = ", ".join(f"{label} {on:g}" for label, (on, _) in sorted(detector.thresholds.items()))
     print(f"{args.out}: thresholds {shown}")

@@ -37,17 +37,59 @@ def frame_truth(detection: Detection, labels: tuple[str, ...], truth: list[Label
 
 
 def calibrate(detections: list[Detection], truth: list[LabelledEvent], labels: tuple[str, ...], *,
-              classes: list[str], target_precision: float) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    """Thresholds for ``classes`` from the frame scores recorded in ``detections``; and a report per class."""
+              classes: list[str], target_precision: float, background: list[Detection] | None = None,
+              alarms_per_hour: float | None = None, hold_seconds: float = 0.2
+              ) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+    """Thresholds for ``classes`` from the frame scores recorded in ``detections``; and a report per class.
+
+    With ``alarms_per_hour``, each class's *on* is then raised (along ``GRID``) until the events it
+    would give on ``background`` (recordings of backgrounds alone) stay within that many per hour:
+    a bound on false alarms that frame precision alone does not give.
+    """
     scores = np.concatenate([d.probabilities for d in detections])
     positive = np.concatenate([frame_truth(d, labels, truth) for d in detections])
     thresholds, report = {}, {}
     for label in classes:
         k = labels.index(label)
         on, how = _choose(scores[:, k], positive[:, k], target_precision)
-        thresholds[label] = (on, round(max(0.01, on * RELEASE_RATIO), 3))
+        if alarms_per_hour is not None and background:
+            on, how = _within_alarm_budget(on, how, [d.probabilities[:, k] for d in background], background,
+                                           alarms_per_hour, hold_seconds)
+        thresholds[label] = (on, _release(on))
         report[label] = {"on": on, "how": how, "positive_frames": int(positive[:, k].sum())}
-    return thresholds, {"target_precision": target_precision, "frames": len(scores), "per_class": report}
+    return thresholds, {"target_precision": target_precision, "frames": len(scores), "per_class": report,
+                        "alarms_per_hour": alarms_per_hour}
+
+
+def _release(on: float) -> float:
+    return round(max(0.01, on * RELEASE_RATIO), 3)
+
+
+def background_events(score: np.ndarray, on: float, off: float, hold_frames: int) -> int:
+    """Events the frame detector's hysteresis gives on one recording's scores: runs at or above ``off``
+    (gaps under ``hold_frames`` joined) that reach ``on``."""
+    above = np.r_[False, score >= off, False]
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    if not len(starts):
+        return 0
+    keep = np.r_[True, starts[1:] - ends[:-1] >= hold_frames]  # a run after a short gap continues the last
+    groups = np.cumsum(keep) - 1
+    peaks = np.zeros(groups[-1] + 1)
+    np.maximum.at(peaks, groups, np.maximum.reduceat(score, starts))
+    return int((peaks >= on).sum())
+
+
+def _within_alarm_budget(on: float, how: str, scores: list[np.ndarray], recordings: list[Detection],
+                         budget: float, hold_seconds: float) -> tuple[float, str]:
+    hours = sum(d.seconds for d in recordings) / 3600
+    frame = float(recordings[0].times[1] - recordings[0].times[0]) if len(recordings[0].times) > 1 else 0.08
+    hold = max(1, round(hold_seconds / frame))
+    for candidate in [on] + [float(t) for t in GRID if t > on]:
+        alarms = sum(background_events(s, candidate, _release(candidate), hold) for s in scores)
+        if alarms <= budget * hours:
+            return candidate, how if candidate == on else f"{how}; raised to {candidate:g} for the alarm budget"
+    return float(GRID[-1]), f"{how}; {GRID[-1]:g}, the highest, still alarms on backgrounds"
 
 
 def _choose(score: np.ndarray, positive: np.ndarray, target: float) -> tuple[float, str]:
