@@ -32,6 +32,8 @@ from hearai.detect import DetectConfig, detect_file, read_ground_truth
 from hearai.detect.calibrate import calibrate
 from hearai.detect.files import Detection, evaluate, plot_detection
 from hearai.detect.metrics import LabelledEvent
+from hearai.errors import ConfigError
+from hearai.validation import at_most, positive_int
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class DetectionProtocol:
     max_overlap: int = 2
     background_minutes: int = 60
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_int(self, "test_per_snr", "validation_per_snr", "validation_background_minutes", "events",
+                     "max_overlap", "background_minutes")
+        at_most(self, {"test_per_snr": 1000, "validation_per_snr": 1000, "validation_background_minutes": 6000,
+                       "background_minutes": 6000, "seconds": 3600.0})
+        if not 0 < self.target_precision < 1 or (self.alarms_per_hour is not None and not self.alarms_per_hour >= 0):
+            raise ConfigError("DetectionProtocol: target_precision must be in (0, 1) and alarms_per_hour >= 0, got "
+                              f"{self.target_precision}, {self.alarms_per_hour}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "snrs_db": list(self.snrs_db)}

@@ -242,8 +242,6 @@ def calibrate(args: argparse.Namespace) -> int:
 
     if not 0 < args.target_precision < 1:
         raise ConfigError(f"--target-precision must be between 0 and 1, got {args.target_precision}")
-    if args.max_alarms_per_hour is not None and not args.max_alarms_per_hour >= 0:
-        raise ConfigError(f"--max-alarms-per-hour must be 0 or more, got {args.max_alarms_per_hour}")
     protocol = DetectionProtocol(target_precision=args.target_precision, alarms_per_hour=args.max_alarms_per_hour)
     detector = calibrate_on_validation(load(args.model), load_dataset(args), run=run_options(args), protocol=protocol)
     detector.save(args.out)
