@@ -4,12 +4,15 @@ Its header metadata holds, as JSON, the ``ModelHeader`` (``hearai.interface``): 
 ``FeatureConfig``, the label names, the network's registry name and options, and provenance
 (training config, data summary, metrics, versions). Loading reads tensors and JSON only — nothing
 is unpickled, no code runs — and scoring always computes the features the model was trained on.
+A detector's file may also hold its ``Reference``: a few log-mel windows of each sound it knows,
+which ``hearai.teach`` teaches new sounds against.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import platform
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,13 +32,65 @@ from hearai.models.inference import WindowGraph
 from hearai.models.scaler import ScaledNet
 
 
+REFERENCE_PREFIX = "reference."
+MAX_REFERENCE_WINDOWS = 5_000
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Log-mel windows of sounds a detector knows, kept in its file: what a taught sound is told apart from.
+
+    ``windows`` (n, bands, frames) float16 dB; ``labels`` (n,) the class each window holds (-1: none
+    of the model's); ``background`` (n,) whether it is a background recording (mixed under taught
+    examples). Checked against the model's features and labels when read.
+    """
+
+    windows: torch.Tensor
+    labels: torch.Tensor
+    background: torch.Tensor
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"{REFERENCE_PREFIX}{k}": v.contiguous() for k, v in
+                (("windows", self.windows.half()), ("labels", self.labels.long()),
+                 ("background", self.background.to(torch.uint8)))}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], *, config: FeatureConfig, n_classes: int,
+                     source: Path) -> Reference:
+        try:
+            windows, labels, background = (tensors[f"{REFERENCE_PREFIX}{k}"] for k in ("windows", "labels",
+                                                                                     "background"))
+        except KeyError as exc:
+            raise ModelError(f"{source}: the reference lacks tensor {exc}") from exc
+        n = len(windows)
+        if (windows.shape[1:] != (config.n_features, config.window_frames) or not 0 < n <= MAX_REFERENCE_WINDOWS
+                or labels.shape != (n,) or background.shape != (n,) or windows.dtype != torch.float16
+                or labels.dtype != torch.int64 or not bool(torch.isfinite(windows).all())
+                or not bool(((labels >= -1) & (labels < n_classes)).all())):
+            raise ModelError(f"{source}: the reference windows do not fit the model (shape, type or labels)")
+        return cls(windows, labels, background.bool())
+
+    def without_label(self, index: int) -> Reference:
+        """Drop the windows of class ``index``; later classes move down one (it left the model)."""
+        keep = self.labels != index
+        labels = self.labels[keep]
+        return Reference(self.windows[keep], torch.where(labels > index, labels - 1, labels), self.background[keep])
+
+    def plus(self, windows: torch.Tensor, label: int) -> Reference:
+        n = len(windows)
+        return Reference(torch.cat([self.windows, windows.half()]), torch.cat([self.labels, torch.full((n,), label)]),
+                         torch.cat([self.background, torch.zeros(n, dtype=torch.bool)]))
+
+
 class Classifier(SoundModel):
     """A trained network with its feature config and labels, scored in torch."""
 
     def __init__(self, *, model: ScaledNet, feature_config: FeatureConfig, labels: tuple[str, ...], model_name: str,
                  model_options: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
-                 thresholds: dict[str, tuple[float, float]] | None = None) -> None:
+                 thresholds: dict[str, tuple[float, float]] | None = None, reference: Reference | None = None
+                 ) -> None:
         detector = model.task == "detector"
+        self.reference = reference
         self.model = model.eval()
         frames = 0
         if detector:
@@ -62,7 +117,8 @@ class Classifier(SoundModel):
         """The same detector with new per-class thresholds, and how they were chosen in its provenance."""
         return Classifier(model=self.model, feature_config=self.feature_config, labels=self.labels,
                           model_name=self.model_name, model_options=self.model_options,
-                          provenance={**self.provenance, "calibration": calibration}, thresholds=thresholds)
+                          provenance={**self.provenance, "calibration": calibration}, thresholds=thresholds,
+                          reference=self.reference)
 
     def file_header(self, format: str = SAFETENSORS_FORMAT) -> ModelHeader:
         """The header a file written now carries: provenance plus the versions that wrote it."""
@@ -74,6 +130,8 @@ class Classifier(SoundModel):
     def save(self, path: str | Path) -> Path:
         """Write the model file atomically; returns its path."""
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        if self.reference is not None:
+            state.update(self.reference.tensors())
         target = Path(path)
         with atomic_path(target) as tmp:
             save_file(state, str(tmp), metadata={"hearai": self.file_header().to_json()})
@@ -93,6 +151,9 @@ def load(path: str | Path) -> Classifier:
         raise ModelError(f"{path}: not a readable model file (truncated or not safetensors): {exc}") from exc
     header = ModelHeader.from_json(metadata.get("hearai"), source=path, expected_format=SAFETENSORS_FORMAT)
     config = header.feature_config
+    kept = {k: state.pop(k) for k in list(state) if k.startswith(REFERENCE_PREFIX)}
+    reference = Reference.from_tensors(kept, config=config, n_classes=len(header.labels), source=path) if kept \
+        else None
     try:
         model = create_model(header.model_name, n_classes=len(header.labels), n_features=config.n_features,
                              n_frames=config.window_frames, **header.model_options)
@@ -106,7 +167,7 @@ def load(path: str | Path) -> Classifier:
         raise ModelError(f"{path}: the header says {header.task}, but {header.model_name!r} is a {model.task}")
     classifier = Classifier(model=model, feature_config=config, labels=header.labels, model_name=header.model_name,
                             model_options=header.model_options, provenance=header.provenance,
-                            thresholds=header.thresholds)
+                            thresholds=header.thresholds, reference=reference)
     if classifier.header.frames_per_window != header.frames_per_window:
         raise ModelError(f"{path}: the header says {header.frames_per_window} frames per window, the network gives "
                          f"{classifier.header.frames_per_window}")

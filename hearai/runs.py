@@ -25,6 +25,7 @@ from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.machine import available_cores
 from hearai.sedeval import DetectionProtocol, calibrate_detector
+from hearai.teach import build_reference
 from hearai.train import TrainConfig, TrainResult, fit
 
 
@@ -97,7 +98,8 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
                      protocol: DetectionProtocol | None = None) -> tuple[Classifier, TrainResult]:
     """Train on every clip of ``dataset`` (validation held out from it) and wrap the result as a ``Classifier``.
 
-    A detector's thresholds are then calibrated on soundscapes of the validation clips (``hearai.sedeval``;
+    A detector keeps a few windows of each training class (``hearai.teach.build_reference``: what
+    new sounds are taught against); its thresholds are then calibrated on soundscapes of the validation clips (``hearai.sedeval``;
     ``protocol``: how many, default ``DetectionProtocol()``).
 
     ``data``: the clips' features when the caller already has them (cross-validation loads a
@@ -114,8 +116,12 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
                  beds=data.subset(beds) if config.task == "detector" else None)
     provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
                   "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
+    reference = build_reference(data.subset(train_idx), labels=dataset.labels,
+                                backgrounds=config.soundscape.backgrounds, feature_config=feature_config,
+                                seed=config.seed) if config.task == "detector" else None
     classifier = Classifier(model=result.model.cpu(), feature_config=feature_config, labels=dataset.labels,
-                            model_name=config.model, model_options=dict(config.model_options), provenance=provenance)
+                            model_name=config.model, model_options=dict(config.model_options), provenance=provenance,
+                            reference=reference)
     if config.task == "detector" and val_idx and is_main_process():
         classifier = calibrate_on_validation(classifier, dataset, run=run, protocol=protocol)
     return classifier, result

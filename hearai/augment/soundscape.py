@@ -78,6 +78,22 @@ def frame_power(features: torch.Tensor) -> torch.Tensor:
     return (10.0 ** (features / 10.0)).sum(dim=-2)
 
 
+def mix_windows(event: torch.Tensor, event_on: torch.Tensor, bed: torch.Tensor, bed_on: torch.Tensor, *,
+                snr_db: float, amin: float) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Event window over bed window (log-mel dB) at ``snr_db``, measured on the event's active frames
+    against the bed under them; and where each is still heard (``hearai.data.mixer``'s audible rule)."""
+    e, b = 10.0 ** (event.double() / 10.0), 10.0 ** (bed.double() / 10.0)
+    pe, pb = e.sum(0), b.sum(0)
+    where = event_on if bool(event_on.any()) else torch.ones_like(event_on)
+    gain = float(pb[where].mean() / pe[where].mean().clamp_min(1e-30)) * 10 ** (snr_db / 10)
+    gain = min(gain, 1e12)
+    mixed = 10.0 * torch.log10((b + gain * e).clamp_min(amin))
+    audible = 10 ** (AUDIBLE_DB / 10)
+    heard_event = event_on & (gain * pe >= pb * audible)
+    heard_bed = bed_on & (pb >= gain * pe * audible)
+    return mixed.float(), (heard_event, heard_bed)
+
+
 def active_masks(clips: ClipFeatures, feature_config: FeatureConfig) -> list[torch.Tensor]:
     """Per clip, per feature frame: is the clip's sound there (``mixer.active_from_power`` on its mel power)."""
     seconds = feature_config.hop_length / feature_config.sample_rate
@@ -103,7 +119,6 @@ class SoundscapeBatches:
         self.generator = torch.Generator().manual_seed(seed)
         self._event_active = active_masks(events, feature_config)
         self._bed_active = active_masks(beds, feature_config) if beds is not None and len(beds) else []
-        self._audible = 10 ** (AUDIBLE_DB / 10)
 
     def __call__(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
@@ -122,7 +137,8 @@ class SoundscapeBatches:
                 windows.append(bed)
                 targets.append(self._target([(bed_label, bed_active)]))
                 continue
-            mixed, heard = self._mix(x, active, bed, bed_active, float(rng.uniform(*m.snr_db)))
+            mixed, heard = mix_windows(x, active, bed, bed_active, snr_db=float(rng.uniform(*m.snr_db)),
+                                       amin=self.amin)
             windows.append(mixed)
             targets.append(self._target([(label, heard[0]), (bed_label, heard[1])]))
         x = torch.stack(windows)
@@ -169,19 +185,6 @@ class SoundscapeBatches:
             source, active, bed_label = self.beds.features[clip], self._bed_active[clip], int(self.beds.labels[clip])
         start = int(rng.integers(0, source.shape[-1] - self.frames + 1))
         return source[:, start : start + self.frames], active[start : start + self.frames], bed_label
-
-    def _mix(self, event: torch.Tensor, event_on: torch.Tensor, bed: torch.Tensor, bed_on: torch.Tensor, snr_db: float
-             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Event over bed at ``snr_db`` (event's active frames against the bed under them); who is heard where."""
-        e, b = 10.0 ** (event.double() / 10.0), 10.0 ** (bed.double() / 10.0)
-        pe, pb = e.sum(0), b.sum(0)
-        where = event_on if bool(event_on.any()) else torch.ones_like(event_on)
-        gain = float(pb[where].mean() / pe[where].mean().clamp_min(1e-30)) * 10 ** (snr_db / 10)
-        gain = min(gain, 1e12)
-        mixed = 10.0 * torch.log10((b + gain * e).clamp_min(self.amin))
-        heard_event = event_on & (gain * pe >= pb * self._audible)
-        heard_bed = bed_on & (pb >= gain * pe * self._audible)
-        return mixed.float(), (heard_event, heard_bed)
 
     def _target(self, sources: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
         out = torch.zeros(self.frames, self.n_classes)

@@ -1,6 +1,6 @@
 """The ``hearai`` command: one verb per pipeline stage; each verb parses, calls the library, prints.
 
-Verbs live in modules by stage (``features``, ``data``, ``training``, ``models``, ``detection``).
+Verbs live in modules by stage (``features``, ``data``, ``training``, ``models``, ``teaching``, ``detection``).
 Options whose defaults import torch (training, device) are added only for the verb being run, so
 ``detect``, ``listen``, ``predict`` and ``serve`` with an ONNX model start without loading torch.
 """
@@ -12,15 +12,20 @@ import sys
 from pathlib import Path
 
 from hearai import __version__
-from hearai.cli import data, detection, features, models, training
+from hearai.cli import data, detection, features, models, teaching, training
 from hearai.errors import HearaiError
 
-_STAGES = (features, data, training, models, detection)
+_STAGES = (features, data, training, models, teaching, detection)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(running=next((a for a in argv if not a.startswith("-")), "")).parse_args(argv)
+    parser = build_parser(running=next((a for a in argv if not a.startswith("-")), ""))
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "files_anywhere", False) and not any(a.startswith("-") for a in extra):
+        args.inputs += [Path(a) for a in extra]  # files after an option (teach: MODEL --name N FILE...)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except HearaiError as exc:

@@ -55,7 +55,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         description="Start the hearai service (FastAPI + uvicorn). Open / in a browser: it listens through the "
         "microphone and shows an alert for each sound it names, with a history, and draws the events of an "
         "uploaded file. The API: POST /v1/classify and /v1/detect take an audio upload, the WebSocket /v1/stream "
-        "takes live PCM and sends events, GET /v1/model describes the model, /openapi.json describes the API. "
+        "takes live PCM and sends events, GET /v1/model describes the model, /v1/sounds lists, teaches and removes sounds taught from a few "
+        "recordings (kept in --data-dir), /openapi.json describes the API. "
         "Binds to loopback unless told otherwise; CORS is off.")
     p.add_argument("model", type=Path, nargs="?",
                    help="model file (.safetensors or .onnx; default: the shipped detector of ESC-50's 50 sounds)")
@@ -83,6 +84,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate: browsers give the "
                    "microphone only to https pages or to localhost")
     p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
+    p.add_argument("--data-dir", type=Path, help="where sounds taught through the page are kept, across restarts "
+                   "(default: $HEARAI_DATA, else $XDG_DATA_HOME/hearai or ~/.local/share/hearai)")
     options.add_detect(p)
     p.set_defaults(run=serve)
 
@@ -166,11 +169,15 @@ def listen(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     from hearai import DEFAULT_MODEL, load
     from hearai.serve import ServeConfig, create_app, server
+    from hearai.serve.sounds import SoundTeacher, default_data_dir, warn
 
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
         raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
     listening = server.bind(args.host, args.port)
-    model = load(args.model)
+    teacher = SoundTeacher(load(args.model), model_path=args.model or DEFAULT_MODEL,
+                           data_dir=args.data_dir or default_data_dir())
+    warn(teacher.restore())
+    model = teacher.model
     host, port = listening.getsockname()[:2]
     config = ServeConfig(max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
                          upload_timeout_seconds=args.upload_timeout, max_streams=args.max_streams,
@@ -185,6 +192,6 @@ def serve(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     if not args.header_timeout > 0:
         raise ConfigError(f"--header-timeout must be positive, got {args.header_timeout}")
-    server.run(create_app(model, model_file=model_file, config=config), listening,
+    server.run(create_app(model, model_file=model_file, config=config, teacher=teacher), listening,
                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, header_timeout=args.header_timeout)
     return 0

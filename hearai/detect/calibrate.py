@@ -51,17 +51,18 @@ def calibrate(detections: list[Detection], truth: list[LabelledEvent], labels: t
     thresholds, report = {}, {}
     for label in classes:
         k = labels.index(label)
-        on, how = _choose(scores[:, k], positive[:, k], target_precision)
+        on, how = choose_on(scores[:, k], positive[:, k], target_precision)
         if alarms_per_hour is not None and background:
             on, how = _within_alarm_budget(on, how, [d.probabilities[:, k] for d in background], background,
                                            alarms_per_hour, hold_seconds)
-        thresholds[label] = (on, _release(on))
+        thresholds[label] = (on, release(on))
         report[label] = {"on": on, "how": how, "positive_frames": int(positive[:, k].sum())}
     return thresholds, {"target_precision": target_precision, "frames": len(scores), "per_class": report,
                         "alarms_per_hour": alarms_per_hour}
 
 
-def _release(on: float) -> float:
+def release(on: float) -> float:
+    """The *off* threshold that goes with *on* (hysteresis)."""
     return round(max(0.01, on * RELEASE_RATIO), 3)
 
 
@@ -86,18 +87,22 @@ def _within_alarm_budget(on: float, how: str, scores: list[np.ndarray], recordin
     frame = float(recordings[0].times[1] - recordings[0].times[0]) if len(recordings[0].times) > 1 else 0.08
     hold = max(1, round(hold_seconds / frame))
     for candidate in [on] + [float(t) for t in GRID if t > on]:
-        alarms = sum(background_events(s, candidate, _release(candidate), hold) for s in scores)
+        alarms = sum(background_events(s, candidate, release(candidate), hold) for s in scores)
         if alarms <= budget * hours:
             return candidate, how if candidate == on else f"{how}; raised to {candidate:g} for the alarm budget"
     return float(GRID[-1]), f"{how}; {GRID[-1]:g}, the highest, still alarms on backgrounds"
 
 
-def _choose(score: np.ndarray, positive: np.ndarray, target: float) -> tuple[float, str]:
-    if positive.sum() < MIN_POSITIVE_FRAMES:
+def choose_on(score: np.ndarray, positive: np.ndarray, target: float, *, negative_weight: float = 1.0,
+              min_positive: int = MIN_POSITIVE_FRAMES) -> tuple[float, str]:
+    """The lowest *on* threshold whose precision over the scored units reaches ``target``; else the
+    best-F1 one, never below the default; and how it was chosen. ``negative_weight``: how many
+    units each negative stands for (precision as if negatives were that much more common)."""
+    if positive.sum() < min_positive:
         return DEFAULT_PAIR[0], "default (too few validation frames)"
     predicted = score[None, :] >= GRID[:, None]
     tp = (predicted & positive).sum(axis=1)
-    fp = (predicted & ~positive).sum(axis=1)
+    fp = (predicted & ~positive).sum(axis=1) * negative_weight
     precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
     recall = tp / positive.sum()
     reached = np.flatnonzero((precision >= target) & (tp > 0))

@@ -49,14 +49,43 @@ class FrameCNN(nn.Module):
         self.frame_head = nn.Conv1d(channels, n_classes, 1)
         self.attention_head = nn.Conv1d(channels, n_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, bands, frames) -> (batch, channels, frames/pool): what the class heads read, per frame."""
         x = self.stages(self.stem(x))  # (batch, channels, bands', frames')
-        x = x.mean(dim=2) + x.amax(dim=2)
-        x = self.dropout(self.temporal(x))
+        return self.temporal(x.mean(dim=2) + x.amax(dim=2))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.dropout(self.embed(x))
         frames = torch.sigmoid(self.frame_head(x))  # (batch, C, frames')
         weights = torch.softmax(self.attention_head(x).clamp(-30, 30), dim=2)
         clip = (frames * weights).sum(dim=2).clamp(0.0, 1.0)
         return clip, frames.transpose(1, 2)
+
+    def add_class(self, frame: tuple[torch.Tensor, torch.Tensor], attention: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """One more class, last: its frame and attention heads' (weight (channels,), bias ()) — a taught sound."""
+        self.frame_head = _with_row(self.frame_head, *frame)
+        self.attention_head = _with_row(self.attention_head, *attention)
+
+    def drop_class(self, index: int) -> None:
+        """Remove class ``index`` from both heads (the others keep their order)."""
+        keep = [i for i in range(self.frame_head.out_channels) if i != index]
+        self.frame_head, self.attention_head = _rows(self.frame_head, keep), _rows(self.attention_head, keep)
+
+
+def _with_row(head: nn.Conv1d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv1d:
+    out = nn.Conv1d(head.in_channels, head.out_channels + 1, 1)
+    with torch.no_grad():
+        out.weight.copy_(torch.cat([head.weight, weight.reshape(1, -1, 1).to(head.weight)]))
+        out.bias.copy_(torch.cat([head.bias, bias.reshape(1).to(head.bias)]))
+    return out
+
+
+def _rows(head: nn.Conv1d, keep: list[int]) -> nn.Conv1d:
+    out = nn.Conv1d(head.in_channels, len(keep), 1)
+    with torch.no_grad():
+        out.weight.copy_(head.weight[keep])
+        out.bias.copy_(head.bias[keep])
+    return out
 
 
 @register_model("sed", summary="sound event detector: multi-label scores every 80 ms and per window (frame CNN, "

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from fastapi import FastAPI, File, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,6 +34,7 @@ from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
 from hearai.serve.guard import BodyGuard
 from hearai.serve.origin import OriginGuard
+from hearai.serve.sounds import Busy, SoundTeacher
 from hearai.validation import positive_float, positive_int
 
 STATIC = Path(__file__).with_name("static")
@@ -86,11 +87,16 @@ class Refused(Exception):
         self.status, self.reason, self.retry_after = status, reason, retry_after
 
 
-def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None) -> FastAPI:
-    """The FastAPI application around one loaded model."""
+def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None,
+               teacher: SoundTeacher | None = None) -> FastAPI:
+    """The FastAPI application around one loaded model; ``teacher``: how it learns new sounds (none: it does not).
+
+    The model served is always ``teacher.model``: teaching a sound swaps it for the taught one
+    (streams already open keep the model they started with).
+    """
     limits = config or ServeConfig()
     remove_stale(Path(tempfile.gettempdir()), f"{UPLOAD_FOLDER_PREFIX}*")  # left by a killed server
-    model_info = {"file": model_file, **model.describe()}
+    teacher = teacher or SoundTeacher(model, model_path=Path(model_file or "model"), data_dir=None)
     app = FastAPI(title="hearai", version=__version__,
                   description="Sound event classification and detection: see what is heard.")
     app.state.streams = 0
@@ -137,18 +143,19 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.get("/v1/model")
     async def describe_model() -> dict[str, Any]:
         """Labels, the feature config the model computes, its provenance and the detection settings."""
-        return {**model_info, "detect_config": limits.detect.to_dict(),
+        return {"file": model_file, **teacher.model.describe(), "detect_config": limits.detect.to_dict(),
                 "limits": {k: v for k, v in asdict(limits).items() if k not in ("detect", "cors_origins")}}
 
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
         """Class scores of an uploaded recording: a classifier's mean over its windows, a detector's maximum."""
-        return await _on_upload(app, file, limits, model.predict)
+        return await _on_upload(app, file, limits, teacher.model.predict)
 
     @app.post("/v1/detect")
     async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
         """Events (label, onset, offset in seconds, confidence) in an uploaded recording."""
-        found = await _on_upload(app, file, limits, lambda path: detect_file(model, path, limits.detect))
+        served = teacher.model
+        found = await _on_upload(app, file, limits, lambda path: detect_file(served, path, limits.detect))
         return {"seconds": round(found.seconds, 3), "events": [e.to_dict() for e in found.events]}
 
     @app.websocket("/v1/stream")
@@ -166,7 +173,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             return
         try:
             audio.pcm_frame_bytes(format, 1)
-            sample_rate = audio.check_stream_rate(rate or model.sample_rate)
+            sample_rate = audio.check_stream_rate(rate or teacher.model.sample_rate)
         except HearaiError as exc:
             await socket.close(code=1008, reason=str(exc))
             return
@@ -178,7 +185,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         app.state.streams += 1
         per_client[client] = per_client.get(client, 0) + 1
         try:
-            await _serve_stream(socket, start_detector(model, limits.detect, sample_rate=sample_rate), format,
+            await _serve_stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate), format,
                                 limits)
         except WebSocketDisconnect:
             pass
@@ -188,7 +195,58 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             if not per_client[client]:
                 del per_client[client]
 
+    _add_sound_routes(app, teacher, limits)
     return app
+
+
+def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) -> None:
+    """``/v1/sounds``: list, check an example, test, teach and remove the sounds the user taught."""
+
+    @app.get("/v1/sounds")
+    async def sounds() -> dict[str, Any]:
+        """The taught sounds (name, icon, examples, thresholds), and whether this server can teach."""
+        return teacher.describe()
+
+    @app.post("/v1/sounds/check")
+    async def check_example(file: UploadFile = File(...)) -> dict[str, Any]:
+        """One example of a sound to teach: its length, where its sound is (trimmed), its level; 422 if unusable."""
+        from hearai.teach import read_example
+
+        config = teacher.model.feature_config
+        return await _on_uploads(app, [file], limits,
+                                 lambda paths: read_example(paths[0], config, name=file.filename).summary())
+
+    @app.post("/v1/sounds", status_code=201)
+    async def teach_sound(name: str = Form(...), examples: list[UploadFile] = File(...),
+                          negatives: list[UploadFile] = File(default=[]), icon: str | None = Form(default=None)
+                          ) -> dict[str, Any]:
+        """Teach a sound from 3-20 example recordings (and optional ones it must not be); kept across restarts."""
+        n = len(examples)
+        _, report = await _on_uploads(app, [*examples, *negatives], limits, lambda paths: teacher.teach(
+            name, paths[:n], negatives=paths[n:], icon=icon))
+        return {"name": teacher.model.labels[-1], "report": report, **teacher.describe()}
+
+    @app.post("/v1/sounds/test")
+    async def test_sound(examples: list[UploadFile] = File(...), test: UploadFile = File(...),
+                         name: str = Form(default="the new sound")) -> dict[str, Any]:
+        """Teach a sound without keeping it, then say whether it is heard in the ``test`` recording."""
+        def trial(paths: list[Path]) -> dict[str, Any]:
+            taught, report = teacher.teach(name, paths[:-1], negatives=[], icon=None, save=False)
+            score = float(taught.predict_proba(paths[-1])[-1])
+            return {"heard": score >= report["on"], "score": round(score, 4), "on": report["on"], "report": report}
+
+        return await _on_uploads(app, [*examples, test], limits, trial)
+
+    @app.delete("/v1/sounds/{name}")
+    async def remove_sound(name: str) -> dict[str, Any]:
+        """Remove a taught sound (built-in sounds stay)."""
+        try:
+            await run_in_threadpool(teacher.forget, name)
+        except Busy as exc:
+            raise Refused(503, str(exc), retry_after=5) from exc
+        except HearaiError as exc:
+            raise Refused(404 if "not a taught sound" in str(exc) else 409, str(exc)) from exc
+        return teacher.describe()
 
 
 async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
@@ -239,9 +297,14 @@ async def _send_events(socket: WebSocket, events: list) -> None:
 
 
 async def _on_upload(app: FastAPI, upload: UploadFile, limits: ServeConfig, work: Callable[[Path], T]) -> T:
-    """``work`` on the upload, received into a private folder that is removed afterwards, in a worker thread.
+    return await _on_uploads(app, [upload], limits, lambda paths: work(paths[0]))
 
-    At most ``max_concurrent_uploads`` at once (others: 503 with Retry-After); the memory a
+
+async def _on_uploads(app: FastAPI, uploads: list[UploadFile], limits: ServeConfig,
+                      work: Callable[[list[Path]], T]) -> T:
+    """``work`` on the uploads, received into a private folder that is removed afterwards, in a worker thread.
+
+    At most ``max_concurrent_uploads`` requests at once (others: 503 with Retry-After); the memory a
     decode took is handed back to the system afterwards.
     """
     if app.state.uploads >= limits.max_concurrent_uploads:
@@ -250,20 +313,25 @@ async def _on_upload(app: FastAPI, upload: UploadFile, limits: ServeConfig, work
     app.state.uploads += 1
     try:
         with tempfile.TemporaryDirectory(prefix=UPLOAD_FOLDER_PREFIX) as folder:
-            path = await _receive(upload, Path(folder), limits)
+            paths = [await _receive(upload, Path(folder) / f"upload-{i}", limits) for i, upload in enumerate(uploads)]
             try:
-                return await run_in_threadpool(work, path)
+                return await run_in_threadpool(work, paths)
+            except Busy as exc:
+                raise Refused(503, str(exc), retry_after=5) from exc
             except HearaiError as exc:
-                raise Refused(422, f"{upload.filename}: {_reason(exc, path)}") from exc
+                if len(uploads) > 1:
+                    raise Refused(422, _reasons(exc, paths)) from exc
+                named, text = uploads[0].filename, _reason(exc, paths[0])
+                raise Refused(422, text if text.startswith(f"{named}: ") else f"{named}: {text}") from exc
     finally:
         app.state.uploads -= 1
         _return_memory()
 
 
-async def _receive(upload: UploadFile, folder: Path, limits: ServeConfig) -> Path:
-    """Copy an upload into ``folder`` within the size cap, then prove it is audio within the duration cap."""
+async def _receive(upload: UploadFile, path: Path, limits: ServeConfig) -> Path:
+    """Copy an upload to ``path`` (never the client's name: it is not trusted as a path) within the size cap,
+    then prove it is audio within the duration cap."""
     cap = int(limits.max_upload_mb * 1024 * 1024)
-    path = folder / "upload"  # never the client's name: it is not trusted as a path
     size = 0
     with path.open("wb") as out:
         while chunk := await upload.read(_READ_BYTES):
@@ -287,6 +355,13 @@ def _reason(exc: HearaiError, path: Path) -> str:
     """The error without our temporary path, wherever it names it (the client named its own file)."""
     text = str(exc)
     return text.removeprefix(f"{path}: ").replace(str(path), "the upload")
+
+
+def _reasons(exc: HearaiError, paths: list[Path]) -> str:
+    text = str(exc)
+    for path in paths:
+        text = text.replace(f"{path}: ", "").replace(str(path), "an upload")
+    return text
 
 
 def _return_memory() -> None:

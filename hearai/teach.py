@@ -1,0 +1,368 @@
+"""Few-shot teaching: a new sound from a few recordings, on a frozen detector, in seconds.
+
+The detector's network already turns audio into a per-frame embedding (``FrameCNN.embed``) that
+tells sounds apart; each class is one linear head on it. Teaching a sound adds one more head and
+leaves the network alone:
+
+1. Each example is decoded, checked (not silent, not too short) and trimmed to where its sound is
+   active (``hearai.data.mixer``'s rule, the one training uses); its windows are cut so that the
+   sound also starts inside some of them, and each window is mixed over background recordings at
+   random SNRs and loudness (``augment.soundscape.mix_windows``, the training mixer's twin).
+2. The negatives are the model's ``Reference`` (a few windows of every sound it knows, kept in its
+   file), earlier taught sounds, and the user's "not this" recordings.
+3. A logistic regression on the frame embeddings (L2, balanced) gives the new frame head; its
+   attention head is the same direction, sharpened, so the window score follows the loudest frames.
+4. Its threshold is calibrated by leave-one-example-out: each example (and a share of the
+   negatives) is scored by a head fitted without it, and the *on* threshold is the lowest whose
+   window precision reaches the target as if every known sound were heard as often as the new one.
+
+The result is an ordinary detector file (one more label, its thresholds, the taught sound's
+windows in its reference) that every verb, ``export`` and the torch-free runtime accept.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hearai import audio
+from hearai.artifact import Classifier, Reference
+from hearai.augment.soundscape import active_masks, frame_power, mix_windows
+from hearai.data.clips import ClipFeatures
+from hearai.data.mixer import active_from_power
+from hearai.detect.calibrate import choose_on, release
+from hearai.errors import AudioError, ConfigError, ModelError
+from hearai.featureconfig import FeatureConfig
+from hearai.features import FeatureExtractor
+from hearai.interface import SoundModel
+from hearai.validation import positive_float, positive_int
+
+MIN_EXAMPLES, MAX_EXAMPLES, MAX_NEGATIVES = 3, 20, 20
+MAX_EXAMPLE_SECONDS = 60.0
+MIN_ACTIVE_SECONDS = 0.1
+SILENT_DBFS = -60.0  # an example whose loudest 50 ms stays below this holds no sound
+WINDOWS_PER_EXAMPLE = 12
+KEPT_WINDOWS_PER_EXAMPLE = 4  # the taught sound's windows added to the reference (negatives for later sounds)
+ATTENTION_SHARPNESS = 4.0
+MAX_NAME_LENGTH = 60
+
+
+@dataclass(frozen=True)
+class TeachConfig:
+    """How a sound is taught: augmentation of the examples, the head's regularization, the precision target."""
+
+    augmentations: int = 6  # mixtures over backgrounds per example window
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    gain_db: float = 10.0
+    l2: float = 1e-3
+    target_precision: float = 0.8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_int(self, "augmentations")
+        positive_float(self, "gain_db", "l2", "target_precision")
+        if not 0 < self.target_precision < 1:
+            raise ConfigError(f"TeachConfig.target_precision must be in (0, 1), got {self.target_precision!r}")
+        low, high = self.snr_db
+        if not -30 <= low <= high <= 60:
+            raise ConfigError(f"TeachConfig.snr_db must be [low, high] within [-30, 60] dB, got {self.snr_db!r}")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One recording of a sound to teach (or of one it must not be), decoded, featurized and trimmed."""
+
+    name: str  # what errors and reports call it (the file's name)
+    features: torch.Tensor  # (n_features, frames) log-mel dB
+    active: torch.Tensor  # (frames,) bool: where its sound is
+    seconds: float
+    active_from: float  # seconds: the trimmed span
+    active_to: float
+    level_dbfs: float  # its loudest 50 ms
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "seconds": round(self.seconds, 2), "active_from": round(self.active_from, 2),
+                "active_to": round(self.active_to, 2), "level_dbfs": round(self.level_dbfs, 1)}
+
+
+def read_example(source: str | Path | np.ndarray, config: FeatureConfig, *, name: str | None = None,
+                 sample_rate: int | None = None) -> Example:
+    """A file, or a mono waveform at ``sample_rate``, as an ``Example``; ``AudioError`` when it holds no usable sound."""
+    label = name or (Path(source).name if isinstance(source, (str, Path)) else "example")
+    if isinstance(source, (str, Path)):
+        seconds = audio.info(source).duration
+        if seconds > MAX_EXAMPLE_SECONDS:
+            raise AudioError(f"{label}: {seconds:.0f} s long; an example is at most {MAX_EXAMPLE_SECONDS:g} s "
+                             "(cut it to the sound)")
+        wave = audio.load(source, sample_rate=config.sample_rate)
+    else:
+        if sample_rate is None:
+            raise ConfigError("a waveform example needs its sample_rate")
+        wave = np.asarray(source, dtype=np.float32)
+        if wave.ndim != 1 or not np.isfinite(wave).all() or len(wave) > MAX_EXAMPLE_SECONDS * sample_rate:
+            raise AudioError(f"{label}: expected a finite mono waveform of at most {MAX_EXAMPLE_SECONDS:g} s")
+        wave = audio.resample(wave, orig_rate=sample_rate, target_rate=config.sample_rate)
+    seconds = len(wave) / config.sample_rate
+    if seconds < MIN_ACTIVE_SECONDS:
+        raise AudioError(f"{label}: too short ({seconds:.2f} s); record at least the whole sound")
+    level = _loudest_dbfs(wave, config.sample_rate)
+    if level < SILENT_DBFS:
+        raise AudioError(f"{label}: silent (loudest 50 ms at {level:.0f} dBFS); record the sound closer or louder")
+    features = FeatureExtractor(config).clip(wave)
+    hop = config.hop_length / config.sample_rate
+    active = torch.from_numpy(active_from_power(frame_power(features.double()).numpy(), hop))
+    frames = torch.nonzero(active).flatten()
+    if len(frames) * hop < MIN_ACTIVE_SECONDS:
+        raise AudioError(f"{label}: the sound is too short ({len(frames) * hop:.2f} s active); record all of it")
+    return Example(label, features, active, seconds, float(frames[0]) * hop, float(frames[-1] + 1) * hop, level)
+
+
+def _loudest_dbfs(wave: np.ndarray, rate: int) -> float:
+    block = max(1, rate // 20)
+    usable = len(wave) // block * block
+    blocks = wave[:usable].reshape(-1, block) if usable else wave.reshape(1, -1)
+    power = float((blocks.astype(np.float64) ** 2).mean(axis=1).max())
+    return 10 * np.log10(max(power, 1e-20)) + 3.01  # dB re a full-scale sine
+
+
+def build_reference(data: ClipFeatures, *, labels: tuple[str, ...], backgrounds: tuple[str, ...],
+                    feature_config: FeatureConfig, per_class: int = 4, per_background: int = 16, seed: int = 0
+                    ) -> Reference:
+    """A detector's reference from its training clips: per class ``per_class`` windows from different
+    clips, each where its sound is most active; per background class ``per_background`` windows."""
+    rng = np.random.default_rng(seed)
+    frames = feature_config.window_frames
+    active = active_masks(data, feature_config)
+    windows, classes, is_background = [], [], []
+    for k, label in enumerate(labels):
+        clips = [i for i in rng.permutation(len(data)).tolist() if int(data.labels[i]) == k]
+        background = label in backgrounds
+        for n in range(min(len(clips) * 4, per_background if background else per_class)):
+            clip = clips[n % len(clips)]
+            features, on = data.features[clip], active[clip].float()
+            last = features.shape[-1] - frames
+            if last < 0:
+                continue
+            if background:
+                start = int(rng.integers(0, last + 1))
+            else:
+                counts = torch.nn.functional.conv1d(on.view(1, 1, -1), torch.ones(1, 1, frames)).flatten()
+                start = int(counts.argmax())
+            windows.append(features[:, start : start + frames])
+            classes.append(k)
+            is_background.append(background)
+    if not windows:
+        raise ConfigError("no training clip is a whole window long: nothing to keep as the reference")
+    return Reference(torch.stack(windows).half(), torch.tensor(classes), torch.tensor(is_background))
+
+
+def taught_sounds(model: SoundModel) -> dict[str, dict[str, Any]]:
+    """The sounds taught into ``model`` (name -> what they were taught from, their threshold), oldest first."""
+    taught = model.provenance.get("taught", {})
+    return {k: v for k, v in taught.items() if k in model.labels} if isinstance(taught, dict) else {}
+
+
+def file_identity(path: str | Path) -> dict[str, str]:
+    """Which model file a taught model grew from: its name and content digest."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"file": Path(path).name, "sha256": digest}
+
+
+def check_name(model: SoundModel, name: str) -> str:
+    """A new sound's name, tidied; ``ConfigError`` when empty, too long, unprintable or taken."""
+    tidy = " ".join(unicodedata.normalize("NFC", str(name)).split())
+    if not 0 < len(tidy) <= MAX_NAME_LENGTH or any(unicodedata.category(c).startswith("C") for c in tidy):
+        raise ConfigError(f"a sound's name must be 1-{MAX_NAME_LENGTH} printable characters, got {name!r}")
+    key = _name_key(tidy)
+    taken = next((label for label in model.labels if _name_key(label) == key), None)
+    if taken is not None:
+        raise ConfigError(f"the name {tidy!r} is taken: the model already knows {taken!r}")
+    return tidy
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
+
+
+def teach(model: Classifier, name: str, examples: list[Example], *, negatives: list[Example] | None = None,
+          icon: str | None = None, origin: dict[str, str] | None = None, config: TeachConfig | None = None
+          ) -> tuple[Classifier, dict[str, Any]]:
+    """``model`` plus the sound ``name`` learned from ``examples``: the new model and what was measured.
+
+    ``negatives``: recordings that must not set it off. ``origin``: the file the model came from
+    (``file_identity``), recorded once with the first taught sound.
+    """
+    config = config or TeachConfig()
+    negatives = list(negatives or [])
+    name = check_name(model, name)
+    reference = _teachable(model)
+    if not MIN_EXAMPLES <= len(examples) <= MAX_EXAMPLES:
+        raise ConfigError(f"teaching needs {MIN_EXAMPLES}-{MAX_EXAMPLES} examples of the sound, got {len(examples)}")
+    if len(negatives) > MAX_NEGATIVES:
+        raise ConfigError(f"at most {MAX_NEGATIVES} negative recordings, got {len(negatives)}")
+    rng = np.random.default_rng(config.seed)
+    fc = model.feature_config
+    pool = fc.window_frames // model.header.frames_per_window
+    beds = reference.windows[reference.background].float()
+    if not len(beds):
+        beds = reference.windows.float()
+    positives = [_augmented(e, beds, fc, config, rng, pool) for e in examples]
+    given = [_windows(e, fc)[0] for e in negatives]  # "not this" recordings: one more sound to tell apart
+    negative_windows = torch.cat([reference.windows.float(), *given])
+    negative_labels = torch.cat([reference.labels, torch.full((sum(len(w) for w in given),), -2)])
+    embedded = [(_embed(model, w), on) for w, on in positives]
+    negative_embedded = _embed(model, negative_windows)
+    groups = rng.permutation(len(negative_windows)) % len(examples)
+    weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded), len(negative_windows))
+    held_scores, held_truth = [], []
+    for i in range(len(examples)):
+        head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i], config.l2)
+        held_scores += [_window_scores(embedded[i][0], *head), _window_scores(negative_embedded[groups == i], *head)]
+        held_truth += [np.ones(len(embedded[i][0]), bool), np.zeros(int((groups == i).sum()), bool)]
+    scores, truth = np.concatenate(held_scores), np.concatenate(held_truth)
+    on, how = choose_on(scores, truth, config.target_precision, negative_weight=weight_for, min_positive=1)
+    recall = float((scores[truth] >= on).mean())
+    examples_heard = sum(float(held_scores[2 * i].max()) >= on for i in range(len(examples)))
+    false_windows = int((scores[~truth] >= on).sum())
+    weight, bias = _fit_head(embedded, negative_embedded, config.l2)
+    report = {"on": on, "off": release(on), "how": f"leave-one-example-out: {how}", "examples": len(examples),
+              "negatives": len(negatives), "example_windows": int(truth.sum()),
+              "reference_windows": int((~truth).sum()), "held_out_window_recall": round(recall, 3),
+              "held_out_examples_heard": int(examples_heard), "reference_windows_above": false_windows,
+              "target_precision": config.target_precision, "files": [e.summary() for e in examples],
+              "icon": icon, "taught": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "config": {**asdict(config), "snr_db": list(config.snr_db)}}
+    network = copy.deepcopy(model.model)
+    network.net.add_class((weight, bias), (weight * ATTENTION_SHARPNESS, bias * ATTENTION_SHARPNESS))
+    kept = torch.cat([_windows(e, fc)[0][: KEPT_WINDOWS_PER_EXAMPLE] for e in examples])
+    provenance = {**model.provenance, "taught": {**taught_sounds(model), name: report}}
+    if origin and "taught_from" not in provenance:
+        provenance["taught_from"] = origin
+    taught = Classifier(model=network, feature_config=fc, labels=(*model.labels, name), model_name=model.model_name,
+                        model_options=model.model_options, provenance=provenance,
+                        thresholds={**model.thresholds, name: (on, release(on))},
+                        reference=reference.plus(kept, len(model.labels)))
+    return taught, report
+
+
+def forget(model: Classifier, name: str) -> Classifier:
+    """``model`` without the taught sound ``name`` (built-in sounds cannot be removed)."""
+    taught = taught_sounds(model)
+    name = next((k for k in taught if _name_key(k) == _name_key(name)), name)
+    if name not in taught:
+        known = ", ".join(repr(k) for k in taught) or "none"
+        raise ConfigError(f"{name!r} is not a taught sound of this model (taught: {known})")
+    index = model.labels.index(name)
+    network = copy.deepcopy(model.model)
+    network.net.drop_class(index)
+    reference = _teachable(model).without_label(index)
+    provenance = {**model.provenance, "taught": {k: v for k, v in taught.items() if k != name}}
+    return Classifier(model=network, feature_config=model.feature_config,
+                      labels=tuple(x for x in model.labels if x != name), model_name=model.model_name,
+                      model_options=model.model_options, provenance=provenance,
+                      thresholds={k: v for k, v in model.thresholds.items() if k != name}, reference=reference)
+
+
+def _teachable(model: SoundModel) -> Reference:
+    if not isinstance(model, Classifier):
+        raise ModelError("teaching needs the network's weights: give the .safetensors model, not the .onnx "
+                         "(export the taught model afterwards)")
+    if model.task != "detector" or not hasattr(model.model.net, "add_class"):
+        raise ModelError(f"{model.model_name} is a {model.task} without per-class heads: teach a detector "
+                         "(hearai train --model sed)")
+    if model.reference is None:
+        raise ModelError("this detector file holds no reference windows of the sounds it knows (trained before "
+                         "teaching existed): retrain it, or use the shipped model")
+    return model.reference
+
+
+def _windows(example: Example, fc: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The example's windows (n, bands, frames) that hold some of its sound, and their active frames (n, frames).
+
+    Half a window of silence (the featurizer's floor) is put on either side, so that the sound
+    starts and ends inside some windows; at most ``WINDOWS_PER_EXAMPLE``, evenly spread.
+    """
+    frames, hop = fc.window_frames, fc.window_hop_frames
+    lead = frames // 2
+    floor = float(example.features.min())
+    features = torch.nn.functional.pad(example.features, (lead, lead), value=floor)
+    active = torch.nn.functional.pad(example.active, (lead, lead), value=False)
+    starts = [s for s in range(0, features.shape[-1] - frames + 1, hop) if bool(active[s : s + frames].any())]
+    if len(starts) > WINDOWS_PER_EXAMPLE:
+        starts = [starts[i] for i in np.linspace(0, len(starts) - 1, WINDOWS_PER_EXAMPLE).round().astype(int)]
+    return (torch.stack([features[:, s : s + frames] for s in starts]),
+            torch.stack([active[s : s + frames] for s in starts]))
+
+
+def _augmented(example: Example, beds: torch.Tensor, fc: FeatureConfig, config: TeachConfig,
+               rng: np.random.Generator, pool: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The example's windows, clean and mixed over random background windows; and their frame targets."""
+    windows, active = _windows(example, fc)
+    out, targets = [windows], [active]
+    no_bed = torch.zeros(fc.window_frames, dtype=torch.bool)
+    for _ in range(config.augmentations):
+        for x, on in zip(windows, active):
+            bed = beds[int(rng.integers(len(beds)))]
+            mixed, (heard, _) = mix_windows(x, on, bed, no_bed, snr_db=float(rng.uniform(*config.snr_db)),
+                                            amin=fc.amin)
+            out.append((mixed + float(rng.uniform(-config.gain_db, config.gain_db))).unsqueeze(0))
+            targets.append(heard.unsqueeze(0))
+    frame_targets = torch.cat(targets).unflatten(1, (-1, pool)).any(dim=2)
+    return torch.cat(out), frame_targets
+
+
+def _embed(model: Classifier, windows: torch.Tensor) -> torch.Tensor:
+    """(n, bands, frames) -> (n, frames', channels) frame embeddings of the frozen network."""
+    network = model.model
+    with torch.inference_mode():
+        parts = [network.net.embed(network.scaler(windows[i : i + 128].unsqueeze(1).float()))
+                 for i in range(0, len(windows), 128)]
+    return torch.cat(parts).transpose(1, 2).clone()
+
+
+def _negative_weight(labels: torch.Tensor, positives: int, negatives: int) -> float:
+    """Each negative window stands for this many, as if every known sound were heard as often as the new one."""
+    return len(torch.unique(labels)) * positives / max(negatives, 1)
+
+
+def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: torch.Tensor, l2: float
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Balanced L2 logistic regression on frame embeddings: (weight (channels,), bias ()) of the new head."""
+    x = torch.cat([e.flatten(0, 1) for e, _ in positives] + [negatives.flatten(0, 1)]).double()
+    y = torch.cat([on.flatten().double() for _, on in positives] + [torch.zeros(negatives.shape[0] * negatives.shape[1],
+                                                                                dtype=torch.float64)])
+    share = float(y.mean().clamp(1e-3, 1 - 1e-3))
+    sample_weight = torch.where(y > 0, 0.5 / share, 0.5 / (1 - share))
+    mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
+    z = (x - mean) / std
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = (torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, weight=sample_weight)
+                 + l2 * (w * w).sum())
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        optimizer.step(loss)
+    weight = (w / std).detach()
+    return weight.float(), (b - (weight * mean).sum()).detach().float()
+
+
+def _window_scores(embedded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> np.ndarray:
+    """Window scores of the new head on (n, frames', channels) embeddings, pooled as the network pools."""
+    logits = embedded @ weight + bias
+    attention = torch.softmax((logits * ATTENTION_SHARPNESS).clamp(-30, 30), dim=1)
+    return (torch.sigmoid(logits) * attention).sum(dim=1).clamp(0, 1).numpy()
+
