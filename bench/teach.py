@@ -21,18 +21,26 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from hearai.artifact import Classifier
 from hearai.artifact import load as load_model
 from hearai.data.cache import FeatureCache, default_cache_root
+from hearai.data.clips import ClipFeatures
 from hearai.data.esc50 import prepare_esc50
 from hearai.data.records import Dataset
+from hearai.data.soundscapes import BACKGROUNDS
+from hearai.detect.calibrate import background_events
+from hearai.features import cut_windows
 from hearai.fsutil import write_text_atomic
 from hearai.runs import RunOptions, clip_features, train_classifier
-from hearai.train import DETECTOR_FEATURES, DETECTOR_RECIPE
+from hearai.teach import ATTENTION_SHARPNESS, Example, TeachConfig, read_example, teach
+from hearai.train import DETECTOR_FEATURES, DETECTOR_RECIPE, fit
 
 LEFT_OUT = ("dog", "cat", "crying_baby", "door_wood_knock", "clock_alarm", "glass_breaking", "siren", "car_horn",
             "washing_machine", "vacuum_cleaner")
@@ -56,23 +64,176 @@ def base_model(dataset: Dataset, out: Path, run: RunOptions) -> Classifier:
     return load_model(path)
 
 
+
+
+class ClipScorer:
+    """Every test clip's frame embeddings, computed once by the frozen network: a taught head then scores
+    all clips in milliseconds, exactly as the taught model's window scores (checked against it)."""
+
+    def __init__(self, model: Classifier, data: ClipFeatures) -> None:
+        fc, network = model.feature_config, model.model
+        self.embedded = []
+        with torch.inference_mode():
+            for features in tqdm(data.features, desc="embedding test clips", unit="clip"):
+                windows = cut_windows(features, fc).unsqueeze(1)
+                self.embedded.append(network.net.embed(network.scaler(windows)).transpose(1, 2).half())
+        self.newest = round(fc.window_hop_seconds / model.frame_seconds)  # frames each streamed window adds
+
+    def scores(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Clip scores (max over windows, as ``predict``), and per clip the frame track a stream sees."""
+        clips, tracks = [], []
+        for e in self.embedded:
+            logits = e.float() @ weight + bias
+            attention = torch.softmax((logits * ATTENTION_SHARPNESS).clamp(-30, 30), dim=1)
+            windows = (torch.sigmoid(logits) * attention).sum(dim=1).clamp(0, 1)
+            clips.append(float(windows.max()))
+            frames = torch.sigmoid(logits)
+            tracks.append(torch.cat([frames[0, : -self.newest], frames[:, -self.newest :].flatten()]).numpy())
+        return np.array(clips), tracks
+
+
+def head_of(model: Classifier) -> tuple[torch.Tensor, torch.Tensor]:
+    head = model.model.net.frame_head
+    return head.weight[-1, :, 0].detach(), head.bias[-1].detach()
+
+
+def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
+    order = np.argsort(-scores, kind="stable")
+    hits = truth[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / max(hits.sum(), 1))
+
+
+def measure(scores: np.ndarray, tracks: list[np.ndarray], truth: np.ndarray, background: np.ndarray, on: float,
+            frame_seconds: float) -> dict[str, float]:
+    detected = scores >= on
+    tp, fp = int((detected & truth).sum()), int((detected & ~truth).sum())
+    alarms = sum(background_events(tracks[i], on, on / 2, max(1, round(0.2 / frame_seconds)))
+                 for i in np.flatnonzero(background))
+    hours = background.sum() * 5.0 / 3600
+    return {"recall": tp / truth.sum(), "precision": tp / max(tp + fp, 1), "false_alarms_per_hour": alarms / hours,
+            "average_precision": average_precision(scores, truth), "threshold": on}
+
+
+def from_scratch(base: Classifier, examples: list[Example], *, epochs: int, seed: int) -> Classifier:
+    """The baseline: the same network, random weights, trained with hearai's loop on the same examples
+    (class 0) against the same reference windows (their classes), over the same backgrounds."""
+    reference = base.reference
+    assert reference is not None
+    features = [e.features for e in examples] + [w.float() for w in reference.windows]
+    labels = torch.cat([torch.zeros(len(examples), dtype=torch.long), reference.labels + 1])
+    beds = ClipFeatures([w.float() for w in reference.windows[reference.background]],
+                        reference.labels[reference.background] + 1)
+    config = dataclasses.replace(DETECTOR_RECIPE, epochs=epochs, validation_fraction=0.0, seed=seed)
+    n_classes = len(base.labels) + 1
+    result = fit(ClipFeatures(features, labels), None, n_classes=n_classes, feature_config=base.feature_config,
+                 config=config, progress=False, beds=beds)
+    return Classifier(model=result.model.cpu(), feature_config=base.feature_config,
+                      labels=("taught", *base.labels), model_name="sed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("../shared/data/esc50"), help="the ESC-50 folder")
     parser.add_argument("--out", type=Path, default=Path("runs/teach"))
     parser.add_argument("--cache", type=Path, default=default_cache_root())
+    parser.add_argument("--draws", type=int, default=3, help="draws of 5 examples per class (folds 1, 2, 3)")
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--baseline-draws", type=int, default=1, help="draws also trained from scratch")
+    parser.add_argument("--baseline-epochs", type=int, default=30)
+    parser.add_argument("--heads", default="default", help="head settings to compare, comma-separated: 'default' "
+                        "or L2:NEGATIVE_SHARE (e.g. 0.001:0.5,0.3:0.97); the first is the one reported")
     parser.add_argument("--base-only", action="store_true", help="only train (or check) the base network")
     args = parser.parse_args(argv)
+    heads = {h: TeachConfig() if h == "default" else TeachConfig(l2=float(h.split(":")[0]),
+                                                                  negative_share=float(h.split(":")[1]))
+             for h in args.heads.split(",")}
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # teaching is timed on one core
     dataset = prepare_esc50(args.root)
     run = RunOptions(cache=FeatureCache(args.cache), resume=True)
     base = base_model(dataset, args.out, run)
     if args.base_only:
         print(json.dumps(base.describe()["metrics"]))
         return 0
-    del clip_features, write_text_atomic
+    data = clip_features(dataset, base.feature_config, run)
+    scorer = ClipScorer(base, data)
+    results = {}
+    for name, config in heads.items():
+        rows = evaluate(base, dataset, data, scorer, config, args, baseline=name == next(iter(heads)))
+        results[name] = {"config": dataclasses.asdict(config), "rows": rows, "summary": summarize(rows)}
+        print(f"head {name}:\n{table(results[name]['summary'])}", flush=True)
+    write_text_atomic(args.out / "teach.json", json.dumps({"left_out": LEFT_OUT, "shots": args.shots,
+                                                           "draws": args.draws, "heads": results}, indent=1))
     return 0
+
+
+def evaluate(base: Classifier, dataset: Dataset, data: ClipFeatures, scorer: ClipScorer, config: TeachConfig,
+             args: argparse.Namespace, *, baseline: bool) -> list[dict]:
+    """Every left-out class taught from each draw of examples, measured on the other folds' clips."""
+    rows: list[dict] = []
+    for label in LEFT_OUT:
+        for draw in range(args.draws):
+            fold = draw + 1
+            rng = np.random.default_rng(draw)
+            pool = [i for i, c in enumerate(dataset.clips) if c.label == label and c.fold == fold]
+            chosen = sorted(rng.choice(pool, size=args.shots, replace=False).tolist())
+            examples = [read_example(dataset.clips[i].path, base.feature_config) for i in chosen]
+            started = time.perf_counter()
+            taught, report = teach(base, label.replace("_", " ") + " (taught)", examples, config=config)
+            seconds = time.perf_counter() - started
+            test = np.array([c.fold != fold for c in dataset.clips])
+            truth = np.array([c.label == label for c in dataset.clips])[test]
+            background = np.array([c.label in BACKGROUNDS for c in dataset.clips])[test]
+            scores, tracks = scorer.scores(*head_of(taught))
+            if not rows:  # the bench scores as the taught model does
+                i = int(np.flatnonzero(test)[0])
+                exact = float(taught.predict_proba(dataset.clips[i].path)[-1])
+                assert abs(exact - scores[i]) < 2e-3, (exact, scores[i])
+            kept = [tracks[i] for i in np.flatnonzero(test)]
+            row = {"class": label, "draw": draw, "fold": fold, "examples": [dataset.clips[i].path.name for i in chosen],
+                   "teach_seconds": seconds, "taught": measure(scores[test], kept, truth, background, report["on"],
+                                                                 base.frame_seconds)}
+            if baseline and draw < args.baseline_draws:
+                scratch = from_scratch(base, examples, epochs=args.baseline_epochs, seed=draw)
+                s = ClipScorer(scratch, data.subset(np.flatnonzero(test).tolist()))
+                head = scratch.model.net.frame_head
+                s_scores, s_tracks = s.scores(head.weight[0, :, 0].detach(), head.bias[0].detach())
+                row["from_scratch"] = measure(s_scores, s_tracks, truth, background, 0.5, base.frame_seconds)
+            rows.append(row)
+            print(json.dumps({k: row[k] for k in ("class", "draw", "teach_seconds", "taught")}
+                             | ({"from_scratch": row["from_scratch"]} if "from_scratch" in row else {})), flush=True)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for method in ("taught", "from_scratch"):
+        for label in (*LEFT_OUT, "mean"):
+            chosen = [r[method] for r in rows if method in r and (label == "mean" or r["class"] == label)]
+            if chosen:
+                out.setdefault(method, {})[label] = {k: (float(np.mean([c[k] for c in chosen])),
+                                                         float(np.std([c[k] for c in chosen])))
+                                                     for k in chosen[0]}
+    out["teach_seconds"] = {"mean": float(np.mean([r["teach_seconds"] for r in rows])),
+                            "max": float(np.max([r["teach_seconds"] for r in rows]))}
+    return out
+
+
+def table(summary: dict[str, dict]) -> str:
+    lines = ["| class | recall | precision | false alarms / h | AP | from scratch: recall | precision | AP |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label in (*LEFT_OUT, "mean"):
+        t = summary["taught"][label]
+        s = summary.get("from_scratch", {}).get(label)
+        cells = [f"{t[k][0]:.2f} ± {t[k][1]:.2f}" for k in ("recall", "precision")]
+        cells += [f"{t['false_alarms_per_hour'][0]:.0f}", f"{t['average_precision'][0]:.2f}"]
+        cells += [f"{s[k][0]:.2f}" for k in ("recall", "precision", "average_precision")] if s else ["–"] * 3
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    seconds = summary["teach_seconds"]
+    lines.append(f"\nteaching took {seconds['mean']:.1f} s on average (at most {seconds['max']:.1f} s) on one core")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

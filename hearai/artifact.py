@@ -31,16 +31,16 @@ from hearai.models import create_model
 from hearai.models.inference import WindowGraph
 from hearai.models.scaler import ScaledNet
 
-
 REFERENCE_PREFIX = "reference."
 MAX_REFERENCE_WINDOWS = 5_000
+REFERENCE_DB_STEP = 0.5
 
 
 @dataclass(frozen=True)
 class Reference:
     """Log-mel windows of sounds a detector knows, kept in its file: what a taught sound is told apart from.
 
-    ``windows`` (n, bands, frames) float16 dB; ``labels`` (n,) the class each window holds (-1: none
+    ``windows`` (n, bands, frames) float16 dB (stored in 0.5-dB steps); ``labels`` (n,) the class each window holds (-1: none
     of the model's); ``background`` (n,) whether it is a background recording (mixed under taught
     examples). Checked against the model's features and labels when read.
     """
@@ -50,25 +50,29 @@ class Reference:
     background: torch.Tensor
 
     def tensors(self) -> dict[str, torch.Tensor]:
+        """As stored: each window in 0.5-dB steps below its loudest value (a byte per value), and that value."""
+        peaks = self.windows.float().amax(dim=(1, 2))
+        steps = ((peaks[:, None, None] - self.windows.float()) / REFERENCE_DB_STEP).round().clamp(0, 255)
         return {f"{REFERENCE_PREFIX}{k}": v.contiguous() for k, v in
-                (("windows", self.windows.half()), ("labels", self.labels.long()),
+                (("levels", steps.to(torch.uint8)), ("peaks", peaks), ("labels", self.labels.long()),
                  ("background", self.background.to(torch.uint8)))}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], *, config: FeatureConfig, n_classes: int,
                      source: Path) -> Reference:
         try:
-            windows, labels, background = (tensors[f"{REFERENCE_PREFIX}{k}"] for k in ("windows", "labels",
-                                                                                     "background"))
+            levels, peaks, labels, background = (tensors[f"{REFERENCE_PREFIX}{k}"]
+                                                 for k in ("levels", "peaks", "labels", "background"))
         except KeyError as exc:
             raise ModelError(f"{source}: the reference lacks tensor {exc}") from exc
-        n = len(windows)
-        if (windows.shape[1:] != (config.n_features, config.window_frames) or not 0 < n <= MAX_REFERENCE_WINDOWS
-                or labels.shape != (n,) or background.shape != (n,) or windows.dtype != torch.float16
-                or labels.dtype != torch.int64 or not bool(torch.isfinite(windows).all())
-                or not bool(((labels >= -1) & (labels < n_classes)).all())):
+        n = len(levels)
+        if (levels.shape[1:] != (config.n_features, config.window_frames) or not 0 < n <= MAX_REFERENCE_WINDOWS
+                or peaks.shape != (n,) or labels.shape != (n,) or background.shape != (n,)
+                or levels.dtype != torch.uint8 or peaks.dtype != torch.float32 or labels.dtype != torch.int64
+                or not bool(torch.isfinite(peaks).all()) or not bool(((labels >= -1) & (labels < n_classes)).all())):
             raise ModelError(f"{source}: the reference windows do not fit the model (shape, type or labels)")
-        return cls(windows, labels, background.bool())
+        windows = peaks[:, None, None] - levels.float() * REFERENCE_DB_STEP
+        return cls(windows.half(), labels, background.bool())
 
     def without_label(self, index: int) -> Reference:
         """Drop the windows of class ``index``; later classes move down one (it left the model)."""

@@ -99,8 +99,8 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     """Train on every clip of ``dataset`` (validation held out from it) and wrap the result as a ``Classifier``.
 
     A detector keeps a few windows of each training class (``hearai.teach.build_reference``: what
-    new sounds are taught against); its thresholds are then calibrated on soundscapes of the validation clips (``hearai.sedeval``;
-    ``protocol``: how many, default ``DetectionProtocol()``).
+    new sounds are taught against); its thresholds are then calibrated on soundscapes of the
+    validation clips (``hearai.sedeval``; ``protocol``: how many, default ``DetectionProtocol()``).
 
     ``data``: the clips' features when the caller already has them (cross-validation loads a
     dataset's features once for all folds).

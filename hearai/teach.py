@@ -37,12 +37,14 @@ from hearai import audio
 from hearai.artifact import Classifier, Reference
 from hearai.augment.soundscape import active_masks, frame_power, mix_windows
 from hearai.data.clips import ClipFeatures
-from hearai.data.mixer import active_from_power
+from hearai.data.mixer import active_from_power, bridged
+from hearai.detect.activity import RAISED_BANDS
 from hearai.detect.calibrate import choose_on, release
 from hearai.errors import AudioError, ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor
 from hearai.interface import SoundModel
+from hearai.models.sed import FrameCNN
 from hearai.validation import positive_float, positive_int
 
 MIN_EXAMPLES, MAX_EXAMPLES, MAX_NEGATIVES = 3, 20, 20
@@ -52,6 +54,10 @@ SILENT_DBFS = -60.0  # an example whose loudest 50 ms stays below this holds no 
 WINDOWS_PER_EXAMPLE = 12
 KEPT_WINDOWS_PER_EXAMPLE = 4  # the taught sound's windows added to the reference (negatives for later sounds)
 ATTENTION_SHARPNESS = 4.0
+STEADY_DB = 10.0  # a recording whose loud and quiet frames differ by less is one steady sound
+BACKGROUND_PERCENTILE = 20.0  # a recording's background level, per band
+RISE_DB = 6.0  # a frame holds the sound where it stands this far above the background
+SMOOTH_FRAMES = 5  # 100 ms at a 20-ms hop
 MAX_NAME_LENGTH = 60
 
 
@@ -63,12 +69,15 @@ class TeachConfig:
     snr_db: tuple[float, float] = (0.0, 20.0)
     gain_db: float = 10.0
     l2: float = 1e-3
+    negative_share: float = 0.5  # of the head's training weight, what the negative frames carry
     target_precision: float = 0.8
     seed: int = 0
 
     def __post_init__(self) -> None:
         positive_int(self, "augmentations")
-        positive_float(self, "gain_db", "l2", "target_precision")
+        positive_float(self, "gain_db", "l2", "negative_share", "target_precision")
+        if not 0 < self.negative_share < 1:
+            raise ConfigError(f"TeachConfig.negative_share must be in (0, 1), got {self.negative_share!r}")
         if not 0 < self.target_precision < 1:
             raise ConfigError(f"TeachConfig.target_precision must be in (0, 1), got {self.target_precision!r}")
         low, high = self.snr_db
@@ -95,7 +104,7 @@ class Example:
 
 def read_example(source: str | Path | np.ndarray, config: FeatureConfig, *, name: str | None = None,
                  sample_rate: int | None = None) -> Example:
-    """A file, or a mono waveform at ``sample_rate``, as an ``Example``; ``AudioError`` when it holds no usable sound."""
+    """A file, or a mono waveform at ``sample_rate``, as an ``Example``; ``AudioError`` when it has no usable sound."""
     label = name or (Path(source).name if isinstance(source, (str, Path)) else "example")
     if isinstance(source, (str, Path)):
         seconds = audio.info(source).duration
@@ -118,11 +127,38 @@ def read_example(source: str | Path | np.ndarray, config: FeatureConfig, *, name
         raise AudioError(f"{label}: silent (loudest 50 ms at {level:.0f} dBFS); record the sound closer or louder")
     features = FeatureExtractor(config).clip(wave)
     hop = config.hop_length / config.sample_rate
-    active = torch.from_numpy(active_from_power(frame_power(features.double()).numpy(), hop))
+    active = torch.from_numpy(sound_frames(features.double().numpy(), hop))
     frames = torch.nonzero(active).flatten()
     if len(frames) * hop < MIN_ACTIVE_SECONDS:
         raise AudioError(f"{label}: the sound is too short ({len(frames) * hop:.2f} s active); record all of it")
     return Example(label, features, active, seconds, float(frames[0]) * hop, float(frames[-1] + 1) * hop, level)
+
+
+def sound_frames(features: np.ndarray, frame_seconds: float) -> np.ndarray:
+    """Which frames of a recording (log-mel dB, (bands, frames)) hold the sound it was made for.
+
+    Training's rule (within 30 dB of the loudest frame, ``mixer.active_from_power``) assumes a clean
+    clip; a recording made at home has its room's noise all through it. So where the level varies
+    (more than ``STEADY_DB`` between its quiet and loud frames), a frame also has to stand
+    ``RISE_DB`` above the recording's own background in its most raised bands (the
+    ``detect.activity`` measure); a steady recording (a washing machine, rain) is all sound.
+    """
+    power = (10.0 ** (features / 10.0)).sum(axis=0)
+    loud = active_from_power(power, frame_seconds)
+    level = 10 * np.log10(np.maximum(power, 1e-30))
+    if np.percentile(level, 95) - np.percentile(level, 5) < STEADY_DB:
+        return loud
+    steadied = _moving_average_db(features, SMOOTH_FRAMES)  # single frames of noise jump by several dB
+    floor = np.percentile(steadied, BACKGROUND_PERCENTILE, axis=1, keepdims=True)
+    excess = np.sort(steadied - floor, axis=0)[-RAISED_BANDS:].mean(axis=0)
+    return loud & bridged(excess >= RISE_DB, frame_seconds)
+
+
+def _moving_average_db(features: np.ndarray, frames: int) -> np.ndarray:
+    """Each band's power averaged over ``frames`` frames centred on each frame (edges over fewer), in dB."""
+    power = np.pad(10.0 ** (features / 10.0), ((0, 0), (frames // 2, frames // 2)), mode="edge")
+    total = np.cumsum(np.pad(power, ((0, 0), (1, 0))), axis=1)
+    return 10 * np.log10(np.maximum((total[:, frames:] - total[:, :-frames]) / frames, 1e-30))
 
 
 def _loudest_dbfs(wave: np.ndarray, rate: int) -> float:
@@ -134,7 +170,7 @@ def _loudest_dbfs(wave: np.ndarray, rate: int) -> float:
 
 
 def build_reference(data: ClipFeatures, *, labels: tuple[str, ...], backgrounds: tuple[str, ...],
-                    feature_config: FeatureConfig, per_class: int = 4, per_background: int = 16, seed: int = 0
+                    feature_config: FeatureConfig, per_class: int = 8, per_background: int = 24, seed: int = 0
                     ) -> Reference:
     """A detector's reference from its training clips: per class ``per_class`` windows from different
     clips, each where its sound is most active; per background class ``per_background`` windows."""
@@ -224,7 +260,7 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded), len(negative_windows))
     held_scores, held_truth = [], []
     for i in range(len(examples)):
-        head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i], config.l2)
+        head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i], config)
         held_scores += [_window_scores(embedded[i][0], *head), _window_scores(negative_embedded[groups == i], *head)]
         held_truth += [np.ones(len(embedded[i][0]), bool), np.zeros(int((groups == i).sum()), bool)]
     scores, truth = np.concatenate(held_scores), np.concatenate(held_truth)
@@ -232,7 +268,7 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     recall = float((scores[truth] >= on).mean())
     examples_heard = sum(float(held_scores[2 * i].max()) >= on for i in range(len(examples)))
     false_windows = int((scores[~truth] >= on).sum())
-    weight, bias = _fit_head(embedded, negative_embedded, config.l2)
+    weight, bias = _fit_head(embedded, negative_embedded, config)
     report = {"on": on, "off": release(on), "how": f"leave-one-example-out: {how}", "examples": len(examples),
               "negatives": len(negatives), "example_windows": int(truth.sum()),
               "reference_windows": int((~truth).sum()), "held_out_window_recall": round(recall, 3),
@@ -241,7 +277,7 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
               "icon": icon, "taught": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "config": {**asdict(config), "snr_db": list(config.snr_db)}}
     network = copy.deepcopy(model.model)
-    network.net.add_class((weight, bias), (weight * ATTENTION_SHARPNESS, bias * ATTENTION_SHARPNESS))
+    _heads(network.net).add_class((weight, bias), (weight * ATTENTION_SHARPNESS, bias * ATTENTION_SHARPNESS))
     kept = torch.cat([_windows(e, fc)[0][: KEPT_WINDOWS_PER_EXAMPLE] for e in examples])
     provenance = {**model.provenance, "taught": {**taught_sounds(model), name: report}}
     if origin and "taught_from" not in provenance:
@@ -262,7 +298,7 @@ def forget(model: Classifier, name: str) -> Classifier:
         raise ConfigError(f"{name!r} is not a taught sound of this model (taught: {known})")
     index = model.labels.index(name)
     network = copy.deepcopy(model.model)
-    network.net.drop_class(index)
+    _heads(network.net).drop_class(index)
     reference = _teachable(model).without_label(index)
     provenance = {**model.provenance, "taught": {k: v for k, v in taught.items() if k != name}}
     return Classifier(model=network, feature_config=model.feature_config,
@@ -275,13 +311,18 @@ def _teachable(model: SoundModel) -> Reference:
     if not isinstance(model, Classifier):
         raise ModelError("teaching needs the network's weights: give the .safetensors model, not the .onnx "
                          "(export the taught model afterwards)")
-    if model.task != "detector" or not hasattr(model.model.net, "add_class"):
+    if not isinstance(model.model.net, FrameCNN):
         raise ModelError(f"{model.model_name} is a {model.task} without per-class heads: teach a detector "
                          "(hearai train --model sed)")
     if model.reference is None:
         raise ModelError("this detector file holds no reference windows of the sounds it knows (trained before "
                          "teaching existed): retrain it, or use the shipped model")
     return model.reference
+
+
+def _heads(net: torch.nn.Module) -> FrameCNN:
+    assert isinstance(net, FrameCNN)  # _teachable checked it
+    return net
 
 
 def _windows(example: Example, fc: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,7 +364,7 @@ def _embed(model: Classifier, windows: torch.Tensor) -> torch.Tensor:
     """(n, bands, frames) -> (n, frames', channels) frame embeddings of the frozen network."""
     network = model.model
     with torch.inference_mode():
-        parts = [network.net.embed(network.scaler(windows[i : i + 128].unsqueeze(1).float()))
+        parts = [_heads(network.net).embed(network.scaler(windows[i : i + 128].unsqueeze(1).float()))
                  for i in range(0, len(windows), 128)]
     return torch.cat(parts).transpose(1, 2).clone()
 
@@ -333,14 +374,14 @@ def _negative_weight(labels: torch.Tensor, positives: int, negatives: int) -> fl
     return len(torch.unique(labels)) * positives / max(negatives, 1)
 
 
-def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: torch.Tensor, l2: float
+def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: torch.Tensor, config: TeachConfig
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Balanced L2 logistic regression on frame embeddings: (weight (channels,), bias ()) of the new head."""
     x = torch.cat([e.flatten(0, 1) for e, _ in positives] + [negatives.flatten(0, 1)]).double()
     y = torch.cat([on.flatten().double() for _, on in positives] + [torch.zeros(negatives.shape[0] * negatives.shape[1],
                                                                                 dtype=torch.float64)])
     share = float(y.mean().clamp(1e-3, 1 - 1e-3))
-    sample_weight = torch.where(y > 0, 0.5 / share, 0.5 / (1 - share))
+    sample_weight = torch.where(y > 0, (1 - config.negative_share) / share, config.negative_share / (1 - share))
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     z = (x - mean) / std
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
@@ -350,7 +391,7 @@ def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: tor
     def loss() -> torch.Tensor:
         optimizer.zero_grad()
         value = (torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, weight=sample_weight)
-                 + l2 * (w * w).sum())
+                 + config.l2 * (w * w).sum())
         value.backward()
         return value
 

@@ -35,6 +35,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_serve_data(tmp_path_factory) -> None:
+    # Servers started by tests keep taught sounds in a temporary folder, never in the user's own.
+    os.environ["HEARAI_SERVE_DATA"] = str(tmp_path_factory.mktemp("serve-data"))
+
+
 def _require(path: Path) -> Path:
     # Real data is part of the test contract: CI has it, so its absence is a failure, not a skip.
     assert path.exists(), f"real test data missing at {path} (set HEARAI_DATA to the data folder)"

@@ -25,6 +25,7 @@ STAGES = [
     ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export"),
     ("hearai.detect",),
     ("hearai.sedeval",),
+    ("hearai.teach",),
     ("hearai.runs",),
     ("hearai.evaluate",),
     ("hearai.crossval",),

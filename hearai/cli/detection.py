@@ -55,8 +55,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         description="Start the hearai service (FastAPI + uvicorn). Open / in a browser: it listens through the "
         "microphone and shows an alert for each sound it names, with a history, and draws the events of an "
         "uploaded file. The API: POST /v1/classify and /v1/detect take an audio upload, the WebSocket /v1/stream "
-        "takes live PCM and sends events, GET /v1/model describes the model, /v1/sounds lists, teaches and removes sounds taught from a few "
-        "recordings (kept in --data-dir), /openapi.json describes the API. "
+        "takes live PCM and sends events, GET /v1/model describes the model, /v1/sounds lists, teaches and "
+        "removes sounds taught from a few recordings (kept in --data-dir), /openapi.json describes the API. "
         "Binds to loopback unless told otherwise; CORS is off.")
     p.add_argument("model", type=Path, nargs="?",
                    help="model file (.safetensors or .onnx; default: the shipped detector of ESC-50's 50 sounds)")
@@ -85,7 +85,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    "microphone only to https pages or to localhost")
     p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
     p.add_argument("--data-dir", type=Path, help="where sounds taught through the page are kept, across restarts "
-                   "(default: $HEARAI_DATA, else $XDG_DATA_HOME/hearai or ~/.local/share/hearai)")
+                   "(default: $HEARAI_SERVE_DATA, else $XDG_DATA_HOME/hearai or ~/.local/share/hearai)")
     options.add_detect(p)
     p.set_defaults(run=serve)
 

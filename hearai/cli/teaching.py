@@ -45,9 +45,9 @@ def teach(args: argparse.Namespace) -> int:
     model_path, files = options.split_model(args.inputs)
     if args.list:
         model = load(model_path)
-        taught = teaching.taught_sounds(model)
-        print(f"{len(taught)} taught sound(s) in {model_path or DEFAULT_MODEL}" + (":" if taught else ""))
-        for name, report in taught.items():
+        sounds = teaching.taught_sounds(model)
+        print(f"{len(sounds)} taught sound(s) in {model_path or DEFAULT_MODEL}" + (":" if sounds else ""))
+        for name, report in sounds.items():
             print(f"  {name}: {report.get('examples')} examples, on {report.get('on')} / off {report.get('off')}, "
                   f"taught {report.get('taught')}")
         return 0

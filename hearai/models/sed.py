@@ -73,18 +73,24 @@ class FrameCNN(nn.Module):
 
 
 def _with_row(head: nn.Conv1d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv1d:
-    out = nn.Conv1d(head.in_channels, head.out_channels + 1, 1)
-    with torch.no_grad():
-        out.weight.copy_(torch.cat([head.weight, weight.reshape(1, -1, 1).to(head.weight)]))
-        out.bias.copy_(torch.cat([head.bias, bias.reshape(1).to(head.bias)]))
-    return out
+    return _head(torch.cat([head.weight, weight.reshape(1, -1, 1).to(head.weight)]),
+                 torch.cat([_bias(head), bias.reshape(1).to(head.weight)]))
 
 
 def _rows(head: nn.Conv1d, keep: list[int]) -> nn.Conv1d:
-    out = nn.Conv1d(head.in_channels, len(keep), 1)
+    return _head(head.weight[keep], _bias(head)[keep])
+
+
+def _bias(head: nn.Conv1d) -> torch.Tensor:
+    assert head.bias is not None  # the heads are built with biases
+    return head.bias
+
+
+def _head(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv1d:
+    out = nn.Conv1d(weight.shape[1], weight.shape[0], 1)
     with torch.no_grad():
-        out.weight.copy_(head.weight[keep])
-        out.bias.copy_(head.bias[keep])
+        out.weight.copy_(weight)
+        _bias(out).copy_(bias)
     return out
 
 

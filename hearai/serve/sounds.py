@@ -23,9 +23,9 @@ TAUGHT_FILE = "taught.safetensors"
 
 
 def default_data_dir() -> Path:
-    """``$HEARAI_DATA``, else ``$XDG_DATA_HOME/hearai``, else ``~/.local/share/hearai``."""
-    if "HEARAI_DATA" in os.environ:
-        return Path(os.environ["HEARAI_DATA"])
+    """``$HEARAI_SERVE_DATA``, else ``$XDG_DATA_HOME/hearai``, else ``~/.local/share/hearai``."""
+    if "HEARAI_SERVE_DATA" in os.environ:
+        return Path(os.environ["HEARAI_SERVE_DATA"])
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "hearai"
 
 

@@ -15,11 +15,12 @@ const ICONS = [
 const PALETTE = ["#ffd400", "#4cc9f0", "#80ed99", "#ff9f1c", "#ff8fab", "#c8b6ff", "#f1fa8c", "#72efdd"];
 
 const state = {
-  labels: [], rate: 16000, chosen: new Set(), listening: false, socket: null, context: null, media: null,
-  startedAt: 0, history: [], alertTimer: 0, dropped: 0,
+  labels: [], rate: 16000, chosen: new Set(), listening: false, socket: null, microphone: null,
+  startedAt: 0, history: [], alertTimer: 0, dropped: 0, taughtIcons: {}, canRecord: false,
 };
 
 function iconFor(label) {
+  if (state.taughtIcons[label]) return state.taughtIcons[label];
   const found = ICONS.find(([pattern]) => pattern.test(label));
   return found ? found[1] : "🔊";
 }
@@ -43,8 +44,13 @@ async function loadModel() {
   state.rate = info.feature_config.sample_rate;
   $("model-line").textContent = `${info.file || info.model}: ${info.labels.length} sounds, ` +
     `${state.rate / 1000} kHz`;
+  // Sounds chosen before stay chosen; sounds never offered before (a newly taught one) start chosen.
   const saved = JSON.parse(localStorage.getItem("hearai-chosen") || "null");
-  state.chosen = new Set(saved ? saved.filter((label) => state.labels.includes(label)) : state.labels);
+  const seen = new Set(JSON.parse(localStorage.getItem("hearai-seen") || "[]"));
+  state.chosen = new Set(saved ? state.labels.filter((label) => saved.includes(label) || !seen.has(label))
+    : state.labels);
+  localStorage.setItem("hearai-seen", JSON.stringify(state.labels));
+  localStorage.setItem("hearai-chosen", JSON.stringify([...state.chosen]));
   const list = $("choice-list");
   list.replaceChildren(...state.labels.map((label) => {
     const box = Object.assign(document.createElement("input"), { type: "checkbox", value: label,
@@ -71,32 +77,41 @@ function chooseAll(on) {
 
 // ---- listening --------------------------------------------------------------------------------
 
-async function startListening() {
-  setStatus("Asking for the microphone…");
-  state.media = await navigator.mediaDevices.getUserMedia({
+// The microphone at the model's rate where the browser can resample (else its own: the server resamples),
+// delivered in BLOCK_SECONDS blocks with their RMS level.
+async function openMicrophone(onBlock) {
+  const media = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
-  let source;
-  try { // the browser resamples the microphone to the model's rate...
-    state.context = new AudioContext({ sampleRate: state.rate });
-    source = state.context.createMediaStreamSource(state.media);
-  } catch { // ...or, where it cannot, the server does (the stream says its rate)
-    state.context?.close();
-    state.context = new AudioContext();
-    source = state.context.createMediaStreamSource(state.media);
+  let context, source;
+  try {
+    context = new AudioContext({ sampleRate: state.rate });
+    source = context.createMediaStreamSource(media);
+  } catch {
+    context?.close();
+    context = new AudioContext();
+    source = context.createMediaStreamSource(media);
   }
-  await state.context.audioWorklet.addModule("/static/capture.js");
-  const capture = new AudioWorkletNode(state.context, "capture",
+  await context.audioWorklet.addModule("/static/capture.js");
+  const capture = new AudioWorkletNode(context, "capture",
     { processorOptions: { blockSeconds: BLOCK_SECONDS }, numberOfOutputs: 1 });
-  const mute = new GainNode(state.context, { gain: 0 }); // keeps the graph pulling the worklet
-  source.connect(capture).connect(mute).connect(state.context.destination);
+  const mute = new GainNode(context, { gain: 0 }); // keeps the graph pulling the worklet
+  source.connect(capture).connect(mute).connect(context.destination);
+  capture.port.onmessage = ({ data }) => onBlock(data);
+  return { rate: context.sampleRate, close: () => { media.getTracks().forEach((t) => t.stop()); context.close(); } };
+}
 
+async function startListening() {
+  setStatus("Asking for the microphone…");
+  let send = () => {};
+  state.microphone = await openMicrophone((block) => send(block));
+  const rate = state.microphone.rate;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/v1/stream?rate=${state.context.sampleRate}&format=f32le`);
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/stream?rate=${rate}&format=f32le`);
   socket.binaryType = "arraybuffer";
   state.socket = socket;
-  const queueLimit = MAX_QUEUED_SECONDS * state.context.sampleRate * 4;
-  capture.port.onmessage = ({ data }) => {
+  const queueLimit = MAX_QUEUED_SECONDS * rate * 4;
+  send = (data) => {
     showLevel(data.rms);
     if (socket.readyState !== WebSocket.OPEN) return;
     if (socket.bufferedAmount > queueLimit) { state.dropped += BLOCK_SECONDS; return; }
@@ -121,9 +136,8 @@ function stopListening(reason) {
   state.listening = false;
   if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send("end");
   state.socket = null;
-  state.media?.getTracks().forEach((track) => track.stop());
-  state.context?.close();
-  state.context = state.media = null;
+  state.microphone?.close();
+  state.microphone = null;
   $("listen").textContent = "Start listening";
   $("listen").setAttribute("aria-pressed", "false");
   showLevel(0);
@@ -283,6 +297,205 @@ async function checkRecording(event) {
   }));
 }
 
+// ---- teaching a sound -------------------------------------------------------------------------
+
+const MIN_EXAMPLES = 3, MAX_EXAMPLES = 5, RECORD_SECONDS = 10, TEST_SECONDS = 4;
+const TEACH_ICONS = [["🔔", "bell"], ["⏰", "alarm or timer"], ["🚨", "siren"], ["🔥", "smoke or fire alarm"],
+  ["📞", "phone"], ["🚪", "door"], ["👶", "baby"], ["🐕", "pet"], ["🧺", "washing machine"], ["🍳", "kitchen"],
+  ["💧", "water"], ["🔊", "other"]];
+const teaching = { examples: [], recording: null, replacing: -1 };
+
+async function loadTaught() {
+  const reply = await fetch("/v1/sounds");
+  if (!reply.ok) throw new Error(`the server did not list its taught sounds (${reply.status})`);
+  const info = await reply.json();
+  state.taughtIcons = Object.fromEntries(info.sounds.filter((s) => s.icon).map((s) => [s.name, s.icon]));
+  $("teach-unavailable").hidden = info.teachable;
+  $("teach-unavailable").textContent = info.teachable ? "" : `This server cannot learn new sounds: ${info.why_not}.`;
+  $("teach-steps").hidden = !info.teachable;
+  $("taught-list").replaceChildren(...(info.sounds.length ? info.sounds.map((sound) => {
+    const item = document.createElement("li");
+    item.append(`${sound.icon || "🔊"} ${sound.name} (${sound.examples} examples; alerts from ` +
+      `${Math.round(sound.on * 100)}%)`);
+    const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Remove" });
+    remove.setAttribute("aria-label", `Remove ${sound.name}`);
+    remove.addEventListener("click", () => removeSound(sound.name).catch((e) => teachStatus(`Not removed: ${e.message}`)));
+    item.append(remove);
+    return item;
+  }) : [Object.assign(document.createElement("li"), { textContent: "None yet." })]));
+}
+
+function teachStatus(text) { $("teach-status").textContent = text; }
+
+// Record from the microphone until stopped (or for `seconds`): a mono WAV blob.
+async function recordClip(seconds, onLevel) {
+  const blocks = [];
+  let finish;
+  const done = new Promise((resolve) => { finish = resolve; });
+  const microphone = await openMicrophone((block) => {
+    blocks.push(block.samples);
+    onLevel(block.rms);
+    if (blocks.length * BLOCK_SECONDS >= seconds) finish();
+  });
+  teaching.recording = { stop: finish };
+  await done;
+  microphone.close();
+  teaching.recording = null;
+  onLevel(0);
+  return wavBlob(blocks, microphone.rate);
+}
+
+function wavBlob(blocks, rate) {
+  const samples = blocks.reduce((n, b) => n + b.length, 0);
+  const view = new DataView(new ArrayBuffer(44 + samples * 2));
+  const text = (at, value) => [...value].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF"); view.setUint32(4, 36 + samples * 2, true); text(8, "WAVE"); text(12, "fmt ");
+  view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, rate, true); view.setUint32(28, rate * 2, true); view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, samples * 2, true);
+  let at = 44;
+  for (const block of blocks) {
+    for (const value of block) { view.setInt16(at, Math.max(-1, Math.min(1, value)) * 32767, true); at += 2; }
+  }
+  return new Blob([view], { type: "audio/wav" });
+}
+
+function showRecordLevel(rms) {
+  $("record-level").value = rms > 0 ? Math.max(-80, 20 * Math.log10(rms)) : -80;
+}
+
+async function recordExample() {
+  if (teaching.recording) { teaching.recording.stop(); return; }
+  const index = teaching.replacing >= 0 ? teaching.replacing : teaching.examples.length;
+  const button = $("record");
+  button.textContent = `Stop recording example ${index + 1}`;
+  button.setAttribute("aria-pressed", "true");
+  teachStatus(`Recording example ${index + 1}: play the sound now, then press Stop (at most ${RECORD_SECONDS} s).`);
+  let clip;
+  try {
+    clip = await recordClip(RECORD_SECONDS, showRecordLevel);
+  } finally {
+    button.setAttribute("aria-pressed", "false");
+  }
+  teachStatus(`Checking example ${index + 1}…`);
+  const form = new FormData();
+  form.append("file", clip, `example-${index + 1}.wav`);
+  const reply = await fetch("/v1/sounds/check", { method: "POST", body: form });
+  const answer = await reply.json();
+  const example = { clip, summary: reply.ok ? answer : null, problem: reply.ok ? null : answer.error };
+  teaching.examples[index] = example;
+  teaching.replacing = -1;
+  teachStatus(example.problem ? `Example ${index + 1} cannot be used: ${example.problem}. Record it again.`
+    : `Example ${index + 1} recorded.`);
+  drawExamples();
+}
+
+function drawExamples() {
+  const good = teaching.examples.filter((e) => !e.problem).length;
+  $("examples").replaceChildren(...teaching.examples.map((example, i) => {
+    const item = document.createElement("li");
+    if (example.problem) {
+      item.className = "bad";
+      item.append(`Example ${i + 1}: ${example.problem}`);
+    } else {
+      const s = example.summary;
+      const meter = Object.assign(document.createElement("meter"), { min: -80, max: 0, value: s.level_dbfs });
+      meter.setAttribute("aria-label", `Example ${i + 1} level: ${Math.round(s.level_dbfs)} dB`);
+      item.append(`Example ${i + 1}: ${s.seconds.toFixed(1)} s, the sound from ${s.active_from.toFixed(1)} to ` +
+        `${s.active_to.toFixed(1)} s, loudest ${Math.round(s.level_dbfs)} dB`, meter);
+    }
+    const again = Object.assign(document.createElement("button"), { type: "button", textContent: "Record again" });
+    again.setAttribute("aria-label", `Record example ${i + 1} again`);
+    again.addEventListener("click", () => {
+      teaching.replacing = i;
+      $("record").textContent = `Record example ${i + 1} again`;
+      $("record").focus();
+    });
+    const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Remove" });
+    remove.setAttribute("aria-label", `Remove example ${i + 1}`);
+    remove.addEventListener("click", () => { teaching.examples.splice(i, 1); drawExamples(); });
+    item.append(again, remove);
+    return item;
+  }));
+  const next = teaching.examples.length;
+  $("record").textContent = next >= MAX_EXAMPLES ? "Enough examples" : `Record example ${next + 1}`;
+  $("record").disabled = !state.canRecord || (next >= MAX_EXAMPLES && teaching.replacing < 0);
+  const ready = good >= MIN_EXAMPLES && good === teaching.examples.length;
+  $("test-sound").disabled = !ready;
+  $("save-sound").disabled = !ready;
+  if (!ready && next) teachStatus(`${good} good example${good === 1 ? "" : "s"}: record at least ${MIN_EXAMPLES}.`);
+}
+
+function examplesForm() {
+  const form = new FormData();
+  teaching.examples.forEach((e, i) => form.append("examples", e.clip, `example-${i + 1}.wav`));
+  return form;
+}
+
+async function testSound() {
+  teachStatus(`Testing: play the sound once more now (recording ${TEST_SECONDS} s)…`);
+  const clip = await recordClip(TEST_SECONDS, showRecordLevel);
+  teachStatus("Learning the sound and listening to the test…");
+  const form = examplesForm();
+  form.append("test", clip, "test.wav");
+  form.append("name", $("sound-name").value.trim() || "the new sound");
+  const reply = await fetch("/v1/sounds/test", { method: "POST", body: form });
+  const answer = await reply.json();
+  if (!reply.ok) { teachStatus(`The test failed: ${answer.error}`); return; }
+  teachStatus(answer.heard
+    ? `Heard it in the test (${Math.round(answer.score * 100)}% sure; it alerts from ${Math.round(answer.on * 100)}%).`
+    : `Not heard in the test (${Math.round(answer.score * 100)}%; it alerts from ${Math.round(answer.on * 100)}%). ` +
+      "Test again closer, or record more examples.");
+}
+
+async function saveSound() {
+  const name = $("sound-name").value.trim();
+  if (!name) { teachStatus("Give the sound a name first."); $("sound-name").focus(); return; }
+  teachStatus(`Learning “${name}”…`);
+  const form = examplesForm();
+  form.append("name", name);
+  form.append("icon", $("sound-icon").value);
+  const reply = await fetch("/v1/sounds", { method: "POST", body: form });
+  const answer = await reply.json();
+  if (!reply.ok) { teachStatus(`Not saved: ${answer.error}`); return; }
+  teaching.examples = [];
+  $("sound-name").value = "";
+  drawExamples();
+  await afterModelChange();
+  teachStatus(`Saved “${answer.name}”: it alerts like the built-in sounds from now on.`);
+}
+
+async function removeSound(name) {
+  const reply = await fetch(`/v1/sounds/${encodeURIComponent(name)}`, { method: "DELETE" });
+  const answer = await reply.json();
+  if (!reply.ok) throw new Error(answer.error);
+  await afterModelChange();
+  teachStatus(`Removed “${name}”.`);
+}
+
+// A new model is served: refresh the sounds offered, and listen with it (a stream keeps the model it began with).
+async function afterModelChange() {
+  await loadTaught();
+  await loadModel();
+  if (state.listening) {
+    stopListening();
+    await startListening();
+  }
+}
+
+function wireTeaching() {
+  $("sound-icon").replaceChildren(...TEACH_ICONS.map(([icon, name]) =>
+    Object.assign(document.createElement("option"), { value: icon, textContent: `${icon} ${name}` })));
+  $("record").addEventListener("click", () => recordExample().catch((error) => {
+    teaching.recording = null;
+    teachStatus(`Could not record: ${error.message}`);
+    drawExamples();
+  }));
+  $("test-sound").addEventListener("click", () => testSound().catch((e) => teachStatus(`The test failed: ${e.message}`)));
+  $("save-sound").addEventListener("click", () => saveSound().catch((e) => teachStatus(`Not saved: ${e.message}`)));
+  drawExamples();
+}
+
 // ---- tabs (arrow keys move between them, as screen-reader users expect) -----------------------
 
 function selectTab(tab) {
@@ -309,7 +522,9 @@ function wireTabs() {
 // ---- start ------------------------------------------------------------------------------------
 
 async function main() {
+  state.canRecord = window.isSecureContext && Boolean(navigator.mediaDevices);
   wireTabs();
+  wireTeaching();
   $("choose-all").addEventListener("click", () => chooseAll(true));
   $("choose-none").addEventListener("click", () => chooseAll(false));
   if (!("vibrate" in navigator)) {
@@ -329,6 +544,7 @@ async function main() {
   }
   setInterval(() => state.listening && drawHistory(), 1000);
   try {
+    await loadTaught();
     await loadModel();
   } catch (error) {
     $("model-line").textContent = `Could not load the model: ${error.message}`;
