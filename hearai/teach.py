@@ -35,7 +35,7 @@ import torch
 
 from hearai import audio
 from hearai.artifact import Classifier, Reference
-from hearai.augment.soundscape import active_masks, frame_power, mix_windows
+from hearai.augment.soundscape import active_masks, mix_windows
 from hearai.data.clips import ClipFeatures
 from hearai.data.mixer import active_from_power, bridged
 from hearai.detect.activity import RAISED_BANDS
@@ -68,8 +68,8 @@ class TeachConfig:
     augmentations: int = 6  # mixtures over backgrounds per example window
     snr_db: tuple[float, float] = (0.0, 20.0)
     gain_db: float = 10.0
-    l2: float = 1e-3
-    negative_share: float = 0.5  # of the head's training weight, what the negative frames carry
+    l2: float = 1e-2  # on standardized embeddings (bench/teach.py compares settings)
+    negative_share: float = 0.7  # of the head's training weight, what the negative frames carry
     target_precision: float = 0.8
     seed: int = 0
 
@@ -256,11 +256,16 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     negative_labels = torch.cat([reference.labels, torch.full((sum(len(w) for w in given),), -2)])
     embedded = [(_embed(model, w), on) for w, on in positives]
     negative_embedded = _embed(model, negative_windows)
+    # The user's "not this" recordings weigh as much, together, as all the reference windows.
+    emphasis = torch.cat([torch.ones(len(reference.windows)),
+                          torch.full((len(negative_windows) - len(reference.windows),),
+                                     len(reference.windows) / max(1, len(negative_windows) - len(reference.windows)))])
     groups = rng.permutation(len(negative_windows)) % len(examples)
     weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded), len(negative_windows))
     held_scores, held_truth = [], []
     for i in range(len(examples)):
-        head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i], config)
+        head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i],
+                         emphasis[groups != i], config)
         held_scores += [_window_scores(embedded[i][0], *head), _window_scores(negative_embedded[groups == i], *head)]
         held_truth += [np.ones(len(embedded[i][0]), bool), np.zeros(int((groups == i).sum()), bool)]
     scores, truth = np.concatenate(held_scores), np.concatenate(held_truth)
@@ -268,7 +273,7 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     recall = float((scores[truth] >= on).mean())
     examples_heard = sum(float(held_scores[2 * i].max()) >= on for i in range(len(examples)))
     false_windows = int((scores[~truth] >= on).sum())
-    weight, bias = _fit_head(embedded, negative_embedded, config)
+    weight, bias = _fit_head(embedded, negative_embedded, emphasis, config)
     report = {"on": on, "off": release(on), "how": f"leave-one-example-out: {how}", "examples": len(examples),
               "negatives": len(negatives), "example_windows": int(truth.sum()),
               "reference_windows": int((~truth).sum()), "held_out_window_recall": round(recall, 3),
@@ -374,14 +379,23 @@ def _negative_weight(labels: torch.Tensor, positives: int, negatives: int) -> fl
     return len(torch.unique(labels)) * positives / max(negatives, 1)
 
 
-def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: torch.Tensor, config: TeachConfig
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Balanced L2 logistic regression on frame embeddings: (weight (channels,), bias ()) of the new head."""
+def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: torch.Tensor, emphasis: torch.Tensor,
+              config: TeachConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted L2 logistic regression on frame embeddings: (weight (channels,), bias ()) of the new head.
+
+    Positive frames carry ``1 - negative_share`` of the weight, negative frames the rest, shared
+    among the negative windows by their ``emphasis``."""
+    frames = negatives.shape[1]
     x = torch.cat([e.flatten(0, 1) for e, _ in positives] + [negatives.flatten(0, 1)]).double()
-    y = torch.cat([on.flatten().double() for _, on in positives] + [torch.zeros(negatives.shape[0] * negatives.shape[1],
+    y = torch.cat([on.flatten().double() for _, on in positives] + [torch.zeros(len(negatives) * frames,
                                                                                 dtype=torch.float64)])
+    emphasis_per_frame = torch.cat([torch.ones(len(y) - len(negatives) * frames),
+                                    emphasis.repeat_interleave(frames)]).double()
+    negative = y == 0
+    emphasis_per_frame[negative] /= emphasis_per_frame[negative].mean()
     share = float(y.mean().clamp(1e-3, 1 - 1e-3))
-    sample_weight = torch.where(y > 0, (1 - config.negative_share) / share, config.negative_share / (1 - share))
+    sample_weight = torch.where(y > 0, (1 - config.negative_share) / share,
+                                config.negative_share / (1 - share) * emphasis_per_frame)
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     z = (x - mean) / std
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
