@@ -40,9 +40,9 @@ REFERENCE_DB_STEP = 0.5
 class Reference:
     """Log-mel windows of sounds a detector knows, kept in its file: what a taught sound is told apart from.
 
-    ``windows`` (n, bands, frames) float16 dB (stored in 0.5-dB steps); ``labels`` (n,) the class each window holds (-1: none
-    of the model's); ``background`` (n,) whether it is a background recording (mixed under taught
-    examples). Checked against the model's features and labels when read.
+    ``windows`` (n, bands, frames) float16 dB (stored in 0.5-dB steps); ``labels`` (n,) the class
+    each window holds (-1: none of the model's); ``background`` (n,) whether it is a background
+    recording (mixed under taught examples). Checked against the model's features and labels when read.
     """
 
     windows: torch.Tensor
