@@ -86,13 +86,20 @@ def test_the_page_alerts_a_siren_heard_through_the_microphone(server, browser, t
     # The fake microphone plays noise, then the siren at 4 s: the alert must come, and name it.
     # The alert may already have ended when it is read on a slow machine; it names the sound and
     # says how sure it is either way.
-    alert = page.wait_for_selector("#alert.active[data-label='siren']", timeout=25_000)
-    assert re.search(r"Siren\n\d+% sure · (since|ended)", alert.inner_text()), alert.inner_text()
+    alert = page.wait_for_selector("#alerts .alert.active[data-label='siren']", timeout=25_000)
+    assert re.search(r"Siren( ×\d+)?\n\d+% sure · (since \d|\d)", alert.inner_text()), alert.inner_text()
+    assert page.locator("#announce").inner_text().startswith("siren, ")  # said once, by the live region
     assert page.evaluate("Number(document.getElementById('level').value)") > -80  # the meter moves
     page.screenshot(path=str(_screenshot_dir(tmp_path) / "alert.png"))
     assert "siren" in page.locator("#history li").first.inner_text()
     page.keyboard.press("Enter")  # focus is still on the button: stop
     page.wait_for_selector("#listen[aria-pressed='false']")
+    # Stopped, the sound long over: the alert is still there, bright, until it is dismissed.
+    assert page.locator("#alerts .alert.active[data-label='siren']").count() == 1
+    assert page.locator("#idle").is_hidden()
+    page.click("#alerts .alert[data-label='siren'] .ack")
+    assert page.locator("#alerts .alert").count() == 0 and page.locator("#idle").is_visible()
+    assert page.evaluate("document.activeElement.id") == "listen"  # focus goes somewhere useful
     assert problems == []
     page.close()
 
@@ -105,7 +112,7 @@ def test_unchosen_sounds_do_not_alert(server, browser):
     page.click("#listen")
     page.wait_for_selector("#history li", timeout=25_000)  # heard...
     assert "siren" in page.locator("#history li").first.inner_text()
-    assert page.locator("#alert.active").count() == 0  # ...but not alerted
+    assert page.locator("#alerts .alert").count() == 0  # ...but not alerted
     assert page.locator("#history li.muted").count() >= 1
     page.close()
 
@@ -140,7 +147,7 @@ def test_every_control_has_a_name_for_screen_readers(server, browser):
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
         .map(e => e.outerHTML.slice(0, 80))""")
     assert unnamed == []
-    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 2
+    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 3
     page.close()
 
 
@@ -193,3 +200,45 @@ def test_garbage_frames_close_only_their_own_stream(server):
         with pytest.raises(ConnectionClosed):
             good.recv(timeout=10)
         assert (bad.close_code, good.close_code) == (1008, 1000)
+
+
+def test_the_api_page_works_offline(server, browser):
+    page = browser.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{server}/docs")
+    page.wait_for_selector("#api-status:has-text('endpoints')")
+    titles = page.locator("#endpoints h2").all_inner_texts()
+    assert {"POST /v1/detect", "POST /v1/sounds", "DELETE /v1/sounds/{name}", "GET /v1/model"} <= set(titles)
+    assert "file" in page.locator("#endpoints section:has(h2:text-is('POST /v1/detect')) table").inner_text()
+    assert asked and all(url.startswith(server) for url in asked)  # nothing from elsewhere
+    page.close()
+
+
+def test_the_history_survives_a_reload_and_can_be_searched_exported_and_cleared(server, browser, tmp_path):
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#choice-list input[value='siren']")
+    page.click("#listen")
+    page.wait_for_selector("#history li:has-text('siren')", timeout=25_000)
+    page.click("#listen")
+    page.reload()
+    page.wait_for_selector("#history li:has-text('siren')")  # kept in the browser
+    assert page.locator("#history-day option").count() == 2  # every day, and today
+    page.fill("#history-search", "dog")
+    assert page.locator("#history li").count() == 0
+    page.fill("#history-search", "SIR")
+    assert page.locator("#history li").count() >= 1
+    with page.expect_download() as download:
+        page.click("#history-export")
+    exported = (tmp_path / "history.csv")
+    download.value.save_as(exported)
+    lines = exported.read_text().splitlines()
+    assert lines[0] == "time,sound,seconds,confidence" and '"siren"' in lines[1]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#history-clear")
+    assert page.locator("#history li").count() == 0
+    page.reload()
+    page.wait_for_selector("#choice-list input")
+    assert page.locator("#history li").count() == 0 and page.locator("#history-count").inner_text().startswith("0 of 0")
+    page.close()

@@ -175,36 +175,48 @@ def test_a_reference_that_does_not_fit_the_model_is_refused(shipped, tmp_path):
         load(tmp_path / "bad.safetensors")
 
 
-def test_the_cli_teaches_lists_predicts_and_removes(bell_files, tmp_path, esc50_root):
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``hearai ARGS`` in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from hearai.cli import main
+
+    code = main(list(args))
+    said = capsys.readouterr()
+    return code, said.out, said.err
+
+
+def test_the_cli_teaches_lists_predicts_and_removes(bell_files, tmp_path, esc50_root, capsys):
     home = tmp_path / "home.safetensors"
-    done = hearai("teach", "--name", NAME, *map(str, bell_files), "--icon", "🔔", "--out", str(home))
-    assert done.returncode == 0, done.stderr
-    assert f"taught '{NAME}' from 5 examples" in done.stdout and "sound at 0.9" in done.stdout
+    code, out, err = _cli(capsys, "teach", "--name", NAME, *map(str, bell_files), "--icon", "🔔", "--out", str(home))
+    assert code == 0, err
+    assert f"taught '{NAME}' from 5 examples" in out and "sound at 0.9" in out
     test_bell = tmp_path / "test.wav"
     sf.write(test_bell, ding_dong(30), RATE)
-    done = hearai("predict", str(home), str(test_bell), str(esc50_clip(esc50_root, "siren")))
-    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    code, out, _ = _cli(capsys, "predict", str(home), str(test_bell), str(esc50_clip(esc50_root, "siren")))
+    answers = [json.loads(line) for line in out.splitlines()]
     assert answers[0]["label"] == NAME and answers[1]["label"] == "siren"
-    listed = hearai("teach", str(home), "--list")
-    assert f"1 taught sound(s) in {home}" in listed.stdout and NAME in listed.stdout
-    done = hearai("teach", str(home), "--remove", NAME, "--out", str(home))
-    assert done.returncode == 0 and "50 sounds" in done.stdout
+    _, listed, _ = _cli(capsys, "teach", str(home), "--list")
+    assert f"1 taught sound(s) in {home}" in listed and NAME in listed
+    code, out, _ = _cli(capsys, "teach", str(home), "--remove", NAME, "--out", str(home))
+    assert code == 0 and "50 sounds" in out
 
 
-def test_bad_examples_are_one_line_errors_and_nothing_is_written(bell_files, tmp_path):
+def test_bad_examples_are_one_line_errors_and_nothing_is_written(bell_files, tmp_path, capsys):
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(RATE * 2, dtype=np.float32), RATE)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     out = tmp_path / "never.safetensors"
-    for bad, reason in ((silent, "silent.wav: silent"), (corrupt, "corrupt.wav")):
-        done = hearai("teach", "--name", NAME, *map(str, bell_files[:3]), str(bad), "--out", str(out))
-        assert_one_line_error(done, "teach", reason)
-    done = hearai("teach", "--name", "rain", *map(str, bell_files), "--out", str(out))
-    assert_one_line_error(done, "teach", "the name 'rain' is taken")
-    done = hearai("teach", str(DEFAULT_MODEL), "--name", NAME, *map(str, bell_files), "--out", str(out))
-    assert_one_line_error(done, "teach", "a .safetensors model")
+    for args, reason in (([*map(str, bell_files[:3]), str(silent)], "silent.wav: silent"),
+                         ([*map(str, bell_files[:3]), str(corrupt)], "corrupt.wav"),
+                         (["--name", "rain", *map(str, bell_files)], "the name 'rain' is taken"),
+                         ([str(DEFAULT_MODEL), *map(str, bell_files)], "a .safetensors model")):
+        named = [] if "--name" in args else ["--name", NAME]
+        code, printed, err = _cli(capsys, "teach", *named, *args, "--out", str(out))
+        assert code == 2 and printed == "" and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("hearai teach: error: ") and reason in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav", "silent.wav"]  # no model, no leftovers
+    done = hearai("teach", "--name", NAME, str(silent), "--out", str(out))  # and as a user runs it
+    assert_one_line_error(done, "teach", "silent.wav: silent")
 
 
 def test_the_api_checks_teaches_keeps_and_removes_sounds(bell_files, tmp_path):

@@ -47,6 +47,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--device", help="microphone: a PortAudio device index or name (needs libportaudio2)")
     p.add_argument("--list-devices", action="store_true", help="list PortAudio devices and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
+    options.add_webhook(p)
     options.add_detect(p)
     p.set_defaults(run=listen)
 
@@ -86,6 +87,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
     p.add_argument("--data-dir", type=Path, help="where sounds taught through the page are kept, across restarts "
                    "(default: $HEARAI_SERVE_DATA, else $XDG_DATA_HOME/hearai or ~/.local/share/hearai)")
+    options.add_webhook(p)
     options.add_detect(p)
     p.set_defaults(run=serve)
 
@@ -151,7 +153,11 @@ def listen(args: argparse.Namespace) -> int:
         device = int(args.device) if args.device.isdigit() else args.device
         chunks = live.microphone_chunks(device=device, rate=rate)
 
+    webhook = options.webhook(args)
+
     def show(event) -> None:
+        if webhook is not None:
+            webhook.notify(event)
         if args.json:
             print(json.dumps(event.to_dict()), flush=True)
         elif event.offset is None:
@@ -162,7 +168,14 @@ def listen(args: argparse.Namespace) -> int:
     latency = start_detector(model, config).latency_bound_seconds
     print(f"listening ({', '.join(sources)}; alerts within {latency:.1f} s of a sound's start)",
           file=sys.stderr, flush=True)
-    live.listen(model, chunks, rate=rate, config=config, on_event=show)
+    try:
+        live.listen(model, chunks, rate=rate, config=config, on_event=show)
+    finally:
+        if webhook is not None:
+            webhook.close()
+            if webhook.failed or webhook.dropped:
+                print(f"webhook: {webhook.sent} posted, {webhook.failed} failed ({webhook.last_error}), "
+                      f"{webhook.dropped} dropped", file=sys.stderr)
     return 0
 
 
@@ -192,6 +205,7 @@ def serve(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     if not args.header_timeout > 0:
         raise ConfigError(f"--header-timeout must be positive, got {args.header_timeout}")
-    server.run(create_app(model, model_file=model_file, config=config, teacher=teacher), listening,
+    server.run(create_app(model, model_file=model_file, config=config, teacher=teacher,
+                          webhook=options.webhook(args)), listening,
                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, header_timeout=args.header_timeout)
     return 0

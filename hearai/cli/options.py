@@ -144,3 +144,15 @@ def _label_list(text: str | None, labels: tuple[str, ...], option: str) -> list[
     if unknown:
         raise ConfigError(f"{option}: the model has no label(s) {', '.join(unknown)}; it knows {', '.join(labels)}")
     return chosen
+
+
+def add_webhook(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--webhook", metavar="URL", help="POST each alert (and its end) as JSON to this URL, e.g. a "
+                        "home hub that flashes a light; in the background: detection never waits for it (3-s "
+                        "timeout, 2 retries)")
+
+
+def webhook(args: argparse.Namespace):
+    from hearai.detect.webhook import Webhook
+
+    return None if args.webhook is None else Webhook(args.webhook)

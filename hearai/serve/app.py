@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, start_detector
+from hearai.detect.webhook import Webhook
 from hearai.errors import HearaiError
 from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
@@ -88,16 +89,19 @@ class Refused(Exception):
 
 
 def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None,
-               teacher: SoundTeacher | None = None) -> FastAPI:
+               teacher: SoundTeacher | None = None, webhook: Webhook | None = None) -> FastAPI:
     """The FastAPI application around one loaded model; ``teacher``: how it learns new sounds (none: it does not).
 
     The model served is always ``teacher.model``: teaching a sound swaps it for the taught one
-    (streams already open keep the model they started with).
+    (streams already open keep the model they started with). ``webhook``: where live alerts are
+    also posted (``hearai.detect.webhook``).
     """
     limits = config or ServeConfig()
     remove_stale(Path(tempfile.gettempdir()), f"{UPLOAD_FOLDER_PREFIX}*")  # left by a killed server
     teacher = teacher or SoundTeacher(model, model_path=Path(model_file or "model"), data_dir=None)
-    app = FastAPI(title="hearai", version=__version__,
+    # /docs is our own page over /openapi.json: FastAPI's Swagger UI loads its script from a CDN
+    # and stays blank offline.
+    app = FastAPI(title="hearai", version=__version__, docs_url=None, redoc_url=None,
                   description="Sound event classification and detection: see what is heard.")
     app.state.streams = 0
     app.state.streams_by_client = {}
@@ -114,13 +118,17 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.middleware("http")
     async def page_headers(request: Request, call_next):
         response = await call_next(request)
-        if request.url.path == "/" or request.url.path.startswith("/static/"):
+        if request.url.path in ("/", "/docs") or request.url.path.startswith("/static/"):
             response.headers.update(_PAGE_HEADERS)
         return response
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_page() -> FileResponse:
+        return FileResponse(STATIC / "api.html")
 
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:
@@ -186,7 +194,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         per_client[client] = per_client.get(client, 0) + 1
         try:
             await _serve_stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate), format,
-                                limits)
+                                limits, webhook)
         except WebSocketDisconnect:
             pass
         finally:
@@ -250,7 +258,7 @@ def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) 
 
 
 async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
-                        limits: ServeConfig) -> None:
+                        limits: ServeConfig, webhook: Webhook | None) -> None:
     started, heard = time.monotonic(), 0
     await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.model.labels),
                             "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
@@ -267,7 +275,7 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDe
             if text.strip() != "end":
                 await socket.close(code=1008, reason="text frames carry only 'end'; audio goes in binary frames")
                 return
-            await _send_events(socket, await run_in_threadpool(detector.flush))
+            await _send_events(socket, await run_in_threadpool(detector.flush), webhook)
             await socket.close(code=1000)
             return
         if data is None or len(data) > limits.max_frame_bytes:
@@ -288,11 +296,13 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDe
             await socket.close(code=1008, reason=f"too slow: {heard / detector.input_rate:.1f} s of audio in "
                                                  f"{elapsed:.0f} s (at least {limits.min_stream_speed:g}x real time)")
             return
-        await _send_events(socket, await run_in_threadpool(detector.push, samples))
+        await _send_events(socket, await run_in_threadpool(detector.push, samples), webhook)
 
 
-async def _send_events(socket: WebSocket, events: list) -> None:
+async def _send_events(socket: WebSocket, events: list, webhook: Webhook | None) -> None:
     for event in events:
+        if webhook is not None:
+            webhook.notify(event)
         await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
 
 

@@ -16,7 +16,7 @@ const PALETTE = ["#ffd400", "#4cc9f0", "#80ed99", "#ff9f1c", "#ff8fab", "#c8b6ff
 
 const state = {
   labels: [], rate: 16000, chosen: new Set(), listening: false, socket: null, microphone: null,
-  startedAt: 0, history: [], alertTimer: 0, dropped: 0, taughtIcons: {}, canRecord: false,
+  startedAt: 0, history: [], past: [], dropped: 0, taughtIcons: {}, canRecord: false,
 };
 
 function iconFor(label) {
@@ -123,7 +123,7 @@ async function startListening() {
   state.startedAt = performance.timeOrigin + performance.now();
   $("listen").textContent = "Stop listening";
   $("listen").setAttribute("aria-pressed", "true");
-  showAlert(null);
+  showIdle();
 }
 
 function closedReason(closed) {
@@ -141,7 +141,7 @@ function stopListening(reason) {
   $("listen").textContent = "Start listening";
   $("listen").setAttribute("aria-pressed", "false");
   showLevel(0);
-  showAlert(undefined);
+  showIdle();
   setStatus(reason || "Stopped.");
 }
 
@@ -159,42 +159,89 @@ function received(message) {
   }
   entry.offset = message.offset;
   entry.confidence = Math.max(entry.confidence, message.confidence);
-  if (message.offset === null && state.chosen.has(message.label)) {
-    showAlert(entry);
-    if ($("vibrate").checked && "vibrate" in navigator) navigator.vibrate([300, 150, 300]);
-  } else if (message.offset !== null && $("alert").dataset.label === message.label) {
-    showAlert(entry);
-  }
+  if (message.offset === null && state.chosen.has(message.label)) raiseAlert(entry);
+  else updateAlert(entry);
+  saveHistory();
   drawHistory();
 }
 
-// ---- what the person sees ---------------------------------------------------------------------
+// ---- what the person sees: alerts that stay until dismissed -----------------------------------
 
-function showAlert(entry) {
-  const box = $("alert");
-  clearTimeout(state.alertTimer);
-  if (!entry) {
-    box.className = "alert idle";
-    delete box.dataset.label;
-    box.style.removeProperty("--accent");
-    box.querySelector(".alert-icon").textContent = entry === null ? "👂" : "🔇";
-    box.querySelector(".alert-label").textContent = entry === null ? "Listening…" : "Not listening";
-    box.querySelector(".alert-detail").textContent = entry === null ? "Nothing to report yet." :
-      "Press “Start listening” to hear through this device's microphone.";
-    return;
+// One card per sound: it stays bright until dismissed (or for the chosen time), however short the
+// sound; the same sound again before then counts up on its card. Only the hidden live region
+// speaks, once per new alert.
+function raiseAlert(entry) {
+  let card = $("alerts").querySelector(`[data-label="${CSS.escape(entry.label)}"]`);
+  if (card) {
+    card.dataset.count = String(Number(card.dataset.count) + 1);
+  } else {
+    card = alertCard(entry.label);
+    $("alerts").prepend(card);
   }
-  const ongoing = entry.offset === null;
-  box.className = ongoing ? "alert active" : "alert ended";
-  box.dataset.label = entry.label;
-  box.style.setProperty("--accent", colourFor(entry.label));
-  box.querySelector(".alert-icon").textContent = iconFor(entry.label);
-  box.querySelector(".alert-label").textContent = pretty(entry.label);
-  // The confidence stays after the sound ends: someone who looks late still sees how sure it was.
+  card.entry = entry;
+  drawCard(card);
+  clearTimeout(card.timer);
+  const keep = Number($("keep-alerts").value);
+  if (keep > 0) card.timer = setTimeout(() => dismiss(card), keep * 1000);
+  $("announce").textContent = `${pretty(entry.label)}, ${Math.round(entry.confidence * 100)}% sure`;
+  if ($("flash").checked) {
+    document.body.classList.remove("flash");
+    void document.body.offsetWidth; // restart the animation
+    document.body.classList.add("flash");
+  }
+  if ($("vibrate").checked && "vibrate" in navigator) navigator.vibrate([300, 150, 300]);
+  showIdle();
+}
+
+function updateAlert(entry) {
+  const card = $("alerts").querySelector(`[data-label="${CSS.escape(entry.label)}"]`);
+  if (card && card.entry === entry) drawCard(card);
+}
+
+function alertCard(label) {
+  const card = document.createElement("article");
+  card.className = "alert active";
+  card.dataset.label = label;
+  card.dataset.count = "1";
+  card.style.setProperty("--accent", colourFor(label));
+  const icon = Object.assign(document.createElement("span"), { className: "alert-icon", textContent: iconFor(label) });
+  icon.setAttribute("aria-hidden", "true");
+  const text = Object.assign(document.createElement("span"), { className: "alert-text" });
+  text.append(Object.assign(document.createElement("span"), { className: "alert-label" }),
+    Object.assign(document.createElement("span"), { className: "alert-detail" }));
+  const ack = Object.assign(document.createElement("button"), { type: "button", className: "ack", textContent: "OK" });
+  ack.setAttribute("aria-label", `Dismiss the ${pretty(label)} alert`);
+  ack.addEventListener("click", () => dismiss(card));
+  card.append(icon, text, ack);
+  card.setAttribute("aria-label", `${pretty(label)} alert`);
+  return card;
+}
+
+function drawCard(card) {
+  const entry = card.entry;
+  const count = Number(card.dataset.count);
+  card.querySelector(".alert-label").textContent = pretty(entry.label) + (count > 1 ? ` ×${count}` : "");
   const sure = `${Math.round(entry.confidence * 100)}% sure`;
-  box.querySelector(".alert-detail").textContent = ongoing
-    ? `${sure} · since ${clock(entry.at)}`
-    : `${sure} · ended · lasted ${(entry.offset - entry.onset).toFixed(1)} s`;
-  if (!ongoing) state.alertTimer = setTimeout(() => state.listening && showAlert(null), 8000);
+  card.querySelector(".alert-detail").textContent = entry.offset === null
+    ? `${sure} · since ${clock(entry.at)} · still sounding`
+    : `${sure} · ${clock(entry.at)} · lasted ${(entry.offset - entry.onset).toFixed(1)} s`;
+}
+
+function dismiss(card) {
+  clearTimeout(card.timer);
+  const next = card.nextElementSibling || card.previousElementSibling;
+  card.remove();
+  (next?.querySelector(".ack") || $("listen")).focus();
+  showIdle();
+}
+
+function showIdle() {
+  const box = $("idle");
+  box.hidden = $("alerts").childElementCount > 0;
+  box.querySelector(".alert-icon").textContent = state.listening ? "👂" : "🔇";
+  box.querySelector(".alert-label").textContent = state.listening ? "Listening…" : "Not listening";
+  box.querySelector(".alert-detail").textContent = state.listening ? "Nothing to report yet." :
+    "Press “Start listening” to hear through this device's microphone.";
 }
 
 function showLevel(rms) {
@@ -211,14 +258,82 @@ function drawHistory() {
   const events = state.history.map((e) => ({ ...e, offset: e.offset ?? end }));
   drawTimeline($("history-timeline"), events, Math.max(0, end - HISTORY_SECONDS), Math.max(end, 1),
     (t) => clock(state.startedAt + t * 1000));
-  $("history").replaceChildren(...state.history.slice(0, 50).map((e) => {
+  drawHistoryList();
+}
+
+// ---- history that lasts: kept in this browser (30 days, 5,000 sounds), by day, searchable ------
+
+const HISTORY_KEY = "hearai-history", HISTORY_DAYS = 30, HISTORY_MAX = 5000, HISTORY_SHOWN = 200;
+const day = (ms) => new Date(ms).toLocaleDateString([], { weekday: "short", year: "numeric", month: "short",
+  day: "numeric" });
+
+function loadPast() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]");
+    const since = Date.now() - HISTORY_DAYS * 86400e3;
+    return Array.isArray(kept) ? kept.filter((r) => typeof r.label === "string" && r.at > since) : [];
+  } catch {
+    return [];
+  }
+}
+
+function records() { // everything heard, newest first: this session's and the kept
+  const live = state.history.map((e) => ({ label: e.label, at: Math.round(e.at), confidence: e.confidence,
+    seconds: e.offset === null ? null : +(e.offset - e.onset).toFixed(2) }));
+  return [...live, ...state.past].sort((a, b) => b.at - a.at).slice(0, HISTORY_MAX);
+}
+
+function saveHistory() {
+  try {
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(records()));
+  } catch { /* storage full or disabled: the history lives until the page closes */ }
+}
+
+function shownRecords() {
+  const wanted = $("history-search").value.trim().toLowerCase();
+  const chosenDay = $("history-day").value;
+  return records().filter((r) => (!wanted || pretty(r.label).toLowerCase().includes(wanted))
+    && (!chosenDay || day(r.at) === chosenDay));
+}
+
+function drawHistoryList() {
+  const all = records();
+  const days = [...new Set(all.map((r) => day(r.at)))];
+  const select = $("history-day");
+  const chosen = select.value;
+  select.replaceChildren(Object.assign(document.createElement("option"), { value: "", textContent: "every day" }),
+    ...days.map((d) => Object.assign(document.createElement("option"), { value: d, textContent: d })));
+  select.value = days.includes(chosen) ? chosen : "";
+  const shown = shownRecords();
+  $("history-count").textContent = `${shown.length} of ${all.length} sounds heard` +
+    (shown.length > HISTORY_SHOWN ? ` (the newest ${HISTORY_SHOWN} listed)` : "");
+  $("history").replaceChildren(...shown.slice(0, HISTORY_SHOWN).map((r) => {
     const item = document.createElement("li");
-    const span = e.offset === null ? "still sounding" : `${(e.offset - e.onset).toFixed(1)} s`;
-    item.textContent = `${clock(e.at)}  ${iconFor(e.label)} ${pretty(e.label)} (${span}, ` +
-      `${Math.round(e.confidence * 100)}% sure)`;
-    if (!state.chosen.has(e.label)) item.className = "muted";
+    const span = r.seconds === null ? "still sounding" : `${r.seconds.toFixed(1)} s`;
+    item.textContent = `${day(r.at)} ${clock(r.at)}  ${iconFor(r.label)} ${pretty(r.label)} (${span}, ` +
+      `${Math.round(r.confidence * 100)}% sure)`;
+    if (!state.chosen.has(r.label)) item.className = "muted";
     return item;
   }));
+}
+
+function exportHistory() {
+  const quote = (text) => `"${String(text).replaceAll('"', '""')}"`;
+  const rows = shownRecords().map((r) => [new Date(r.at).toISOString(), quote(r.label), r.seconds ?? "",
+    r.confidence].join(","));
+  const blob = new Blob([["time,sound,seconds,confidence", ...rows].join("\n") + "\n"], { type: "text/csv" });
+  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob),
+    download: `hearai-history-${new Date().toISOString().slice(0, 10)}.csv` });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+function clearHistory() {
+  if (!confirm("Clear every sound heard from this browser's history?")) return;
+  state.history = [];
+  state.past = [];
+  localStorage.removeItem(HISTORY_KEY);
+  drawHistory();
 }
 
 // One lane per label, a bar per event, a time axis: the live history and the uploaded file alike.
@@ -527,9 +642,14 @@ async function main() {
   wireTeaching();
   $("choose-all").addEventListener("click", () => chooseAll(true));
   $("choose-none").addEventListener("click", () => chooseAll(false));
+  for (const [id, property] of [["keep-alerts", "value"], ["flash", "checked"], ["vibrate", "checked"]]) {
+    const saved = localStorage.getItem(`hearai-${id}`); // the person's choices stay
+    if (saved !== null) $(id)[property] = property === "checked" ? saved === "true" : saved;
+    $(id).addEventListener("change", () => localStorage.setItem(`hearai-${id}`, String($(id)[property])));
+  }
   if (!("vibrate" in navigator)) {
-    $("vibrate").disabled = true;
-    $("vibrate-note").textContent = "(this device cannot vibrate)";
+    $("vibrate").checked = false;
+    $("vibrate-choice").hidden = true; // offered only where something can vibrate
   }
   $("upload-form").addEventListener("submit", (event) => checkRecording(event).catch((error) => {
     $("upload-status").textContent = `Could not check it: ${error.message}`;
@@ -542,6 +662,11 @@ async function main() {
     $("listen").disabled = true;
     setStatus("This browser gives the microphone only to secure pages: open this page over https or on localhost.");
   }
+  state.past = loadPast();
+  $("history-search").addEventListener("input", drawHistoryList);
+  $("history-day").addEventListener("change", drawHistoryList);
+  $("history-export").addEventListener("click", exportHistory);
+  $("history-clear").addEventListener("click", clearHistory);
   setInterval(() => state.listening && drawHistory(), 1000);
   try {
     await loadTaught();
@@ -549,6 +674,7 @@ async function main() {
   } catch (error) {
     $("model-line").textContent = `Could not load the model: ${error.message}`;
   }
+  drawHistoryList();
 }
 
 main();

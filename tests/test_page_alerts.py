@@ -1,0 +1,67 @@
+"""Alerts in the page that are never lost: two sounds at once both stay on screen (the shipped detector,
+Chromium with a fake microphone playing a real dog barking over a real siren)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hearai import audio
+from hearai.data import mixer
+from hearai.serve.server import spawn
+from tests.test_serve_live import CHROMIUM, _screenshot_dir
+from tests.test_shipped import _clip
+
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def overlap_microphone(tmp_path_factory, esc50_root) -> Path:
+    dog, siren = (mixer.trim(audio.load(_clip(esc50_root, label, take=1), sample_rate=RATE), RATE)
+                  for label in ("dog", "siren"))
+    wave = np.random.default_rng(0).normal(0, 0.003, RATE * 12)
+    wave[RATE * 3 : RATE * 3 + len(siren[: RATE * 6])] += siren[: RATE * 6] * 0.5 / np.abs(siren).max()
+    wave[RATE * 4 : RATE * 4 + len(dog[: RATE * 5])] += dog[: RATE * 5] * 0.5 / np.abs(dog).max()
+    path = tmp_path_factory.mktemp("mic") / "dog-and-siren.wav"
+    sf.write(path, wave.astype(np.float32), RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(overlap_microphone):
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={overlap_microphone}"])
+        yield chromium
+        chromium.close()
+
+
+def test_two_sounds_at_once_are_both_alerted_and_stay(browser, tmp_path):
+    process, url = spawn(None)
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        page.goto(url)
+        page.wait_for_selector("#choice-list input[value='siren']")
+        page.click("#listen")
+        page.wait_for_selector("#alerts .alert[data-label='siren']", timeout=30_000)
+        page.wait_for_selector("#alerts .alert[data-label='dog']", timeout=30_000)
+        page.click("#listen")  # stop: both stay until dismissed
+        for label in ("siren", "dog"):
+            card = page.locator(f"#alerts .alert.active[data-label='{label}']")
+            assert card.is_visible() and card.locator(".ack").is_visible()
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, wide  # nothing overflows a phone's width
+        page.screenshot(path=str(_screenshot_dir(tmp_path) / "alerts-phone.png"))
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,151 @@
+"""Alerts POSTed to another device (hearai.detect.webhook): a receiver on loopback that works, is down,
+is slow or refuses — detection never waits for it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from hearai.detect.tracks import Event
+from hearai.detect.webhook import QUEUE_SIZE, Webhook
+from hearai.errors import ConfigError
+from tests.conftest import hearai
+
+
+class Receiver:
+    """A loopback HTTP server that records posted JSON, answering ``status`` after ``delay`` seconds."""
+
+    def __init__(self, *, status: int = 200, delay: float = 0.0) -> None:
+        self.posted: list[dict] = []
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                outer.requests += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay)
+                if status == 200:
+                    outer.posted.append(json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _wait(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_each_alert_and_its_end_are_posted_as_json(receiver):
+    hook = Webhook(receiver.url, source="kitchen")
+    hook.notify(Event("siren", 4.0, None, 0.91))
+    hook.notify(Event("siren", 4.0, 7.5, 0.93))
+    hook.close()
+    assert [(p["type"], p["label"], p["onset"], p["offset"], p["confidence"], p["source"]) for p in receiver.posted] \
+        == [("alert", "siren", 4.0, None, 0.91, "kitchen"), ("ended", "siren", 4.0, 7.5, 0.93, "kitchen")]
+    assert hook.sent == 2 and hook.failed == 0 and receiver.posted[0]["time"].endswith("+00:00")
+
+
+def test_a_receiver_that_is_down_costs_bounded_retries_and_never_blocks():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    hook = Webhook(url, retries=2, backoff=0.05)
+    started = time.perf_counter()
+    hook.notify(Event("dog", 1.0, None, 0.8))
+    assert time.perf_counter() - started < 0.01
+    hook.close()
+    assert hook.sent == 0 and hook.failed == 1 and "refused" in hook.last_error.lower()
+
+
+def test_a_slow_receiver_never_stalls_detection_and_the_oldest_waiting_alerts_give_way():
+    slow = Receiver(delay=1.0)
+    try:
+        hook = Webhook(slow.url, timeout=0.2, retries=0)
+        started = time.perf_counter()
+        for i in range(QUEUE_SIZE + 50):
+            hook.notify(Event("knock", float(i), None, 0.7))
+        assert time.perf_counter() - started < 0.5  # 150 alerts queued at once
+        assert hook.dropped >= 40
+        hook.close(wait_seconds=1.0)
+    finally:
+        slow.close()
+
+
+def test_a_refusal_is_not_retried():
+    refusing = Receiver(status=400)
+    try:
+        hook = Webhook(refusing.url, retries=3, backoff=0.01)
+        hook.notify(Event("dog", 1.0, None, 0.8))
+        hook.close()
+        assert refusing.requests == 1 and hook.failed == 1 and hook.last_error == "HTTP 400"
+    finally:
+        refusing.close()
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "not a url", "http:///nohost"])
+def test_a_bad_url_is_refused(url):
+    with pytest.raises(ConfigError, match="http:// or https://"):
+        Webhook(url)
+
+
+def test_listen_posts_the_alerts_it_prints(receiver, esc50_root, esc50_rows):
+    siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")
+    done = hearai("listen", str(siren), "--only", "siren", "--webhook", receiver.url, "--json")
+    assert done.returncode == 0, done.stderr
+    printed = [json.loads(line) for line in done.stdout.splitlines()]
+    assert printed and [(p["label"], p["onset"], p["offset"]) for p in receiver.posted] == \
+        [(p["label"], p["onset"], p["offset"]) for p in printed]
+
+
+def test_serve_posts_live_alerts(receiver, esc50_root, esc50_rows):
+    from fastapi.testclient import TestClient
+
+    from hearai import audio, load
+    from hearai.serve import create_app
+
+    model = load()
+    hook = Webhook(receiver.url)
+    api = TestClient(create_app(model, model_file="shipped", webhook=hook))
+    siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")
+    wave = audio.load(siren, sample_rate=16_000)
+    with api.websocket_connect("/v1/stream?rate=16000&format=f32le") as stream:
+        assert stream.receive_json()["type"] == "ready"
+        for chunk in np.array_split(wave, 50):
+            stream.send_bytes(chunk.astype(np.float32).tobytes())
+        stream.send_text("end")
+        heard = []
+        while True:
+            try:
+                heard.append(stream.receive_json())
+            except Exception:  # the server closes after the flush
+                break
+    _wait(lambda: len(receiver.posted) >= len(heard))
+    assert "siren" in {p["label"] for p in receiver.posted}
+    assert [p["label"] for p in receiver.posted] == [h["label"] for h in heard]
