@@ -242,3 +242,16 @@ def test_the_history_survives_a_reload_and_can_be_searched_exported_and_cleared(
     page.wait_for_selector("#choice-list input")
     assert page.locator("#history li").count() == 0 and page.locator("#history-count").inner_text().startswith("0 of 0")
     page.close()
+
+
+def test_a_link_opens_a_tab_and_each_sound_has_its_own_icon(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/#upload")
+    page.wait_for_selector("#choice-list input", state="attached")
+    assert page.locator("#panel-upload").is_visible() and not page.locator("#panel-listen").is_visible()
+    page.click("#tab-teach")
+    assert page.url.endswith("#teach")
+    icons = {label: page.locator(f"label[for='choose-{label}']").inner_text().split()[0]
+             for label in ("doorbell", "door_knock", "siren", "alarm_beep")}
+    assert len(set(icons.values())) == 4, icons  # a doorbell is not a knock
+    page.close()

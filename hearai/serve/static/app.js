@@ -6,11 +6,17 @@ const HISTORY_SECONDS = 300;
 const BLOCK_SECONDS = 0.1;
 const MAX_QUEUED_SECONDS = 2; // frames the network has not taken yet: beyond this, drop audio, keep latency
 const URGENT = /siren|alarm|horn|smoke|fire|glass|scream|cry|crying/i;
-const ICONS = [
-  [/siren/i, "🚨"], [/alarm|beep|clock/i, "⏰"], [/horn/i, "📯"], [/dog|bark/i, "🐕"], [/cat/i, "🐈"],
-  [/knock|door/i, "🚪"], [/bell/i, "🔔"], [/phone|ring/i, "📞"], [/glass/i, "💥"], [/baby|cry/i, "👶"],
-  [/speech|voice|talk|laugh/i, "🗣️"], [/engine|car|truck|drill|jackhammer/i, "🚗"], [/water|rain|sea/i, "🌧️"],
-  [/fire/i, "🔥"], [/gun|shot/i, "💥"], [/music|street_music/i, "🎵"], [/bird|chirp|crow|rooster|hen/i, "🐦"],
+const ICONS = [ // first match wins: specific names before general ones
+  [/siren/i, "🚨"], [/smoke|fire_alarm/i, "🔥"], [/clock_tick|tick/i, "⏱️"], [/alarm|beep|clock/i, "⏰"],
+  [/horn/i, "📯"], [/doorbell|church|bell/i, "🔔"], [/knock|door/i, "🚪"], [/dog|bark/i, "🐕"], [/cat/i, "🐈"],
+  [/phone|ring/i, "📞"], [/glass/i, "💥"], [/baby|cry/i, "👶"], [/pig/i, "🐖"], [/cow/i, "🐄"], [/sheep/i, "🐑"],
+  [/frog/i, "🐸"], [/insect|cricket/i, "🦗"], [/bird|chirp|crow|rooster|hen/i, "🐦"],
+  [/speech|voice|talk|laugh/i, "🗣️"], [/sneez|cough|breath|snor/i, "🤧"], [/clap/i, "👏"], [/footstep/i, "👣"],
+  [/brushing|teeth/i, "🪥"], [/drink|sip/i, "🥤"], [/keyboard|mouse/i, "⌨️"], [/can_opening/i, "🥫"],
+  [/washing/i, "🧺"], [/vacuum/i, "🧹"], [/helicopter/i, "🚁"], [/airplane|plane/i, "✈️"], [/train/i, "🚆"],
+  [/saw/i, "🪚"], [/firework|gun|shot/i, "🎆"], [/thunder/i, "⛈️"], [/wind/i, "💨"], [/toilet/i, "🚽"],
+  [/engine|car|truck|drill|jackhammer/i, "🚗"], [/water|rain|sea|pour/i, "🌧️"], [/fire/i, "🔥"],
+  [/music|street_music/i, "🎵"],
 ];
 const PALETTE = ["#ffd400", "#4cc9f0", "#80ed99", "#ff9f1c", "#ff8fab", "#c8b6ff", "#f1fa8c", "#72efdd"];
 
@@ -233,6 +239,15 @@ function dismiss(card) {
   card.remove();
   (next?.querySelector(".ack") || $("listen")).focus();
   showIdle();
+}
+
+// A problem that stops listening is shown as large as an alert, not only in the status line.
+function showProblem(title, detail) {
+  const box = $("idle");
+  box.hidden = false;
+  box.querySelector(".alert-icon").textContent = "⚠️";
+  box.querySelector(".alert-label").textContent = title;
+  box.querySelector(".alert-detail").textContent = detail;
 }
 
 function showIdle() {
@@ -614,6 +629,7 @@ function wireTeaching() {
 // ---- tabs (arrow keys move between them, as screen-reader users expect) -----------------------
 
 function selectTab(tab) {
+  history.replaceState(null, "", `#${tab.id.replace("tab-", "")}`); // a link can open a tab: /#upload
   for (const other of document.querySelectorAll('[role="tab"]')) {
     const selected = other === tab;
     other.setAttribute("aria-selected", String(selected));
@@ -640,6 +656,8 @@ async function main() {
   state.canRecord = window.isSecureContext && Boolean(navigator.mediaDevices);
   wireTabs();
   wireTeaching();
+  const linked = $(`tab-${location.hash.slice(1)}`);
+  if (linked?.getAttribute("role") === "tab") selectTab(linked);
   $("choose-all").addEventListener("click", () => chooseAll(true));
   $("choose-none").addEventListener("click", () => chooseAll(false));
   for (const [id, property] of [["keep-alerts", "value"], ["flash", "checked"], ["vibrate", "checked"]]) {
@@ -656,7 +674,12 @@ async function main() {
   }));
   $("listen").addEventListener("click", () => {
     if (state.listening) { stopListening(); return; }
-    startListening().catch((error) => stopListening(`Could not listen: ${error.message}`));
+    startListening().catch((error) => {
+      const refused = error.name === "NotAllowedError";
+      stopListening(refused ? "The microphone was refused: allow it in the browser's site settings, then press " +
+        "“Start listening” again." : `Could not listen: ${error.message}`);
+      showProblem(refused ? "Microphone blocked" : "Cannot listen", $("status").textContent);
+    });
   });
   if (!window.isSecureContext || !navigator.mediaDevices) {
     $("listen").disabled = true;
