@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -252,3 +256,26 @@ def noise_clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0):
     features = [logmel(torch.from_numpy(w)) for w in waves]
     labels = torch.tensor([k for k in range(n_classes) for _ in range(n_per_class)])
     return ClipFeatures(features, labels, waves)
+
+
+CHROMIUM = os.environ.get("HEARAI_CHROMIUM", "/usr/bin/chromium")
+
+
+@contextmanager
+def chromium_with_microphone(wav: Path) -> Iterator[Any]:
+    """Headless Chromium (Debian's, driven by Playwright) whose microphone is granted without a
+    prompt and plays ``wav`` in a loop."""
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), (
+        f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium (or set HEARAI_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()

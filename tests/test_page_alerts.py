@@ -3,7 +3,6 @@ Chromium with a fake microphone playing a real dog barking over a real siren).""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,8 @@ import soundfile as sf
 from hearai import audio
 from hearai.data import mixer
 from hearai.serve.server import spawn
-from tests.test_serve_live import CHROMIUM, _screenshot_dir
+from tests.conftest import chromium_with_microphone
+from tests.test_serve_live import _screenshot_dir
 from tests.test_shipped import _clip
 
 RATE = 16_000
@@ -33,16 +33,8 @@ def overlap_microphone(tmp_path_factory, esc50_root) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(overlap_microphone):
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={overlap_microphone}"])
+    with chromium_with_microphone(overlap_microphone) as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_two_sounds_at_once_are_both_alerted_and_stay(browser, tmp_path):

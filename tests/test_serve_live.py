@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,9 +22,9 @@ from websockets.sync.client import connect
 
 from hearai.data.synth import event_in_noise
 from hearai.serve.server import spawn
+from tests.conftest import chromium_with_microphone
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("HEARAI_CHROMIUM", "/usr/bin/chromium")
 RATE = 16_000
 
 
@@ -47,19 +46,8 @@ def siren_wav(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(siren_wav):
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), (
-        f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium (or set HEARAI_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync",
-            # The microphone: granted without a prompt, fed from the WAV (it loops).
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={siren_wav}"])
+    with chromium_with_microphone(siren_wav) as chromium:
         yield chromium
-        chromium.close()
 
 
 def _screenshot_dir(tmp_path: Path) -> Path:
@@ -67,7 +55,7 @@ def _screenshot_dir(tmp_path: Path) -> Path:
     return Path(os.environ.get("HEARAI_SCREENSHOTS", tmp_path))
 
 
-def test_the_page_alerts_a_siren_heard_through_the_microphone(server, browser, tmp_path):
+def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1100, "height": 1000})
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
@@ -100,6 +88,26 @@ def test_the_page_alerts_a_siren_heard_through_the_microphone(server, browser, t
     page.click("#alerts .alert[data-label='siren'] .ack")
     assert page.locator("#alerts .alert").count() == 0 and page.locator("#idle").is_visible()
     assert page.evaluate("document.activeElement.id") == "listen"  # focus goes somewhere useful
+    # The history is kept in the browser: it survives a reload, filters, exports and clears.
+    page.reload()
+    page.wait_for_selector("#history li:has-text('siren')")
+    assert page.locator("#history-day option").count() == 2  # every day, and today
+    page.fill("#history-search", "dog")
+    assert page.locator("#history li").count() == 0
+    page.fill("#history-search", "SIR")
+    assert page.locator("#history li").count() >= 1
+    with page.expect_download() as download:
+        page.click("#history-export")
+    exported = tmp_path / "history.csv"
+    download.value.save_as(exported)
+    lines = exported.read_text().splitlines()
+    assert lines[0] == "time,sound,seconds,confidence" and '"siren"' in lines[1]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#history-clear")
+    assert page.locator("#history li").count() == 0
+    page.reload()
+    page.wait_for_selector("#choice-list input")
+    assert page.locator("#history li").count() == 0 and page.locator("#history-count").inner_text().startswith("0 of 0")
     assert problems == []
     page.close()
 
@@ -212,35 +220,6 @@ def test_the_api_page_works_offline(server, browser):
     assert {"POST /v1/detect", "POST /v1/sounds", "DELETE /v1/sounds/{name}", "GET /v1/model"} <= set(titles)
     assert "file" in page.locator("#endpoints section:has(h2:text-is('POST /v1/detect')) table").inner_text()
     assert asked and all(url.startswith(server) for url in asked)  # nothing from elsewhere
-    page.close()
-
-
-def test_the_history_survives_a_reload_and_can_be_searched_exported_and_cleared(server, browser, tmp_path):
-    page = browser.new_page()
-    page.goto(server)
-    page.wait_for_selector("#choice-list input[value='siren']")
-    page.click("#listen")
-    page.wait_for_selector("#history li:has-text('siren')", timeout=25_000)
-    page.click("#listen")
-    page.reload()
-    page.wait_for_selector("#history li:has-text('siren')")  # kept in the browser
-    assert page.locator("#history-day option").count() == 2  # every day, and today
-    page.fill("#history-search", "dog")
-    assert page.locator("#history li").count() == 0
-    page.fill("#history-search", "SIR")
-    assert page.locator("#history li").count() >= 1
-    with page.expect_download() as download:
-        page.click("#history-export")
-    exported = (tmp_path / "history.csv")
-    download.value.save_as(exported)
-    lines = exported.read_text().splitlines()
-    assert lines[0] == "time,sound,seconds,confidence" and '"siren"' in lines[1]
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.click("#history-clear")
-    assert page.locator("#history li").count() == 0
-    page.reload()
-    page.wait_for_selector("#choice-list input")
-    assert page.locator("#history li").count() == 0 and page.locator("#history-count").inner_text().startswith("0 of 0")
     page.close()
 
 

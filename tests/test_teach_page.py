@@ -7,7 +7,6 @@ never heard). The server serves the shipped model and keeps taught sounds in a t
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import pytest
 import soundfile as sf
 
 from hearai.serve.server import spawn
-from tests.test_serve_live import CHROMIUM, _screenshot_dir
+from tests.conftest import chromium_with_microphone
+from tests.test_serve_live import _screenshot_dir
 from tests.test_teach import RATE, ding_dong
 
 NAME = "front doorbell"
@@ -31,16 +31,8 @@ def doorbell_microphone(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(doorbell_microphone):
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={doorbell_microphone}"])
+    with chromium_with_microphone(doorbell_microphone) as chromium:
         yield chromium
-        chromium.close()
 
 
 def _taught(url: str) -> list[str]:
