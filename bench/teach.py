@@ -39,7 +39,7 @@ from hearai.detect.calibrate import background_events
 from hearai.features import cut_windows
 from hearai.fsutil import write_text_atomic
 from hearai.runs import RunOptions, clip_features, train_classifier
-from hearai.teach import ATTENTION_SHARPNESS, Example, TeachConfig, read_example, teach
+from hearai.teach import Example, TeachConfig, read_example, teach, window_scores
 from hearai.train import DETECTOR_FEATURES, DETECTOR_RECIPE, fit
 
 LEFT_OUT = ("dog", "cat", "crying_baby", "door_wood_knock", "clock_alarm", "glass_breaking", "siren", "car_horn",
@@ -83,11 +83,8 @@ class ClipScorer:
         """Clip scores (max over windows, as ``predict``), and per clip the frame track a stream sees."""
         clips, tracks = [], []
         for e in self.embedded:
-            logits = e.float() @ weight + bias
-            attention = torch.softmax((logits * ATTENTION_SHARPNESS).clamp(-30, 30), dim=1)
-            windows = (torch.sigmoid(logits) * attention).sum(dim=1).clamp(0, 1)
-            clips.append(float(windows.max()))
-            frames = torch.sigmoid(logits)
+            clips.append(float(window_scores(e.float(), weight, bias).max()))
+            frames = torch.sigmoid(e.float() @ weight + bias)
             tracks.append(torch.cat([frames[0, : -self.newest], frames[:, -self.newest :].flatten()]).numpy())
         return np.array(clips), tracks
 

@@ -250,7 +250,8 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     beds = reference.windows[reference.background].float()
     if not len(beds):
         beds = reference.windows.float()
-    positives = [_augmented(e, beds, fc, config, rng, pool) for e in examples]
+    cut = [_windows(e, fc) for e in examples]
+    positives = [_augmented(windows, active, beds, fc, config, rng, pool) for windows, active in cut]
     given = [_windows(e, fc)[0] for e in negatives]  # "not this" recordings: one more sound to tell apart
     negative_windows = torch.cat([reference.windows.float(), *given])
     negative_labels = torch.cat([reference.labels, torch.full((sum(len(w) for w in given),), -2)])
@@ -266,7 +267,7 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     for i in range(len(examples)):
         head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i],
                          emphasis[groups != i], config)
-        held_scores += [_window_scores(embedded[i][0], *head), _window_scores(negative_embedded[groups == i], *head)]
+        held_scores += [window_scores(embedded[i][0], *head), window_scores(negative_embedded[groups == i], *head)]
         held_truth += [np.ones(len(embedded[i][0]), bool), np.zeros(int((groups == i).sum()), bool)]
     scores, truth = np.concatenate(held_scores), np.concatenate(held_truth)
     on, how = choose_on(scores, truth, config.target_precision, negative_weight=weight_for, min_positive=1)
@@ -283,7 +284,7 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
               "config": {**asdict(config), "snr_db": list(config.snr_db)}}
     network = copy.deepcopy(model.model)
     _heads(network.net).add_class((weight, bias), (weight * ATTENTION_SHARPNESS, bias * ATTENTION_SHARPNESS))
-    kept = torch.cat([_windows(e, fc)[0][: KEPT_WINDOWS_PER_EXAMPLE] for e in examples])
+    kept = torch.cat([windows[:KEPT_WINDOWS_PER_EXAMPLE] for windows, _ in cut])
     provenance = {**model.provenance, "taught": {**taught_sounds(model), name: report}}
     if origin and "taught_from" not in provenance:
         provenance["taught_from"] = origin
@@ -348,10 +349,9 @@ def _windows(example: Example, fc: FeatureConfig) -> tuple[torch.Tensor, torch.T
             torch.stack([active[s : s + frames] for s in starts]))
 
 
-def _augmented(example: Example, beds: torch.Tensor, fc: FeatureConfig, config: TeachConfig,
-               rng: np.random.Generator, pool: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The example's windows, clean and mixed over random background windows; and their frame targets."""
-    windows, active = _windows(example, fc)
+def _augmented(windows: torch.Tensor, active: torch.Tensor, beds: torch.Tensor, fc: FeatureConfig,
+               config: TeachConfig, rng: np.random.Generator, pool: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An example's windows, clean and mixed over random background windows; and their frame targets."""
     out, targets = [windows], [active]
     no_bed = torch.zeros(fc.window_frames, dtype=torch.bool)
     for _ in range(config.augmentations):
@@ -415,8 +415,9 @@ def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: tor
     return weight.float(), (b - (weight * mean).sum()).detach().float()
 
 
-def _window_scores(embedded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> np.ndarray:
-    """Window scores of the new head on (n, frames', channels) embeddings, pooled as the network pools."""
+def window_scores(embedded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> np.ndarray:
+    """Window scores of a taught head on (n, frames', channels) embeddings, pooled as the network pools
+    its rows (``FrameCNN.forward`` with the attention row ``ATTENTION_SHARPNESS`` times the frame row)."""
     logits = embedded @ weight + bias
     attention = torch.softmax((logits * ATTENTION_SHARPNESS).clamp(-30, 30), dim=1)
     return (torch.sigmoid(logits) * attention).sum(dim=1).clamp(0, 1).numpy()

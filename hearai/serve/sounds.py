@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,25 +128,19 @@ class SoundTeacher:
             raise ConfigError(self.why_not)
         return self.model if isinstance(self.model, Classifier) else load(self._base_path)
 
-    def _busy(self) -> _Held:
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Hold the teaching lock, or refuse at once: a second teach waits for no one."""
         if not self._lock.acquire(blocking=False):
             raise Busy("another sound is being taught; retry in a few seconds")
-        return _Held(self._lock)
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
 class Busy(ConfigError):
     """Teaching is already running."""
-
-
-class _Held:
-    def __init__(self, lock: threading.Lock) -> None:
-        self.lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        self.lock.release()
 
 
 def _icon(icon: str | None) -> str | None:
