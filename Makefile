@@ -8,7 +8,7 @@ STAMP := $(VENV)/.hearai-installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup browser lint test demo bench clean default-model
+.PHONY: setup browser axe lint test demo bench clean default-model
 
 setup: $(STAMP)
 
@@ -19,13 +19,23 @@ browser:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; } \
 		|| { echo "make: the browser test needs Chromium at $(CHROMIUM): apt-get install chromium, or set CHROMIUM=PATH"; exit 1; }
 
+# The browser tests audit every screen with axe-core (pinned in package.json, from npm).
+AXE := node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; } \
+		|| { echo "make: the accessibility test needs npm (Node.js) to fetch axe-core"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-test: setup browser lint
+test: setup browser axe lint
 	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 --dist worksteal -q $(PYTEST_ARGS)
 
 # Lint (ruff) and types (mypy, configured in pyproject.toml): part of make test, so CI runs them.
@@ -52,4 +62,4 @@ bench: setup
 	$(BIN)/python bench/featurize.py
 
 clean:
-	rm -rf $(VENV) demo-output bench/results .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules demo-output bench/results .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -22,8 +22,10 @@ STALE_SECONDS = 3600.0  # a temporary file this old belongs to no live writer
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    ``mode``: the written file's permissions (a private key: 0o600), else what the umask gives."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.hearai-tmp-"
@@ -33,7 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets what the umask gives
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes 0600
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -79,6 +81,11 @@ def remove_stale(folder: Path, pattern: str) -> list[Path]:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, mode: int | None = None) -> None:
+    with atomic_path(path, mode=mode) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_csv_atomic(path: str | os.PathLike, header: Sequence[object], rows: Iterable[Sequence[object]]) -> None:

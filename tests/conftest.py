@@ -102,7 +102,7 @@ def dominant_frequency(wave: np.ndarray, rate: int) -> float:
 
 @pytest.fixture(scope="session")
 def synth_model(tmp_path_factory) -> Path:
-    """A dsresnet trained on the embedded synthetic classes (10 x 40 clips, 20 epochs, about 2 minutes on one core).
+    """A dsresnet trained on the embedded synthetic classes (10 x 40 clips, 10 epochs, about 1 minute on one core).
 
     Trained once per test run: pytest-xdist workers share it through a lock in the common temp folder.
     """
@@ -117,7 +117,7 @@ def synth_model(tmp_path_factory) -> Path:
             done = hearai("synth", "--out", str(data), "--per-class", "40", "--soundscapes", "0", "--seed", "3")
             assert done.returncode == 0, done.stderr
             done = hearai("train", "--dataset", "csv", "--root", str(data / "manifest.csv"), "--out", str(model),
-                          "--epochs", "20", "--validation-fraction", "0.15", "--batch-size", "32",
+                          "--epochs", "10", "--validation-fraction", "0.15", "--batch-size", "32",
                           "--no-spec-augment", "--mixing", "none",
                           "--cache", str(shared / "synth-model-cache"), "--quiet", timeout=1800)
             assert done.returncode == 0, done.stderr

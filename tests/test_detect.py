@@ -450,6 +450,32 @@ def test_frame_detector_keeps_quiet_on_silence_and_holds_little_audio():
     assert len(detector.times) == 125 and np.allclose(steps[:-2], 0.08) and np.all((steps > 0.079) & (steps < 0.16))
 
 
+def test_sensitivity_moves_a_sounds_thresholds_in_log_odds():
+    calibrated = {"low": (0.7, 0.35)}
+    assert DetectConfig(sensitivity={"low": 1}).pair("low", calibrated) == pytest.approx((0.4618, 0.1654), abs=1e-4)
+    assert DetectConfig(sensitivity={"high": -1}).pair("high", calibrated) == pytest.approx((0.7311, 0.5381), abs=1e-4)
+    assert DetectConfig(sensitivity={"high": 0}).pair("high", calibrated) == (0.5, 0.3)
+    config = DetectConfig(sensitivity={"low": 2.5})
+    assert DetectConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"sensitivity\['low'\] must be a number from -3 to 3"):
+        DetectConfig(sensitivity={"low": 4})
+    with pytest.raises(ConfigError, match="does not know: bark"):
+        DetectConfig(sensitivity={"bark": 1}).check_labels(("low", "high"))
+
+
+def test_a_stream_retuned_to_high_sensitivity_hears_a_quiet_sound_it_missed():
+    quiet = 0.02 / 0.3 * _tone(3.0, 1.0, 2.0, 500.0)  # scores 0.4: under the default 0.5
+    heard = []
+    for sensitivity in ({}, {"low": 1.0}):
+        detector = FrameDetector(ToneDetector(), sample_rate=RATE)
+        detector.retune(sensitivity)
+        heard.append([e.label for e in detector.push(quiet) + detector.flush()])
+    assert heard == [[], ["low", "low"]]  # its start, then its end
+    with pytest.raises(ConfigError, match="does not know: bark"):
+        detector.retune({"bark": 1})
+    assert detector.config.sensitivity == {"low": 1.0}  # a refused change leaves it as it was
+
+
 def test_thresholds_come_from_the_config_then_the_model_then_the_default():
     calibrated = {"low": (0.7, 0.35)}
     assert DetectConfig().pair("low", calibrated) == (0.7, 0.35)

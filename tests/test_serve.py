@@ -113,6 +113,7 @@ def test_stream_sends_events_as_they_are_decided(client):
     with client.websocket_connect("/v1/stream?rate=16000&format=s16le") as socket:
         hello = socket.receive_json()
         assert hello["type"] == "ready" and hello["latency_bound_seconds"] < 1.9
+        socket.send_text(json.dumps({"sensitivity": {"siren": 0.5}}))  # taken at any time, nothing said back
         pcm = (wave * 32767).astype("<i2").tobytes()
         for i in range(0, len(pcm), 3200):
             socket.send_bytes(pcm[i : i + 3200])
@@ -175,7 +176,8 @@ def test_bodies_over_the_cap_are_refused_before_they_are_parsed(tiny_client):
     assert tiny_client.get("/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("case", ["odd-bytes", "oversized-frame", "bad-text", "bad-rate", "bad-format", "idle"])
+@pytest.mark.parametrize("case", ["odd-bytes", "oversized-frame", "bad-text", "bad-rate", "bad-format", "idle",
+                                  "unknown-sound", "bad-sensitivity"])
 def test_hostile_streams_are_closed_cleanly(tiny_client, case):
     url = {"bad-rate": "/v1/stream?rate=100", "bad-format": "/v1/stream?format=mp3"}.get(case, "/v1/stream")
     with tiny_client.websocket_connect(url) as socket:
@@ -191,6 +193,11 @@ def test_hostile_streams_are_closed_cleanly(tiny_client, case):
             socket.send_bytes(b"\0" * 64_004)
         elif case == "bad-text":
             socket.send_text("hello")
+        elif case == "unknown-sound":
+            socket.send_text('{"sensitivity": {"no such sound": 1}}')
+        elif case == "bad-sensitivity":
+            label = tiny_client.get("/v1/model").json()["labels"][0]
+            socket.send_text(json.dumps({"sensitivity": {label: "high"}}))
         with pytest.raises(WebSocketDisconnect) as closed:  # "idle": nothing sent for the 1-s idle limit
             socket.receive_text()
         assert closed.value.code == 1008

@@ -151,11 +151,11 @@ def test_every_control_has_a_name_for_screen_readers(server, browser):
     page = browser.new_page()
     page.goto(server)
     page.wait_for_selector("#choice-list input")
-    unnamed = page.evaluate("""[...document.querySelectorAll('input, meter, button, canvas, [role=tab]')]
+    unnamed = page.evaluate("""[...document.querySelectorAll('input, select, meter, button, canvas, [role=tab]')]
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
         .map(e => e.outerHTML.slice(0, 80))""")
     assert unnamed == []
-    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 3
+    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 4
     page.close()
 
 

@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from hearai.detect.notify import QUEUE_SIZE, Tellers
 from hearai.detect.tracks import Event
-from hearai.detect.webhook import QUEUE_SIZE, Webhook
+from hearai.detect.webhook import Webhook
 from hearai.errors import ConfigError
 from tests.conftest import hearai
 
@@ -132,7 +133,7 @@ def test_serve_posts_live_alerts(receiver, esc50_root, esc50_rows):
 
     model = load()
     hook = Webhook(receiver.url)
-    api = TestClient(create_app(model, model_file="shipped", webhook=hook))
+    api = TestClient(create_app(model, model_file="shipped", tellers=Tellers([hook])))
     siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")
     wave = audio.load(siren, sample_rate=16_000)
     with api.websocket_connect("/v1/stream?rate=16000&format=f32le") as stream:

@@ -47,7 +47,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--device", help="microphone: a PortAudio device index or name (needs libportaudio2)")
     p.add_argument("--list-devices", action="store_true", help="list PortAudio devices and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
-    options.add_webhook(p)
+    options.add_tellers(p)
     options.add_detect(p)
     p.set_defaults(run=listen)
 
@@ -82,12 +82,15 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--allow-host", nargs="*", default=[], metavar="HOST:PORT",
                    help="Host names the server answers to, besides its own address (on loopback: 127.0.0.1, "
                    "localhost and [::1] with the port; on every interface: any name unless some are listed)")
-    p.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate: browsers give the "
-                   "microphone only to https pages or to localhost")
+    p.add_argument("--https", action="store_true",
+                   help="serve HTTPS with a certificate hearai makes and keeps in --data-dir (a phone trusts its "
+                   "authority once, from /hearai-ca.crt); prints the address and a QR code to open it. Browsers "
+                   "give the microphone only to https pages or to localhost. With --host 0.0.0.0 for phones")
+    p.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate (and --ssl-keyfile) instead")
     p.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
     p.add_argument("--data-dir", type=Path, help="where sounds taught through the page are kept, across restarts "
                    "(default: $HEARAI_SERVE_DATA, else $XDG_DATA_HOME/hearai or ~/.local/share/hearai)")
-    options.add_webhook(p)
+    options.add_tellers(p)
     options.add_detect(p)
     p.set_defaults(run=serve)
 
@@ -153,11 +156,11 @@ def listen(args: argparse.Namespace) -> int:
         device = int(args.device) if args.device.isdigit() else args.device
         chunks = live.microphone_chunks(device=device, rate=rate)
 
-    webhook = options.webhook(args)
+    tellers = options.tellers(args)
 
     def show(event) -> None:
-        if webhook is not None:
-            webhook.notify(event)
+        if tellers is not None:
+            tellers.notify(event)
         if args.json:
             print(json.dumps(event.to_dict()), flush=True)
         elif event.offset is None:
@@ -171,11 +174,8 @@ def listen(args: argparse.Namespace) -> int:
     try:
         live.listen(model, chunks, rate=rate, config=config, on_event=show)
     finally:
-        if webhook is not None:
-            webhook.close()
-            if webhook.failed or webhook.dropped:
-                print(f"webhook: {webhook.sent} posted, {webhook.failed} failed ({webhook.last_error}), "
-                      f"{webhook.dropped} dropped", file=sys.stderr)
+        for line in tellers.close() if tellers is not None else []:
+            print(line, file=sys.stderr)
     return 0
 
 
@@ -186,9 +186,11 @@ def serve(args: argparse.Namespace) -> int:
 
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
         raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    if args.https and args.ssl_certfile:
+        raise ConfigError("--https makes its own certificate: give it, or --ssl-certfile/--ssl-keyfile, not both")
     listening = server.bind(args.host, args.port)
-    teacher = SoundTeacher(load(args.model), model_path=args.model or DEFAULT_MODEL,
-                           data_dir=args.data_dir or default_data_dir())
+    data_dir = args.data_dir or default_data_dir()
+    teacher = SoundTeacher(load(args.model), model_path=args.model or DEFAULT_MODEL, data_dir=data_dir)
     warn(teacher.restore())
     model = teacher.model
     host, port = listening.getsockname()[:2]
@@ -198,14 +200,19 @@ def serve(args: argparse.Namespace) -> int:
                          stream_idle_seconds=args.stream_idle, cors_origins=tuple(args.cors),
                          allowed_hosts=server.allowed_hosts(args.host, port, extra=tuple(args.allow_host)),
                          detect=options.detect_config(args, model.labels))
-    scheme = "https" if args.ssl_certfile else "http"
-    shown = f"[{host}]" if ":" in host else host
-    model_file = (args.model or DEFAULT_MODEL).name
-    print(f"serving {model_file} on {scheme}://{shown}:{port}/ (API description: /openapi.json)",
-          file=sys.stderr, flush=True)
     if not args.header_timeout > 0:
         raise ConfigError(f"--header-timeout must be positive, got {args.header_timeout}")
-    server.run(create_app(model, model_file=model_file, config=config, teacher=teacher,
-                          webhook=options.webhook(args)), listening,
-               ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, header_timeout=args.header_timeout)
+    address = server.public_address(host)
+    shown = f"[{address}]" if ":" in address else address
+    certificate = server.own_certificate(data_dir / "tls", host, address) if args.https else None
+    scheme = "https" if args.https or args.ssl_certfile else "http"
+    url = f"{scheme}://{shown}:{port}/"
+    model_file = (args.model or DEFAULT_MODEL).name
+    print(f"serving {model_file} on {url} (API description: /openapi.json)", file=sys.stderr, flush=True)
+    if certificate:
+        server.explain_certificate(certificate, url, sys.stderr)
+    app = create_app(model, model_file=model_file, config=config, teacher=teacher, tellers=options.tellers(args),
+                     authority=certificate.authority if certificate else None)
+    server.run(app, listening, ssl_certfile=certificate.certfile if certificate else args.ssl_certfile,
+               ssl_keyfile=certificate.keyfile if certificate else args.ssl_keyfile, header_timeout=args.header_timeout)
     return 0

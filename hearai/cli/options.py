@@ -146,13 +146,26 @@ def _label_list(text: str | None, labels: tuple[str, ...], option: str) -> list[
     return chosen
 
 
-def add_webhook(parser: argparse.ArgumentParser) -> None:
+def add_tellers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook", metavar="URL", help="POST each alert (and its end) as JSON to this URL, e.g. a "
                         "home hub that flashes a light; in the background: detection never waits for it (3-s "
                         "timeout, 2 retries)")
+    parser.add_argument("--mqtt", metavar="URL", help="publish each alert as JSON to an MQTT broker, topic "
+                        "TOPIC/<sound> (QoS 1): mqtt://[user:password@]host[:1883][/TOPIC], default topic hearai, "
+                        "mqtts:// for TLS; in the background, reconnecting while the broker is away")
 
 
-def webhook(args: argparse.Namespace):
-    from hearai.detect.webhook import Webhook
+def tellers(args: argparse.Namespace):
+    """The devices to tell about alerts (``hearai.detect.notify.Tellers``), or None."""
+    from hearai.detect.notify import Teller, Tellers
 
-    return None if args.webhook is None else Webhook(args.webhook)
+    found: list[Teller] = []
+    if args.webhook is not None:
+        from hearai.detect.webhook import Webhook
+
+        found.append(Webhook(args.webhook))
+    if args.mqtt is not None:
+        from hearai.detect.mqtt import MqttAlerts
+
+        found.append(MqttAlerts(args.mqtt))
+    return Tellers(found) if found else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import soxr
 
@@ -81,6 +83,12 @@ class ModelStream:
         self.rate = self.feature_config.sample_rate
         self.buffer = StreamBuffer(self.feature_config, input_rate=sample_rate or self.rate)
         self.input_rate = self.buffer.input_rate
+
+    def retune(self, sensitivity: dict[str, float]) -> None:
+        """Per-sound sensitivity from now on (a listener moved a slider); a ``ConfigError`` leaves it as it was."""
+        config = replace(self.config, sensitivity=dict(sensitivity))
+        config.check_labels(self.model.labels)
+        self.config = config
 
     @property
     def seconds(self) -> float:

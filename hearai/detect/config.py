@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -14,11 +15,17 @@ LIMITS = {"floor_seconds": 600.0, "merge_gap_seconds": 60.0, "min_event_seconds"
 
 
 DEFAULT_PAIR = (0.5, 0.3)
+# Sensitivity moves a class's thresholds by this many steps in log-odds, one step a factor e in the
+# odds: +1 takes a 0.5 threshold to 0.27, -1 to 0.73; both thresholds move, so their gap keeps its sense.
+MAX_SENSITIVITY = 3.0
 
 
 @dataclass(frozen=True)
 class DetectConfig:
     """How sound becomes events. ``thresholds``: per-label ``[on, off]`` overriding the defaults.
+
+    ``sensitivity``: per-label steps (-3 to 3; positive alerts more readily) applied on top of
+    whichever pair a class gets, so a person tunes a sound without knowing its thresholds.
 
     ``threshold``/``release`` left unset (None) mean the model's own: a detector's calibrated
     per-class thresholds, else ``DEFAULT_PAIR``; set, they apply to every class not in ``thresholds``.
@@ -28,6 +35,7 @@ class DetectConfig:
     release: float | None = None
     thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    sensitivity: dict[str, float] = field(default_factory=dict)
     rise_db: float = 9.0
     fall_db: float = 6.0
     merge_gap_seconds: float = 0.5
@@ -58,6 +66,11 @@ class DetectConfig:
             if not 0 < off <= on < 1:
                 raise ConfigError(f"DetectConfig thresholds for {name}: need 0 < release <= threshold < 1, "
                                   f"got on {on}, off {off}")
+        for name, steps in self.sensitivity.items():
+            if not (isinstance(steps, (int, float)) and not isinstance(steps, bool)
+                    and -MAX_SENSITIVITY <= steps <= MAX_SENSITIVITY):
+                raise ConfigError(f"DetectConfig.sensitivity[{name!r}] must be a number from {-MAX_SENSITIVITY:g} "
+                                  f"to {MAX_SENSITIVITY:g}, got {steps!r}")
 
     @property
     def default_pair(self) -> tuple[float, float]:
@@ -68,17 +81,21 @@ class DetectConfig:
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
         """Every label named here (thresholds, ignore) is one of the model's, or a ``ConfigError`` lists them."""
-        unknown = sorted((set(self.thresholds) | set(self.ignore)) - set(labels))
+        unknown = sorted((set(self.thresholds) | set(self.ignore) | set(self.sensitivity)) - set(labels))
         if unknown:
             raise ConfigError(f"label(s) the model does not know: {', '.join(unknown)}; it knows {', '.join(labels)}")
 
     def pair(self, label: str, calibrated: dict[str, tuple[float, float]]) -> tuple[float, float]:
-        """A class's [on, off]: its own here, else the threshold set here, else the model's calibrated one."""
+        """A class's [on, off]: its own here, else the threshold set here, else the model's calibrated one;
+        then moved by its ``sensitivity``."""
         if label in self.thresholds:
-            return self.thresholds[label]
-        if self.threshold is None and label in calibrated:
-            return calibrated[label]
-        return self.default_pair
+            chosen = self.thresholds[label]
+        elif self.threshold is None and label in calibrated:
+            chosen = calibrated[label]
+        else:
+            chosen = self.default_pair
+        steps = self.sensitivity.get(label, 0.0)
+        return (_shifted(chosen[0], steps), _shifted(chosen[1], steps)) if steps else chosen
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": {k: list(v) for k, v in self.thresholds.items()},
@@ -101,4 +118,14 @@ class DetectConfig:
         ignore = data.get("ignore", ())
         if isinstance(ignore, str) or not all(isinstance(x, str) for x in ignore):
             raise ConfigError(f"DetectConfig.ignore must be a list of labels, got {ignore!r}")
-        return cls(**{**data, "thresholds": thresholds, "ignore": tuple(ignore)})
+        sensitivity = data.get("sensitivity", {})
+        if not isinstance(sensitivity, dict):
+            raise ConfigError("DetectConfig.sensitivity must map labels to numbers")
+        return cls(**{**data, "thresholds": thresholds, "ignore": tuple(ignore),
+                      "sensitivity": {str(k): v for k, v in sensitivity.items()}})
+
+
+def _shifted(threshold: float, steps: float) -> float:
+    """``threshold`` moved ``steps`` down in log-odds (more sensitive), kept inside (0, 1)."""
+    odds = math.log(threshold / (1 - threshold)) - steps
+    return min(max(1 / (1 + math.exp(-odds)), 1e-4), 1 - 1e-4)

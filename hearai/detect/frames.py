@@ -46,7 +46,8 @@ class FrameDetector(ModelStream):
             raise ConfigError(f"{model.model_name} is a classifier; FrameDetector needs a detector")
         super().__init__(model, config, sample_rate=sample_rate)
         self.frame = model.frame_seconds
-        self.pairs = [self.config.pair(label, model.thresholds) for label in model.labels]
+        self.pairs: list[tuple[float, float]] = []
+        self.retune(self.config.sensitivity)
         self.reported = [k for k, label in enumerate(model.labels) if label not in self.config.ignore]
         self.record = record
         self.times: list[float] = []  # frame centres (s) of the recorded scores
@@ -55,6 +56,10 @@ class FrameDetector(ModelStream):
         self._decided = 0.0  # frames starting before this time (s) are decided
         self._next = 0  # first feature frame of the next window
         self._finished = False
+
+    def retune(self, sensitivity: dict[str, float]) -> None:
+        super().retune(sensitivity)
+        self.pairs = [self.config.pair(label, self.model.thresholds) for label in self.model.labels]
 
     @property
     def latency_bound_seconds(self) -> float:

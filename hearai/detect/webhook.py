@@ -14,19 +14,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from hearai import __version__
+from hearai.detect.notify import QUEUE_SIZE, alert_payload
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 
-QUEUE_SIZE = 100
-
 
 class Webhook:
-    """POST ``{"type": "alert"|"ended", "label", "onset", "offset", "confidence", "source", "time"}`` to ``url``."""
+    """POST each alert's ``notify.alert_payload`` to ``url``."""
+
+    name = "webhook"
 
     def __init__(self, url: str, *, source: str = "hearai", timeout: float = 3.0, retries: int = 2,
                  backoff: float = 0.5) -> None:
@@ -45,8 +45,7 @@ class Webhook:
 
     def notify(self, event: Event) -> None:
         """Queue ``event`` for posting; returns at once."""
-        payload = {"type": "alert" if event.offset is None else "ended", **event.to_dict(), "source": self.source,
-                   "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+        payload = alert_payload(event, self.source)
         while True:
             try:
                 self._queue.put_nowait(payload)

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, start_detector
-from hearai.detect.webhook import Webhook
+from hearai.detect.notify import Tellers
 from hearai.errors import HearaiError
 from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
@@ -42,6 +42,7 @@ STATIC = Path(__file__).with_name("static")
 UPLOAD_FOLDER_PREFIX = "hearai-upload-"
 T = TypeVar("T")
 _READ_BYTES = 1 << 16
+MAX_SETTINGS_CHARS = 64 * 1024  # a sensitivity for each of a few hundred sounds
 _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and part headers around the file
 # The page loads only its own scripts and styles and talks only to this server (ws: included).
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -89,12 +90,14 @@ class Refused(Exception):
 
 
 def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig | None = None,
-               teacher: SoundTeacher | None = None, webhook: Webhook | None = None) -> FastAPI:
+               teacher: SoundTeacher | None = None, tellers: Tellers | None = None,
+               authority: Path | None = None) -> FastAPI:
     """The FastAPI application around one loaded model; ``teacher``: how it learns new sounds (none: it does not).
 
     The model served is always ``teacher.model``: teaching a sound swaps it for the taught one
-    (streams already open keep the model they started with). ``webhook``: where live alerts are
-    also posted (``hearai.detect.webhook``).
+    (streams already open keep the model they started with). ``tellers``: the devices also told
+    about live alerts (a webhook, an MQTT broker: ``hearai.detect.notify``). ``authority``: the
+    certificate authority of ``hearai serve --https``, offered at /hearai-ca.crt for phones to install.
     """
     limits = config or ServeConfig()
     remove_stale(Path(tempfile.gettempdir()), f"{UPLOAD_FOLDER_PREFIX}*")  # left by a killed server
@@ -118,13 +121,23 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.middleware("http")
     async def page_headers(request: Request, call_next):
         response = await call_next(request)
-        if request.url.path in ("/", "/docs") or request.url.path.startswith("/static/"):
+        if request.url.path in ("/", "/docs", "/sw.js") or request.url.path.startswith("/static/"):
             response.headers.update(_PAGE_HEADERS)
         return response
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/sw.js", include_in_schema=False)
+    async def service_worker() -> FileResponse:
+        """At the root, so it may control the whole page (a worker's scope is its own folder)."""
+        return FileResponse(STATIC / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    if authority is not None:
+        @app.get("/hearai-ca.crt", include_in_schema=False)
+        async def certificate_authority() -> FileResponse:
+            return FileResponse(authority, media_type="application/x-x509-ca-cert", filename="hearai-ca.crt")
 
     @app.get("/docs", include_in_schema=False)
     async def api_page() -> FileResponse:
@@ -194,7 +207,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         per_client[client] = per_client.get(client, 0) + 1
         try:
             await _serve_stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate), format,
-                                limits, webhook)
+                                limits, tellers)
         except WebSocketDisconnect:
             pass
         finally:
@@ -258,7 +271,7 @@ def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) 
 
 
 async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
-                        limits: ServeConfig, webhook: Webhook | None) -> None:
+                        limits: ServeConfig, tellers: Tellers | None) -> None:
     started, heard = time.monotonic(), 0
     await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.model.labels),
                             "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
@@ -271,13 +284,16 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDe
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         data, text = message.get("bytes"), message.get("text")
-        if text is not None:
-            if text.strip() != "end":
-                await socket.close(code=1008, reason="text frames carry only 'end'; audio goes in binary frames")
-                return
-            await _send_events(socket, await run_in_threadpool(detector.flush), webhook)
+        if text is not None and text.strip() == "end":
+            await _send_events(socket, await run_in_threadpool(detector.flush), tellers)
             await socket.close(code=1000)
             return
+        if text is not None:
+            problem = _retune(detector, text)
+            if problem:
+                await socket.close(code=1008, reason=problem)
+                return
+            continue
         if data is None or len(data) > limits.max_frame_bytes:
             size = 0 if data is None else len(data)
             await socket.close(code=1008, reason=f"bad frame of {size} bytes: at most {limits.max_frame_bytes}")
@@ -296,13 +312,31 @@ async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDe
             await socket.close(code=1008, reason=f"too slow: {heard / detector.input_rate:.1f} s of audio in "
                                                  f"{elapsed:.0f} s (at least {limits.min_stream_speed:g}x real time)")
             return
-        await _send_events(socket, await run_in_threadpool(detector.push, samples), webhook)
+        await _send_events(socket, await run_in_threadpool(detector.push, samples), tellers)
 
 
-async def _send_events(socket: WebSocket, events: list, webhook: Webhook | None) -> None:
+def _retune(detector: StreamingDetector | FrameDetector, text: str) -> str | None:
+    """Apply a ``{"sensitivity": {label: steps}}`` text frame; what is wrong with it, or None."""
+    if len(text) > MAX_SETTINGS_CHARS:
+        return f"settings of {len(text)} characters: at most {MAX_SETTINGS_CHARS}"
+    try:
+        settings = json.loads(text)
+    except ValueError:
+        settings = None
+    if not (isinstance(settings, dict) and set(settings) == {"sensitivity"}
+            and isinstance(settings["sensitivity"], dict)):
+        return 'text frames carry \'end\' or {"sensitivity": {label: steps}}; audio goes in binary frames'
+    try:
+        detector.retune(DetectConfig.from_dict({"sensitivity": settings["sensitivity"]}).sensitivity)
+    except HearaiError as exc:
+        return f"bad sensitivity: {exc}".encode()[:120].decode(errors="ignore")  # a close reason: 123 bytes
+    return None
+
+
+async def _send_events(socket: WebSocket, events: list, tellers: Tellers | None) -> None:
     for event in events:
-        if webhook is not None:
-            webhook.notify(event)
+        if tellers is not None:
+            tellers.notify(event)
         await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
 
 

@@ -16,13 +16,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from hearai.errors import ConfigError
 from hearai.serve.origin import loopback_hosts
+
+if TYPE_CHECKING:
+    from hearai.serve.certificate import Certificate
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -42,6 +45,45 @@ def bind(host: str, port: int) -> socket.socket:
             raise ConfigError(f"--port {port}: not allowed to listen on {host}:{port} (ports below 1024 need "
                               "privileges)") from exc
         raise ConfigError(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}") from exc
+
+
+def lan_address() -> str | None:
+    """This machine's address on its local network (the one a phone on the same Wi-Fi reaches), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # UDP: nothing is sent, the route picks the interface
+            found = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if ipaddress.ip_address(found).is_loopback else found
+
+
+def public_address(host: str) -> str:
+    """The address to open: the bound one, or for every interface (0.0.0.0, ::) this machine's LAN address."""
+    if host in ("0.0.0.0", "::", ""):
+        return lan_address() or "127.0.0.1"
+    return host
+
+
+def own_certificate(folder: Path, host: str, address: str) -> Certificate:
+    """hearai's own certificate for every name this server may be opened by (``hearai.serve.certificate``)."""
+    from hearai.serve.certificate import server_certificate
+
+    names = [address, host, "localhost", "127.0.0.1", "::1", socket.gethostname(), f"{socket.gethostname()}.local"]
+    hosts = [name for i, name in enumerate(names) if name and name not in ("0.0.0.0", "::") and name not in names[:i]]
+    return server_certificate(folder, hosts)
+
+
+def explain_certificate(certificate: Certificate, url: str, out: TextIO) -> None:
+    """How a phone comes to trust the server, and a QR code of its address for the phone's camera."""
+    import segno
+
+    print(f"HTTPS with hearai's own certificate authority {certificate.authority}\n"
+          f"  (SHA-256 {certificate.fingerprint}).\n"
+          f"  On a phone on the same network: open {url}hearai-ca.crt, install and trust it once (the browser warns\n"
+          f"  the first time: compare the fingerprint), then open {url} or scan:", file=out)
+    segno.make(url, error="m").terminal(out=out, compact=True)
+    out.flush()
 
 
 def allowed_hosts(host: str, port: int, *, extra: tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -1,10 +1,16 @@
 // The listening page: microphone -> AudioWorklet -> WebSocket /v1/stream -> alerts and a history;
 // and an upload form -> POST /v1/detect -> an event timeline. No framework, no third-party code.
+// sounds.js: which sounds alert and how readily; background.js: notifications, wake lock, the installed app.
+
+import { chooseShown, expireSnoozes, filterSounds, pretty, sensitivitySettings, showSounds, snooze, sounds,
+  wantsAlert } from "./sounds.js";
+import { installApp, keepScreenOn, notify, wireNotifications } from "./background.js";
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_SECONDS = 300;
 const BLOCK_SECONDS = 0.1;
 const MAX_QUEUED_SECONDS = 2; // frames the network has not taken yet: beyond this, drop audio, keep latency
+const RETRY_SECONDS = 5; // a lost server is tried again this often, listening resumes when it answers
 const URGENT = /siren|alarm|horn|smoke|fire|glass|scream|cry|crying/i;
 const ICONS = [ // first match wins: specific names before general ones
   [/siren/i, "🚨"], [/smoke|fire_alarm/i, "🔥"], [/clock_tick|tick/i, "⏱️"], [/alarm|beep|clock/i, "⏰"],
@@ -21,8 +27,8 @@ const ICONS = [ // first match wins: specific names before general ones
 const PALETTE = ["#ffd400", "#4cc9f0", "#80ed99", "#ff9f1c", "#ff8fab", "#c8b6ff", "#f1fa8c", "#72efdd"];
 
 const state = {
-  labels: [], rate: 16000, chosen: new Set(), listening: false, socket: null, microphone: null,
-  startedAt: 0, history: [], past: [], dropped: 0, taughtIcons: {}, canRecord: false,
+  labels: [], rate: 16000, listening: false, socket: null, microphone: null, resume: null,
+  startedAt: 0, history: [], past: [], dropped: 0, taught: [], taughtIcons: {}, canRecord: false,
 };
 
 function iconFor(label) {
@@ -37,7 +43,6 @@ function colourFor(label) {
   return PALETTE[(index < 0 ? 0 : index) % PALETTE.length];
 }
 
-const pretty = (label) => label.replaceAll("_", " ");
 const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 // ---- model and sound picker -------------------------------------------------------------------
@@ -50,35 +55,8 @@ async function loadModel() {
   state.rate = info.feature_config.sample_rate;
   $("model-line").textContent = `${info.file || info.model}: ${info.labels.length} sounds, ` +
     `${state.rate / 1000} kHz`;
-  // Sounds chosen before stay chosen; sounds never offered before (a newly taught one) start chosen.
-  const saved = JSON.parse(localStorage.getItem("hearai-chosen") || "null");
-  const seen = new Set(JSON.parse(localStorage.getItem("hearai-seen") || "[]"));
-  state.chosen = new Set(saved ? state.labels.filter((label) => saved.includes(label) || !seen.has(label))
-    : state.labels);
-  localStorage.setItem("hearai-seen", JSON.stringify(state.labels));
-  localStorage.setItem("hearai-chosen", JSON.stringify([...state.chosen]));
-  const list = $("choice-list");
-  list.replaceChildren(...state.labels.map((label) => {
-    const box = Object.assign(document.createElement("input"), { type: "checkbox", value: label,
-      checked: state.chosen.has(label), id: `choose-${label}` });
-    box.addEventListener("change", () => choose(label, box.checked));
-    const tag = document.createElement("label");
-    tag.htmlFor = box.id;
-    tag.append(box, ` ${iconFor(label)} ${pretty(label)}`);
-    return tag;
-  }));
-}
-
-function choose(label, on) {
-  if (on) state.chosen.add(label); else state.chosen.delete(label);
-  localStorage.setItem("hearai-chosen", JSON.stringify([...state.chosen]));
-}
-
-function chooseAll(on) {
-  for (const box of $("choice-list").querySelectorAll("input")) {
-    box.checked = on;
-    choose(box.value, on);
-  }
+  showSounds(state.labels, state.taught, iconFor);
+  filterSounds($("sound-search").value);
 }
 
 // ---- listening --------------------------------------------------------------------------------
@@ -115,6 +93,7 @@ async function startListening() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/v1/stream?rate=${rate}&format=f32le`);
   socket.binaryType = "arraybuffer";
+  socket.onopen = () => socket.send(JSON.stringify(sensitivitySettings()));
   state.socket = socket;
   const queueLimit = MAX_QUEUED_SECONDS * rate * 4;
   send = (data) => {
@@ -124,12 +103,24 @@ async function startListening() {
     socket.send(data.samples.buffer);
   };
   socket.onmessage = ({ data }) => received(JSON.parse(data));
-  socket.onclose = (closed) => { if (state.listening) stopListening(closedReason(closed)); };
+  socket.onclose = (closed) => { if (state.listening) connectionLost(closed); };
   state.listening = true;
+  keepScreenOn(true);
   state.startedAt = performance.timeOrigin + performance.now();
   $("listen").textContent = "Stop listening";
   $("listen").setAttribute("aria-pressed", "true");
   showIdle();
+}
+
+// The server went away (restarted, the network dropped): keep trying, and listen again when it answers.
+function connectionLost(closed) {
+  const reason = closedReason(closed);
+  stopListening(reason);
+  if (closed.code === 1013 || closed.code === 1008) return; // refused: trying again would not help
+  showProblem("Not listening: the server cannot be reached", `${reason} Trying again every ${RETRY_SECONDS} s…`);
+  state.resume = setTimeout(function retry() {
+    startListening().catch(() => { state.resume = setTimeout(retry, RETRY_SECONDS * 1000); });
+  }, RETRY_SECONDS * 1000);
 }
 
 function closedReason(closed) {
@@ -139,7 +130,10 @@ function closedReason(closed) {
 }
 
 function stopListening(reason) {
+  clearTimeout(state.resume);
+  state.resume = null;
   state.listening = false;
+  keepScreenOn(false);
   if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send("end");
   state.socket = null;
   state.microphone?.close();
@@ -165,7 +159,7 @@ function received(message) {
   }
   entry.offset = message.offset;
   entry.confidence = Math.max(entry.confidence, message.confidence);
-  if (message.offset === null && state.chosen.has(message.label)) raiseAlert(entry);
+  if (message.offset === null && wantsAlert(message.label)) raiseAlert(entry);
   else updateAlert(entry);
   saveHistory();
   drawHistory();
@@ -196,6 +190,8 @@ function raiseAlert(entry) {
     document.body.classList.add("flash");
   }
   if ($("vibrate").checked && "vibrate" in navigator) navigator.vibrate([300, 150, 300]);
+  notify(`${iconFor(entry.label)} ${pretty(entry.label)}`, `${Math.round(entry.confidence * 100)}% sure, ` +
+    `at ${clock(entry.at)}`, entry.label).catch(() => {});
   showIdle();
 }
 
@@ -218,7 +214,13 @@ function alertCard(label) {
   const ack = Object.assign(document.createElement("button"), { type: "button", className: "ack", textContent: "OK" });
   ack.setAttribute("aria-label", `Dismiss the ${pretty(label)} alert`);
   ack.addEventListener("click", () => dismiss(card));
-  card.append(icon, text, ack);
+  const quiet = Object.assign(document.createElement("button"), { type: "button", className: "quiet",
+    textContent: "Snooze 1 h" });
+  quiet.setAttribute("aria-label", `Snooze ${pretty(label)} for 1 hour and dismiss`);
+  quiet.addEventListener("click", () => { snooze(label, 60); dismiss(card); });
+  const actions = Object.assign(document.createElement("span"), { className: "alert-actions" });
+  actions.append(ack, quiet);
+  card.append(icon, text, actions);
   card.setAttribute("aria-label", `${pretty(label)} alert`);
   return card;
 }
@@ -236,8 +238,9 @@ function drawCard(card) {
 function dismiss(card) {
   clearTimeout(card.timer);
   const next = card.nextElementSibling || card.previousElementSibling;
+  const wasFocused = card.contains(document.activeElement);
   card.remove();
-  (next?.querySelector(".ack") || $("listen")).focus();
+  if (wasFocused) (next?.querySelector(".ack") || $("listen")).focus(); // a timed dismissal steals no focus
   showIdle();
 }
 
@@ -327,7 +330,7 @@ function drawHistoryList() {
     const span = r.seconds === null ? "still sounding" : `${r.seconds.toFixed(1)} s`;
     item.textContent = `${day(r.at)} ${clock(r.at)}  ${iconFor(r.label)} ${pretty(r.label)} (${span}, ` +
       `${Math.round(r.confidence * 100)}% sure)`;
-    if (!state.chosen.has(r.label)) item.className = "muted";
+    if (!sounds.chosen.has(r.label)) item.className = "muted";
     return item;
   }));
 }
@@ -439,6 +442,7 @@ async function loadTaught() {
   const reply = await fetch("/v1/sounds");
   if (!reply.ok) throw new Error(`the server did not list its taught sounds (${reply.status})`);
   const info = await reply.json();
+  state.taught = info.sounds.map((s) => s.name);
   state.taughtIcons = Object.fromEntries(info.sounds.filter((s) => s.icon).map((s) => [s.name, s.icon]));
   $("teach-unavailable").hidden = info.teachable;
   $("teach-unavailable").textContent = info.teachable ? "" : `This server cannot learn new sounds: ${info.why_not}.`;
@@ -658,8 +662,15 @@ async function main() {
   wireTeaching();
   const linked = $(`tab-${location.hash.slice(1)}`);
   if (linked?.getAttribute("role") === "tab") selectTab(linked);
-  $("choose-all").addEventListener("click", () => chooseAll(true));
-  $("choose-none").addEventListener("click", () => chooseAll(false));
+  $("choose-all").addEventListener("click", () => chooseShown(true));
+  $("choose-none").addEventListener("click", () => chooseShown(false));
+  $("sound-search").addEventListener("input", () => filterSounds($("sound-search").value));
+  sounds.onSensitivity = () => {
+    if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(sensitivitySettings()));
+  };
+  setInterval(expireSnoozes, 30_000);
+  wireNotifications();
+  installApp();
   for (const [id, property] of [["keep-alerts", "value"], ["flash", "checked"], ["vibrate", "checked"]]) {
     const saved = localStorage.getItem(`hearai-${id}`); // the person's choices stay
     if (saved !== null) $(id)[property] = property === "checked" ? saved === "true" : saved;
@@ -691,13 +702,29 @@ async function main() {
   $("history-export").addEventListener("click", exportHistory);
   $("history-clear").addEventListener("click", clearHistory);
   setInterval(() => state.listening && drawHistory(), 1000);
+  drawHistoryList();
+  await connect();
+}
+
+// Load the model from the server; while it cannot be reached (the page opened from the installed
+// app's copy), say so as large as an alert and keep trying.
+async function connect() {
   try {
     await loadTaught();
     await loadModel();
   } catch (error) {
-    $("model-line").textContent = `Could not load the model: ${error.message}`;
+    const unreachable = error instanceof TypeError; // fetch itself failed: no answer at all
+    $("model-line").textContent = unreachable ? "The hearai server cannot be reached." :
+      `Could not load the model: ${error.message}`;
+    if (!unreachable) return;
+    $("listen").disabled = true;
+    showProblem("The server cannot be reached", `Nothing is heard until it answers; trying again every ` +
+      `${RETRY_SECONDS} s. The history below is kept in this browser.`);
+    setTimeout(connect, RETRY_SECONDS * 1000);
+    return;
   }
-  drawHistoryList();
+  $("listen").disabled = !window.isSecureContext || !navigator.mediaDevices;
+  showIdle();
 }
 
 main();

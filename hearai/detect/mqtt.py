@@ -1,0 +1,108 @@
+"""Alerts to a home hub over MQTT (Home Assistant, openHAB, Node-RED, a light that flashes).
+
+``--mqtt mqtt://[user:password@]broker[:1883]/hearai`` publishes each alert's JSON
+(``notify.alert_payload``) to ``hearai/<sound>`` with QoS 1. The client is Eclipse Paho
+(``paho-mqtt``): the reference MQTT client for Python, pure Python, no dependencies of its own.
+Its network thread connects, reconnects (1 to 30 s apart) and sends; ``notify`` only hands it the
+message, so detection never waits. While the broker is away Paho holds up to ``QUEUE_SIZE``
+alerts; later ones are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from urllib.parse import unquote, urlsplit
+
+from hearai.detect.notify import QUEUE_SIZE, alert_payload
+from hearai.detect.tracks import Event
+from hearai.errors import ConfigError
+
+
+def topic_part(label: str) -> str:
+    """A sound's name as one MQTT topic level: no level separator or wildcard, no spaces."""
+    return re.sub(r"[/+#\s\x00]+", "_", label).strip("_") or "sound"
+
+
+class MqttAlerts:
+    """Publish each alert to ``<prefix>/<sound>`` on the broker named by ``url``."""
+
+    name = "mqtt"
+
+    def __init__(self, url: str, *, source: str = "hearai") -> None:
+        import paho.mqtt.client as mqtt
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError(f"--mqtt {url!r}: give mqtt://[user:password@]host[:port][/topic] (mqtts:// for TLS)")
+        try:
+            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        except ValueError as exc:
+            raise ConfigError(f"--mqtt {url!r}: {exc}") from exc
+        self.prefix = parts.path.strip("/") or "hearai"
+        if re.search(r"[+#\x00]", self.prefix) or len(self.prefix) > 200:
+            raise ConfigError(f"--mqtt {url!r}: the topic may not hold + or # and is at most 200 characters")
+        self.source = source
+        self.sent = self.failed = self.dropped = 0
+        self.last_error = ""
+        self._pending: set[int] = set()
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hearai-{uuid.uuid4().hex[:12]}",
+                                   protocol=mqtt.MQTTv311)
+        if parts.username:
+            self._client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
+        if parts.scheme == "mqtts":
+            self._client.tls_set()
+        self._client.max_queued_messages_set(QUEUE_SIZE)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._connected
+        self._client.on_disconnect = self._disconnected
+        self._client.on_publish = self._published
+        self._client.on_connect_fail = self._unreachable
+        self._client.connect_async(parts.hostname, port, keepalive=30)
+        self._client.loop_start()
+        self._mqtt = mqtt
+
+    def notify(self, event: Event) -> None:
+        """Hand ``event`` to the network thread; returns at once."""
+        body = json.dumps(alert_payload(event, self.source))
+        with self._lock:
+            info = self._client.publish(f"{self.prefix}/{topic_part(event.label)}", body, qos=1)
+            if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+                self.dropped += 1
+            elif info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):  # sent, or once connected
+                self._pending.add(info.mid)
+            else:
+                self.failed += 1
+                self.last_error = self._mqtt.error_string(info.rc)
+
+    def close(self, wait_seconds: float = 5.0) -> None:
+        """Wait up to ``wait_seconds`` for the broker to take what is queued, then disconnect."""
+        deadline = time.monotonic() + wait_seconds
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._lock:
+            self.failed += len(self._pending)  # never acknowledged: the broker was away
+            self._pending.clear()
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _connected(self, _client, _userdata, _flags, reason, _properties) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused: {reason}"
+
+    def _unreachable(self, _client, _userdata) -> None:
+        self.last_error = "cannot reach the broker"
+
+    def _disconnected(self, _client, _userdata, _flags, reason, _properties) -> None:
+        if reason.is_failure:
+            self.last_error = f"disconnected: {reason}"
+
+    def _published(self, _client, _userdata, mid, _reason, _properties) -> None:
+        with self._lock:
+            if mid in self._pending:
+                self._pending.discard(mid)
+                self.sent += 1
