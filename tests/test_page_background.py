@@ -15,6 +15,7 @@ from hearai import audio
 from hearai.data import mixer
 from hearai.serve.server import spawn
 from tests.conftest import chromium_with_microphone
+from tests.test_serve_live import _screenshot_dir
 from tests.test_shipped import _clip
 
 RATE = 16_000
@@ -66,7 +67,7 @@ def _notifications(page) -> list[str]:
     }""")
 
 
-def test_a_short_knock_stays_alerted_and_notifies_when_the_page_is_hidden(browser, shipped_server):
+def test_a_short_knock_stays_alerted_and_notifies_when_the_page_is_hidden(browser, shipped_server, tmp_path):
     _, url = shipped_server
     context = browser.new_context(viewport={"width": 390, "height": 844})
     context.add_init_script(HIDEABLE)
@@ -86,6 +87,7 @@ def test_a_short_knock_stays_alerted_and_notifies_when_the_page_is_hidden(browse
     page.wait_for_timeout(3_000)
     assert card.is_visible() and "active" in card.get_attribute("class")  # ...its bright alert stays
     assert _notifications(page) == []  # the page was on screen: no system notification
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "knock-phone.png"))
     page.click(f"#alerts [data-label='{KNOCK}'] .ack")
     assert page.locator("#alerts .alert").count() == 0
 

@@ -96,7 +96,7 @@ function soundRow(label, icon) {
   const name = document.createElement("label");
   name.htmlFor = box.id;
   name.append(box, ` ${icon} ${pretty(label)}`);
-  const level = select(`Sensitivity for ${pretty(label)}`, SENSITIVITY.map(([v, text]) => [v, `${text} sensitive`]));
+  const level = select(`Sensitivity for ${pretty(label)}`, SENSITIVITY.map(([v, text]) => [v, `sensitivity: ${text}`]));
   level.className = "sensitivity";
   level.value = String(sounds.sensitivity[label] || 0);
   level.addEventListener("change", () => {
