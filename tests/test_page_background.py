@@ -98,7 +98,8 @@ def test_a_short_knock_stays_alerted_and_notifies_when_the_page_is_hidden(browse
     context.close()
 
 
-def test_a_snoozed_sound_is_heard_but_not_alerted_and_sensitivity_reaches_the_server(browser, shipped_server):
+def test_unchosen_and_snoozed_sounds_are_heard_but_not_alerted_and_sensitivity_reaches_the_server(
+        browser, shipped_server):
     _, url = shipped_server
     page = browser.new_page()
     sent: list[str] = []
@@ -109,16 +110,21 @@ def test_a_snoozed_sound_is_heard_but_not_alerted_and_sensitivity_reaches_the_se
     page.fill("#sound-search", "knock")
     row = page.locator(f".sound-row[data-label='{KNOCK}']")
     assert row.is_visible() and page.locator(".sound-row:visible").count() == 1
+    page.click("#choose-none")  # none of the shown: the knock only
+    assert not row.locator("input").is_checked() and page.locator("#choice-list input:checked").count() >= 6
     row.get_by_label("Sensitivity for door wood knock").select_option("1")
-    row.get_by_label("Snooze door wood knock").select_option("60")
-    assert "until" in row.locator(".snoozed-until").inner_text()
     page.click("#listen")
-    page.wait_for_selector("#history li:has-text('door wood knock')", timeout=30_000)  # heard...
+    page.wait_for_selector("#history li.muted:has-text('door wood knock')", timeout=30_000)  # heard, unchosen...
     assert page.locator("#alerts .alert").count() == 0  # ...not alerted
     assert sent and sent[0] == '{"sensitivity":{"door_wood_knock":1}}'
     row.get_by_label("Sensitivity for door wood knock").select_option("-2")  # sent at once, mid-stream
     page.wait_for_timeout(500)
     assert sent[-1] == '{"sensitivity":{"door_wood_knock":-2}}'
+    row.locator("input").check()
+    row.get_by_label("Snooze door wood knock").select_option("60")
+    assert "until" in row.locator(".snoozed-until").inner_text()
+    page.wait_for_selector("#history li:not(.muted):has-text('door wood knock')", timeout=30_000)  # chosen, snoozed
+    assert page.locator("#alerts .alert").count() == 0
     page.reload()  # the choices stay
     page.wait_for_selector(f".sound-row[data-label='{KNOCK}']", state="attached")
     assert page.locator(f".sound-row[data-label='{KNOCK}'] .sensitivity").input_value() == "-2"

@@ -112,19 +112,6 @@ def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, b
     page.close()
 
 
-def test_unchosen_sounds_do_not_alert(server, browser):
-    page = browser.new_page()
-    page.goto(server)
-    page.wait_for_selector("#choice-list input[value='siren']")
-    page.click("#choose-none")
-    page.click("#listen")
-    page.wait_for_selector("#history li", timeout=25_000)  # heard...
-    assert "siren" in page.locator("#history li").first.inner_text()
-    assert page.locator("#alerts .alert").count() == 0  # ...but not alerted
-    assert page.locator("#history li.muted").count() >= 1
-    page.close()
-
-
 def test_the_upload_tab_draws_the_events_of_a_recording(server, browser, siren_wav, tmp_path):
     page = browser.new_page(viewport={"width": 1100, "height": 800})
     page.goto(server)
