@@ -261,6 +261,17 @@ def noise_clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0):
 CHROMIUM = os.environ.get("HEARAI_CHROMIUM", "/usr/bin/chromium")
 
 
+def microphone_scene(path: Path, seconds: float, *sounds: tuple[np.ndarray, float], rate: int = 16_000) -> Path:
+    """A WAV for the fake microphone: quiet noise (-50 dBFS) with each sound, peak 0.5, at its start second."""
+    wave = np.random.default_rng(0).normal(0, 0.003, int(rate * seconds))
+    for sound, at in sounds:
+        start = int(rate * at)
+        part = sound[: len(wave) - start]
+        wave[start : start + len(part)] += part * 0.5 / np.abs(part).max()
+    sf.write(path, wave.astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
 @contextmanager
 def chromium_with_microphone(wav: Path) -> Iterator[Any]:
     """Headless Chromium (Debian's, driven by Playwright) whose microphone is granted without a

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from hearai import audio
 from hearai.data import mixer
 from hearai.serve.server import spawn
-from tests.conftest import chromium_with_microphone
+from tests.conftest import chromium_with_microphone, microphone_scene
 from tests.test_serve_live import _screenshot_dir
 from tests.test_shipped import _clip
 
@@ -23,12 +21,8 @@ RATE = 16_000
 def overlap_microphone(tmp_path_factory, esc50_root) -> Path:
     dog, siren = (mixer.trim(audio.load(_clip(esc50_root, label, take=1), sample_rate=RATE), RATE)
                   for label in ("dog", "siren"))
-    wave = np.random.default_rng(0).normal(0, 0.003, RATE * 12)
-    wave[RATE * 3 : RATE * 3 + len(siren[: RATE * 6])] += siren[: RATE * 6] * 0.5 / np.abs(siren).max()
-    wave[RATE * 4 : RATE * 4 + len(dog[: RATE * 5])] += dog[: RATE * 5] * 0.5 / np.abs(dog).max()
-    path = tmp_path_factory.mktemp("mic") / "dog-and-siren.wav"
-    sf.write(path, wave.astype(np.float32), RATE, subtype="PCM_16")
-    return path
+    return microphone_scene(tmp_path_factory.mktemp("mic") / "dog-and-siren.wav", 12.0,
+                            (siren[: RATE * 6], 3.0), (dog[: RATE * 5], 4.0))
 
 
 @pytest.fixture(scope="module")

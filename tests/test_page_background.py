@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from hearai import audio
 from hearai.data import mixer
 from hearai.serve.server import spawn
-from tests.conftest import chromium_with_microphone
+from tests.conftest import chromium_with_microphone, microphone_scene
 from tests.test_serve_live import _screenshot_dir
 from tests.test_shipped import _clip
 
@@ -31,11 +29,7 @@ Object.defineProperty(Document.prototype, "hidden", { get: () => window.__hidden
 @pytest.fixture(scope="module")
 def knock_microphone(tmp_path_factory, esc50_root) -> Path:
     knock = mixer.trim(audio.load(_clip(esc50_root, KNOCK), sample_rate=RATE), RATE)[: RATE // 2]
-    wave = np.random.default_rng(0).normal(0, 0.003, RATE * 10)
-    wave[RATE * 2 : RATE * 2 + len(knock)] += knock * 0.5 / np.abs(knock).max()
-    path = tmp_path_factory.mktemp("mic") / "knock.wav"
-    sf.write(path, wave.astype(np.float32), RATE, subtype="PCM_16")
-    return path
+    return microphone_scene(tmp_path_factory.mktemp("mic") / "knock.wav", 10.0, (knock, 2.0))
 
 
 @pytest.fixture(scope="module")
