@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from hearai.cli import build_parser, options, training
+from hearai.cli import build_parser, training
 from hearai.runs import clip_features
 
 
@@ -30,7 +30,7 @@ def warm_cache(cv_args: list[str], out: Path, workers: int) -> list[int]:
     """
     args = build_parser(running="cv").parse_args(["cv", *cv_args, "--out", str(out), "--workers", str(workers)])
     dataset = training.load_dataset(args)
-    clip_features(dataset, options.feature_config(args.feature_config), training.run_options(args))
+    clip_features(dataset, training.features(args), training.run_options(args))
     return dataset.folds
 
 

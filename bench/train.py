@@ -2,7 +2,9 @@
 
 The pipeline path builds each batch as ``fit`` does (``BatchMaker``, no augmentation: windows cut
 from cached clip features); the preloaded path feeds tensors already stacked in memory. Their ratio
-is the data pipeline's share of a training step (goal: under 10 %). Then the cost of building one
+is the data pipeline's share of a training step (goal: under 10 %). Each model's training work
+(3 x 2 x multiply-adds a window: forward and backward) per second is set against this machine's
+measured dense-matrix peak (float32 on a CPU, bf16 on a GPU). Then the cost of building one
 batch with each augmentation ingredient, beside the plain batch and a `dsresnet` training step;
 with ``--device cuda``, side by side: batches made on the CPU (then copied) and on the GPU.
 Prints tables and writes JSON.
@@ -38,20 +40,37 @@ def synchronized(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def steps_per_second(model: nn.Module, batches, steps: int, device: torch.device) -> float:
+def steps_per_second(model: nn.Module, batches, steps: int, device: torch.device, *, bf16: bool = False,
+                     forward: nn.Module | None = None) -> float:
+    """Training steps a second (warm-up excluded); ``forward``: a compiled model to run instead."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
+    run = forward or model
     for i, make in enumerate(batches):
-        if i == 3:  # warm-up steps excluded
+        if i == 3:  # warm-up steps (and compilation) excluded
             started = synchronized(device)
         x, y = make()
-        loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = run(x.contiguous(memory_format=torch.channels_last))
+        loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if i == steps + 2:
             break
     return steps / (synchronized(device) - started)
+
+
+def matmul_peak(device: torch.device) -> float:
+    """FLOP/s of a large dense matrix product: the most this device does (float32 on CPU, bf16 on GPU)."""
+    n, dtype = (2048, torch.float32) if device.type == "cpu" else (8192, torch.bfloat16)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    rounds, started = 5, synchronized(device)
+    for _ in range(rounds):
+        a @ b
+    return rounds * 2 * n**3 / (synchronized(device) - started)
 
 
 def main() -> None:
@@ -62,6 +81,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="CPU threads (default: every core; 1 mimics one of several fold processes)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train.json")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time dsresnet with bf16 autocast and with torch.compile (minutes: it compiles)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -93,6 +114,8 @@ def main() -> None:
         while True:
             yield lambda: (preloaded_x, preloaded_y)
 
+    peak = matmul_peak(device)
+    print(f"dense matrix peak ({'float32' if device.type == 'cpu' else 'bf16'}): {peak / 1e12:.3f} TFLOP/s")
     results = {}
     for spec in list_models():
         model = create_model(spec.name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
@@ -112,8 +135,22 @@ def main() -> None:
             "pipeline_overhead": round(max(0.0, 1 - full / fast), 3),
         }
         r = results[spec.name]
+        r["training_flops_per_s"] = 6 * r["macs_per_window"] * fast
+        r["share_of_peak"] = round(r["training_flops_per_s"] / peak, 4)
         print(f"{spec.name:12s} params {r['parameters']:>9,}  MMACs/window {r['macs_per_window'] / 1e6:7.1f}  "
-              f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %")
+              f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %  "
+              f"{r['training_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * r['share_of_peak']:.1f} % of peak")
+    variants = {}
+    if args.variants:  # what pays on this device: bf16 autocast, torch.compile, both
+        for name, bf16, compiled in [("eager float32", False, False), ("eager bf16", True, False),
+                                     ("compiled float32", False, True), ("compiled bf16", True, True)]:
+            torch.manual_seed(0)
+            model = create_model("dsresnet", n_classes=10, n_features=config.n_features,
+                                 n_frames=config.window_frames).to(device, memory_format=torch.channels_last)
+            forward = torch.compile(model) if compiled else None
+            rate = steps_per_second(model, preloaded(), args.steps, device, bf16=bf16, forward=forward) * b
+            variants[name] = round(rate, 1)
+            print(f"dsresnet {name:17s} {rate:8.1f} windows/s ({rate / variants['eager float32']:.2f}x eager float32)")
     step_ms = 1000 * b / results["dsresnet"]["samples_per_s_preloaded"]
     ingredients = {
         "plain": AugmentConfig.plain(),
@@ -141,6 +178,7 @@ def main() -> None:
                                                    for where, cost in batch_cost[name].items())
               + f"  (a dsresnet step: {step_ms:.1f} ms)")
     report = {"threads": torch.get_num_threads(), "device": str(device), "batch_size": b, "torch": torch.__version__,
+              "matmul_peak_flops_per_s": peak, "dsresnet_variants_windows_per_s": variants,
               "models": results,
               "augmentation_batch_cost": batch_cost}
     write_text_atomic(args.out, json.dumps(report, indent=2))

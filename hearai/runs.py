@@ -20,8 +20,9 @@ from hearai import __version__, plots
 from hearai.artifact import Classifier
 from hearai.data.cache import FeatureCache
 from hearai.data.clips import ClipFeatures, load_waveforms
+from hearai.data.packed import PackedFeatures
 from hearai.data.records import Dataset, assign_folds
-from hearai.errors import ConfigError
+from hearai.errors import ConfigError, DatasetError
 from hearai.featureconfig import FeatureConfig
 from hearai.machine import available_cores
 from hearai.sedeval import DetectionProtocol, calibrate_detector
@@ -31,9 +32,9 @@ from hearai.train import TrainConfig, TrainResult, fit
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How (not what) to run: where features are cached, workers, device, progress, resume."""
+    """How (not what) to run: where features come from (the cache, or a pack), workers, device, progress, resume."""
 
-    cache: FeatureCache
+    cache: FeatureCache | PackedFeatures
     workers: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -68,6 +69,9 @@ def under_torchrun() -> bool:
 def clip_features(dataset: Dataset, feature_config: FeatureConfig, run: RunOptions, *, waveforms: bool = False
                   ) -> ClipFeatures:
     """The dataset's cached features and class ids; with ``waveforms``, the decoded clips too."""
+    if waveforms and isinstance(run.cache, PackedFeatures):
+        raise DatasetError(f"{run.cache.path}: a pack holds features only; this recipe needs the audio "
+                           "(waveform augmentation or mixing): run it where the corpus is")
     paths = [c.path for c in dataset.clips]
     return ClipFeatures(run.cache.features(paths, feature_config, workers=run.workers, progress=run.progress),
                         torch.tensor([dataset.label_index(c.label) for c in dataset.clips]),

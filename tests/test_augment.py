@@ -12,7 +12,7 @@ from hearai.augment import AugmentConfig, BatchMaker
 from hearai.augment.mixing import bc_weight, mix_logmel, mix_waveforms, mixup, soft_targets
 from hearai.augment.spectrogram import logmel_loudness_db, mask_, spec_augment
 from hearai.augment.waveform import a_weighting_db, add_noise, loudness_db, pitch_shift, time_stretch
-from hearai.data.clips import ClipFeatures
+from hearai.data.clips import ClipFeatures, ResidentWindows
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import LogMel
@@ -166,6 +166,17 @@ def test_all_switches_off_gives_the_cached_windows_and_class_ids():
     assert y.tolist() == data.labels[rows[:, 0]].tolist()
 
 
+def test_resident_windows_are_the_cached_windows_cut_in_one_gather():
+    generator = torch.Generator().manual_seed(0)
+    data = ClipFeatures([torch.randn(150, n, generator=generator) for n in (100, 251, 137, 400)],
+                        torch.tensor([0, 1, 0, 1]))
+    rows = data.window_index(FeatureConfig())  # every window: first, middle, last of clips of 4 lengths
+    resident = ResidentWindows(data.features)
+    assert torch.equal(resident.windows(rows, 100), data.windows(rows, 100))
+    shuffled = rows[torch.randperm(len(rows), generator=generator)]
+    assert torch.equal(resident.windows(shuffled, 100), data.windows(shuffled, 100))
+
+
 def test_an_unaugmented_audio_crop_featurizes_to_the_cached_window():
     data = noise_clips()
     maker = _maker(data, AugmentConfig.plain(mixing="bc-waveform"))
@@ -195,6 +206,27 @@ def test_waveform_augmentation_changes_windows_but_keeps_their_shape():
     x, y = maker(maker.rows)
     cached = data.windows(maker.rows, FeatureConfig().window_frames)
     assert x.shape == cached.shape and (x - cached).abs().mean() > 1.0 and torch.isfinite(x).all()
+
+
+def test_waveform_variants_are_augmented_copies_drawn_once_and_windows_come_from_them_all():
+    data = noise_clips()
+    augment = AugmentConfig.plain(waveform=True, waveform_variants=3)
+    maker = _maker(data, augment)
+    n = len(data)
+    assert len(maker._lengths) == 4 * n  # the clips, then 3 copies of each
+    bank = maker._resident
+    for k in range(1, 4):  # each copy is its clip changed: gain, stretch, pitch, noise
+        copy = bank.frames[:, bank.offsets[k * n] : bank.offsets[k * n] + 100]
+        assert (copy - data.features[0][:, :100]).abs().mean() > 0.5
+    x, y = maker(maker.rows)
+    assert x.shape == (len(maker.rows), 1, 150, 100) and torch.isfinite(x).all()
+    assert y.tolist() == data.labels[maker.rows[:, 0]].tolist()
+    again = _maker(data, augment)
+    assert torch.equal(again._resident.frames, bank.frames) and torch.equal(again(maker.rows)[0], x)  # seeded
+    with pytest.raises(ConfigError, match="waveform_variants needs waveform augmentation"):
+        AugmentConfig.plain(waveform_variants=2)
+    with pytest.raises(ConfigError, match="from 0 to 64"):
+        AugmentConfig.plain(waveform=True, waveform_variants=65)
 
 
 def test_mixing_needs_what_it_mixes():

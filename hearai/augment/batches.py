@@ -16,10 +16,10 @@ from hearai.augment import waveform as wave_aug
 from hearai.augment.config import AugmentConfig
 from hearai.augment.mixing import mix_logmel, mix_waveforms, mixup, soft_targets
 from hearai.augment.spectrogram import logmel_loudness_db, spec_augment
-from hearai.data.clips import ClipFeatures
+from hearai.data.clips import ClipFeatures, ResidentWindows
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
-from hearai.features import build_crop_featurizer
+from hearai.features import FeatureExtractor, build_crop_featurizer
 from hearai.windows import centre_pad, crop_samples, window_crops
 
 
@@ -28,8 +28,9 @@ class BatchMaker:
 
     Targets are class ids (batch,) when nothing mixes, else label distributions (batch, classes).
     All randomness comes from ``generator`` (its state is checkpointed, so resumed runs replay it).
-    Random draws and waveform augmentation happen on the CPU; windows are cut there and moved, and
-    featurizing, mixing and masking run on ``device`` (a GPU does them far faster than one CPU thread).
+    Random draws and waveform augmentation happen on the CPU; the clips' features live on ``device``
+    (``ResidentWindows``), where windows are cut, featurized, mixed and masked (a GPU does them far
+    faster than one CPU thread, and nothing is copied to it per step but the rows to cut).
     """
 
     def __init__(self, data: ClipFeatures, rows: torch.Tensor, *, feature_config: FeatureConfig, augment: AugmentConfig,
@@ -45,6 +46,10 @@ class BatchMaker:
         self.device = torch.device(device)
         self.fill = band_mean.reshape(-1, 1).to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
+        self._variants = augment.waveform_variants
+        bank = [*data.features, *(self._augmented_copies() if self._variants else [])]
+        self._resident = ResidentWindows(bank, self.device)
+        self._lengths = torch.tensor([f.shape[-1] for f in bank])
         labels = data.labels[rows[:, 0]]
         self._by_class = torch.argsort(labels, stable=True)
         counts = torch.bincount(labels, minlength=n_classes)
@@ -57,7 +62,7 @@ class BatchMaker:
         a = self.augment
         labels = self.data.labels[chunk[:, 0]]
         if a.mixing == "none" and not a.waveform and not a.spec_augment:
-            return self.data.windows(chunk, self.feature_config.window_frames).to(self.device), labels.to(self.device)
+            return self._resident.windows(chunk, self.feature_config.window_frames), labels.to(self.device)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
         if a.mixing == "none":
             x, targets = self._windows(chunk, rng), labels
@@ -93,9 +98,35 @@ class BatchMaker:
         k = torch.where(k >= start, k + count, k)  # skip the example's own class block
         return self.rows[self._by_class[k]]
 
+    def _augmented_copies(self) -> list[torch.Tensor]:
+        """``waveform_variants`` augmented copies of every clip, featurized: copy k of clip c at k * clips + c.
+
+        (bc-waveform mixing still augments its crops as they are drawn.)"""
+        assert self.data.waveforms is not None
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
+        extractor, rate = FeatureExtractor(self.feature_config), self.feature_config.sample_rate
+        copies = []
+        for _ in range(self._variants):
+            for wave in self.data.waveforms:
+                choice = wave_aug.draw(self.augment, rng)
+                source = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+                length = max(1, int(round(len(source) / choice.rate)))
+                copies.append(extractor.clip(wave_aug.apply(source, choice, length=length, sample_rate=rate).numpy()))
+        return copies
+
+    def _bank_windows(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Each example's window from its clip or one of its copies, at a random offset (the time shift)."""
+        frames = self.feature_config.window_frames
+        entry = rows[:, 0] + len(self.data) * torch.from_numpy(rng.integers(0, self._variants + 1, len(rows)))
+        room = (self._lengths[entry] - frames).clamp_min(0)
+        start = (torch.from_numpy(rng.random(len(rows))) * (room + 1)).long().clamp_max(room)
+        return self._resident.windows(torch.stack([entry, start], dim=1), frames)
+
     def _windows(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self._variants:
+            return self._bank_windows(rows, rng)
         if not self.augment.waveform:
-            return self.data.windows(rows, self.feature_config.window_frames).to(self.device)
+            return self._resident.windows(rows, self.feature_config.window_frames)
         return self._featurize(self._crops(rows, rng))
 
     def _crops(self, rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

@@ -13,7 +13,7 @@ MIXING = ("none", "mixup", "bc-logmel", "bc-waveform")
 
 # Bounds on every count and size an --augment-config file can ask for (each is a loop or a shift per batch).
 LIMITS = {"freq_masks": 16, "time_masks": 16, "freq_mask_bands": 1_024, "time_mask_frames": 10_000,
-          "mixup_alpha": 100.0, "gain_db": 60.0, "pitch_semitones": 24.0}
+          "mixup_alpha": 100.0, "gain_db": 60.0, "pitch_semitones": 24.0, "waveform_variants": 64}
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class AugmentConfig:
       (rate within ± ``stretch``), pitch shift (± ``pitch_semitones``), each of the last two with
       probability ``stretch_probability`` / ``pitch_probability``, and coloured background noise at
       an SNR drawn from ``noise_snr_db`` with probability ``noise_probability``.
+    - ``waveform_variants``: 0 augments every crop as it is drawn (decoded, augmented and featurized
+      each step: slow on a CPU); N > 0 draws N augmented copies of each training clip once (stretch,
+      pitch, gain, noise), featurizes them with the clips, and each example then takes its window at
+      a random offset of the clip or of one of its copies: the same augmentations, at the cost of
+      plain training after a set-up of N featurizations per clip.
     """
 
     scaler: bool = True
@@ -48,12 +53,19 @@ class AugmentConfig:
     pitch_probability: float = 0.5
     noise_snr_db: tuple[float, float] = (10.0, 40.0)
     noise_probability: float = 0.3
+    waveform_variants: int = 0
 
     def __post_init__(self) -> None:
         for name in ("scaler", "spec_augment", "waveform"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"AugmentConfig.{name} must be true or false, got {getattr(self, name)!r}")
         positive_int(self, "freq_masks", "freq_mask_bands", "time_masks", "time_mask_frames")
+        if not isinstance(self.waveform_variants, int) or isinstance(self.waveform_variants, bool) \
+                or not 0 <= self.waveform_variants <= LIMITS["waveform_variants"]:
+            raise ConfigError(f"AugmentConfig.waveform_variants must be a whole number from 0 to "
+                              f"{LIMITS['waveform_variants']}, got {self.waveform_variants!r}")
+        if self.waveform_variants and not self.waveform:
+            raise ConfigError("AugmentConfig.waveform_variants needs waveform augmentation (waveform: true)")
         positive_float(self, "mixup_alpha", "gain_db", "pitch_semitones", "stretch")
         optional_real(self, "stretch_probability", "pitch_probability", "noise_probability")
         at_most(self, LIMITS)

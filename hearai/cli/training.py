@@ -1,4 +1,4 @@
-"""Verbs that train and score on datasets: ``prepare``, ``cv``, ``train``, ``evaluate``."""
+"""Verbs that train and score on datasets: ``prepare``, ``pack``, ``cv``, ``train``, ``evaluate``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,20 @@ def add_verbs(verbs, *, running: str | None) -> None:
     options.add_dataset(p)
     p.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
     p.set_defaults(run=prepare)
+
+    p = verbs.add_parser(
+        "pack", help="a dataset's features in one small file, for a machine without the corpus (a lent GPU)",
+        description="Featurize the dataset (through the feature cache) and write every clip's features, 8-bit "
+        "quantized per clip and LZMA-compressed, with the clips' labels, folds and audio hashes and the feature "
+        "config, to one file; 'hearai cv --dataset packed --root FILE' (and train) then run anywhere without the "
+        "audio. Recipes that need waveforms (waveform augmentation) cannot use a pack.")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, required=True, help="the pack to write (e.g. esc50.pack)")
+    p.add_argument("--model", default="dsresnet", help="the model whose recipe's features to pack (default: "
+                   "%(default)s; a detector's recipe has its own)")
+    options.add_feature_config(p)
+    options.add_run(p)
+    p.set_defaults(run=pack)
 
     p = verbs.add_parser(
         "cv", help="cross-validate on a dataset's folds: metrics.json, confusion matrix, curves, report",
@@ -120,6 +134,10 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--waveform-augment", action=argparse.BooleanOptionalAction,
                        help="time shift, gain, time stretch, pitch shift and background noise on the audio, "
                        f"featurized on the fly (default: {_on(a.waveform)})")
+    group.add_argument("--waveform-variants", type=int, metavar="N",
+                       help="with --waveform-augment: draw N augmented copies of each training clip once and train "
+                       "on windows of the clips and their copies, at plain training's speed (default: "
+                       f"{a.waveform_variants}: augment every crop as it is drawn)")
     group.add_argument("--augment-config", metavar="JSON",
                        help="AugmentConfig fields (mask widths, noise SNR, ...) as a JSON object or the path of a "
                        "JSON file; the switches above override it")
@@ -142,7 +160,8 @@ def train_config(args: argparse.Namespace):
     fields = base.augment.to_dict()
     fields.update(options.read_json_object(args.augment_config, "--augment-config") if args.augment_config else {})
     given = {"scaler": args.scaler, "spec_augment": args.spec_augment, "mixing": args.mixing,
-             "mixup_alpha": args.mixup_alpha, "waveform": args.waveform_augment}
+             "mixup_alpha": args.mixup_alpha, "waveform": args.waveform_augment,
+             "waveform_variants": args.waveform_variants}
     fields.update({k: v for k, v in given.items() if v is not None})
     try:
         augment = AugmentConfig.from_dict(fields)
@@ -154,10 +173,12 @@ def train_config(args: argparse.Namespace):
 
 
 def features(args: argparse.Namespace):
-    """The FeatureConfig for training ``args.model``: its recipe's, with --feature-config's fields."""
+    """The FeatureConfig for training ``args.model``: its recipe's (a pack's own), with --feature-config's fields."""
+    from hearai.data.packed import open_pack
     from hearai.train import recipe
 
-    return options.feature_config(args.feature_config, recipe(args.model)[1])
+    base = open_pack(args.root.resolve()).feature_config if args.dataset == "packed" else recipe(args.model)[1]
+    return options.feature_config(args.feature_config, base)
 
 
 def load_dataset(args: argparse.Namespace):
@@ -173,10 +194,12 @@ def load_dataset(args: argparse.Namespace):
 def run_options(args: argparse.Namespace, *, processes: int = 1):
     """Where features are cached and how this process runs, from the run options (cores set for it)."""
     from hearai.data.cache import FeatureCache
+    from hearai.data.packed import open_pack
     from hearai.runs import RunOptions, is_main_process, use_cores
 
     use_cores(args.device, processes=processes)
-    return RunOptions(cache=FeatureCache(args.cache), workers=args.workers, device=args.device,
+    source = open_pack(args.root.resolve()) if args.dataset == "packed" else FeatureCache(args.cache)
+    return RunOptions(cache=source, workers=args.workers, device=args.device,
                       progress=not args.quiet and is_main_process(), resume=getattr(args, "resume", False))
 
 
@@ -187,6 +210,24 @@ def prepare(args: argparse.Namespace) -> int:
     summary = dataset.summary()
     target = write_manifest(dataset, args.out)
     print(f"{summary['clips']} clips, {summary['classes']} classes, folds {summary['folds']}: {target}")
+    return 0
+
+
+def pack(args: argparse.Namespace) -> int:
+    from hearai.data.packed import pack_features
+    from hearai.runs import clip_features
+
+    if args.dataset == "packed":
+        raise ConfigError("--dataset packed: that is a pack already")
+    dataset = load_dataset(args)
+    run = run_options(args)
+    feature_config = features(args)
+    paths = [c.path for c in dataset.clips]
+    size = pack_features(dataset, list(clip_features(dataset, feature_config, run).features),
+                         run.cache.content_keys(paths), feature_config, args.out)
+    fits = "fits" if size <= 64 * 1024 * 1024 else "does NOT fit"
+    print(f"{len(paths)} clips of {dataset.name} ({feature_config.n_features} features): {args.out}, "
+          f"{size / 2**20:.1f} MiB ({fits} a 64-MiB transfer)")
     return 0
 
 

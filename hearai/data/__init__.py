@@ -8,17 +8,18 @@ from pathlib import Path
 from hearai.data.esc50 import prepare_esc50
 from hearai.data.folder import prepare_folder
 from hearai.data.manifest import prepare_manifest
+from hearai.data.packed import prepare_packed
 from hearai.data.records import Clip, Dataset, assign_folds, require_files, validate
 from hearai.data.urbansound8k import prepare_urbansound8k
 from hearai.errors import DatasetError
 from hearai.fsutil import write_csv_atomic
 
-KINDS = ("urbansound8k", "esc50", "esc10", "folder", "csv")
+KINDS = ("urbansound8k", "esc50", "esc10", "folder", "csv", "packed")
 
 
 def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0, folds: Sequence[int] | None = None
             ) -> Dataset:
-    """The dataset ``kind`` at ``root`` (a folder, or the CSV file for ``csv``), validated.
+    """The dataset ``kind`` at ``root`` (a folder, the CSV file for ``csv``, the pack for ``packed``), validated.
 
     With ``folds``, only those folds' clips are kept, and only their files must exist: a partial
     download of a corpus (say UrbanSound8K folds 1, 2 and 10) works.
@@ -31,6 +32,9 @@ def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0, fol
         dataset = prepare_folder(root, n_folds=n_folds, seed=seed, check_files=False)
     elif kind == "csv":
         dataset = prepare_manifest(root, n_folds=n_folds, seed=seed, check_files=False)
+    elif kind == "packed":  # features only: no audio files to check
+        dataset = prepare_packed(root)
+        return dataset.select(folds) if folds else dataset
     else:
         raise DatasetError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
     return require_files(dataset.select(folds) if folds else dataset)
@@ -44,4 +48,4 @@ def write_manifest(dataset: Dataset, path: str | Path) -> Path:
 
 
 __all__ = ["write_manifest", "KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_esc50", "prepare_folder",
-           "prepare_manifest", "prepare_urbansound8k", "require_files", "validate"]
+           "prepare_manifest", "prepare_packed", "prepare_urbansound8k", "require_files", "validate"]

@@ -48,6 +48,26 @@ class ClipFeatures:
         return torch.stack([self.features[c][:, s : s + frames] for c, s in rows.tolist()]).unsqueeze(1)
 
 
+class ResidentWindows:
+    """Every clip's features in one tensor on ``device``, so a batch of windows is one gather there.
+
+    A GPU then receives no features per step (they are copied once), and the CPU builds no batch
+    window by window; the windows are exactly ``ClipFeatures.windows``'s.
+    """
+
+    def __init__(self, features: Sequence[torch.Tensor], device: str | torch.device = "cpu") -> None:
+        lengths = torch.tensor([f.shape[-1] for f in features], dtype=torch.int64)
+        self.offsets = (torch.cumsum(lengths, 0) - lengths).to(device)
+        self.frames = torch.cat(list(features), dim=1).to(device)  # (n_features, all frames)
+
+    def windows(self, rows: torch.Tensor, frames: int) -> torch.Tensor:
+        """(batch, 1, n_features, frames): the windows of ``rows`` (clip, first frame), cut on the device."""
+        rows = rows.to(self.offsets.device)
+        first = self.offsets[rows[:, 0]] + rows[:, 1]
+        every = self.frames.unfold(1, frames, 1)  # (n_features, positions, frames): a view, nothing copied
+        return every.index_select(1, first).permute(1, 0, 2).unsqueeze(1)
+
+
 def load_waveforms(paths: Sequence[Path], feature_config: FeatureConfig, *, progress: bool = True) -> list[np.ndarray]:
     """Decode clips at the feature rate, short ones padded exactly as the featurizer pads them."""
     return [pad_short_clip(audio.load(p, sample_rate=feature_config.sample_rate), feature_config)
