@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from hearai.augment import AugmentConfig, BatchMaker
-from hearai.data.clips import ClipFeatures
+from hearai.data.clips import ClipFeatures, ResidentWindows
 from hearai.featureconfig import FeatureConfig
 from hearai.features import LogMel
 from hearai.fsutil import write_text_atomic
@@ -45,7 +45,7 @@ def steps_per_second(model: nn.Module, batches, steps: int, device: torch.device
     """Training steps a second (warm-up excluded); ``forward``: a compiled model to run instead."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    run = forward or model
+    run = forward if forward is not None else model
     for i, make in enumerate(batches):
         if i == 3:  # warm-up steps (and compilation) excluded
             started = synchronized(device)
@@ -81,12 +81,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="CPU threads (default: every core; 1 mimics one of several fold processes)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train.json")
+    parser.add_argument("--n-mels", type=int, default=FeatureConfig().n_mels,
+                        help="mel bands of the features (default: %(default)s, the default recipe's)")
+    parser.add_argument("--models", default=",".join(spec.name for spec in list_models()),
+                        help="comma-separated models to time (default: every registered one)")
     parser.add_argument("--variants", action="store_true",
                         help="also time dsresnet with bf16 autocast and with torch.compile (minutes: it compiles)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    config = FeatureConfig()
+    config = FeatureConfig(n_mels=args.n_mels)
     generator = torch.Generator().manual_seed(0)
     # 400 clips of 5 s of coloured noise: the size of ESC-10, without the decode cost.
     waves = [(torch.randn(5 * config.sample_rate, generator=generator).cumsum(0) * 1e-3).numpy() for _ in range(400)]
@@ -114,18 +118,33 @@ def main() -> None:
         while True:
             yield lambda: (preloaded_x, preloaded_y)
 
+    # Cutting a batch of windows: from the clips' own tensors, then copied to the device (before), or
+    # from the features kept on the device (ResidentWindows, what BatchMaker does now: one gather on
+    # a GPU, slices of one tensor on a CPU).
+    resident = ResidentWindows(clips.features, device)
+    chunks = [rows[torch.randperm(len(rows), generator=generator)[:b]] for _ in range(50)]
+    cut = {}
+    frames = config.window_frames
+    for name, cut_batch in [("from each clip, then copied (before)", lambda c: clips.windows(c, frames).to(device)),
+                            ("where the features live (ResidentWindows)", lambda c: resident.windows(c, frames))]:
+        cut_batch(chunks[0])
+        started = synchronized(device)
+        for chunk in chunks:
+            cut_batch(chunk)
+        cut[name] = round(1000 * (synchronized(device) - started) / len(chunks), 3)
+        print(f"a batch of {b} windows {name}: {cut[name]:.3f} ms")
     peak = matmul_peak(device)
     print(f"dense matrix peak ({'float32' if device.type == 'cpu' else 'bf16'}): {peak / 1e12:.3f} TFLOP/s")
     results = {}
-    for spec in list_models():
-        model = create_model(spec.name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
+    for name in args.models.split(","):
+        model = create_model(name, n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
         model = model.to(device, memory_format=torch.channels_last)
         # Alternate the two paths and keep each one's best round: the machine's noise hits both alike.
         fast = full = 0.0
         for _ in range(2):
             full = max(full, steps_per_second(model, pipeline(), args.steps, device) * b)
             fast = max(fast, steps_per_second(model, preloaded(), args.steps, device) * b)
-        results[spec.name] = {
+        results[name] = {
             "parameters": count_parameters(model),
             "macs_per_window": count_macs(model, config.n_features, config.window_frames),
             "macs_per_second_of_audio": count_macs(model, config.n_features, config.window_frames)
@@ -134,10 +153,10 @@ def main() -> None:
             "samples_per_s_pipeline": round(full, 1),
             "pipeline_overhead": round(max(0.0, 1 - full / fast), 3),
         }
-        r = results[spec.name]
+        r = results[name]
         r["training_flops_per_s"] = 6 * r["macs_per_window"] * fast
         r["share_of_peak"] = round(r["training_flops_per_s"] / peak, 4)
-        print(f"{spec.name:12s} params {r['parameters']:>9,}  MMACs/window {r['macs_per_window'] / 1e6:7.1f}  "
+        print(f"{name:12s} params {r['parameters']:>9,}  MMACs/window {r['macs_per_window'] / 1e6:7.1f}  "
               f"preloaded {fast:7.1f}/s  pipeline {full:7.1f}/s  overhead {100 * r['pipeline_overhead']:.1f} %  "
               f"{r['training_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * r['share_of_peak']:.1f} % of peak")
     variants = {}
@@ -178,7 +197,7 @@ def main() -> None:
                                                    for where, cost in batch_cost[name].items())
               + f"  (a dsresnet step: {step_ms:.1f} ms)")
     report = {"threads": torch.get_num_threads(), "device": str(device), "batch_size": b, "torch": torch.__version__,
-              "matmul_peak_flops_per_s": peak, "dsresnet_variants_windows_per_s": variants,
+              "matmul_peak_flops_per_s": peak, "dsresnet_variants_windows_per_s": variants, "batch_cut_ms": cut,
               "models": results,
               "augmentation_batch_cost": batch_cost}
     write_text_atomic(args.out, json.dumps(report, indent=2))

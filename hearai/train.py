@@ -258,6 +258,9 @@ def _bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
     total = max(1, steps * config.epochs)
     if config.schedule == "onecycle":
+        # OneCycleLR divides by its warm-up's length in steps: under 10 steps in all (a one-epoch
+        # run on a few clips) that is zero. Such a run stops before the schedule's end instead.
+        total = max(total, 10)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total,
                                                    pct_start=0.2)
     if config.schedule == "cosine":

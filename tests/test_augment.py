@@ -171,10 +171,11 @@ def test_resident_windows_are_the_cached_windows_cut_in_one_gather():
     data = ClipFeatures([torch.randn(150, n, generator=generator) for n in (100, 251, 137, 400)],
                         torch.tensor([0, 1, 0, 1]))
     rows = data.window_index(FeatureConfig())  # every window: first, middle, last of clips of 4 lengths
-    resident = ResidentWindows(data.features)
-    assert torch.equal(resident.windows(rows, 100), data.windows(rows, 100))
     shuffled = rows[torch.randperm(len(rows), generator=generator)]
-    assert torch.equal(resident.windows(shuffled, 100), data.windows(shuffled, 100))
+    for gather in (False, True):  # slices stacked (a CPU's way), one gather (a GPU's way)
+        resident = ResidentWindows(data.features, gather=gather)
+        assert torch.equal(resident.windows(rows, 100), data.windows(rows, 100))
+        assert torch.equal(resident.windows(shuffled, 100), data.windows(shuffled, 100))
 
 
 def test_an_unaugmented_audio_crop_featurizes_to_the_cached_window():

@@ -51,11 +51,14 @@ class ClipFeatures:
 class ResidentWindows:
     """Every clip's features in one tensor on ``device``, so a batch of windows is one gather there.
 
-    A GPU then receives no features per step (they are copied once), and the CPU builds no batch
-    window by window; the windows are exactly ``ClipFeatures.windows``'s.
+    A GPU then receives no features per step (they are copied once) and cuts a batch in one gather;
+    the windows are exactly ``ClipFeatures.windows``'s.
     """
 
-    def __init__(self, features: Sequence[torch.Tensor], device: str | torch.device = "cpu") -> None:
+    def __init__(self, features: Sequence[torch.Tensor], device: str | torch.device = "cpu", *,
+                 gather: bool | None = None) -> None:
+        """``gather``: cut batches with one gather (default: on a GPU; on a CPU stacking slices is 3x faster)."""
+        self.gather = torch.device(device).type != "cpu" if gather is None else gather
         lengths = torch.tensor([f.shape[-1] for f in features], dtype=torch.int64)
         self.offsets = (torch.cumsum(lengths, 0) - lengths).to(device)
         self.frames = torch.cat(list(features), dim=1).to(device)  # (n_features, all frames)
@@ -64,8 +67,10 @@ class ResidentWindows:
         """(batch, 1, n_features, frames): the windows of ``rows`` (clip, first frame), cut on the device."""
         rows = rows.to(self.offsets.device)
         first = self.offsets[rows[:, 0]] + rows[:, 1]
-        every = self.frames.unfold(1, frames, 1)  # (n_features, positions, frames): a view, nothing copied
-        return every.index_select(1, first).permute(1, 0, 2).unsqueeze(1)
+        if not self.gather:
+            return torch.stack([self.frames[:, f : f + frames] for f in first.tolist()]).unsqueeze(1)
+        columns = first[:, None] + torch.arange(frames, device=first.device)  # (batch, frames)
+        return self.frames[:, columns].permute(1, 0, 2).unsqueeze(1)  # one kernel, no host round trip
 
 
 def load_waveforms(paths: Sequence[Path], feature_config: FeatureConfig, *, progress: bool = True) -> list[np.ndarray]:
