@@ -131,7 +131,8 @@ def test_the_installed_page_opens_with_the_server_stopped_and_says_so(browser, s
     page = browser.new_page()
     page.goto(url)
     page.wait_for_selector("#choice-list input", state="attached")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")  # the page's files are cached
+    page.evaluate("""new Promise((done) => navigator.serviceWorker.controller ? done(true)
+        : navigator.serviceWorker.addEventListener("controllerchange", () => done(true)))""")  # files cached
     manifest = page.evaluate("fetch('/static/manifest.webmanifest').then((r) => r.json())")
     assert manifest["display"] == "standalone" and {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
     process.terminate()

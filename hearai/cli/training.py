@@ -27,10 +27,11 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "audio. Recipes that need waveforms (waveform augmentation) cannot use a pack.")
     options.add_dataset(p)
     p.add_argument("--out", type=Path, required=True, help="the pack to write (e.g. esc50.pack)")
-    p.add_argument("--model", default="dsresnet", help="the model whose recipe's features to pack (default: "
-                   "%(default)s; a detector's recipe has its own)")
-    options.add_feature_config(p)
-    options.add_run(p)
+    if options.verb_is_running(p, running):  # the run options import torch: only for the verb that runs
+        p.add_argument("--model", default="dsresnet", help="the model whose recipe's features to pack (default: "
+                       "%(default)s; a detector's recipe has its own)")
+        options.add_feature_config(p)
+        options.add_run(p)
     p.set_defaults(run=pack)
 
     p = verbs.add_parser(

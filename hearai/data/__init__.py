@@ -8,7 +8,6 @@ from pathlib import Path
 from hearai.data.esc50 import prepare_esc50
 from hearai.data.folder import prepare_folder
 from hearai.data.manifest import prepare_manifest
-from hearai.data.packed import prepare_packed
 from hearai.data.records import Clip, Dataset, assign_folds, require_files, validate
 from hearai.data.urbansound8k import prepare_urbansound8k
 from hearai.errors import DatasetError
@@ -32,7 +31,9 @@ def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0, fol
         dataset = prepare_folder(root, n_folds=n_folds, seed=seed, check_files=False)
     elif kind == "csv":
         dataset = prepare_manifest(root, n_folds=n_folds, seed=seed, check_files=False)
-    elif kind == "packed":  # features only: no audio files to check
+    elif kind == "packed":  # features only: no audio files to check (imported here: it needs torch)
+        from hearai.data.packed import prepare_packed
+
         dataset = prepare_packed(root)
         return dataset.select(folds) if folds else dataset
     else:
@@ -48,4 +49,4 @@ def write_manifest(dataset: Dataset, path: str | Path) -> Path:
 
 
 __all__ = ["write_manifest", "KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_esc50", "prepare_folder",
-           "prepare_manifest", "prepare_packed", "prepare_urbansound8k", "require_files", "validate"]
+           "prepare_manifest", "prepare_urbansound8k", "require_files", "validate"]
