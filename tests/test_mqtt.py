@@ -94,6 +94,15 @@ def test_each_alert_is_published_as_json_under_its_sound(broker):
     assert broker.logins == [("hub", "s@cret")] and alerts.sent == 2 and alerts.failed == alerts.dropped == 0
 
 
+def test_alerts_arrive_in_order_across_the_connection(broker):
+    alerts = MqttAlerts(f"mqtt://127.0.0.1:{broker.port}")
+    for i in range(60):  # the first ones wait for the connection, the rest go straight out
+        alerts.notify(Event("dog", float(i), None, 0.9))
+        time.sleep(0.001)
+    alerts.close()
+    assert [p["onset"] for _, p in broker.published] == [float(i) for i in range(60)] and alerts.sent == 60
+
+
 def test_a_broker_that_is_down_or_mute_never_blocks_detection():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

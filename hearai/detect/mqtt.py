@@ -4,8 +4,9 @@
 (``notify.alert_payload``) to ``hearai/<sound>`` with QoS 1. The client is Eclipse Paho
 (``paho-mqtt``): the reference MQTT client for Python, pure Python, no dependencies of its own.
 Its network thread connects, reconnects (1 to 30 s apart) and sends; ``notify`` only hands it the
-message, so detection never waits. While the broker is away Paho holds up to ``QUEUE_SIZE``
-alerts; later ones are dropped and counted.
+message, so detection never waits. While the broker is away the alerts wait here, in order, up to
+``QUEUE_SIZE`` (then the oldest are dropped and counted), and go out when it connects: handing them
+to Paho before it is connected would let a later alert overtake them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from urllib.parse import unquote, urlsplit
 
 from hearai.detect.notify import QUEUE_SIZE, alert_payload
@@ -49,7 +51,9 @@ class MqttAlerts:
         self.sent = self.failed = self.dropped = 0
         self.last_error = ""
         self._pending: set[int] = set()
-        self._lock = threading.Lock()
+        self._waiting: deque[tuple[str, str]] = deque()
+        self._online = False
+        self._lock = threading.RLock()  # Paho's thread calls back while notify may hold it
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hearai-{uuid.uuid4().hex[:12]}",
                                    protocol=mqtt.MQTTv311)
         if parts.username:
@@ -67,37 +71,54 @@ class MqttAlerts:
         self._mqtt = mqtt
 
     def notify(self, event: Event) -> None:
-        """Hand ``event`` to the network thread; returns at once."""
-        body = json.dumps(alert_payload(event, self.source))
+        """Hand ``event`` to the network thread (or keep it until the broker is there); returns at once."""
+        message = (f"{self.prefix}/{topic_part(event.label)}", json.dumps(alert_payload(event, self.source)))
         with self._lock:
-            info = self._client.publish(f"{self.prefix}/{topic_part(event.label)}", body, qos=1)
-            if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+            if self._online and not self._waiting:
+                self._publish(*message)
+                return
+            if len(self._waiting) >= QUEUE_SIZE:
+                self._waiting.popleft()  # the oldest waiting alert makes room
                 self.dropped += 1
-            elif info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):  # sent, or once connected
-                self._pending.add(info.mid)
-            else:
-                self.failed += 1
-                self.last_error = self._mqtt.error_string(info.rc)
+            self._waiting.append(message)
+
+    def _publish(self, topic: str, body: str) -> None:
+        info = self._client.publish(topic, body, qos=1)
+        if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.dropped += 1
+        elif info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):  # sent, or on reconnection
+            self._pending.add(info.mid)
+        else:
+            self.failed += 1
+            self.last_error = self._mqtt.error_string(info.rc)
 
     def close(self, wait_seconds: float = 5.0) -> None:
         """Wait up to ``wait_seconds`` for the broker to take what is queued, then disconnect."""
         deadline = time.monotonic() + wait_seconds
-        while self._pending and time.monotonic() < deadline:
+        while (self._pending or self._waiting) and time.monotonic() < deadline:
             time.sleep(0.02)
         with self._lock:
-            self.failed += len(self._pending)  # never acknowledged: the broker was away
+            self.failed += len(self._pending) + len(self._waiting)  # never acknowledged: the broker was away
             self._pending.clear()
+            self._waiting.clear()
         self._client.disconnect()
         self._client.loop_stop()
 
     def _connected(self, _client, _userdata, _flags, reason, _properties) -> None:
         if reason.is_failure:
             self.last_error = f"broker refused: {reason}"
+            return
+        with self._lock:  # what waited goes first, in order; then notify publishes directly
+            while self._waiting:
+                self._publish(*self._waiting.popleft())
+            self._online = True
 
     def _unreachable(self, _client, _userdata) -> None:
         self.last_error = "cannot reach the broker"
 
     def _disconnected(self, _client, _userdata, _flags, reason, _properties) -> None:
+        with self._lock:
+            self._online = False
         if reason.is_failure:
             self.last_error = f"disconnected: {reason}"
 
