@@ -47,8 +47,8 @@ def main() -> None:
         raise SystemExit("the runs' test folds hold different numbers of clips")
     table = {}
     for name, members in [*[(str(run), [i]) for i, run in enumerate(args.runs)], ("ensemble", range(len(args.runs)))]:
-        per_fold = [float((np.mean([probabilities[i][k] for i in members], axis=0).argmax(1) == truth_k).mean())
-                    for k, classes in sorted(truth.items()) for truth_k in [np.array(classes)]]
+        per_fold = [float((np.mean([probabilities[i][k] for i in members], axis=0).argmax(1) == classes).mean())
+                    for k, classes in sorted(truth.items())]
         table[name] = {"per_fold": per_fold, "mean_accuracy": float(np.mean(per_fold)),
                        "std_accuracy": float(np.std(per_fold))}
         print(f"{name:40s} {100 * np.mean(per_fold):5.2f} % ± {100 * np.std(per_fold):4.2f}  "

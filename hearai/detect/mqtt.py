@@ -67,8 +67,8 @@ class MqttAlerts:
         self._client.on_publish = self._published
         self._client.on_connect_fail = self._unreachable
         self._client.connect_async(parts.hostname, port, keepalive=30)
+        self._mqtt = mqtt  # before the network thread starts: its callbacks publish with it
         self._client.loop_start()
-        self._mqtt = mqtt
 
     def notify(self, event: Event) -> None:
         """Hand ``event`` to the network thread (or keep it until the broker is there); returns at once."""
