@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from hearai.models import count_macs, count_parameters, create_model
 from hearai.models.inference import clip_probabilities
 from hearai.runs import RunOptions, clip_features, run_fingerprint, train_classifier
 from hearai.sedeval import DetectionProtocol, mean_std, summary_row, test_detector
-from hearai.train import TrainConfig, differing_keys
+from hearai.train import EnsembleResult, TrainConfig, differing_keys, fit_ensembles
 
 
 def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config: FeatureConfig, config: TrainConfig,
@@ -58,9 +59,14 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
                            "train_config": config.to_dict(), **measured}, resume=run.resume)
     # Loaded once for all folds.
     every = clip_features(listed, feature_config, run, waveforms=config.augment.needs_waveforms)
+    todo = [k for k in sorted(mine) if not (run.resume and (out / f"fold-{k}" / "result.json").is_file())]
+    if config.seeds > 1 or config.distill or run.together > 1:  # several classifiers a fold, or folds at once
+        _run_ensemble_folds(dataset, listed, every, folds, todo, feature_config=feature_config, config=config,
+                            run=run, out=out)
+        todo = []
     for k in sorted(mine):  # this process's folds first, so the last process to finish sees every result
         done = out / f"fold-{k}" / "result.json"
-        if not (run.resume and done.is_file()):
+        if k in todo:
             _run_fold(dataset, listed, every, folds, k, feature_config=feature_config, config=config, run=run,
                       done=done, protocol=protocol)
         if run.progress:
@@ -103,6 +109,12 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
         "versions": {"hearai": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
     }
+    if "systems" in fold_results[0]:
+        report["systems"] = {name: {"mean_accuracy": float(np.mean(values)), "std_accuracy": float(np.std(values)),
+                                    "per_fold": values}
+                             for name in fold_results[0]["systems"]
+                             for values in [[r["systems"][name] for r in fold_results]]}
+        report["system"] = fold_results[0]["system"]
     if config.task == "detector":
         rows = [summary_row(r["detection"]) for r in fold_results]
         report["detection"] = {"protocol": protocol.to_dict(), "per_fold": rows, **mean_std(rows)}
@@ -136,6 +148,58 @@ def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: lis
                                              fold_dir=fold_dir, protocol=protocol)
     write_text_atomic(done, json.dumps({**record, "probabilities": probabilities.round(6).tolist()}))
     (fold_dir / "checkpoint.pt").unlink(missing_ok=True)  # the fold is final; its result is kept
+
+
+def _run_ensemble_folds(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: list[int], todo: list[int], *,
+                        feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, out: Path) -> None:
+    """Every fold of ``todo``: its ensemble (and student) trained, ``run.together`` models at once; results written.
+
+    A fold's result is its ensemble's (or, distilled, its student's: the one model a user would
+    keep), with each system's accuracy beside it (``_systems``).
+    """
+    if not todo:
+        return
+    trains = {f"fold {k}": every.subset(_indices(listed, [f for f in folds if f != k])) for k in todo}
+    (out / "teams").mkdir(exist_ok=True)
+    checkpoint = out / "teams" / "checkpoint.pt"
+    trained = fit_ensembles(trains, n_classes=len(dataset.labels), feature_config=feature_config, config=config,
+                            together=run.together, checkpoint=checkpoint, resume=run.resume, progress=run.progress,
+                            device=run.device, fingerprint={**run_fingerprint(listed, feature_config, run),
+                                                            "folds": folds})
+    for k in todo:
+        result = trained[f"fold {k}"]
+        test_features = list(every.subset(_indices(listed, [k])).features)
+        truth = np.array([dataset.label_index(c.label) for c in dataset.select([k]).clips])
+        systems = _systems(result, test_features, feature_config, config, device=run.device)
+        headline = "distilled" if config.distill else "ensemble" if config.seeds > 1 else f"seed {config.seed}"
+        shown = result.student or result.members[0]
+        fold_dir = out / f"fold-{k}"
+        fold_dir.mkdir(exist_ok=True)
+        _write_curves(fold_dir, shown.history, title=f"{dataset.name}, test fold {k}")
+        models = [*result.members, *([result.student] if result.student else [])]
+        record: dict[str, Any] = {
+            "fold": k, "accuracy": float((systems[headline].argmax(1) == truth).mean()), "n_test": len(truth),
+            "n_train": len(trains[f"fold {k}"]), "best_epoch": shown.best_epoch, "epochs_run": len(shown.history),
+            "train_seconds": round(sum(r["seconds"] for m in models for r in m.history), 1),
+            "system": headline,
+            "systems": {name: float((p.argmax(1) == truth).mean()) for name, p in systems.items()}}
+        write_text_atomic(fold_dir / "result.json",
+                          json.dumps({**record, "probabilities": systems[headline].round(6).tolist()}))
+    shutil.rmtree(out / "teams")  # every fold of this process is final; its results are kept
+
+
+def _systems(result: EnsembleResult, test_features: list[torch.Tensor], feature_config: FeatureConfig,
+             config: TrainConfig, *, device: str) -> dict[str, np.ndarray]:
+    """Test-clip probabilities of each seed's model, of the ensemble (their mean) and of the student."""
+    systems = {f"seed {config.seed + i}": clip_probabilities(m.model, test_features, feature_config,
+                                                            device=device).numpy()
+               for i, m in enumerate(result.members)}
+    if len(result.members) > 1:
+        systems["ensemble"] = np.mean(list(systems.values()), axis=0)
+    if result.student is not None:
+        systems["distilled"] = clip_probabilities(result.student.model, test_features, feature_config,
+                                                  device=device).numpy()
+    return systems
 
 
 def _test_detector(detector: Classifier, test_clips: tuple[Clip, ...], k: int, *, config: TrainConfig,
@@ -198,6 +262,11 @@ def _markdown_report(report: dict[str, Any], out: Path) -> str:
         curves = f"[png](fold-{r['fold']}/curves.png), [csv](fold-{r['fold']}/curves.csv)"
         lines.append(f"| {r['fold']} | {100 * r['accuracy']:.1f} % | {r['n_test']} | {r.get('n_train', '')} | "
                      f"{r.get('best_epoch', '')} | {curves} |")
+    if "systems" in report:
+        lines += ["", f"The folds' results are the {report['system']} model's; each model of the run:", "",
+                  "| model | accuracy (mean ± std) | per fold |", "| --- | --- | --- |"]
+        lines += [f"| {name} | {100 * v['mean_accuracy']:.2f} % ± {100 * v['std_accuracy']:.2f} % | "
+                  + ", ".join(f"{100 * a:.2f}" for a in v["per_fold"]) + " |" for name, v in report["systems"].items()]
     if "detection" in report:
         lines += _detection_lines(report["detection"], [r["fold"] for r in report["folds"]])
     lines += ["", "![confusion matrix](confusion.png)", "", "[confusion.csv](confusion.csv) · "

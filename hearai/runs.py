@@ -27,18 +27,28 @@ from hearai.featureconfig import FeatureConfig
 from hearai.machine import available_cores
 from hearai.sedeval import DetectionProtocol, calibrate_detector
 from hearai.teach import build_reference
-from hearai.train import TrainConfig, TrainResult, fit
+from hearai.train import TrainConfig, TrainResult, fit, fit_ensembles, team_checkpoints
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How (not what) to run: where features come from (the cache, or a pack), workers, device, progress, resume."""
+    """How (not what) to run: where features come from (the cache, or a pack), workers, device, progress, resume.
+
+    ``together``: how many of a run's classifiers (an ensemble's seeds, cross-validation's folds)
+    train at once as one stacked network (``hearai.train.fit_team``): more fill a GPU; on a CPU one
+    at a time is faster (measured in the README).
+    """
 
     cache: FeatureCache | PackedFeatures
     workers: int = 0
     device: str = "cpu"
     progress: bool = True
     resume: bool = False
+    together: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.together, bool) or not isinstance(self.together, int) or not 1 <= self.together <= 256:
+            raise ConfigError(f"RunOptions.together must be a whole number from 1 to 256, got {self.together!r}")
 
 
 def use_cores(device: str, *, processes: int = 1) -> None:
@@ -109,15 +119,22 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     ``data``: the clips' features when the caller already has them (cross-validation loads a
     dataset's features once for all folds).
     """
+    if config.seeds > 1 and not config.distill:
+        raise ConfigError("a model file holds one model: train an ensemble's student with --distill, or score the "
+                          "ensemble itself with 'hearai cv --seeds N'")
     data = data if data is not None else clip_features(dataset, feature_config, run,
                                                        waveforms=config.augment.needs_waveforms)
     train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
     fingerprint = run_fingerprint(dataset, feature_config, run) if checkpoint is not None else None
-    beds = [i for i in train_idx if dataset.clips[i].label in config.soundscape.backgrounds]
-    result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
-                 feature_config=feature_config, config=config, checkpoint=checkpoint, resume=run.resume,
-                 progress=run.progress, device=run.device, fingerprint=fingerprint,
-                 beds=data.subset(beds) if config.task == "detector" else None)
+    if config.seeds > 1 or config.distill:
+        result = _distilled(data.subset(train_idx), n_classes=len(dataset.labels), feature_config=feature_config,
+                            config=config, run=run, checkpoint=checkpoint, fingerprint=fingerprint)
+    else:
+        beds = [i for i in train_idx if dataset.clips[i].label in config.soundscape.backgrounds]
+        result = fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=len(dataset.labels),
+                     feature_config=feature_config, config=config, checkpoint=checkpoint, resume=run.resume,
+                     progress=run.progress, device=run.device, fingerprint=fingerprint,
+                     beds=data.subset(beds) if config.task == "detector" else None)
     provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
                   "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
     reference = build_reference(data.subset(train_idx), labels=dataset.labels,
@@ -129,6 +146,17 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     if config.task == "detector" and val_idx and is_main_process():
         classifier = calibrate_on_validation(classifier, dataset, run=run, protocol=protocol)
     return classifier, result
+
+
+def _distilled(train: ClipFeatures, *, n_classes: int, feature_config: FeatureConfig, config: TrainConfig,
+               run: RunOptions, checkpoint: Path | None, fingerprint: dict[str, Any] | None) -> TrainResult:
+    """The student of an ensemble trained on ``train``: a model file holds one model."""
+    trained = fit_ensembles({"train": train}, n_classes=n_classes, feature_config=feature_config, config=config,
+                            together=run.together, checkpoint=checkpoint, resume=run.resume, progress=run.progress,
+                            device=run.device, fingerprint=fingerprint)
+    student = trained["train"].student
+    assert student is not None  # distill is on
+    return student
 
 
 def calibrate_on_validation(detector: Classifier, dataset: Dataset, *, run: RunOptions,
@@ -180,7 +208,8 @@ def train_and_save(dataset: Dataset, *, feature_config: FeatureConfig, config: T
         return None
     classifier.save(out)
     curves = plots.training_curves(result.history, out.with_suffix(".curves.png"), title=dataset.name)
-    checkpoint.unlink(missing_ok=True)
+    for path in [checkpoint, *team_checkpoints(checkpoint)]:
+        path.unlink(missing_ok=True)
     kept = result.history[result.best_epoch - 1]
     return SavedModel(model=out, curves=curves, best_epoch=result.best_epoch,
                       validation_accuracy=kept.get("val_accuracy"))

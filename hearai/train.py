@@ -13,7 +13,9 @@ and DDP averages the gradients; only rank 0 writes.
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +33,10 @@ from hearai.fsutil import atomic_path
 from hearai.models import create_model, model_task
 from hearai.models.inference import clip_probabilities
 from hearai.models.scaler import ScaledNet
+from hearai.models.stacked import StackedNet
 from hearai.validation import choice, positive_float, positive_int
+
+MAX_SEEDS = 64
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,11 @@ class TrainConfig:
     validation_fraction: float = 0.0
     patience: int = 12
     seed: int = 0
+    # An ensemble: ``seeds`` models (seeds seed, seed + 1, ...) whose clip probabilities are
+    # averaged. With ``distill`` one more model (seed + seeds) then learns to give the ensemble's
+    # probabilities on the same augmented windows: a single model that keeps most of its gain.
+    seeds: int = 1
+    distill: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     soundscape: SoundscapeMix = field(default_factory=SoundscapeMix)  # detectors only: training soundscapes
 
@@ -65,6 +75,13 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.weight_decay must be in [0, 1), got {self.weight_decay}")
         if not 0 <= self.validation_fraction < 0.5:
             raise ConfigError(f"TrainConfig.validation_fraction must be in [0, 0.5), got {self.validation_fraction}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= MAX_SEEDS:
+            raise ConfigError(f"TrainConfig.seeds must be a whole number from 1 to {MAX_SEEDS}, got {self.seeds!r}")
+        if not isinstance(self.distill, bool):
+            raise ConfigError(f"TrainConfig.distill must be true or false, got {self.distill!r}")
+        if (self.seeds > 1 or self.distill) and (self.validation_fraction or self.task != "classifier"):
+            raise ConfigError("ensembles (seeds > 1) and distillation are for classifiers trained on every clip "
+                              "(validation fraction 0)")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "augment": self.augment.to_dict(), "soundscape": self.soundscape.to_dict()}
@@ -108,6 +125,14 @@ class TrainResult:
     best_epoch: int
 
 
+@dataclass(frozen=True)
+class Member:
+    """One of the models ``fit_team`` trains at once: its training clips and its seed."""
+
+    train: ClipFeatures
+    seed: int
+
+
 def fit(
     train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, feature_config: FeatureConfig,
     config: TrainConfig, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
@@ -121,81 +146,235 @@ def fit(
     ``fingerprint`` describes everything else that shapes the result (data, features, code): a
     checkpoint resumes only when its fingerprint and training config equal this run's.
     """
+    team = _Team([Member(train, config.seed)], n_classes=n_classes, feature_config=feature_config, config=config,
+                 device=torch.device(device), beds=beds)
+    return _train(team, validation, feature_config=feature_config, config=config, checkpoint=checkpoint,
+                  resume=resume, progress=progress, fingerprint=fingerprint)[0]
+
+
+def fit_team(
+    members: list[Member], *, n_classes: int, feature_config: FeatureConfig, config: TrainConfig,
+    checkpoint: Path | None = None, resume: bool = False, progress: bool = True, device: str | torch.device = "cpu",
+    fingerprint: dict[str, Any] | None = None, teacher: nn.Module | None = None,
+) -> list[TrainResult]:
+    """Train one classifier per member at once, as one stacked network (``hearai.models.stacked``).
+
+    Each member trains as ``fit`` would train it alone with its seed (its own initial weights,
+    order and augmentation; the last epoch kept), to float rounding and dropout's random masks; one
+    process then fills a GPU that one small network leaves idle. The members' training sets must
+    hold equally many windows (all take a step at once). ``teacher`` (distillation): a network from
+    the members' batches (members, batch, 1, bands, frames) to the class probabilities each member
+    learns instead of its labels, evaluated on the same augmented inputs.
+    """
+    if config.task != "classifier" or config.validation_fraction:
+        raise ConfigError("models trained at once are classifiers trained on every clip (validation fraction 0)")
+    if _distributed()[1] > 1:
+        raise ConfigError("models trained at once share one process: not under torchrun")
+    if len({len(m.train.window_index(feature_config)) for m in members}) != 1:
+        raise ConfigError("models trained at once need training sets of as many windows each")
+    team = _Team(members, n_classes=n_classes, feature_config=feature_config, config=config,
+                 device=torch.device(device), teacher=teacher)
+    return _train(team, None, feature_config=feature_config, config=config, checkpoint=checkpoint,
+                  resume=resume, progress=progress, fingerprint=fingerprint)
+
+
+@dataclass
+class EnsembleResult:
+    """One training set's models: the ensemble's members (one per seed) and, if distilled, its student."""
+
+    members: list[TrainResult]
+    student: TrainResult | None
+
+
+def fit_ensembles(
+    trains: dict[str, ClipFeatures], *, n_classes: int, feature_config: FeatureConfig, config: TrainConfig,
+    together: int = 1, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
+    device: str | torch.device = "cpu", fingerprint: dict[str, Any] | None = None,
+) -> dict[str, EnsembleResult]:
+    """For each named training set, ``config.seeds`` models and (``config.distill``) one distilled from them.
+
+    Models train ``together`` at a time in one stacked network (``fit_team``; a team holds training
+    sets of as many windows): on a GPU a team of every fold's models fills the chip that one
+    small model leaves idle. Each team checkpoints to ``checkpoint`` with its members' names
+    added (``team_checkpoints``), so a killed run resumes each team where it stopped and a finished
+    team (the teachers of a student still to train) is not trained again.
+    """
+    kwargs: dict[str, Any] = dict(n_classes=n_classes, feature_config=feature_config, config=config, together=together,
+                  checkpoint=checkpoint, resume=resume, progress=progress, device=device,
+                  fingerprint=fingerprint or {})
+    seeds = [config.seed + k for k in range(config.seeds)]
+    members = _fit_in_teams([(name, seed) for name in trains for seed in seeds], trains, **kwargs)
+    students: dict[tuple[str, int], TrainResult] = {}
+    if config.distill:
+        def teacher(names: list[str]) -> nn.Module:
+            return EnsembleTeacher([[members[name, seed].model for seed in seeds] for name in names])
+
+        students = _fit_in_teams([(name, config.seed + config.seeds) for name in trains], trains,
+                                 teacher=teacher, **kwargs)
+    student_seed = config.seed + config.seeds
+    return {name: EnsembleResult([members[name, seed] for seed in seeds], students.get((name, student_seed)))
+            for name in trains}
+
+
+def team_checkpoints(checkpoint: Path) -> list[Path]:
+    """The checkpoint files of the teams ``fit_ensembles`` trained with ``checkpoint``."""
+    return sorted(checkpoint.parent.glob(f"{checkpoint.stem}-team-*{checkpoint.suffix}"))
+
+
+def _fit_in_teams(jobs: list[tuple[str, int]], trains: dict[str, ClipFeatures], *, n_classes: int,
+                  feature_config: FeatureConfig, config: TrainConfig, together: int, checkpoint: Path | None,
+                  resume: bool, progress: bool, device: str | torch.device, fingerprint: dict[str, Any],
+                  teacher: Callable[[list[str]], nn.Module] | None = None) -> dict[tuple[str, int], TrainResult]:
+    """Each (training set, seed) job trained, ``together`` at a time among sets of as many windows."""
+    by_size: dict[int, list[tuple[str, int]]] = {}
+    for job in jobs:
+        by_size.setdefault(len(trains[job[0]].window_index(feature_config)), []).append(job)
+    teams = [group[i : i + together] for group in by_size.values() for i in range(0, len(group), together)]
+    done: dict[tuple[str, int], TrainResult] = {}
+    for team in teams:
+        name = " + ".join(f"{train} seed {seed}" for train, seed in team)
+        if progress:
+            tqdm.write(f"training {name}" + (" from the ensemble" if teacher else ""))
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        results = fit_team([Member(trains[train], seed) for train, seed in team], n_classes=n_classes,
+                           feature_config=feature_config, config=config, progress=progress, device=device,
+                           checkpoint=checkpoint and checkpoint.with_name(
+                               f"{checkpoint.stem}-team-{digest}{checkpoint.suffix}"),
+                           resume=resume, fingerprint={**fingerprint, "team": name},
+                           teacher=teacher([train for train, _ in team]) if teacher else None)
+        done.update(zip(team, results))
+    return done
+
+
+class EnsembleTeacher(nn.Module):
+    """Students' batches (students, batch, 1, bands, frames) -> each one's teachers' mean class probabilities."""
+
+    def __init__(self, teachers: list[list[ScaledNet]]) -> None:
+        super().__init__()
+        self.per_student = len(teachers[0])
+        self.net = StackedNet([copy.deepcopy(model) for group in teachers for model in group])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x.repeat_interleave(self.per_student, dim=0)).float()
+        return torch.softmax(logits, dim=-1).unflatten(0, (-1, self.per_student)).mean(dim=1)
+
+
+class _Team:
+    """The models one training loop steps: one (data parallel under torchrun), or several stacked."""
+
+    def __init__(self, members: list[Member], *, n_classes: int, feature_config: FeatureConfig, config: TrainConfig,
+                 device: torch.device, beds: ClipFeatures | None = None, teacher: nn.Module | None = None) -> None:
+        self.rank, self.world = _distributed()
+        self.device, self.size, self.seeds = device, len(members), [m.seed for m in members]
+        models, self.makers, self.rows = [], [], []
+        for member in members:
+            torch.manual_seed(member.seed)
+            model = create_model(config.model, n_classes=n_classes, n_features=feature_config.n_features,
+                                 n_frames=feature_config.window_frames, **config.model_options)
+            frames = torch.cat(list(member.train.features), dim=1)  # training clips only, never validation or test
+            if config.augment.scaler:
+                model.scaler.fit(frames)
+            rows = member.train.window_index(feature_config)
+            self.makers.append(_batches(member.train, rows, beds, feature_config=feature_config, config=config,
+                                        n_classes=n_classes, band_mean=frames.mean(dim=1),
+                                        seed=member.seed + 1 + self.rank, device=device))
+            self.rows.append(rows)
+            models.append(model)
+        self.net: nn.Module = models[0] if self.size == 1 else StackedNet(models)
+        self.net.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
+        self.trainable = nn.parallel.DistributedDataParallel(self.net) if self.world > 1 else self.net
+        self.orders = [torch.Generator().manual_seed(seed) for seed in self.seeds]
+        self.teacher = teacher.to(device).eval() if teacher is not None else None
+
+    def permutations(self) -> list[torch.Tensor]:
+        return [rows[torch.randperm(len(rows), generator=order)] for rows, order in zip(self.rows, self.orders)]
+
+    def batch(self, chunks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's share of each member's rows, as inputs and targets (stacked over members)."""
+        made = [maker(chunk[self.rank :: self.world]) for maker, chunk in zip(self.makers, chunks)]
+        x = torch.stack([m[0] for m in made]) if self.size > 1 else made[0][0].contiguous(
+            memory_format=torch.channels_last)
+        if self.teacher is not None:
+            with autocast(self.device), torch.no_grad():
+                taught = self.teacher(x if self.size > 1 else x.unsqueeze(0)).float()
+            return x, taught if self.size > 1 else taught[0]
+        return x, torch.stack([m[1] for m in made]) if self.size > 1 else made[0][1]
+
+    def loss(self, output: Any, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The summed loss (each member's gradient that of its own loss) and the examples' correct count."""
+        if self.size == 1:
+            return _loss(output, targets), _correct(output, targets)
+        losses = [_loss(output[k], targets[k]) for k in range(self.size)]
+        return torch.stack(losses).sum(), sum(_correct(output[k], targets[k]) for k in range(self.size))
+
+    def models(self) -> list[ScaledNet]:
+        return self.net.unstack() if isinstance(self.net, StackedNet) else [self.net]  # type: ignore[list-item]
+
+
+def _train(team: _Team, validation: ClipFeatures | None, *, feature_config: FeatureConfig, config: TrainConfig,
+           checkpoint: Path | None, resume: bool, progress: bool, fingerprint: dict[str, Any] | None
+           ) -> list[TrainResult]:
     fingerprint = {**(fingerprint or {}), "train_config": config.to_dict()}
-    device = torch.device(device)
-    rank, world = _distributed()
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, n_classes=n_classes, n_features=feature_config.n_features,
-                         n_frames=feature_config.window_frames, **config.model_options)
-    frames = torch.cat(list(train.features), dim=1)  # training clips only, never validation or test
-    if config.augment.scaler:
-        model.scaler.fit(frames)
-    model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
-    trainable = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    if team.size > 1:
+        fingerprint["team_seeds"] = team.seeds
+    model, rank, device = team.net, team.rank, team.device
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    rows = train.window_index(feature_config)
-    make_batch = _batches(train, rows, beds, feature_config=feature_config, config=config, n_classes=n_classes,
-                          band_mean=frames.mean(dim=1), seed=config.seed + 1 + rank, device=device)
-    del frames
-    steps = (len(rows) + config.batch_size - 1) // config.batch_size
+    steps = (len(team.rows[0]) + config.batch_size - 1) // config.batch_size
     scheduler = _schedule(optimizer, config, steps)
-    order = torch.Generator().manual_seed(config.seed)
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None,
                              "stale": 0}
+    generators = (team.orders, [maker.generator for maker in team.makers])
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = _restore(checkpoint, fingerprint, config, model, optimizer, scheduler, order, make_batch.generator)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        state = _restore(checkpoint, fingerprint, config, model, optimizer, scheduler, *generators)
 
     for epoch in range(state["epoch"], config.epochs):
         started = time.perf_counter()
         model.train()
-        permutation = rows[torch.randperm(len(rows), generator=order)]
+        permutations = team.permutations()
         loss_sum, correct, seen = 0.0, 0, 0
         batches = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
                        leave=False, disable=not progress or rank != 0)
         for step in batches:
-            chunk = permutation[step * config.batch_size : (step + 1) * config.batch_size]
-            if len(chunk) < world:  # every process needs a share; all skip the same short tail
+            chunks = [p[step * config.batch_size : (step + 1) * config.batch_size] for p in permutations]
+            if len(chunks[0]) < team.world:  # every process needs a share; all skip the same short tail
                 continue
-            chunk = chunk[rank::world]
-            x, targets = make_batch(chunk)
-            x = x.to(device).contiguous(memory_format=torch.channels_last)
-            targets = targets.to(device)
-            with autocast:
-                logits = trainable(x)
-                loss = _loss(logits, targets)
+            x, targets = team.batch(chunks)
+            with autocast(device):
+                loss, right = team.loss(team.trainable(x), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(targets)
-            correct += _correct(logits, targets)
-            seen += len(targets)
+            examples = len(targets) * (targets.shape[1] if team.size > 1 else 1)
+            loss_sum += loss.item() * examples / team.size
+            correct += right
+            seen += examples
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "learning_rate": optimizer.param_groups[0]["lr"]}
         if validation is not None and len(validation):
-            record.update(evaluate_clips(model, validation, feature_config, device=device))
+            record.update(evaluate_clips(model, validation, feature_config, device=device))  # type: ignore[arg-type]
             score = (record["val_accuracy"], -record["val_loss"])
             if state["best_score"] is None or score > tuple(state["best_score"]):
                 state.update(best_score=list(score), best_epoch=epoch + 1, stale=0,
                              best_model=copy.deepcopy(model.state_dict()))
             else:
                 state["stale"] += 1
-        record["seconds"] = time.perf_counter() - started
+        record["seconds"] = (time.perf_counter() - started) / team.size  # each model's share of the time
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if progress and rank == 0:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "learning_rate"))
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}")
         if checkpoint is not None and rank == 0:
-            _save(checkpoint, fingerprint, model, optimizer, scheduler, order, make_batch.generator, state)
+            _save(checkpoint, fingerprint, model, optimizer, scheduler, *generators, state)
         if validation is not None and state["stale"] >= config.patience:
             break
 
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
-    return TrainResult(model=model, history=state["history"], best_epoch=state["best_epoch"] or state["epoch"])
+    best_epoch = state["best_epoch"] or state["epoch"]
+    return [TrainResult(model=m, history=state["history"], best_epoch=best_epoch) for m in team.models()]
 
 
 def evaluate_clips(model: ScaledNet, clips: ClipFeatures, feature_config: FeatureConfig, *,
@@ -268,6 +447,11 @@ def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on a GPU (measured no faster on this CPU, so float32 there)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def _distributed() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -275,10 +459,12 @@ def _distributed() -> tuple[int, int]:
 
 
 def _save(path: Path, fingerprint: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-          scheduler: Any, order: torch.Generator, augment: torch.Generator, state: dict[str, Any]) -> None:
+          scheduler: Any, orders: list[torch.Generator], augments: list[torch.Generator], state: dict[str, Any]
+          ) -> None:
     payload = {
         "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "order_rng": order.get_state(), "augment_rng": augment.get_state(),
+        "scheduler": scheduler.state_dict(), "order_rng": [g.get_state() for g in orders],
+        "augment_rng": [g.get_state() for g in augments],
         "torch_rng": torch.get_rng_state(),
         **state,
     }
@@ -295,8 +481,8 @@ _STATE_KEYS = ("epoch", "history", "best_score", "best_epoch", "best_model", "st
 
 
 def _restore(path: Path, fingerprint: dict[str, Any], config: TrainConfig, model: nn.Module,
-             optimizer: torch.optim.Optimizer, scheduler: Any, order: torch.Generator, augment: torch.Generator
-             ) -> dict[str, Any]:
+             optimizer: torch.optim.Optimizer, scheduler: Any, orders: list[torch.Generator],
+             augments: list[torch.Generator]) -> dict[str, Any]:
     """Continue from ``path`` only if it is this run's and whole; otherwise a ``ModelError`` says why."""
     fresh = "delete it (or choose another output) to start fresh"
     try:
@@ -324,8 +510,11 @@ def _restore(path: Path, fingerprint: dict[str, Any], config: TrainConfig, model
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
-        order.set_state(payload["order_rng"])
-        augment.set_state(payload["augment_rng"])
+        for key, generators in (("order_rng", orders), ("augment_rng", augments)):
+            if not isinstance(payload[key], list) or len(payload[key]) != len(generators):
+                raise ValueError(f"{key} holds no state for each of the {len(generators)} model(s)")
+            for generator, saved in zip(generators, payload[key]):
+                generator.set_state(saved)
         torch.set_rng_state(payload["torch_rng"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: damaged checkpoint ({_first_line(exc)}); {fresh}") from exc

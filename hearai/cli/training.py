@@ -119,6 +119,17 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
                         "a detector, to calibrate its thresholds); 0 trains on all of them and keeps the last epoch "
                         "(default: " + both.format(d.validation_fraction, detector.validation_fraction) + ")")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="an ensemble of N models (seeds SEED ... SEED+N-1) whose probabilities are averaged: "
+                        "cv scores it (and each model alone); 'train' needs --distill with it (default: "
+                        f"{d.seeds})")
+    parser.add_argument("--distill", action="store_true",
+                        help="then train one more model to give the ensemble's probabilities on the same augmented "
+                        "windows: the one model 'train' saves and cv scores first")
+    parser.add_argument("--together", type=int, default=1, metavar="N",
+                        help="train N models at once as one stacked network (an ensemble's seeds, cv's folds): on a "
+                        "GPU, e.g. every fold's models fill the chip; on a CPU one at a time is faster (default: "
+                        "%(default)s)")
     a = d.augment
     group = parser.add_argument_group("augmentation (each switch alone; the defaults are the best measured recipe)")
     # Switch defaults stay None so that only switches actually given override --augment-config.
@@ -169,7 +180,8 @@ def train_config(args: argparse.Namespace):
     except TypeError as exc:
         raise ConfigError(f"--augment-config: {exc}") from exc
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
-             "patience": args.patience, "validation_fraction": args.validation_fraction}
+             "patience": args.patience, "validation_fraction": args.validation_fraction, "seeds": args.seeds,
+             "distill": args.distill or None}
     return replace(base, seed=args.seed, augment=augment, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -201,7 +213,8 @@ def run_options(args: argparse.Namespace, *, processes: int = 1):
     use_cores(args.device, processes=processes)
     source = open_pack(args.root.resolve()) if args.dataset == "packed" else FeatureCache(args.cache)
     return RunOptions(cache=source, workers=args.workers, device=args.device,
-                      progress=not args.quiet and is_main_process(), resume=getattr(args, "resume", False))
+                      progress=not args.quiet and is_main_process(), resume=getattr(args, "resume", False),
+                      together=getattr(args, "together", 1))
 
 
 def prepare(args: argparse.Namespace) -> int:
@@ -249,6 +262,8 @@ def cross_validate(args: argparse.Namespace) -> int:
     per_fold = ", ".join(f"{r['fold']}: {100 * r['accuracy']:.1f}%" for r in report["folds"])
     print(f"{dataset.name} CV accuracy {100 * report['mean_accuracy']:.1f}% ± {100 * report['std_accuracy']:.1f}%"
           f"{partial} [{per_fold}]")
+    for name, system in report.get("systems", {}).items():
+        print(f"  {name}: {100 * system['mean_accuracy']:.1f}% ± {100 * system['std_accuracy']:.1f}%")
     detection = report.get("detection")
     if detection:
         shown = ", ".join(f"{name} {detection[key]['mean']:.3g} ± {detection[key]['std']:.2g}"

@@ -98,6 +98,23 @@ def check_options(*, widths: tuple[int, ...], blocks: int, dropout: float) -> No
     fraction("dropout", dropout)
 
 
+class MeanMaxPool(nn.Module):
+    """Global mean and maximum over frequency and time: (batch, groups * C, F, T) -> (batch, groups * 2C).
+
+    Each group of channels gives its means then its maxima, so with ``groups`` networks stacked
+    over channel blocks (``hearai.models.stacked``) each one's head reads its own features.
+    """
+
+    def __init__(self, groups: int = 1) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3)).unflatten(1, (self.groups, -1))
+        peak = x.amax(dim=(2, 3)).unflatten(1, (self.groups, -1))
+        return torch.cat([mean, peak], dim=2).flatten(1)
+
+
 class ResidualCNN(nn.Module):
     """Stem conv, stages of residual blocks, mean+max global pooling, linear head."""
 
@@ -117,12 +134,11 @@ class ResidualCNN(nn.Module):
             layers += [block(width, width, stride=1) for _ in range(blocks - 1)]
             channels = width
         self.stages = nn.Sequential(*layers)
+        self.pool = MeanMaxPool()
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled)
+        return self.head(self.pool(self.stages(self.stem(x))))
 
 
 @register_model("dsresnet", summary="residual CNN of depthwise-separable convs (32-256 channels), fast on CPU")
