@@ -29,6 +29,7 @@ from hearai.featureconfig import FeatureConfig
 from hearai.features import LogMel
 from hearai.fsutil import write_text_atomic
 from hearai.models import count_macs, count_parameters, create_model, list_models
+from hearai.models.stacked import StackedNet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,8 +52,8 @@ def steps_per_second(model: nn.Module, batches, steps: int, device: torch.device
             started = synchronized(device)
         x, y = make()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = run(x.contiguous(memory_format=torch.channels_last))
-        loss = nn.functional.cross_entropy(logits.float(), y)
+            logits = run(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        loss = nn.functional.cross_entropy(logits.float().flatten(0, -2), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -85,6 +86,10 @@ def main() -> None:
                         help="mel bands of the features (default: %(default)s, the default recipe's)")
     parser.add_argument("--models", default=",".join(spec.name for spec in list_models()),
                         help="comma-separated models to time (default: every registered one)")
+    parser.add_argument("--together", default="",
+                        help="comma-separated numbers of dsresnet models to train at once as one stacked network "
+                        "(hearai cv --together), e.g. 1,2,5,10: windows/s of them all and per model")
+    parser.add_argument("--bf16", action="store_true", help="the --together rows with bf16 autocast (as on a GPU)")
     parser.add_argument("--variants", action="store_true",
                         help="also time dsresnet with bf16 autocast and with torch.compile (minutes: it compiles)")
     args = parser.parse_args()
@@ -170,6 +175,25 @@ def main() -> None:
             rate = steps_per_second(model, preloaded(), args.steps, device, bf16=bf16, forward=forward) * b
             variants[name] = round(rate, 1)
             print(f"dsresnet {name:17s} {rate:8.1f} windows/s ({rate / variants['eager float32']:.2f}x eager float32)")
+    together = {}
+    for count in [int(k) for k in args.together.split(",") if k.strip()]:
+        torch.manual_seed(0)
+        members = [create_model("dsresnet", n_classes=10, n_features=config.n_features, n_frames=config.window_frames)
+                   for _ in range(count)]
+        net = StackedNet(members).to(device, memory_format=torch.channels_last)
+        x = torch.randn(count, b, 1, config.n_features, config.window_frames, device=device)
+        y = torch.randint(0, 10, (count, b), device=device)
+
+        def stacked_batches(x=x, y=y):
+            while True:
+                yield lambda: (x, y)
+
+        rate = steps_per_second(net, stacked_batches(), args.steps, device, bf16=args.bf16) * b * count
+        flops = 6 * results["dsresnet"]["macs_per_window"] * rate
+        together[count] = {"windows_per_s": round(rate, 1), "windows_per_s_per_model": round(rate / count, 1),
+                           "training_flops_per_s": flops, "share_of_peak": round(flops / peak, 4)}
+        print(f"dsresnet x{count:<3d} at once{' (bf16)' if args.bf16 else ''}: {rate:9.1f} windows/s, "
+              f"{rate / count:8.1f} per model, {100 * flops / peak:.1f} % of peak")
     step_ms = 1000 * b / results["dsresnet"]["samples_per_s_preloaded"]
     ingredients = {
         "plain": AugmentConfig.plain(),
@@ -198,6 +222,7 @@ def main() -> None:
               + f"  (a dsresnet step: {step_ms:.1f} ms)")
     report = {"threads": torch.get_num_threads(), "device": str(device), "batch_size": b, "torch": torch.__version__,
               "matmul_peak_flops_per_s": peak, "dsresnet_variants_windows_per_s": variants, "batch_cut_ms": cut,
+              "n_mels": config.n_mels, "dsresnet_together": together, "together_bf16": args.bf16,
               "models": results,
               "augmentation_batch_cost": batch_cost}
     write_text_atomic(args.out, json.dumps(report, indent=2))

@@ -180,9 +180,10 @@ def _run_ensemble_folds(dataset: Dataset, listed: Dataset, every: ClipFeatures, 
         record: dict[str, Any] = {
             "fold": k, "accuracy": float((systems[headline].argmax(1) == truth).mean()), "n_test": len(truth),
             "n_train": len(trains[f"fold {k}"]), "best_epoch": shown.best_epoch, "epochs_run": len(shown.history),
-            "train_seconds": round(sum(r["seconds"] for m in models for r in m.history), 1),
-            "system": headline,
-            "systems": {name: float((p.argmax(1) == truth).mean()) for name, p in systems.items()}}
+            "train_seconds": round(sum(r["seconds"] for m in models for r in m.history), 1)}
+        if len(systems) > 1:
+            record.update(system=headline, systems={name: float((p.argmax(1) == truth).mean())
+                                                    for name, p in systems.items()})
         write_text_atomic(fold_dir / "result.json",
                           json.dumps({**record, "probabilities": systems[headline].round(6).tolist()}))
     shutil.rmtree(out / "teams")  # every fold of this process is final; its results are kept
