@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,15 @@ from hearai.train import EnsembleResult, TrainConfig, differing_keys, fit_ensemb
 
 def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config: FeatureConfig, config: TrainConfig,
                    run: RunOptions, out: Path, test_folds: list[int] | None = None,
-                   protocol: DetectionProtocol | None = None) -> dict[str, Any] | None:
+                   protocol: DetectionProtocol | None = None, test_hop: float | None = None) -> dict[str, Any] | None:
     """Each listed fold is the test fold once; train on the other listed folds. Writes ``out/``.
 
     A detector is also calibrated and tested on soundscapes as ``protocol`` says (default
     ``DetectionProtocol()``). ``test_folds``: run only these folds' trainings (other processes run
     the rest into the same ``out``, e.g. several folds at once on one GPU). Returns None while any fold has no result;
-    the process that finds every fold done writes the report.
+    the process that finds every fold done writes the report. ``test_hop`` (test-time crops): also
+    score each model with windows every ``test_hop`` seconds (more, overlapping windows averaged),
+    and report the run's results so.
     """
     folds = sorted(folds or dataset.folds)
     absent = sorted(set(folds) - set(dataset.folds))
@@ -54,15 +57,23 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
     out.mkdir(parents=True, exist_ok=True)
     listed = dataset.select(folds)
     protocol = protocol or DetectionProtocol()
-    measured = {"detection_protocol": protocol.to_dict()} if config.task == "detector" else {}
+    measured: dict[str, Any] = {"detection_protocol": protocol.to_dict()} if config.task == "detector" else {}
+    if test_hop is not None:
+        if config.task != "classifier":
+            raise ConfigError("test-time crops (test_hop) score a classifier's clips")
+        try:
+            replace(feature_config, window_hop_seconds=test_hop)  # checked as a FeatureConfig checks its hop
+        except ConfigError as exc:
+            raise ConfigError(f"test hop {test_hop:g} s: {exc}") from exc
+        measured["test_hop"] = test_hop
     claim_run_folder(out, {"folds": folds, **run_fingerprint(listed, feature_config, run),
                            "train_config": config.to_dict(), **measured}, resume=run.resume)
     # Loaded once for all folds.
     every = clip_features(listed, feature_config, run, waveforms=config.augment.needs_waveforms)
     todo = [k for k in sorted(mine) if not (run.resume and (out / f"fold-{k}" / "result.json").is_file())]
-    if config.seeds > 1 or config.distill or run.together > 1:  # several classifiers a fold, or folds at once
+    if config.seeds > 1 or config.distill or run.together > 1 or test_hop is not None:  # several models a fold
         _run_ensemble_folds(dataset, listed, every, folds, todo, feature_config=feature_config, config=config,
-                            run=run, out=out)
+                            run=run, out=out, test_hop=test_hop)
         todo = []
     for k in sorted(mine):  # this process's folds first, so the last process to finish sees every result
         done = out / f"fold-{k}" / "result.json"
@@ -151,7 +162,8 @@ def _run_fold(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: lis
 
 
 def _run_ensemble_folds(dataset: Dataset, listed: Dataset, every: ClipFeatures, folds: list[int], todo: list[int], *,
-                        feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, out: Path) -> None:
+                        feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, out: Path,
+                        test_hop: float | None) -> None:
     """Every fold of ``todo``: its ensemble (and student) trained, ``run.together`` models at once; results written.
 
     A fold's result is its ensemble's (or, distilled, its student's: the one model a user would
@@ -172,6 +184,11 @@ def _run_ensemble_folds(dataset: Dataset, listed: Dataset, every: ClipFeatures, 
         truth = np.array([dataset.label_index(c.label) for c in dataset.select([k]).clips])
         systems = _systems(result, test_features, feature_config, config, device=run.device)
         headline = "distilled" if config.distill else "ensemble" if config.seeds > 1 else f"seed {config.seed}"
+        if test_hop is not None:
+            dense = replace(feature_config, window_hop_seconds=test_hop)
+            systems |= {f"{name}, windows every {test_hop:g} s": p for name, p in
+                        _systems(result, test_features, dense, config, device=run.device).items()}
+            headline = f"{headline}, windows every {test_hop:g} s"
         shown = result.student or result.members[0]
         fold_dir = out / f"fold-{k}"
         fold_dir.mkdir(exist_ok=True)

@@ -81,7 +81,8 @@ def test_an_ensemble_config_is_checked():
 def test_cv_of_an_ensemble_and_its_student_reports_every_model(small_set, tmp_path):
     out = tmp_path / "run"
     done = hearai("cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--epochs", "10",
-                  "--batch-size", "8", "--mixing", "none", "--no-spec-augment", "--seeds", "2", "--distill", "--together", "4", "--out", str(out), "--cache", str(tmp_path / "c"),
+                  "--batch-size", "8", "--mixing", "none", "--no-spec-augment", "--seeds", "2", "--distill",
+                  "--together", "4", "--out", str(out), "--cache", str(tmp_path / "c"),
                   "--quiet", "--workers", "0")
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
@@ -110,3 +111,17 @@ def test_train_saves_the_distilled_student_and_refuses_a_bare_ensemble(small_set
     assert student.provenance["train_config"]["seeds"] == 2 and student.provenance["train_config"]["distill"]
     assert len(student.provenance["history"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == []
+
+
+def test_test_time_crops_are_reported_beside_the_models_own_windows(small_set, tmp_path):
+    args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "1", "--cache",
+            str(tmp_path / "c"), "--quiet", "--workers", "0"]
+    done = hearai(*args, "--test-hop", "0.25", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(metrics["systems"]) == ["seed 0", "seed 0, windows every 0.25 s"]
+    assert metrics["system"] == "seed 0, windows every 0.25 s"
+    # These clips are one 2-s window long: windows every 0.25 s are that one window again.
+    assert metrics["systems"]["seed 0"] == metrics["systems"]["seed 0, windows every 0.25 s"]
+    bad = hearai(*args, "--test-hop", "0", "--out", str(tmp_path / "bad"))
+    assert_one_line_error(bad, "cv", "test hop 0 s", "window_hop_seconds must be a positive number")

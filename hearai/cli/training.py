@@ -47,6 +47,10 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    help="train and test only these folds in this process; other processes (e.g. on the same GPU) "
                    "run the rest into the same --out, and the one that finds every fold done writes the report "
                    "(bench/parallel_cv.py does this)")
+    p.add_argument("--test-hop", type=float, metavar="SECONDS",
+                   help="test-time crops: also score each model's test clips by windows every SECONDS (e.g. 0.25: "
+                   "more, overlapping windows averaged) and report the results so (default: the features' window "
+                   "hop only)")
     if options.verb_is_running(p, running):
         _add_training(p)
     p.set_defaults(run=cross_validate)
@@ -254,7 +258,7 @@ def cross_validate(args: argparse.Namespace) -> int:
     dataset = load_dataset(args)
     report = cross_validate(dataset, folds=args.folds, feature_config=features(args),
                             config=train_config(args), run=run_options(args), out=args.out,
-                            test_folds=args.test_folds)
+                            test_folds=args.test_folds, test_hop=args.test_hop)
     if report is None:
         print(f"fold(s) {args.test_folds} done in {args.out}; the report waits for the other folds")
         return 0
