@@ -199,9 +199,9 @@ def fit_ensembles(
     added (``team_checkpoints``), so a killed run resumes each team where it stopped and a finished
     team (the teachers of a student still to train) is not trained again.
     """
-    kwargs: dict[str, Any] = dict(n_classes=n_classes, feature_config=feature_config, config=config, together=together,
-                  checkpoint=checkpoint, resume=resume, progress=progress, device=device,
-                  fingerprint=fingerprint or {})
+    kwargs: dict[str, Any] = dict(n_classes=n_classes, feature_config=feature_config, config=config,
+                                  together=together, checkpoint=checkpoint, resume=resume, progress=progress,
+                                  device=device, fingerprint=fingerprint or {})
     seeds = [config.seed + k for k in range(config.seeds)]
     members = _fit_in_teams([(name, seed) for name in trains for seed in seeds], trains, **kwargs)
     students: dict[tuple[str, int], TrainResult] = {}
@@ -292,13 +292,13 @@ class _Team:
     def batch(self, chunks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's share of each member's rows, as inputs and targets (stacked over members)."""
         made = [maker(chunk[self.rank :: self.world]) for maker, chunk in zip(self.makers, chunks)]
-        x = torch.stack([m[0] for m in made]) if self.size > 1 else made[0][0].contiguous(
-            memory_format=torch.channels_last)
+        inputs, labels = [x.to(self.device) for x, _ in made], [t.to(self.device) for _, t in made]
+        x = torch.stack(inputs) if self.size > 1 else inputs[0].contiguous(memory_format=torch.channels_last)
         if self.teacher is not None:
             with autocast(self.device), torch.no_grad():
                 taught = self.teacher(x if self.size > 1 else x.unsqueeze(0)).float()
             return x, taught if self.size > 1 else taught[0]
-        return x, torch.stack([m[1] for m in made]) if self.size > 1 else made[0][1]
+        return x, torch.stack(labels) if self.size > 1 else labels[0]
 
     def loss(self, output: Any, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The summed loss (each member's gradient that of its own loss) and the examples' correct count."""
