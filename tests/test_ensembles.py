@@ -78,23 +78,29 @@ def test_an_ensemble_config_is_checked():
     assert replace(TrainConfig(), seeds=2).seeds == 2
 
 
-def test_cv_of_an_ensemble_and_its_student_reports_every_model(small_set, tmp_path):
+def test_cv_of_an_ensemble_and_its_student_reports_every_model_and_test_time_crops(small_set, tmp_path):
     out = tmp_path / "run"
-    done = hearai("cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--epochs", "10",
-                  "--batch-size", "8", "--mixing", "none", "--no-spec-augment", "--seeds", "2", "--distill",
-                  "--together", "4", "--out", str(out), "--cache", str(tmp_path / "c"),
-                  "--quiet", "--workers", "0")
+    args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--cache", str(tmp_path / "c"),
+            "--quiet", "--workers", "0"]
+    done = hearai(*args, "--epochs", "10", "--batch-size", "8", "--mixing", "none", "--no-spec-augment", "--seeds",
+                  "2", "--distill", "--together", "4", "--test-hop", "0.25", "--out", str(out))
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["system"] == "distilled" and list(metrics["systems"]) == ["seed 0", "seed 1", "ensemble",
-                                                                             "distilled"]
-    assert metrics["mean_accuracy"] == pytest.approx(metrics["systems"]["distilled"]["mean_accuracy"])
-    assert [f["accuracy"] for f in metrics["folds"]] == metrics["systems"]["distilled"]["per_fold"]
+    models = ["seed 0", "seed 1", "ensemble", "distilled"]
+    assert list(metrics["systems"]) == [*models, *(f"{m}, windows every 0.25 s" for m in models)]
+    assert metrics["system"] == "distilled, windows every 0.25 s"
+    headline = metrics["systems"][metrics["system"]]
+    assert metrics["mean_accuracy"] == pytest.approx(headline["mean_accuracy"])
+    assert [f["accuracy"] for f in metrics["folds"]] == headline["per_fold"]
+    # These clips are one 2-s window long: windows every 0.25 s are that one window again.
+    assert all(metrics["systems"][m] == metrics["systems"][f"{m}, windows every 0.25 s"] for m in models)
     assert metrics["train_config"]["seeds"] == 2 and metrics["train_config"]["distill"] is True
-    # Ten synthetic sounds, 4 training clips each, 50 steps: learned (45 % here), not guessed (10 %).
+    # Ten synthetic sounds, 4 training clips each, 50 steps: learned, not guessed (10 %).
     assert metrics["systems"]["ensemble"]["mean_accuracy"] > 0.25
     assert "| ensemble |" in (out / "report.md").read_text() and "distilled: " in done.stdout
     assert not (out / "teams").exists()  # the teams' checkpoints go once every fold is final
+    bad = hearai(*args, "--test-hop", "0", "--out", str(tmp_path / "bad"))
+    assert_one_line_error(bad, "cv", "test hop 0 s", "window_hop_seconds must be a positive number")
 
 
 def test_train_saves_the_distilled_student_and_refuses_a_bare_ensemble(small_set, tmp_path):
@@ -112,16 +118,3 @@ def test_train_saves_the_distilled_student_and_refuses_a_bare_ensemble(small_set
     assert len(student.provenance["history"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir() if "checkpoint" in p.name) == []
 
-
-def test_test_time_crops_are_reported_beside_the_models_own_windows(small_set, tmp_path):
-    args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "1", "--cache",
-            str(tmp_path / "c"), "--quiet", "--workers", "0"]
-    done = hearai(*args, "--test-hop", "0.25", "--out", str(tmp_path / "run"))
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert list(metrics["systems"]) == ["seed 0", "seed 0, windows every 0.25 s"]
-    assert metrics["system"] == "seed 0, windows every 0.25 s"
-    # These clips are one 2-s window long: windows every 0.25 s are that one window again.
-    assert metrics["systems"]["seed 0"] == metrics["systems"]["seed 0, windows every 0.25 s"]
-    bad = hearai(*args, "--test-hop", "0", "--out", str(tmp_path / "bad"))
-    assert_one_line_error(bad, "cv", "test hop 0 s", "window_hop_seconds must be a positive number")
