@@ -103,6 +103,28 @@ def test_alerts_arrive_in_order_across_the_connection(broker):
     assert [p["onset"] for _, p in broker.published] == [float(i) for i in range(60)] and alerts.sent == 60
 
 
+def test_alerts_sent_while_the_broker_acknowledges_never_deadlock(broker):
+    """Paho ran on_publish holding its message lock and waited there for ours, while notify held ours
+    and waited in publish() for Paho's: a CI run hung (issue 16's session). Many alerts in a burst
+    against a broker that acknowledges each at once met that race within a few hundred."""
+    alerts = MqttAlerts(f"mqtt://127.0.0.1:{broker.port}")
+    deadline = time.monotonic() + 10
+    while not alerts._online and time.monotonic() < deadline:
+        time.sleep(0.01)
+    total = 0
+    for _ in range(5):  # bursts below Paho's queue bound, each acknowledged while the next is sent
+        burst = threading.Thread(target=lambda start=total: [alerts.notify(Event("dog", float(start + i), None, 0.9))
+                                                             for i in range(QUEUE_SIZE // 2)], daemon=True)
+        burst.start()
+        burst.join(timeout=20)
+        assert not burst.is_alive(), "notify is stuck"
+        total += QUEUE_SIZE // 2
+        time.sleep(0.05)
+    alerts.close()
+    assert [p["onset"] for _, p in broker.published] == [float(i) for i in range(total)]
+    assert alerts.sent == total and alerts.failed == alerts.dropped == 0
+
+
 def test_a_broker_that_is_down_or_mute_never_blocks_detection():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -50,10 +50,14 @@ class MqttAlerts:
         self.source = source
         self.sent = self.failed = self.dropped = 0
         self.last_error = ""
-        self._pending: set[int] = set()
+        self._pending: set[int] = set()  # handed to Paho, not yet acknowledged
+        self._acked_first: set[int] = set()  # acknowledged before publish() returned its id
         self._waiting: deque[tuple[str, str]] = deque()
         self._online = False
-        self._lock = threading.RLock()  # Paho's thread calls back while notify may hold it
+        self._lock = threading.RLock()  # the order of alerts; Paho's thread calls back while notify may hold it
+        # The acknowledgements' own lock: Paho calls on_publish holding its message lock, which
+        # publish() needs, so on_publish must never wait for ``_lock`` (held around publish()).
+        self._acks = threading.Lock()
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hearai-{uuid.uuid4().hex[:12]}",
                                    protocol=mqtt.MQTTv311)
         if parts.username:
@@ -87,7 +91,12 @@ class MqttAlerts:
         if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
             self.dropped += 1
         elif info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):  # sent, or on reconnection
-            self._pending.add(info.mid)
+            with self._acks:
+                if info.mid in self._acked_first:
+                    self._acked_first.discard(info.mid)
+                    self.sent += 1
+                else:
+                    self._pending.add(info.mid)
         else:
             self.failed += 1
             self.last_error = self._mqtt.error_string(info.rc)
@@ -97,7 +106,7 @@ class MqttAlerts:
         deadline = time.monotonic() + wait_seconds
         while (self._pending or self._waiting) and time.monotonic() < deadline:
             time.sleep(0.02)
-        with self._lock:
+        with self._lock, self._acks:
             self.failed += len(self._pending) + len(self._waiting)  # never acknowledged: the broker was away
             self._pending.clear()
             self._waiting.clear()
@@ -123,7 +132,9 @@ class MqttAlerts:
             self.last_error = f"disconnected: {reason}"
 
     def _published(self, _client, _userdata, mid, _reason, _properties) -> None:
-        with self._lock:
+        with self._acks:
             if mid in self._pending:
                 self._pending.discard(mid)
                 self.sent += 1
+            else:
+                self._acked_first.add(mid)
