@@ -25,7 +25,8 @@ def load(path: str | Path | None = None) -> SoundModel:
 
     ``None`` opens the shipped default detector (``DEFAULT_MODEL``). The kind is read from the
     file's first bytes, not its name: an ONNX model (a protobuf) starts with its IR-version field,
-    byte 0x08; anything else goes to the safetensors reader, whose error names the file when it is neither.
+    byte 0x08 (and has no safetensors JSON header at byte 8); anything else goes to the safetensors
+    reader, whose error names the file when it is neither.
     """
     if path is None and not DEFAULT_MODEL.is_file():
         raise ModelError(f"{DEFAULT_MODEL}: the shipped model is missing from this installation; rebuild it with "
@@ -38,7 +39,9 @@ def load(path: str | Path | None = None) -> SoundModel:
             head = f.read(9)
     except OSError as exc:
         raise ModelError(f"{target}: cannot be read: {exc.strerror or exc}") from exc
-    if head[:1] == _ONNX_FIRST_BYTE:
+    # A safetensors file starts with its header's length (8 bytes, little-endian), then the header's
+    # JSON "{": that length's low byte is 0x08 in one file of 256, so the "{" decides.
+    if head[:1] == _ONNX_FIRST_BYTE and head[8:9] != b"{":
         from hearai.runtime import load_onnx
 
         return load_onnx(target)

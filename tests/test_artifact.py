@@ -67,3 +67,23 @@ def test_fuzzed_model_headers_are_model_errors_or_bounded_models(tmp_path, tiny_
             outcomes["loaded"] += 1
             assert sum(p.numel() for p in model.model.parameters()) < 200_000_000
     assert outcomes["refused"] > HEADER_FUZZ_CASES // 2, outcomes
+
+
+def test_a_safetensors_file_whose_header_length_starts_like_onnx_loads(tmp_path):
+    """A safetensors file starts with its header's length: its low byte is 0x08, an ONNX file's first
+    byte, in one file of 256 (a clean-clone test run met one and read it as ONNX)."""
+    from hearai.artifact import Classifier
+    from hearai.featureconfig import FeatureConfig
+    from tests.conftest import untrained_classifier
+
+    plain = untrained_classifier(FeatureConfig(n_mels=40))
+    path = tmp_path / "model.safetensors"
+    for pad in range(300):
+        note = "x" * pad
+        Classifier(model=plain.model, feature_config=plain.feature_config, labels=plain.labels,
+                   model_name=plain.model_name, provenance={"note": note}).save(path)
+        if path.read_bytes()[:1] == b"\x08":
+            break
+    assert path.read_bytes()[:1] == b"\x08"
+    loaded = load(path)
+    assert loaded.task == "classifier" and loaded.provenance["note"] == note
