@@ -8,9 +8,17 @@ STAMP := $(VENV)/.hearai-installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup browser axe lint test demo bench clean default-model
+.PHONY: setup pretrained browser axe lint test demo bench clean default-model
 
 setup: $(STAMP)
+
+# Pretrained weights come from a mirror folder when there is one, never from the network here:
+# ../shared/models on the project's machines. 'hearai pull' checks the pinned sha256 and makes the model file.
+MIRROR ?= ../shared/models
+export HEARAI_MIRROR ?= $(if $(wildcard $(MIRROR)),$(abspath $(MIRROR)))
+pretrained: setup
+	@if [ -n "$$HEARAI_MIRROR" ]; then $(BIN)/hearai pull efficientat-mn04 --offline --quiet; \
+	else echo "make: no mirror of pretrained weights; 'hearai pull efficientat-mn04' downloads them"; fi
 
 # The browser test drives Debian's Chromium (Playwright only talks to it; it downloads no browser);
 # the emoji font draws the page's sound icons.
@@ -35,7 +43,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-test: setup browser axe lint
+test: setup pretrained browser axe lint
 	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 --dist worksteal -q $(PYTEST_ARGS)
 
 # Lint (ruff) and types (mypy, configured in pyproject.toml): part of make test, so CI runs them.
@@ -45,7 +53,7 @@ lint: setup
 
 # The last step names real sounds with the shipped model when the UrbanSound8K sample is there.
 US8K_SAMPLE ?= ../shared/data/us8k-sample/UrbanSound8K
-demo: setup
+demo: setup pretrained
 	$(BIN)/hearai demo --out demo-output $(if $(wildcard $(US8K_SAMPLE)),--real-audio $(US8K_SAMPLE))
 
 # The shipped detector (README, "The shipped model"): trained on every ESC-50 fold by the detector's

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "DEFAULT_MODEL", "__version__",
-           "load"]
+           "load", "model_file"]
 
 _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
 # The shipped detector (README, "The shipped model"): ONNX, so that it runs without torch; its
@@ -20,10 +20,26 @@ _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
 DEFAULT_MODEL = Path(__file__).parent / "default_model" / "esc50-sed.onnx"
 
 
+def model_file(path: str | Path) -> Path:
+    """The file a model argument names: a path, or a pretrained network's name (``efficientat-mn04``).
+
+    A name gives its model file in the cache, made from the weights in a mirror folder
+    (``HEARAI_MIRROR``) or the cache when needed; it never downloads: 'hearai pull NAME' does.
+    """
+    from hearai.weights import is_pretrained_name
+
+    if is_pretrained_name(path) and not Path(path).exists():
+        from hearai.pretrained import pretrained_model_path
+
+        return pretrained_model_path(str(path))
+    return Path(path)
+
+
 def load(path: str | Path | None = None) -> SoundModel:
     """Open a model file of either kind as a ``SoundModel``: ``.safetensors`` (torch) or ``.onnx`` (no torch).
 
-    ``None`` opens the shipped default detector (``DEFAULT_MODEL``). The kind is read from the
+    ``None`` opens the shipped default detector (``DEFAULT_MODEL``); a pretrained network's name
+    (``efficientat-mn04``) its model file (``model_file``). The kind is read from the
     file's first bytes, not its name: an ONNX model (a protobuf) starts with its IR-version field,
     byte 0x08 (and has no safetensors JSON header at byte 8); anything else goes to the safetensors
     reader, whose error names the file when it is neither.
@@ -31,7 +47,7 @@ def load(path: str | Path | None = None) -> SoundModel:
     if path is None and not DEFAULT_MODEL.is_file():
         raise ModelError(f"{DEFAULT_MODEL}: the shipped model is missing from this installation; rebuild it with "
                          "'make default-model' or give a model file")
-    target = Path(DEFAULT_MODEL if path is None else path)
+    target = DEFAULT_MODEL if path is None else model_file(path)
     if not target.is_file():
         raise ModelError(f"{target}: model file not found")
     try:

@@ -31,7 +31,13 @@ class FeatureConfig:
     """Every parameter of the featurizer, serializable to JSON.
 
     The defaults describe the DCASE-2016-style front end: a Hamming-windowed STFT, 150 mel bands,
-    log power in dB, cut into 2-s windows every 1 s.
+    log power in dB, cut into 2-s windows every 1 s. Other front ends are the same steps with other
+    values: ``kind="lnmel"`` is the natural log of mel power plus ``amin``, shifted and divided
+    (``(ln(mel + amin) + log_shift) / log_divisor``, as pretrained AudioSet networks expect);
+    ``mel_scale="kaldi"`` draws the triangles on Kaldi's mel scale (1127 ln(1 + f/700)), linear in mels;
+    ``preemphasis`` c filters y[n] = x[n+1] - c x[n] first (one sample shorter); ``bandwidth_hz``
+    zeroes every frequency above it (the bandwidth a model's training audio had, applied to all
+    audio it hears).
     """
 
     sample_rate: int = 16_000
@@ -39,38 +45,54 @@ class FeatureConfig:
     win_length: int = 1024
     hop_length: int = 320
     window: Literal["hamming", "hann", "blackman"] = "hamming"
+    periodic_window: bool = True
     center: bool = True
     pad_mode: Literal["constant", "reflect"] = "constant"
     power: float = 2.0
     n_mels: int = 150
     fmin: float = 0.0
     fmax: float | None = None
-    mel_scale: Literal["slaney", "htk"] = "slaney"
+    mel_scale: Literal["slaney", "htk", "kaldi"] = "slaney"
     mel_norm: Literal["slaney"] | None = "slaney"
-    kind: Literal["logmel", "mfcc"] = "logmel"
+    kind: Literal["logmel", "mfcc", "lnmel"] = "logmel"
     ref: float = 1.0
     amin: float = 1e-10
     top_db: float | None = None
     n_mfcc: int = 40
+    log_shift: float = 0.0
+    log_divisor: float = 1.0
+    preemphasis: float = 0.0
+    bandwidth_hz: float | None = None
     window_seconds: float = 2.0
     window_hop_seconds: float = 1.0
     short_clip_pad: Literal["repeat", "zeros"] = "repeat"
 
     def __post_init__(self) -> None:
         positive_int(self, "sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc")
-        positive_float(self, "power", "ref", "amin", "window_seconds", "window_hop_seconds")
-        optional_real(self, "fmin", "fmax", "top_db")
+        positive_float(self, "power", "ref", "amin", "window_seconds", "window_hop_seconds", "log_divisor")
+        optional_real(self, "fmin", "fmax", "top_db", "log_shift", "preemphasis", "bandwidth_hz")
         at_most(self, LIMITS)
         if self.sample_rate < MIN_SAMPLE_RATE:
             raise ConfigError(f"FeatureConfig.sample_rate must be at least {MIN_SAMPLE_RATE}, got {self.sample_rate}")
         choice(self, "window", WINDOW_FUNCTIONS)
         choice(self, "pad_mode", ("constant", "reflect"))
-        choice(self, "mel_scale", ("slaney", "htk"))
+        choice(self, "mel_scale", ("slaney", "htk", "kaldi"))
         choice(self, "mel_norm", ("slaney", None))
-        choice(self, "kind", ("logmel", "mfcc"))
+        choice(self, "kind", ("logmel", "mfcc", "lnmel"))
         choice(self, "short_clip_pad", ("repeat", "zeros"))
-        if not isinstance(self.center, bool):
-            raise ConfigError(f"FeatureConfig.center must be true or false, got {self.center!r}")
+        for flag in ("center", "periodic_window"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"FeatureConfig.{flag} must be true or false, got {getattr(self, flag)!r}")
+        if not 0 <= self.preemphasis < 1:
+            raise ConfigError(f"FeatureConfig.preemphasis must be in [0, 1), got {self.preemphasis}")
+        if abs(self.log_shift) > 1e6 or self.log_divisor > 1e6:
+            raise ConfigError("FeatureConfig.log_shift and log_divisor must be at most 1e6 in size")
+        if self.bandwidth_hz is not None and not 0 < self.bandwidth_hz:
+            raise ConfigError(f"FeatureConfig.bandwidth_hz must be positive or null, got {self.bandwidth_hz}")
+        if self.mel_scale == "kaldi" and self.mel_norm is not None:
+            raise ConfigError("FeatureConfig.mel_scale 'kaldi' has no area norm: set mel_norm to null")
+        if self.kind == "lnmel" and self.top_db is not None:
+            raise ConfigError("FeatureConfig.top_db applies to dB features (kind 'logmel' or 'mfcc'), not 'lnmel'")
         if self.win_length > self.n_fft:
             raise ConfigError(
                 f"FeatureConfig.win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})"
@@ -118,14 +140,21 @@ class FeatureConfig:
         return int(round(self.window_hop_seconds * self.frames_per_second))
 
     @property
+    def emphasis_samples(self) -> int:
+        """Samples the pre-emphasis filter takes off a signal (0 or 1)."""
+        return 1 if self.preemphasis else 0
+
+    @property
     def window_samples(self) -> int:
         """Samples a clip needs to fill one window; shorter clips are padded to this length."""
         if self.center:
             return self.window_frames * self.hop_length
-        return max(self.window_frames * self.hop_length, (self.window_frames - 1) * self.hop_length + self.n_fft)
+        return max(self.window_frames * self.hop_length,
+                   (self.window_frames - 1) * self.hop_length + self.n_fft + self.emphasis_samples)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames the STFT produces for ``n_samples`` of audio."""
+        n_samples -= self.emphasis_samples
         if self.center:
             return 1 + n_samples // self.hop_length
         return max(0, 1 + (n_samples - self.n_fft) // self.hop_length)
@@ -143,10 +172,12 @@ class FeatureConfig:
 
 
 def hz_to_mel(frequencies: np.ndarray | float, *, scale: str) -> np.ndarray:
-    """Hertz to mels on the Slaney (linear below 1 kHz, log above) or HTK scale."""
+    """Hertz to mels on the Slaney (linear below 1 kHz, log above), HTK or Kaldi scale."""
     f = np.asarray(frequencies, dtype=np.float64)
     if scale == "htk":
         return 2595.0 * np.log10(1.0 + f / 700.0)
+    if scale == "kaldi":
+        return 1127.0 * np.log(1.0 + f / 700.0)
     linear = f / (200.0 / 3)
     log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
     return np.where(f >= 1000.0, log_part, linear)
@@ -157,6 +188,8 @@ def mel_to_hz(mels: np.ndarray | float, *, scale: str) -> np.ndarray:
     m = np.asarray(mels, dtype=np.float64)
     if scale == "htk":
         return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    if scale == "kaldi":
+        return 700.0 * (np.exp(m / 1127.0) - 1.0)
     linear = m * (200.0 / 3)
     log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0))
     return np.where(m >= 15.0, log_part, linear)
@@ -176,17 +209,27 @@ def mel_filterbank(config: FeatureConfig) -> np.ndarray:
     """Triangular mel filters, shape (n_mels, 1 + n_fft // 2), float32.
 
     Band edges are evenly spaced in mels between fmin and fmax; with Slaney norm each triangle has
-    unit area in Hz, so a band's response does not grow with its width.
+    unit area in Hz, so a band's response does not grow with its width. Kaldi's triangles are
+    straight in mels rather than in Hz, and its Nyquist bin has no weight. Bins above
+    ``bandwidth_hz`` get none either.
     """
     fft_freqs = np.linspace(0.0, config.sample_rate / 2, 1 + config.n_fft // 2)
-    hz_edges = mel_band_edges(config)
-    widths = np.diff(hz_edges)
-    distance = hz_edges[:, None] - fft_freqs[None, :]
+    if config.mel_scale == "kaldi":
+        edges, points = hz_to_mel(mel_band_edges(config), scale="kaldi"), hz_to_mel(fft_freqs, scale="kaldi")
+    else:
+        edges, points = mel_band_edges(config), fft_freqs
+    widths = np.diff(edges)
+    distance = edges[:, None] - points[None, :]
     rising = -distance[:-2] / widths[:-1, None]
     falling = distance[2:] / widths[1:, None]
     weights = np.maximum(0.0, np.minimum(rising, falling))
+    if config.mel_scale == "kaldi":
+        weights[:, -1] = 0.0
     if config.mel_norm == "slaney":
+        hz_edges = mel_band_edges(config)
         weights *= (2.0 / (hz_edges[2:] - hz_edges[:-2]))[:, None]
+    if config.bandwidth_hz is not None:
+        weights[:, fft_freqs > config.bandwidth_hz] = 0.0
     return weights.astype(np.float32)
 
 

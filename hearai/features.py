@@ -101,10 +101,12 @@ class MatmulStft(nn.Module):
 
 
 class LogMel(nn.Module):
-    """Waveforms (..., samples) to log-mel power in dB (..., n_mels, frames).
+    """Waveforms (..., samples) to log-mel power in dB (..., n_mels, frames), or its natural log (``lnmel``).
 
     Equals ``librosa.power_to_db(librosa.feature.melspectrogram(...))`` with the same
     parameters; ``top_db`` clips each waveform of the batch relative to its own maximum.
+    ``kind="lnmel"`` gives ``(ln(mel + amin) + log_shift) / log_divisor`` instead, after the
+    pre-emphasis and the (symmetric, Kaldi-scale) filters the config names: EfficientAT's front end.
     ``matmul_dft`` computes the spectrum with ``MatmulStft`` (for ONNX export) instead of FFT.
     """
 
@@ -115,7 +117,7 @@ class LogMel(nn.Module):
         super().__init__()
         self.config = config
         # Kept in float64: sidelobe cancellation 80+ dB down is sensitive to the window's precision.
-        window = _WINDOWS[config.window](config.win_length, periodic=True, dtype=torch.float64)
+        window = _WINDOWS[config.window](config.win_length, periodic=config.periodic_window, dtype=torch.float64)
         left = (config.n_fft - config.win_length) // 2
         padded = nn.functional.pad(window, (left, config.n_fft - config.win_length - left))
         self.register_buffer("window", padded, persistent=False)
@@ -128,12 +130,17 @@ class LogMel(nn.Module):
 
     def power_spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
         """The windowed STFT's power (|X|^power), shape (..., 1 + n_fft // 2, frames)."""
-        power = self._frame_power(waveform.reshape(-1, waveform.shape[-1]))
+        power = self._frame_power(self._emphasized(waveform.reshape(-1, waveform.shape[-1])))
         return power.transpose(1, 2).reshape(*waveform.shape[:-1], *power.shape[:0:-1])
+
+    def _emphasized(self, flat: torch.Tensor) -> torch.Tensor:
+        """y[n] = x[n+1] - c x[n] (``preemphasis`` c; one sample shorter), or the signal as it is."""
+        c = self.config.preemphasis
+        return flat[:, 1:] - c * flat[:, :-1] if c else flat
 
     def power_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """Mel-filtered power (or magnitude, for power=1) spectrogram, before the log."""
-        flat = waveform.reshape(-1, waveform.shape[-1])
+        flat = self._emphasized(waveform.reshape(-1, waveform.shape[-1]))
         if self.matmul_stft is not None:
             by_bin = self.matmul_stft(self._padded(flat).float())
             by_bin = by_bin if self.config.power == 2.0 else by_bin.pow(self.config.power / 2.0)
@@ -187,6 +194,8 @@ class LogMel(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         c = self.config
+        if c.kind == "lnmel":
+            return (torch.log(self.power_mel(waveform) + c.amin) + c.log_shift) / c.log_divisor
         db = 10.0 * torch.log10(torch.clamp(self.power_mel(waveform), min=c.amin))
         db = db - 10.0 * math.log10(max(c.amin, c.ref))
         if c.top_db is not None:

@@ -53,8 +53,9 @@ def window_starts(n_frames: int, config: FeatureConfig) -> list[int]:
 
 
 def crop_samples(config: FeatureConfig) -> int:
-    """Samples whose uncentred STFT gives exactly one window's frames: (frames - 1) * hop + n_fft."""
-    return (config.window_frames - 1) * config.hop_length + config.n_fft
+    """Samples whose uncentred STFT gives exactly one window's frames: (frames - 1) * hop + n_fft
+    (one more where pre-emphasis takes one off)."""
+    return (config.window_frames - 1) * config.hop_length + config.n_fft + config.emphasis_samples
 
 
 def context_samples(config: FeatureConfig) -> int:

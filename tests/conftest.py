@@ -19,6 +19,7 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("HEARAI_DATA", REPO.parent / "shared" / "data"))
+MODELS = Path(os.environ.get("HEARAI_MODELS", REPO.parent / "shared" / "models"))  # mirrored pretrained weights
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One core per xdist worker, for this process and every hearai it starts: two trainings with two
@@ -65,6 +66,30 @@ def esc50_rows(esc50_root: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def us8k_root() -> Path:
     return _require(DATA / "us8k-sample" / "UrbanSound8K")
+
+
+@pytest.fixture(scope="session")
+def mn04_folder() -> Path:
+    """The mirrored EfficientAT mn04 release: weights, labels, reference outputs of the upstream code."""
+    return _require(MODELS / "efficientat-mn04")
+
+
+@pytest.fixture(scope="session")
+def pretrained_cache(tmp_path_factory, mn04_folder: Path) -> Path:
+    """A cache folder holding efficientat-mn04's model file, made once per worker from the mirror."""
+    from hearai.pretrained import pretrained_model_path
+
+    cache = tmp_path_factory.mktemp("pretrained")
+    pretrained_model_path("efficientat-mn04", mirror=mn04_folder.parent, cache=cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def mn04(pretrained_cache: Path):
+    """The pretrained AudioSet tagger as a hearai model (torch)."""
+    from hearai.artifact import load
+
+    return load(pretrained_cache / "efficientat-mn04.safetensors")
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

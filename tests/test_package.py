@@ -20,9 +20,9 @@ STAGES = [
     ("hearai.windows",),
     ("hearai.features", "hearai.explain", "hearai.plots"),
     ("hearai.data",),
-    ("hearai.models", "hearai.augment"),
+    ("hearai.models", "hearai.augment", "hearai.weights"),
     ("hearai.train",),
-    ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export"),
+    ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export", "hearai.pretrained"),
     ("hearai.detect",),
     ("hearai.sedeval",),
     ("hearai.teach",),
@@ -34,8 +34,8 @@ STAGES = [
 ]
 # What runs without torch: the ONNX deployment path (a test also runs it where torch cannot be imported).
 TORCH_FREE = ("hearai.errors", "hearai.validation", "hearai.fsutil", "hearai.machine", "hearai.audio",
-              "hearai.featureconfig", "hearai.windows", "hearai.interface", "hearai.runtime", "hearai.detect",
-              "hearai.serve", "hearai.cli")
+              "hearai.featureconfig", "hearai.windows", "hearai.weights", "hearai.interface", "hearai.runtime",
+              "hearai.detect", "hearai.serve", "hearai.cli")
 
 
 def _modules() -> dict[str, ast.Module]:

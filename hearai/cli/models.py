@@ -1,4 +1,4 @@
-"""Verbs that use a trained model file: ``predict``, ``export``."""
+"""Verbs that use or get a model: ``predict``, ``export``, ``pull``."""
 
 from __future__ import annotations
 
@@ -21,10 +21,32 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser("export", help="write the model as one ONNX graph (audio in, probabilities out)",
                          description="Export a trained model to ONNX: the featurizer, band scaler and network in "
                          "one graph that hearai.runtime runs with onnxruntime and NumPy, without PyTorch.")
-    p.add_argument("model", type=Path, help="model file written by 'hearai train' (.safetensors)")
+    p.add_argument("model", type=Path, help="model file written by 'hearai train' (.safetensors), or a pretrained "
+                   "network's name (efficientat-mn04)")
     p.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
     p.add_argument("--int8", action="store_true", help="quantize the weights to int8 (dynamic quantization)")
     p.set_defaults(run=export)
+
+    from hearai.weights import MIRROR_VARIABLE, PRETRAINED
+
+    listed = "; ".join(f"{s.name}: {s.summary}, {s.size / 1e6:.1f} MB" for s in PRETRAINED.values())
+    p = verbs.add_parser(
+        "pull", help="get a pretrained network, checked by its pinned sha256, as a hearai model",
+        description=f"Get the named network's official weights ({listed}) and turn them once into a hearai model "
+        f"file in the cache; its name then works wherever a model file does (hearai predict efficientat-mn04 "
+        f"FILE). A mirror folder (--mirror, else ${MIRROR_VARIABLE}) is looked in first, then the cache; only then "
+        "is the pinned URL downloaded, at most its pinned size, kept only if its sha256 matches.")
+    p.add_argument("name", choices=sorted(PRETRAINED), help="the pretrained network")
+    p.add_argument("--mirror", type=Path, metavar="DIR", help=f"a folder holding the weights file (or NAME/file) "
+                   f"to use instead of the network (default: ${MIRROR_VARIABLE})")
+    p.add_argument("--cache", type=Path, metavar="DIR",
+                   help="where weights and model files are kept (default: $HEARAI_CACHE/pretrained or "
+                   "~/.cache/hearai/pretrained)")
+    p.add_argument("--url", help="download from this address instead (a proxy or local copy); size and sha256 stay "
+                   "pinned")
+    p.add_argument("--offline", action="store_true", help="never use the network: a mirror or the cache only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=pull)
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -40,13 +62,26 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from hearai import model_file
     from hearai.artifact import load
     from hearai.export import export_onnx
     from hearai.runtime import load_onnx
 
-    export_onnx(load(args.model), args.onnx, int8=args.int8)
+    export_onnx(load(model_file(args.model)), args.onnx, int8=args.int8)
     exported = load_onnx(args.onnx)
     print(f"wrote {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB{', int8 weights' if args.int8 else ''}): "
           f"{exported.crop_samples}-sample windows at {exported.sample_rate} Hz -> "
           f"{len(exported.labels)} class probabilities")
+    return 0
+
+
+def pull(args: argparse.Namespace) -> int:
+    from hearai.artifact import load
+    from hearai.pretrained import pretrained_model_path
+
+    path = pretrained_model_path(args.name, mirror=args.mirror, cache=args.cache, download=not args.offline,
+                                 url=args.url, progress=not args.quiet)
+    model = load(path)
+    print(f"{args.name}: {path} ({model.provenance['pretrained']['summary']}; {len(model.labels)} labels, "
+          f"{model.sample_rate} Hz)")
     return 0

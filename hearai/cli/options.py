@@ -53,13 +53,21 @@ def read_json_object(value: str | Path, option: str) -> dict[str, Any]:
 
 
 MODEL_SUFFIXES = (".safetensors", ".onnx")
-MODEL_HELP = ("a model file (.safetensors from 'hearai train', .onnx from 'hearai export') may come first; without "
+MODEL_HELP = ("a model may come first: a file (.safetensors from 'hearai train', .onnx from 'hearai export') or a "
+              "pretrained network's name (efficientat-mn04: AudioSet's 527 sounds; 'hearai pull' gets it); without "
               "one, the shipped detector of ESC-50's 50 sounds is used")
 
 
+def is_model(path: Path) -> bool:
+    """Whether a positional argument names a model: by its suffix, or as a pretrained network's name."""
+    from hearai.weights import is_pretrained_name
+
+    return path.suffix.lower() in MODEL_SUFFIXES or (is_pretrained_name(path) and not path.exists())
+
+
 def split_model(inputs: list[Path]) -> tuple[Path | None, list[Path]]:
-    """``[MODEL] FILE...``: the model file if the first path names one (by its suffix), and the rest."""
-    if inputs and inputs[0].suffix.lower() in MODEL_SUFFIXES:
+    """``[MODEL] FILE...``: the model if the first argument names one, and the rest."""
+    if inputs and is_model(inputs[0]):
         return inputs[0], inputs[1:]
     return None, inputs
 

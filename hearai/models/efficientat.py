@@ -1,0 +1,198 @@
+"""EfficientAT's MobileNets: an AudioSet-pretrained ear, one family scaled by its width.
+
+Schmid, Koutini and Widmer (ICASSP 2023) distilled transformer ensembles into MobileNetV3s that tag
+AudioSet's 527 sounds from a 128-band log-mel; the smallest released widths are a few MB and run
+far faster than real time on one CPU core. The network is written here from the paper's design,
+in the module layout of the released state dicts, so those load as they are (``hearai.weights``
+fetches and checks them). Two registered networks share the body:
+
+- ``efficientat-tagger`` (a detector): the AudioSet head, sigmoid per label, for each window
+  (the pooled map) and for each time column of the map (frames of 32 feature frames, 0.32 s at a
+  10-ms hop): zero-shot tagging and the frame scores a stream is decided on.
+- ``efficientat`` (a classifier): the same body with a new head for a dataset's classes —
+  ``linear`` on the 384-d embedding or ``mlp`` like the AudioSet head — for transfer learning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hearai.models.registry import fraction, register_model
+
+# MobileNetV3-Large's blocks before width scaling: (input, kernel, expanded, output, squeeze-excite,
+# hard-swish (else ReLU), stride).
+BLOCKS = ((16, 3, 16, 16, False, False, 1), (16, 3, 64, 24, False, False, 2), (24, 3, 72, 24, False, False, 1),
+          (24, 5, 72, 40, True, False, 2), (40, 5, 120, 40, True, False, 1), (40, 5, 120, 40, True, False, 1),
+          (40, 3, 240, 80, False, True, 2), (80, 3, 200, 80, False, True, 1), (80, 3, 184, 80, False, True, 1),
+          (80, 3, 184, 80, False, True, 1), (80, 3, 480, 112, True, True, 1), (112, 3, 672, 112, True, True, 1),
+          (112, 5, 672, 160, True, True, 2), (160, 5, 960, 160, True, True, 1), (160, 5, 960, 160, True, True, 1))
+STEM_CHANNELS, LAST_EXPANSION, HEAD_HIDDEN = 16, 6, 1280
+BATCH_NORM_EPS, BATCH_NORM_MOMENTUM = 1e-3, 0.01
+WIDTHS = (0.1, 3.0)  # the released family spans 0.1-2.0
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round to a multiple of ``divisor`` (half up), never more than 10 % below ``value``, at least ``divisor``."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def _conv_bn(inputs: int, outputs: int, kernel: int, *, stride: int = 1, groups: int = 1,
+             activation: type[nn.Module] | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(inputs, outputs, kernel, stride, (kernel - 1) // 2, groups=groups,
+                                         bias=False),
+                               nn.BatchNorm2d(outputs, eps=BATCH_NORM_EPS, momentum=BATCH_NORM_MOMENTUM)]
+    if activation is not None:
+        layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class ChannelSqueeze(nn.Module):
+    """Squeeze-excitation over channels: mean over frequency and time, a bottleneck, a sigmoid gate."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        squeezed = make_divisible(channels / 4)
+        self.fc1, self.fc2 = nn.Linear(channels, squeezed), nn.Linear(squeezed, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+        return x * gate[:, :, None, None]
+
+
+class SqueezeExcite(nn.Module):
+    """EfficientAT's squeeze-excitation: the maximum of gates over chosen dimensions; these models use channels only.
+
+    Kept as a list so that the released weights' keys (``conc_se_layers.0.fc1``) load unchanged.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conc_se_layers = nn.ModuleList([ChannelSqueeze(channels)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gated = [layer(x) for layer in self.conc_se_layers]
+        return gated[0] if len(gated) == 1 else torch.stack(gated).amax(dim=0)
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    inputs: int
+    kernel: int
+    expanded: int
+    outputs: int
+    squeeze: bool
+    hard_swish: bool
+    stride: int
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expansion, depthwise kxk with the stride, squeeze-excitation, 1x1 projection; residual when shapes allow."""
+
+    def __init__(self, shape: BlockShape) -> None:
+        super().__init__()
+        act = nn.Hardswish if shape.hard_swish else nn.ReLU
+        layers: list[nn.Module] = []
+        if shape.expanded != shape.inputs:
+            layers.append(_conv_bn(shape.inputs, shape.expanded, 1, activation=act))
+        layers.append(_conv_bn(shape.expanded, shape.expanded, shape.kernel, stride=shape.stride,
+                               groups=shape.expanded, activation=act))
+        if shape.squeeze:
+            layers.append(SqueezeExcite(shape.expanded))
+        layers.append(_conv_bn(shape.expanded, shape.outputs, 1))
+        self.block = nn.Sequential(*layers)
+        self.residual = shape.stride == 1 and shape.inputs == shape.outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+def block_shapes(width: float) -> list[BlockShape]:
+    """The fifteen blocks' channel counts at ``width``."""
+    return [BlockShape(make_divisible(i * width), k, make_divisible(e * width), make_divisible(o * width), se, hs, s)
+            for i, k, e, o, se, hs, s in BLOCKS]
+
+
+class MobileNet(nn.Module):
+    """(batch, 1, bands, frames) log-mel -> logits (batch, classes); ``feature_map``/``embed`` for what heads read.
+
+    ``head="mlp"``: global average, linear to the hidden width, hard-swish, dropout, linear (the
+    AudioSet head); ``head="linear"``: dropout and one linear layer on the embedding.
+    """
+
+    def __init__(self, *, width: float, n_classes: int, head: str = "mlp", dropout: float = 0.2) -> None:
+        super().__init__()
+        shapes = block_shapes(width)
+        last = shapes[-1].outputs
+        self.embedding_size = LAST_EXPANSION * last
+        layers: list[nn.Module] = [_conv_bn(1, make_divisible(STEM_CHANNELS * width), 3, stride=2,
+                                            activation=nn.Hardswish)]
+        layers += [InvertedResidual(shape) for shape in shapes]
+        layers.append(_conv_bn(last, self.embedding_size, 1, activation=nn.Hardswish))
+        self.features = nn.Sequential(*layers)
+        pooled: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if head == "mlp":
+            hidden = make_divisible(HEAD_HIDDEN * width)
+            self.classifier = nn.Sequential(*pooled, nn.Linear(self.embedding_size, hidden), nn.Hardswish(),
+                                            nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        else:
+            self.classifier = nn.Sequential(*pooled, nn.Dropout(dropout), nn.Linear(self.embedding_size, n_classes))
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, embedding size, bands / 32, frames / 32): the last convolution's output."""
+        return self.features(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, embedding size): the map's mean over frequency and time, what the head reads."""
+        return self.feature_map(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.feature_map(x))
+
+
+class Tagger(MobileNet):
+    """Multi-label scores: (window probabilities (batch, C), frame probabilities (batch, time columns, C)).
+
+    A frame's score is the head on that time column of the map, averaged over frequency only: the
+    window score is the same head on the whole map's average (PANNs' frame-wise output, on
+    EfficientAT's head).
+    """
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        maps = self.feature_map(x)
+        window = torch.sigmoid(self.classifier(maps))
+        columns = maps.mean(dim=2).transpose(1, 2)  # (batch, time columns, channels)
+        frames = torch.sigmoid(self.classifier[2:](columns))
+        return window, frames
+
+
+def _options(width: float, head: str, dropout: float) -> None:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not WIDTHS[0] <= width <= WIDTHS[1]:
+        raise ValueError(f"width must be a number from {WIDTHS[0]} to {WIDTHS[1]}, got {width!r}")
+    if head not in ("mlp", "linear"):
+        raise ValueError(f"head must be 'mlp' or 'linear', got {head!r}")
+    fraction("dropout", dropout)
+
+
+@register_model("efficientat", summary="EfficientAT MobileNet (AudioSet-pretrained body, by width) with a head for "
+                "your classes: transfer learning (--backbone)")
+def efficientat(*, n_classes: int, n_features: int, n_frames: int, width: float = 0.4, head: str = "linear",
+                dropout: float = 0.2) -> nn.Module:
+    del n_features, n_frames  # convolutional, pooled: any number of bands and frames
+    _options(width, head, dropout)
+    return MobileNet(width=width, n_classes=n_classes, head=head, dropout=dropout)
+
+
+@register_model("efficientat-tagger", summary="EfficientAT MobileNet with AudioSet's 527-label head: sigmoid scores "
+                "per window and per 0.32-s frame", task="detector")
+def efficientat_tagger(*, n_classes: int, n_features: int, n_frames: int, width: float = 0.4, head: str = "mlp",
+                       dropout: float = 0.2) -> nn.Module:
+    del n_features, n_frames
+    _options(width, head, dropout)
+    if head != "mlp":
+        raise ValueError("the tagger keeps the AudioSet head: head must be 'mlp'")
+    return Tagger(width=width, n_classes=n_classes, head=head, dropout=dropout)

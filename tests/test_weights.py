@@ -1,0 +1,119 @@
+"""Getting pretrained weights without trusting them: a loopback server plays every way a download goes wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hearai.errors import ModelError
+from hearai.pretrained import pretrained_model_path
+from hearai.weights import PRETRAINED, fetch, read_state_dict
+from tests.conftest import assert_one_line_error, hearai
+
+PINNED = PRETRAINED["efficientat-mn04"]
+
+
+@pytest.fixture(scope="module")
+def release(mn04_folder: Path) -> bytes:
+    data = (mn04_folder / PINNED.filename).read_bytes()
+    assert len(data) == PINNED.size and hashlib.sha256(data).hexdigest() == PINNED.sha256
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(release: bytes) -> Iterator[str]:
+    """http://127.0.0.1:PORT: /ok the release, /altered one byte changed, /cut half then hang-up, /big too much."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body, length = release, len(release)
+            if self.path == "/altered":
+                body = release[:100] + bytes([release[100] ^ 1]) + release[101:]
+            elif self.path == "/cut":
+                body = release[: len(release) // 2]
+            elif self.path == "/big-claimed":
+                length = len(release) * 2
+                body = release * 2
+            elif self.path == "/big-unannounced":
+                body, length = release + b"x" * 100_000, None
+            elif self.path != "/ok":
+                self.send_error(404, "Not Found")
+                return
+            self.send_response(200)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up, as it should on a refused size
+            self.close_connection = True
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_a_good_download_is_kept_and_becomes_a_model(server, tmp_path):
+    path = fetch("efficientat-mn04", cache=tmp_path, mirror="", url=f"{server}/ok")
+    assert path == tmp_path / PINNED.filename and hashlib.sha256(path.read_bytes()).hexdigest() == PINNED.sha256
+    model = pretrained_model_path("efficientat-mn04", cache=tmp_path, mirror="")
+    assert model.name == "efficientat-mn04.safetensors" and model.stat().st_size > 3_000_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([PINNED.filename, model.name])
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/altered", "is not the pinned"),
+    ("/cut", "of 4,066,513 bytes"),
+    ("/missing", "HTTP 404"),
+    ("/big-claimed", "more than the pinned 4,066,513"),
+    ("/big-unannounced", "more than the pinned 4,066,513"),
+])
+def test_a_bad_download_is_refused_in_one_line_and_leaves_nothing(server, tmp_path, path, message):
+    with pytest.raises(ModelError, match="nothing") as caught:
+        fetch("efficientat-mn04", cache=tmp_path, mirror="", url=server + path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_reports_a_refused_download_in_one_line(server, tmp_path):
+    done = hearai("pull", "efficientat-mn04", "--cache", str(tmp_path), "--mirror", "", "--url", f"{server}/altered",
+                  "--quiet")
+    assert_one_line_error(done, "pull", "sha256", "nothing kept")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_is_used_before_the_network(mn04_folder, tmp_path):
+    # The URL would fail: a mirror hit never touches it.
+    path = fetch("efficientat-mn04", cache=tmp_path, mirror=mn04_folder.parent, url="http://127.0.0.1:9/none")
+    assert path == mn04_folder / PINNED.filename
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_file_with_other_content_is_refused(release, tmp_path):
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / PINNED.filename).write_bytes(release[:-1] + bytes([release[-1] ^ 1]))
+    with pytest.raises(ModelError, match="not the pinned"):
+        fetch("efficientat-mn04", cache=tmp_path / "cache", mirror=tmp_path / "mirror")
+
+
+def test_weights_whose_hash_differs_are_never_unpickled(release, tmp_path):
+    altered = tmp_path / PINNED.filename
+    altered.write_bytes(release[:-1] + bytes([release[-1] ^ 1]))
+    with pytest.raises(ModelError, match="not opened"):
+        read_state_dict(altered, "efficientat-mn04")
+
+
+def test_offline_without_a_mirror_says_how_to_get_the_weights(tmp_path):
+    with pytest.raises(ModelError, match="hearai pull efficientat-mn04"):
+        fetch("efficientat-mn04", cache=tmp_path, mirror="", download=False)
