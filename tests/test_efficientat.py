@@ -133,3 +133,16 @@ def test_the_exported_graph_agrees_with_torch_within_1e4(mn04, tmp_path):
     np.testing.assert_allclose(exported.frame_probabilities(crops), mn04.frame_probabilities(crops), atol=1e-4)
     clip = DATA / "esc50" / "audio" / "1-20133-A-39.flac"
     np.testing.assert_allclose(exported.predict_proba(clip), mn04.predict_proba(clip), atol=1e-4)
+
+
+def test_the_service_serves_the_pretrained_ear(mn04):
+    from fastapi.testclient import TestClient
+
+    from hearai.serve import create_app
+
+    client = TestClient(create_app(mn04, model_file="efficientat-mn04"))
+    described = client.get("/v1/model").json()
+    assert len(described["labels"]) == 527 and described["task"] == "detector"
+    clip = (DATA / "esc50" / "audio" / "1-100032-A-0.flac").read_bytes()
+    found = client.post("/v1/detect", files={"file": ("dog.flac", clip)}).json()
+    assert {"Bark", "Dog"} <= {e["label"] for e in found["events"]}

@@ -60,7 +60,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "removes sounds taught from a few recordings (kept in --data-dir), /openapi.json describes the API. "
         "Binds to loopback unless told otherwise; CORS is off.")
     p.add_argument("model", type=Path, nargs="?",
-                   help="model file (.safetensors or .onnx; default: the shipped detector of ESC-50's 50 sounds)")
+                   help="model file (.safetensors or .onnx) or a pretrained network's name (efficientat-mn04); default: "
+                   "the shipped detector of ESC-50's 50 sounds")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 0-65535 (0: any free one; default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")
@@ -180,7 +181,7 @@ def listen(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from hearai import DEFAULT_MODEL, load
+    from hearai import DEFAULT_MODEL, load, model_file
     from hearai.serve import ServeConfig, create_app, server
     from hearai.serve.sounds import SoundTeacher, default_data_dir, warn
 
@@ -190,7 +191,8 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigError("--https makes its own certificate: give it, or --ssl-certfile/--ssl-keyfile, not both")
     listening = server.bind(args.host, args.port)
     data_dir = args.data_dir or default_data_dir()
-    teacher = SoundTeacher(load(args.model), model_path=args.model or DEFAULT_MODEL, data_dir=data_dir)
+    model_path = model_file(args.model) if args.model else DEFAULT_MODEL
+    teacher = SoundTeacher(load(model_path), model_path=model_path, data_dir=data_dir)
     warn(teacher.restore())
     model = teacher.model
     host, port = listening.getsockname()[:2]
@@ -207,11 +209,11 @@ def serve(args: argparse.Namespace) -> int:
     certificate = server.own_certificate(data_dir / "tls", host, address) if args.https else None
     scheme = "https" if args.https or args.ssl_certfile else "http"
     url = f"{scheme}://{shown}:{port}/"
-    model_file = (args.model or DEFAULT_MODEL).name
-    print(f"serving {model_file} on {url} (API description: /openapi.json)", file=sys.stderr, flush=True)
+    served = args.model.name if args.model else DEFAULT_MODEL.name
+    print(f"serving {served} on {url} (API description: /openapi.json)", file=sys.stderr, flush=True)
     if certificate:
         server.explain_certificate(certificate, url, sys.stderr)
-    app = create_app(model, model_file=model_file, config=config, teacher=teacher, tellers=options.tellers(args),
+    app = create_app(model, model_file=served, config=config, teacher=teacher, tellers=options.tellers(args),
                      authority=certificate.authority if certificate else None)
     server.run(app, listening, ssl_certfile=certificate.certfile if certificate else args.ssl_certfile,
                ssl_keyfile=certificate.keyfile if certificate else args.ssl_keyfile, header_timeout=args.header_timeout)
