@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from hearai import __version__, plots
+from hearai import __version__, audio, plots
 from hearai.artifact import Classifier
 from hearai.data.cache import FeatureCache
 from hearai.data.clips import ClipFeatures, load_waveforms
@@ -25,9 +25,13 @@ from hearai.data.records import Dataset, assign_folds
 from hearai.errors import ConfigError, DatasetError
 from hearai.featureconfig import FeatureConfig
 from hearai.machine import available_cores
+from hearai.pretrained import backbone_state
+from hearai.pretrained import provenance as pretrained_provenance
 from hearai.sedeval import DetectionProtocol, calibrate_detector
 from hearai.teach import build_reference
 from hearai.train import TrainConfig, TrainResult, fit, fit_ensembles, team_checkpoints
+from hearai.transfer import embed_clips, fit_frozen, frozen_network, mobilenet
+from hearai.weights import spec
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,11 @@ def run_fingerprint(dataset: Dataset, feature_config: FeatureConfig, run: RunOpt
             "data": digest.hexdigest(), "feature_config": feature_config.to_dict()}
 
 
+def training_bandwidth(dataset: Dataset) -> float:
+    """Half the lowest sample rate among the dataset's files: the highest frequency its audio can hold."""
+    return min(audio.info(c.path).sample_rate for c in dataset.clips) / 2
+
+
 def split_validation(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices (train, validation) of the dataset's clips: stratified, grouped by source, seeded."""
     if fraction <= 0:
@@ -126,7 +135,10 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
                                                        waveforms=config.augment.needs_waveforms)
     train_idx, val_idx = split_validation(dataset, config.validation_fraction, config.seed)
     fingerprint = run_fingerprint(dataset, feature_config, run) if checkpoint is not None else None
-    if config.seeds > 1 or config.distill:
+    if config.backbone is not None:
+        result = _transfer(dataset, data, train_idx, val_idx, feature_config=feature_config, config=config, run=run,
+                           checkpoint=checkpoint, fingerprint=fingerprint)
+    elif config.seeds > 1 or config.distill:
         result = _distilled(data.subset(train_idx), n_classes=len(dataset.labels), feature_config=feature_config,
                             config=config, run=run, checkpoint=checkpoint, fingerprint=fingerprint)
     else:
@@ -137,6 +149,8 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
                      beds=data.subset(beds) if config.task == "detector" else None)
     provenance = {"train_config": config.to_dict(), "best_epoch": result.best_epoch, "history": result.history,
                   "data": {**dataset.summary(), "train_clips": len(train_idx), "validation_clips": len(val_idx)}}
+    if config.backbone is not None:
+        provenance["pretrained"] = pretrained_provenance(spec(config.backbone))["pretrained"]
     reference = build_reference(data.subset(train_idx), labels=dataset.labels,
                                 backgrounds=config.soundscape.backgrounds, feature_config=feature_config,
                                 seed=config.seed) if config.task == "detector" else None
@@ -146,6 +160,29 @@ def train_classifier(dataset: Dataset, *, feature_config: FeatureConfig, config:
     if config.task == "detector" and val_idx and is_main_process():
         classifier = calibrate_on_validation(classifier, dataset, run=run, protocol=protocol)
     return classifier, result
+
+
+def _transfer(dataset: Dataset, data: ClipFeatures, train_idx: list[int], val_idx: list[int], *,
+              feature_config: FeatureConfig, config: TrainConfig, run: RunOptions, checkpoint: Path | None,
+              fingerprint: dict[str, Any] | None) -> TrainResult:
+    """From ``config.backbone``'s weights: a head on its cached embeddings (``finetune="head"``), or every weight."""
+    init = backbone_state(str(config.backbone))
+    n_classes = len(dataset.labels)
+    if config.finetune == "all":
+        return fit(data.subset(train_idx), data.subset(val_idx) if val_idx else None, n_classes=n_classes,
+                   feature_config=feature_config, config=config, checkpoint=checkpoint, resume=run.resume,
+                   progress=run.progress, device=run.device, fingerprint=fingerprint, init=init)
+    model = frozen_network(init, n_classes=n_classes, feature_config=feature_config, config=config)
+    paths = [dataset.clips[i].path for i in train_idx]
+    pinned = spec(str(config.backbone))
+
+    def embed(missing: list[Path]) -> list[torch.Tensor]:
+        features = run.cache.features(missing, feature_config, workers=run.workers, progress=run.progress)
+        return embed_clips(mobilenet(model), features, feature_config, progress=run.progress)
+
+    embeddings = run.cache.derived(paths, feature_config, f"{pinned.sha256[:16]}-embeddings", embed,
+                                   progress=run.progress)
+    return fit_frozen(model, embeddings, data.labels[train_idx], config=config, progress=run.progress)
 
 
 def _distilled(train: ClipFeatures, *, n_classes: int, feature_config: FeatureConfig, config: TrainConfig,

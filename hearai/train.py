@@ -62,6 +62,12 @@ class TrainConfig:
     distill: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     soundscape: SoundscapeMix = field(default_factory=SoundscapeMix)  # detectors only: training soundscapes
+    # Transfer learning: start from a pretrained network (``hearai.weights``). ``finetune="head"``
+    # keeps it frozen and fits a head on its cached embeddings (``hearai.transfer``); "all" trains
+    # every weight, the pretrained body at ``backbone_lr_scale`` times the head's learning rate.
+    backbone: str | None = None
+    finetune: Literal["head", "all"] = "all"
+    backbone_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
         positive_int(self, "epochs", "batch_size", "patience")
@@ -79,6 +85,11 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.seeds must be a whole number from 1 to {MAX_SEEDS}, got {self.seeds!r}")
         if not isinstance(self.distill, bool):
             raise ConfigError(f"TrainConfig.distill must be true or false, got {self.distill!r}")
+        choice(self, "finetune", ("head", "all"))
+        if not (isinstance(self.backbone_lr_scale, (int, float)) and 0 < self.backbone_lr_scale <= 1):
+            raise ConfigError(f"TrainConfig.backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale!r}")
+        if self.backbone is not None:
+            self.check_backbone()
         if (self.seeds > 1 or self.distill) and (self.validation_fraction or self.task != "classifier"):
             raise ConfigError("ensembles (seeds > 1) and distillation are for classifiers trained on every clip "
                               "(validation fraction 0)")
@@ -102,6 +113,22 @@ class TrainConfig:
         """"classifier" or "detector", as the registered network says."""
         return model_task(self.model)
 
+    def check_backbone(self) -> None:
+        """A backbone's network must be the one its weights fill, at their width, with no scaler in front."""
+        from hearai.weights import spec
+
+        pinned = spec(str(self.backbone))
+        if self.model != "efficientat" or pinned.model != "efficientat-tagger":
+            raise ConfigError(f"backbone {pinned.name} trains model 'efficientat', not {self.model!r}")
+        if self.model_options.get("width") != pinned.model_options["width"]:
+            raise ConfigError(f"backbone {pinned.name} has width {pinned.model_options['width']}: model_options.width "
+                              f"must equal it, got {self.model_options.get('width')!r}")
+        if self.augment.scaler:
+            raise ConfigError("a pretrained backbone reads its own front end unscaled: the scaler must be off")
+        if self.task != "classifier" or self.seeds > 1 or self.distill:
+            raise ConfigError("a pretrained backbone trains one classifier: ensembles and distillation are for "
+                              "networks trained from scratch")
+
 
 # The detector's recipe (README, "Sound event detection"): ~1-s windows every 0.24 s with 64 mel
 # bands (80-ms output frames), training soundscapes instead of clip mixing, light SpecAugment,
@@ -116,6 +143,35 @@ def recipe(model: str) -> tuple[TrainConfig, FeatureConfig]:
     if model_task(model) == "detector":
         return replace(DETECTOR_RECIPE, model=model), DETECTOR_FEATURES
     return TrainConfig(model=model), FeatureConfig()
+
+
+# Transfer learning's features: the backbone's front end, on 5-s windows every 2.5 s (an ESC-50 clip is one
+# window, as the frozen figures in the README use it).
+TRANSFER_WINDOW_SECONDS, TRANSFER_HOP_SECONDS = 5.0, 2.5
+
+
+def transfer_recipe(backbone: str, finetune: str = "all") -> tuple[TrainConfig, FeatureConfig]:
+    """The default config and features for transfer learning from ``backbone`` (README, "The pretrained ear").
+
+    ``head``: a linear head on the frozen embeddings (logistic regression, ``hearai.transfer``).
+    ``all``: every weight from the pretrained ones, AudioSet's hidden head layer kept and a new output
+    layer; mixup and SpecAugment; the body at a tenth of the head's learning rate; 10 epochs.
+    """
+    from hearai.weights import spec
+
+    pinned = spec(backbone)
+    features = replace(pinned.feature_config, window_seconds=TRANSFER_WINDOW_SECONDS,
+                       window_hop_seconds=TRANSFER_HOP_SECONDS)
+    width = pinned.model_options["width"]
+    if finetune == "head":
+        return TrainConfig(model="efficientat", model_options={"width": width, "head": "linear"}, backbone=backbone,
+                           finetune="head", augment=AugmentConfig(scaler=False, spec_augment=False, mixing="none"),
+                           epochs=1), features
+    augment = AugmentConfig(scaler=False, spec_augment=True, freq_masks=2, freq_mask_bands=16, time_masks=2,
+                            time_mask_frames=40, mixing="mixup", mixup_alpha=0.3)
+    return TrainConfig(model="efficientat", model_options={"width": width, "head": "mlp"}, backbone=backbone,
+                       finetune="all", epochs=10, batch_size=32, learning_rate=1e-3, weight_decay=1e-3,
+                       augment=augment), features
 
 
 @dataclass
@@ -137,6 +193,7 @@ def fit(
     train: ClipFeatures, validation: ClipFeatures | None, *, n_classes: int, feature_config: FeatureConfig,
     config: TrainConfig, checkpoint: Path | None = None, resume: bool = False, progress: bool = True,
     device: str | torch.device = "cpu", fingerprint: dict[str, Any] | None = None, beds: ClipFeatures | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train``; keep the weights that scored best on ``validation``.
 
@@ -144,10 +201,11 @@ def fit(
     detector trains on soundscapes mixed on the fly from ``train`` over ``beds`` (background
     recordings of the training folds; ``hearai.augment.soundscape``).
     ``fingerprint`` describes everything else that shapes the result (data, features, code): a
-    checkpoint resumes only when its fingerprint and training config equal this run's.
+    checkpoint resumes only when its fingerprint and training config equal this run's. ``init``: pretrained
+    weights to start from (``config.backbone``'s; every one whose name and shape the network has).
     """
     team = _Team([Member(train, config.seed)], n_classes=n_classes, feature_config=feature_config, config=config,
-                 device=torch.device(device), beds=beds)
+                 device=torch.device(device), beds=beds, init=init)
     return _train(team, validation, feature_config=feature_config, config=config, checkpoint=checkpoint,
                   resume=resume, progress=progress, fingerprint=fingerprint)[0]
 
@@ -263,7 +321,8 @@ class _Team:
     """The models one training loop steps: one (data parallel under torchrun), or several stacked."""
 
     def __init__(self, members: list[Member], *, n_classes: int, feature_config: FeatureConfig, config: TrainConfig,
-                 device: torch.device, beds: ClipFeatures | None = None, teacher: nn.Module | None = None) -> None:
+                 device: torch.device, beds: ClipFeatures | None = None, teacher: nn.Module | None = None,
+                 init: dict[str, torch.Tensor] | None = None) -> None:
         self.rank, self.world = _distributed()
         self.device, self.size, self.seeds = device, len(members), [m.seed for m in members]
         models, self.makers, self.rows = [], [], []
@@ -274,6 +333,8 @@ class _Team:
             frames = torch.cat(list(member.train.features), dim=1)  # training clips only, never validation or test
             if config.augment.scaler:
                 model.scaler.fit(frames)
+            if init is not None:
+                start_from(model.net, init)
             rows = member.train.window_index(feature_config)
             self.makers.append(_batches(member.train, rows, beds, feature_config=feature_config, config=config,
                                         n_classes=n_classes, band_mean=frames.mean(dim=1),
@@ -318,7 +379,8 @@ def _train(team: _Team, validation: ClipFeatures | None, *, feature_config: Feat
     if team.size > 1:
         fingerprint["team_seeds"] = team.seeds
     model, rank, device = team.net, team.rank, team.device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
     steps = (len(team.rows[0]) + config.batch_size - 1) // config.batch_size
     scheduler = _schedule(optimizer, config, steps)
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "best_model": None,
@@ -351,7 +413,7 @@ def _train(team: _Team, validation: ClipFeatures | None, *, feature_config: Feat
             seen += examples
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-                  "learning_rate": optimizer.param_groups[0]["lr"]}
+                  "learning_rate": optimizer.param_groups[-1]["lr"]}
         if validation is not None and len(validation):
             record.update(evaluate_clips(model, validation, feature_config, device=device))  # type: ignore[arg-type]
             score = (record["val_accuracy"], -record["val_loss"])
@@ -434,14 +496,37 @@ def _bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
 
 
+def start_from(net: nn.Module, init: dict[str, torch.Tensor]) -> None:
+    """Copy pretrained weights into ``net``: all of its body (``features.*``) must be there; head layers of
+    another shape (a new label set) keep their fresh initialization."""
+    own = net.state_dict()
+    body = [k for k in own if k.startswith("features.")]
+    absent = [k for k in body if k not in init or init[k].shape != own[k].shape]
+    if absent:
+        raise ModelError(f"the pretrained weights do not fill the network's body: {len(absent)} tensors missing or "
+                         f"of another shape (first: {absent[0]})")
+    net.load_state_dict({k: v for k, v in init.items() if k in own and v.shape == own[k].shape}, strict=False)
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """One group, or with a pretrained backbone two: its body at ``backbone_lr_scale`` of the head's rate."""
+    if config.backbone is None:
+        return [{"params": list(model.parameters()), "lr": config.learning_rate}]
+    named = list(model.named_parameters())
+    body = [p for name, p in named if ".features." in f".{name}"]
+    head = [p for name, p in named if ".features." not in f".{name}"]
+    return [{"params": body, "lr": config.learning_rate * config.backbone_lr_scale},
+            {"params": head, "lr": config.learning_rate}]
+
+
 def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
     total = max(1, steps * config.epochs)
     if config.schedule == "onecycle":
         # OneCycleLR divides by its warm-up's length in steps: under 10 steps in all (a one-epoch
         # run on a few clips) that is zero. Such a run stops before the schedule's end instead.
         total = max(total, 10)
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.learning_rate, total_steps=total,
-                                                   pct_start=0.2)
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=0.2)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)

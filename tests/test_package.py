@@ -21,7 +21,7 @@ STAGES = [
     ("hearai.features", "hearai.explain", "hearai.plots"),
     ("hearai.data",),
     ("hearai.models", "hearai.augment", "hearai.weights"),
-    ("hearai.train",),
+    ("hearai.train", "hearai.transfer"),
     ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export", "hearai.pretrained"),
     ("hearai.detect",),
     ("hearai.sedeval",),

@@ -60,8 +60,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "removes sounds taught from a few recordings (kept in --data-dir), /openapi.json describes the API. "
         "Binds to loopback unless told otherwise; CORS is off.")
     p.add_argument("model", type=Path, nargs="?",
-                   help="model file (.safetensors or .onnx) or a pretrained network's name (efficientat-mn04); default: "
-                   "the shipped detector of ESC-50's 50 sounds")
+                   help="model file (.safetensors or .onnx) or a pretrained network's name (efficientat-mn04); "
+                   "default: the shipped detector of ESC-50's 50 sounds")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 0-65535 (0: any free one; default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")

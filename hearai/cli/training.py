@@ -108,9 +108,18 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     d, detector = TrainConfig(), DETECTOR_RECIPE
     names = [m.name for m in list_models()]
     both = "classifiers: {}; detectors: {}"
-    parser.add_argument("--model", default=d.model, choices=names,
-                        help="network (default: %(default)s); a detector (sed) trains by its own recipe, whose "
-                        "defaults the options below show second")
+    parser.add_argument("--model", choices=names,
+                        help=f"network (default: {d.model}; with --backbone: efficientat); a detector (sed) trains by "
+                        "its own recipe, whose defaults the options below show second")
+    from hearai.weights import PRETRAINED
+
+    parser.add_argument("--backbone", choices=sorted(PRETRAINED),
+                        help="transfer learning: start from this pretrained network (its front end, 5-s windows "
+                        "every 2.5 s, and the training audio's bandwidth applied to everything it hears later)")
+    parser.add_argument("--finetune", choices=("head", "all"), default="all",
+                        help="with --backbone: 'head' keeps the network frozen and fits a linear head on its cached "
+                        "embeddings (minutes for ESC-50 on a CPU); 'all' trains every weight from the pretrained ones "
+                        "(mixup, SpecAugment, the body at a tenth of the learning rate; default: %(default)s)")
     parser.add_argument("--epochs", type=int,
                         help="maximum epochs (default: " + both.format(d.epochs, detector.epochs) + ")")
     parser.add_argument("--batch-size", type=int, help=f"windows per step (default: {d.batch_size})")
@@ -165,14 +174,24 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
+def _recipe(args: argparse.Namespace):
+    """The (TrainConfig, FeatureConfig) the options start from: the model's recipe, or transfer learning's."""
+    from hearai.train import TrainConfig, recipe, transfer_recipe
+
+    if getattr(args, "backbone", None) is None:
+        return recipe(args.model or TrainConfig().model)
+    if args.model not in (None, "efficientat"):
+        raise ConfigError(f"--backbone {args.backbone} trains model efficientat, not --model {args.model}")
+    return transfer_recipe(args.backbone, args.finetune)
+
+
 def train_config(args: argparse.Namespace):
     """The TrainConfig (with its AugmentConfig) the training options describe, over the model's recipe."""
     from dataclasses import replace
 
     from hearai.augment import AugmentConfig
-    from hearai.train import recipe
 
-    base, _ = recipe(args.model)
+    base, _ = _recipe(args)
     fields = base.augment.to_dict()
     fields.update(options.read_json_object(args.augment_config, "--augment-config") if args.augment_config else {})
     given = {"scaler": args.scaler, "spec_augment": args.spec_augment, "mixing": args.mixing,
@@ -189,13 +208,25 @@ def train_config(args: argparse.Namespace):
     return replace(base, seed=args.seed, augment=augment, **{k: v for k, v in given.items() if v is not None})
 
 
-def features(args: argparse.Namespace):
-    """The FeatureConfig for training ``args.model``: its recipe's (a pack's own), with --feature-config's fields."""
-    from hearai.data.packed import open_pack
-    from hearai.train import recipe
+def features(args: argparse.Namespace, dataset=None):
+    """The FeatureConfig for training: the recipe's (a pack's own), with --feature-config's fields.
 
-    base = open_pack(args.root.resolve()).feature_config if args.dataset == "packed" else recipe(args.model)[1]
-    return options.feature_config(args.feature_config, base)
+    With a pretrained backbone and the ``dataset``'s audio, the band its files can hold (half the
+    lowest sample rate) is recorded, so the model never meets frequencies it was not trained on.
+    """
+    from dataclasses import replace
+
+    from hearai.data.packed import open_pack
+    from hearai.runs import training_bandwidth
+
+    base = open_pack(args.root.resolve()).feature_config if args.dataset == "packed" else _recipe(args)[1]
+    config = options.feature_config(args.feature_config, base)
+    if getattr(args, "backbone", None) and dataset is not None and args.dataset != "packed" \
+            and config.bandwidth_hz is None:
+        bandwidth = training_bandwidth(dataset)
+        if bandwidth < config.max_frequency:
+            config = replace(config, bandwidth_hz=bandwidth)
+    return config
 
 
 def load_dataset(args: argparse.Namespace):
@@ -256,7 +287,7 @@ def cross_validate(args: argparse.Namespace) -> int:
     if under_torchrun():
         raise ConfigError("distributed runs (torchrun) are supported for 'hearai train'; run 'hearai cv' alone")
     dataset = load_dataset(args)
-    report = cross_validate(dataset, folds=args.folds, feature_config=features(args),
+    report = cross_validate(dataset, folds=args.folds, feature_config=features(args, dataset),
                             config=train_config(args), run=run_options(args), out=args.out,
                             test_folds=args.test_folds, test_hop=args.test_hop)
     if report is None:
@@ -285,7 +316,8 @@ def train(args: argparse.Namespace) -> int:
     from hearai.runs import start_distributed, train_and_save
 
     args.device, world = start_distributed(args.device)
-    saved = train_and_save(load_dataset(args), feature_config=features(args),
+    dataset = load_dataset(args)
+    saved = train_and_save(dataset, feature_config=features(args, dataset),
                            config=train_config(args), run=run_options(args, processes=world), out=args.out,
                            checkpoint=args.checkpoint)
     if saved is None:  # another torchrun process writes

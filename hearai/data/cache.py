@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -84,6 +84,22 @@ class FeatureCache:
                 with atomic_path(entries[index]) as tmp:
                     save_file({"features": features.contiguous()}, str(tmp))
                 out[index] = features
+        return [f for f in out if f is not None]
+
+    def derived(self, paths: Sequence[Path], feature_config: FeatureConfig, tag: str,
+                compute: Callable[[list[Path]], list[torch.Tensor]], *, progress: bool = True) -> list[torch.Tensor]:
+        """What ``compute`` makes of each file (e.g. a frozen network's embeddings of its windows), cached per
+        (file content, ``feature_config``, ``tag``): ``tag`` names what computes it, e.g. the network's digest."""
+        folder = self.root / f"{config_key(feature_config)}-{tag}"
+        entries = [folder / f"{key}.safetensors" for key in self.content_keys(paths, progress=progress)]
+        out: list[torch.Tensor | None] = [_read(e) for e in entries]
+        missing = [i for i, f in enumerate(out) if f is None]
+        if missing:
+            folder.mkdir(parents=True, exist_ok=True)
+            for index, value in zip(missing, compute([paths[i] for i in missing])):
+                with atomic_path(entries[index]) as tmp:
+                    save_file({"features": value.contiguous()}, str(tmp))
+                out[index] = value
         return [f for f in out if f is not None]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import lzma
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,6 +96,12 @@ class PackedFeatures:
             raise DatasetError(f"{self.path}: packed with other features ({differing} differ); pack again with "
                                "this --feature-config")
         return [self._features[self._name(p)] for p in paths]
+
+    def derived(self, paths: Sequence[Path], feature_config: FeatureConfig, tag: str,
+                compute: Callable[[list[Path]], list[torch.Tensor]], *, progress: bool = True) -> list[torch.Tensor]:
+        """``FeatureCache.derived``'s answer, computed each time: a pack is read-only."""
+        del feature_config, tag, progress
+        return compute(list(paths))
 
     def _key(self, path: Path) -> str:
         return self._keys[self._name(path)]
