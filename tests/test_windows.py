@@ -82,3 +82,19 @@ def test_clip_crops_featurize_to_the_windows_of_the_whole_clip():
         from_crops = build_crop_featurizer(config)(torch.from_numpy(clip_crops(wave, config)))
     assert from_crops.shape == cached.shape == (4, 150, 100)
     assert torch.allclose(from_crops, cached, atol=1e-3)
+
+
+def test_pre_emphasized_crops_featurize_to_the_windows_of_the_whole_clip():
+    """EfficientAT's front end: a crop is one sample longer; only the clip's first two frames differ, where
+    reflect padding meets the pre-emphasis filter."""
+    import torch
+
+    from hearai.features import FeatureExtractor, build_crop_featurizer
+    from hearai.weights import EFFICIENTAT_FEATURES as config
+
+    wave = np.random.default_rng(4).standard_normal(int(4.5 * 32_000)).astype(np.float32) * 0.1
+    cached = FeatureExtractor(config).windows(wave)
+    with torch.inference_mode():
+        from_crops = build_crop_featurizer(config)(torch.from_numpy(clip_crops(wave, config)))
+    assert crop_samples(config) == 191 * 320 + 1024 + 1 and from_crops.shape == cached.shape == (9, 128, 192)
+    assert torch.equal(from_crops[0, :, 2:], cached[0, :, 2:]) and torch.equal(from_crops[1:], cached[1:])
