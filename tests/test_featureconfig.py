@@ -41,6 +41,12 @@ def test_config_round_trips_through_json():
         ({"kind": "mfcc", "n_mfcc": 200}, "n_mfcc (200) must not exceed n_mels (150)"),
         ({"window_seconds": 0.001}, "at least one hop"),
         ({"amin": 0.0}, "FeatureConfig.amin must be a positive number"),
+        ({"preemphasis": 1.0}, "FeatureConfig.preemphasis must be in [0, 1)"),
+        ({"mel_scale": "kaldi"}, "'kaldi' has no area norm"),
+        ({"kind": "lnmel", "top_db": 80.0}, "not 'lnmel'"),
+        ({"bandwidth_hz": -1.0}, "bandwidth_hz must be positive"),
+        ({"periodic_window": "no"}, "periodic_window must be true or false"),
+        ({"log_divisor": 0.0}, "FeatureConfig.log_divisor must be a positive number"),
     ],
 )
 def test_invalid_config_names_the_field(fields, message):
@@ -72,3 +78,32 @@ def test_sizes_from_a_file_are_bounded_before_anything_is_allocated(fields, mess
     """A model header or --feature-config asking for 2**28-point FFTs or 1e5-s windows ran out of memory."""
     with pytest.raises(ConfigError, match=message.replace("(", "\\(").replace("*", "\\*")):
         FeatureConfig.from_dict(fields)
+
+
+def test_kaldi_triangles_are_straight_in_mels_and_leave_the_nyquist_bin_out():
+    c = FeatureConfig(sample_rate=32_000, mel_scale="kaldi", mel_norm=None, n_mels=128, fmax=16_000.0)
+    weights = mel_filterbank(c)
+    assert weights.shape == (128, 513) and weights[:, -1].max() == 0 and weights.max() <= 1
+    mels = 1127.0 * np.log(1.0 + np.linspace(0, 16_000, 513) / 700.0)
+    edges = np.linspace(0, 1127.0 * np.log(1.0 + 16_000 / 700.0), 130)
+    band = 40  # its rising side is a straight line in mels: (mel - left edge) / (centre - left edge)
+    rising = (mels > edges[band]) & (mels <= edges[band + 1])
+    np.testing.assert_allclose(weights[band, rising], (mels[rising] - edges[band]) / (edges[band + 1] - edges[band]),
+                               rtol=1e-5)
+
+
+def test_a_band_limit_silences_every_frequency_above_it():
+    import torch
+
+    from hearai.features import LogMel
+
+    c = FeatureConfig(sample_rate=32_000, bandwidth_hz=8_000.0)
+    t = np.arange(32_000) / 32_000
+    low = 0.3 * np.sin(2 * np.pi * 1_000 * t)
+    high = 0.3 * np.sin(2 * np.pi * 12_000 * t)
+    featurize = LogMel(c)
+    with_high, without = (featurize(torch.from_numpy(x.astype(np.float32))) for x in (low + high, low))
+    inner = slice(3, -3)  # the edge frames' zero padding spreads any tone over every bin
+    assert torch.allclose(with_high[:, inner], without[:, inner], atol=0.01)
+    assert not torch.allclose(LogMel(replace(c, bandwidth_hz=None))(torch.from_numpy((low + high).astype(np.float32))),
+                              without, atol=1.0)

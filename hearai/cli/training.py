@@ -120,6 +120,9 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
                         help="with --backbone: 'head' keeps the network frozen and fits a linear head on its cached "
                         "embeddings (minutes for ESC-50 on a CPU); 'all' trains every weight from the pretrained ones "
                         "(mixup, SpecAugment, the body at a tenth of the learning rate; default: %(default)s)")
+    parser.add_argument("--head", choices=("linear", "mlp"),
+                        help="with --backbone: the new head, 'linear' on the embedding or 'mlp' from AudioSet's hidden "
+                        "layer (default: linear with --finetune head, mlp with all)")
     parser.add_argument("--epochs", type=int,
                         help="maximum epochs (default: " + both.format(d.epochs, detector.epochs) + ")")
     parser.add_argument("--batch-size", type=int, help=f"windows per step (default: {d.batch_size})")
@@ -202,6 +205,10 @@ def train_config(args: argparse.Namespace):
         augment = AugmentConfig.from_dict(fields)
     except TypeError as exc:
         raise ConfigError(f"--augment-config: {exc}") from exc
+    if getattr(args, "head", None) is not None:
+        if getattr(args, "backbone", None) is None:
+            raise ConfigError("--head chooses a pretrained backbone's head: give --backbone too")
+        base = replace(base, model_options={**base.model_options, "head": args.head})
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
              "patience": args.patience, "validation_fraction": args.validation_fraction, "seeds": args.seeds,
              "distill": args.distill or None}
