@@ -42,12 +42,18 @@ def environment(pretrained_cache, mn04_folder, tmp_path_factory):
             os.environ[key] = value
 
 
-def test_a_frozen_head_learns_four_sounds_and_its_file_says_where_it_came_from(four_sounds, environment, tmp_path):
-    out = tmp_path / "four.safetensors"
+@pytest.fixture(scope="module")
+def frozen(four_sounds, environment, tmp_path_factory) -> Path:
+    """A linear head on the frozen pretrained ear, trained by the CLI on folds 1-2 of the four sounds."""
+    out = tmp_path_factory.mktemp("frozen") / "four.safetensors"
     done = hearai("train", "--dataset", "csv", "--root", str(four_sounds), "--folds", "1,2", "--backbone",
                   "efficientat-mn04", "--finetune", "head", "--out", str(out), "--quiet", "--workers", "0")
     assert done.returncode == 0, done.stderr
-    model = load(out)
+    return out
+
+
+def test_a_frozen_head_learns_four_sounds_and_its_file_says_where_it_came_from(four_sounds, environment, frozen):
+    model = load(frozen)
     assert model.model_name == "efficientat" and model.task == "classifier" and len(model.labels) == 4
     assert model.feature_config.bandwidth_hz == 8000.0  # ESC-50 here is 16 kHz: nothing above 8 kHz was heard
     assert model.provenance["pretrained"]["sha256"].startswith("899a8c62")
@@ -59,16 +65,12 @@ def test_a_frozen_head_learns_four_sounds_and_its_file_says_where_it_came_from(f
     assert right >= 7, right  # of 8 held-out clips, two of each sound
 
 
-def test_the_head_on_cached_embeddings_equals_the_whole_network_on_the_clip(four_sounds, environment, tmp_path):
+def test_the_head_on_cached_embeddings_equals_the_whole_network_on_the_clip(four_sounds, environment, frozen):
     from hearai.data.cache import FeatureCache
     from hearai.models.inference import clip_probabilities
     from hearai.transfer import embed_clips, mobilenet
 
-    out = tmp_path / "four.safetensors"
-    done = hearai("train", "--dataset", "csv", "--root", str(four_sounds), "--folds", "1,2", "--backbone",
-                  "efficientat-mn04", "--finetune", "head", "--out", str(out), "--quiet", "--workers", "0")
-    assert done.returncode == 0, done.stderr
-    model = load(out)
+    model = load(frozen)
     paths = [Path(r["path"]) for r in csv.DictReader(open(four_sounds)) if r["fold"] == "3"][:3]
     features = FeatureCache().features(paths, model.feature_config, progress=False)
     net = mobilenet(model.model)
