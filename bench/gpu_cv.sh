@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything issue 16 measures on a lent GPU, from a pack: the one command a device run executes.
-# Here, first (README, "Training fast: the engine, packs and a lent GPU"):
+# The GPU measurements of training, from a pack, in one command run on the GPU machine.
+# Here, first (README, "Training fast, ensembles and distillation"):
 #   .venv/bin/hearai pack --dataset esc50 --root ../shared/data/esc50 --feature-config '{"n_mels": 64}' \
 #       --out runs/gpu/esc50.pack
 #   bench/gpu_wheels.sh            # soundfile, soxr and their needs, for the GPU machine's Python

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The packages hearai needs that the lent GPU machine's Python (3.12) lacks, as wheels in .whl/
+# The packages hearai needs that the GPU machine's Python (3.12) lacks, as wheels in .whl/
 # (git-ignored; carried with the run). Everything else there (torch, numpy, safetensors,
 # matplotlib, tqdm) is already installed: ../.library/device/KINDS.md lists it.
 set -euo pipefail

@@ -36,7 +36,7 @@ def _mutated(value, rng: np.random.Generator):
 
 
 def test_fuzzed_model_headers_are_model_errors_or_bounded_models(tmp_path, tiny_model):
-    """Mutated model headers (issue 12): a ModelError naming the file, or a model within the size bounds."""
+    """Mutated model headers: a ModelError naming the file, or a model within the size bounds."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 

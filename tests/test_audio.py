@@ -142,7 +142,7 @@ def test_every_esc50_clip_loads(esc50_root, esc50_rows):
         assert wave.shape == (80_000,), row["filename"]
 
 
-# --- hostile and damaged headers (issue 12) -------------------------------------------------------
+# --- hostile and damaged headers -------------------------------------------------------
 
 
 def _pcm_wav(path: Path, *, declared_rate: int, frames: int = 48_000) -> Path:
@@ -224,7 +224,7 @@ def _mutations(data: bytes, rng: np.random.Generator, count: int) -> list[bytes]
 
 @pytest.mark.parametrize("kind", sorted(FUZZ_FORMATS))
 def test_fuzzed_files_give_audio_errors_or_finite_bounded_audio(tmp_path, esc50_root, kind):
-    """Hostile-input fuzz (issue 12): no traceback, no NaN, no allocation above FUZZ_PEAK_BYTES."""
+    """Hostile-input fuzz: no traceback, no NaN, no allocation above FUZZ_PEAK_BYTES."""
     clip = audio.load(esc50_root / "audio" / "1-100032-A-0.flac", sample_rate=16_000)[:16_000]
     fmt, subtype = FUZZ_FORMATS[kind]
     original = tmp_path / f"clip.{kind}"

@@ -219,7 +219,7 @@ def test_a_partial_urbansound8k_download_works_for_its_folds(tmp_path, us8k_root
 
 
 def test_detect_quotes_file_names_on_stdout(tiny_model, tmp_path):
-    """A file name with a comma and a newline forged rows in the unquoted CSV on stdout (issue 12)."""
+    """A file name with a comma and a newline forged rows in the unquoted CSV on stdout."""
     wave = (0.01 * np.random.default_rng(0).standard_normal(6 * 16_000)).astype(np.float32)
     wave[2 * 16_000 : 4 * 16_000] += 0.3 * np.sin(2 * np.pi * 900 * np.arange(2 * 16_000) / 16_000)
     name = tmp_path / "door,bell\nsiren,1,2,3.wav"
@@ -232,7 +232,7 @@ def test_detect_quotes_file_names_on_stdout(tiny_model, tmp_path):
 
 
 def test_audio_far_beyond_full_scale_is_an_error_not_nan(tiny_model, tmp_path):
-    """A float WAV with amplitude 1e30 printed NaN, which is not even JSON (issue 12)."""
+    """A float WAV with amplitude 1e30 printed NaN, which is not even JSON."""
     wave = np.zeros(16_000, np.float32)
     wave[100] = 1e30
     sf.write(tmp_path / "loud.wav", wave, 16_000, subtype="FLOAT")

@@ -108,7 +108,7 @@ def test_corrupt_clip_in_a_dataset_stops_cv_with_its_name(small_set, tmp_path):
 
 
 def test_resume_reuses_finished_folds_only_under_the_same_settings(small_set, tmp_path):
-    """A dsresnet run resumed with other settings reported its old numbers under the new labels (issue 12)."""
+    """A dsresnet run resumed with other settings reported its old numbers under the new labels."""
     out = tmp_path / "run"
     common = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "1",
               "--cache", str(tmp_path / "c"), "--quiet", "--out", str(out)]

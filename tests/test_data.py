@@ -154,7 +154,7 @@ def test_prepare_cli_writes_a_manifest_that_reads_back(tmp_path, esc50_root):
 
 
 def test_ragged_rows_and_bad_numbers_in_metadata_are_named(tmp_path, esc50_root):
-    """A short CSV row and damaged ESC-50 metadata gave tracebacks (issue 12)."""
+    """A short CSV row and damaged ESC-50 metadata gave tracebacks."""
     short = tmp_path / "short.csv"
     short.write_text(f"path,label,fold\n{esc50_root}/audio/1-100032-A-0.flac,dog\n{esc50_root}/audio/1-110389-A-0.flac\n")
     with pytest.raises(DatasetError, match="2 row\\(s\\) whose values do not match the columns: line 2, line 3"):

@@ -361,7 +361,7 @@ def test_microphone_without_portaudio_is_explained(monkeypatch):
     ({"ignore": "rain"}, "ignore must be a list of labels"),
 ])
 def test_detect_configs_from_files_are_checked(fields, message):
-    """A scalar per-class threshold gave a traceback; a huge floor_seconds a huge history (issue 12)."""
+    """A scalar per-class threshold gave a traceback; a huge floor_seconds a huge history."""
     with pytest.raises(ConfigError, match=message):
         DetectConfig.from_dict(fields)
 

@@ -11,7 +11,7 @@ from hearai.fsutil import STALE_SECONDS, atomic_path, write_text_atomic
 
 
 def test_written_files_get_the_permissions_the_umask_gives(tmp_path):
-    """Atomic outputs were mode 0600 whatever the umask (issue 12)."""
+    """Atomic outputs were mode 0600 whatever the umask."""
     old = os.umask(0o022)
     try:
         write_text_atomic(tmp_path / "report.md", "hello")
@@ -32,7 +32,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
 
 
 def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
-    """A kill left hidden temporary files behind for good (up to 134 MB each, issue 12)."""
+    """A kill left hidden temporary files behind for good (up to 134 MB each)."""
     stale = tmp_path / ".model.safetensors.hearai-tmp-abc123.safetensors"
     fresh = tmp_path / ".model.safetensors.hearai-tmp-def456.safetensors"  # a writer still at work
     stale.write_bytes(b"x" * 1000)

@@ -109,7 +109,7 @@ def test_ceil_avg_pool_equals_torch_ceil_mode(shape, kernel):
     ("resnet", {"widths": [4096] * 12, "blocks": 32}, "parameters, over the 200,000,000 limit"),
 ])
 def test_options_from_a_model_file_are_bounded_before_weights_exist(name, options, message):
-    """Hostile headers (widths 200000, blocks 100000) allocated gigabytes before refusing (issue 12)."""
+    """Hostile headers (widths 200000, blocks 100000) allocated gigabytes before refusing."""
     with pytest.raises(ModelError, match=message):
         create_model(name, n_classes=10, n_features=150, n_frames=100, **options)
     with pytest.raises(ModelError, match="n_classes must be between 1 and 10000"):

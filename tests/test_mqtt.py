@@ -105,7 +105,7 @@ def test_alerts_arrive_in_order_across_the_connection(broker):
 
 def test_alerts_sent_while_the_broker_acknowledges_never_deadlock(broker):
     """Paho ran on_publish holding its message lock and waited there for ours, while notify held ours
-    and waited in publish() for Paho's: a CI run hung (issue 16's session). Many alerts in a burst
+    and waited in publish() for Paho's: a test run hung. Many alerts in a burst
     against a broker that acknowledges each at once met that race within a few hundred."""
     alerts = MqttAlerts(f"mqtt://127.0.0.1:{broker.port}")
     deadline = time.monotonic() + 10

@@ -83,7 +83,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
 
 
 def test_resume_continues_only_the_run_its_checkpoint_belongs_to(small_set, tmp_path):
-    """A checkpoint of all folds resumed on folds 1,2 trained on test data; 9 classes gave a traceback (issue 12)."""
+    """A checkpoint of all folds resumed on folds 1,2 trained on test data; 9 classes gave a traceback."""
     dataset = prepare("csv", small_set)
     run = RunOptions(cache=FeatureCache(tmp_path / "cache"), progress=False, resume=True)
     config = TrainConfig(epochs=1, augment=TrainConfig().augment.plain())

@@ -215,7 +215,7 @@ def test_stream_cap_refuses_the_extra_stream(tiny_client):
         assert again.receive_json()["type"] == "ready"
 
 
-# --- abuse (issue 12) -----------------------------------------------------------------------------
+# --- abuse -----------------------------------------------------------------------------------
 
 
 def _guarded_client(tiny_model, **limits) -> TestClient:

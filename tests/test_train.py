@@ -46,7 +46,7 @@ def _one_epoch_checkpoint(path):
     ("other-recipe", "belongs to another run \\(train_config differ\\)"),
 ])
 def test_a_damaged_or_foreign_checkpoint_is_refused_before_anything_is_written(tmp_path, damage, message):
-    """Seven kinds of damaged checkpoint gave tracebacks; one (epoch 999) wrote a model first (issue 12)."""
+    """Seven kinds of damaged checkpoint gave tracebacks; one (epoch 999) wrote a model first."""
     path = tmp_path / "run.checkpoint.pt"
     data, config = _one_epoch_checkpoint(path)
     payload = torch.load(path, weights_only=True)

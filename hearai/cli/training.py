@@ -20,7 +20,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.set_defaults(run=prepare)
 
     p = verbs.add_parser(
-        "pack", help="a dataset's features in one small file, for a machine without the corpus (a lent GPU)",
+        "pack", help="a dataset's features in one small file, for a machine without the corpus (a GPU box)",
         description="Featurize the dataset (through the feature cache) and write every clip's features, 8-bit "
         "quantized per clip and LZMA-compressed, with the clips' labels, folds and audio hashes and the feature "
         "config, to one file; 'hearai cv --dataset packed --root FILE' (and train) then run anywhere without the "

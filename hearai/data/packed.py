@@ -1,5 +1,5 @@
-"""A dataset's clip features in one small file, for a machine without the corpus: a lent GPU takes
-at most 64 MiB a transfer, and ESC-50's audio is far larger than its features.
+"""A dataset's clip features in one small file, for a machine without the corpus: a remote GPU
+machine may take small transfers only, and ESC-50's audio is far larger than its features.
 
 ``pack_features`` writes every clip's features, each quantized to 8 bits between its own lowest
 and highest value (for log-mel dB with an 80-dB range a step of 0.31 dB, an error of at most
