@@ -176,9 +176,10 @@ def _transfer(dataset: Dataset, data: ClipFeatures, train_idx: list[int], val_id
     paths = [dataset.clips[i].path for i in train_idx]
     pinned = spec(str(config.backbone))
 
+    loaded = {dataset.clips[i].path: data.features[i] for i in train_idx}  # the log-mel is in memory already
+
     def embed(missing: list[Path]) -> list[torch.Tensor]:
-        features = run.cache.features(missing, feature_config, workers=run.workers, progress=run.progress)
-        return embed_clips(mobilenet(model), features, feature_config, progress=run.progress)
+        return embed_clips(mobilenet(model), [loaded[p] for p in missing], feature_config, progress=run.progress)
 
     embeddings = run.cache.derived(paths, feature_config, f"{pinned.sha256[:16]}-embeddings", embed,
                                    progress=run.progress)

@@ -29,17 +29,12 @@ def four_sounds(tmp_path_factory, esc50_rows) -> Path:
 
 @pytest.fixture(scope="module")
 def environment(pretrained_cache, mn04_folder, tmp_path_factory):
-    import os
-
-    saved = {k: os.environ.get(k) for k in ("HEARAI_CACHE", "HEARAI_MIRROR")}
-    os.environ["HEARAI_CACHE"] = str(tmp_path_factory.mktemp("transfer-cache"))
-    os.environ["HEARAI_MIRROR"] = str(mn04_folder.parent)
-    yield Path(os.environ["HEARAI_CACHE"])
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    """A private cache (features, embeddings) and the mirror, for this module's runs of the CLI."""
+    cache = tmp_path_factory.mktemp("transfer-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEARAI_CACHE", str(cache))
+        patch.setenv("HEARAI_MIRROR", str(mn04_folder.parent))
+        yield cache
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -72,25 +72,23 @@ class FeatureCache:
                  progress: bool = True) -> list[torch.Tensor]:
         """Each file's clip features (n_features, frames), in order; computes only the misses."""
         folder = self.folder(feature_config)
-        entries = [folder / f"{key}.safetensors" for key in self.content_keys(paths, progress=progress)]
-        out: list[torch.Tensor | None] = [_read(e) for e in entries]
-        missing = [i for i, f in enumerate(out) if f is None]
-        if missing:
-            folder.mkdir(parents=True, exist_ok=True)
+
+        def featurize(missing: list[Path]) -> Iterable[torch.Tensor]:
             write_text_atomic(folder / "feature_config.json", json.dumps(feature_config.to_dict(), indent=2))
-            extractor = FeatureExtractor(feature_config)
-            computed = extractor.files([paths[i] for i in missing], workers=workers, progress=progress)
-            for index, features in zip(missing, computed):
-                with atomic_path(entries[index]) as tmp:
-                    save_file({"features": features.contiguous()}, str(tmp))
-                out[index] = features
-        return [f for f in out if f is not None]
+            return FeatureExtractor(feature_config).files(missing, workers=workers, progress=progress)
+
+        return self._cached(folder, paths, featurize, progress=progress)
 
     def derived(self, paths: Sequence[Path], feature_config: FeatureConfig, tag: str,
-                compute: Callable[[list[Path]], list[torch.Tensor]], *, progress: bool = True) -> list[torch.Tensor]:
+                compute: Callable[[list[Path]], Iterable[torch.Tensor]], *, progress: bool = True
+                ) -> list[torch.Tensor]:
         """What ``compute`` makes of each file (e.g. a frozen network's embeddings of its windows), cached per
         (file content, ``feature_config``, ``tag``): ``tag`` names what computes it, e.g. the network's digest."""
-        folder = self.root / f"{config_key(feature_config)}-{tag}"
+        return self._cached(self.root / f"{config_key(feature_config)}-{tag}", paths, compute, progress=progress)
+
+    def _cached(self, folder: Path, paths: Sequence[Path], compute: Callable[[list[Path]], Iterable[torch.Tensor]],
+                *, progress: bool) -> list[torch.Tensor]:
+        """Each file's entry in ``folder``, in order; ``compute`` makes the missing ones, each written atomically."""
         entries = [folder / f"{key}.safetensors" for key in self.content_keys(paths, progress=progress)]
         out: list[torch.Tensor | None] = [_read(e) for e in entries]
         missing = [i for i, f in enumerate(out) if f is None]

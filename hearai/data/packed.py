@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import lzma
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,10 +98,11 @@ class PackedFeatures:
         return [self._features[self._name(p)] for p in paths]
 
     def derived(self, paths: Sequence[Path], feature_config: FeatureConfig, tag: str,
-                compute: Callable[[list[Path]], list[torch.Tensor]], *, progress: bool = True) -> list[torch.Tensor]:
+                compute: Callable[[list[Path]], Iterable[torch.Tensor]], *, progress: bool = True
+                ) -> list[torch.Tensor]:
         """``FeatureCache.derived``'s answer, computed each time: a pack is read-only."""
         del feature_config, tag, progress
-        return compute(list(paths))
+        return list(compute(list(paths)))
 
     def _key(self, path: Path) -> str:
         return self._keys[self._name(path)]

@@ -64,9 +64,10 @@ class ChannelSqueeze(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """EfficientAT's squeeze-excitation: the maximum of gates over chosen dimensions; these models use channels only.
+    """EfficientAT's squeeze-excitation, over channels only in these models.
 
-    Kept as a list so that the released weights' keys (``conc_se_layers.0.fc1``) load unchanged.
+    The gate sits in a one-entry list so that the released weights' keys (``conc_se_layers.0.fc1``)
+    load unchanged.
     """
 
     def __init__(self, channels: int) -> None:
@@ -74,8 +75,7 @@ class SqueezeExcite(nn.Module):
         self.conc_se_layers = nn.ModuleList([ChannelSqueeze(channels)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gated = [layer(x) for layer in self.conc_se_layers]
-        return gated[0] if len(gated) == 1 else torch.stack(gated).amax(dim=0)
+        return self.conc_se_layers[0](x)
 
 
 @dataclass(frozen=True)
