@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "DEFAULT_MODEL", "__version__",
-           "load", "model_file"]
+           "default_model", "load", "model_file"]
 
 _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
 # The shipped detector (README, "The shipped model"): ONNX, so that it runs without torch; its
@@ -20,25 +20,47 @@ _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
 DEFAULT_MODEL = Path(__file__).parent / "default_model" / "esc50-sed.onnx"
 
 
-def model_file(path: str | Path) -> Path:
-    """The file a model argument names: a path, or a pretrained network's name (``efficientat-mn04``).
+def model_file(path: str | Path, *, data_dir: str | Path | None = None) -> Path:
+    """The file a model argument names: a path, a pretrained network's name (``efficientat-mn04``) or ``ear``.
 
     A name gives its model file in the cache, made from the weights in a mirror folder
     (``HEARAI_MIRROR``) or the cache when needed; it never downloads: 'hearai pull NAME' does.
+    ``ear``: the alert sounds of the table in ``data_dir`` (default ``hearai.alerts.default_data_dir()``),
+    else the shipped table.
     """
-    from hearai.weights import is_pretrained_name
+    from hearai.weights import EAR, is_pretrained_name
 
     if is_pretrained_name(path) and not Path(path).exists():
+        if str(path) == EAR:
+            from hearai.alerts import default_data_dir
+            from hearai.pretrained import ear_model_path
+
+            return ear_model_path(default_data_dir() if data_dir is None else data_dir)
         from hearai.pretrained import pretrained_model_path
 
         return pretrained_model_path(str(path))
     return Path(path)
 
 
+def default_model(*, data_dir: str | Path | None = None) -> tuple[Path, str]:
+    """The model a command uses when given none, and a line for the user when it is not the best one.
+
+    The ear when its network's weights are here (pulled, or in a mirror folder); otherwise the
+    shipped ESC-50 detector (``DEFAULT_MODEL``), which knows no alarm or doorbell.
+    """
+    from hearai.weights import EAR, EAR_BACKBONE, available
+
+    if available(EAR_BACKBONE):
+        return model_file(EAR, data_dir=data_dir), ""
+    return DEFAULT_MODEL, (f"listening with the ESC-50 detector (no smoke alarm, doorbell or phone): "
+                           f"'hearai pull {EAR_BACKBONE}' gets the pretrained ear")
+
+
 def load(path: str | Path | None = None) -> SoundModel:
     """Open a model file of either kind as a ``SoundModel``: ``.safetensors`` (torch) or ``.onnx`` (no torch).
 
-    ``None`` opens the shipped default detector (``DEFAULT_MODEL``); a pretrained network's name
+    ``None`` opens the shipped ESC-50 detector (``DEFAULT_MODEL``; commands given no model use
+    ``default_model()``, the ear when it is here); a pretrained network's name
     (``efficientat-mn04``) its model file (``model_file``). The kind is read from the
     file's first bytes, not its name: an ONNX model (a protobuf) starts with its IR-version field,
     byte 0x08 (and has no safetensors JSON header at byte 8); anything else goes to the safetensors

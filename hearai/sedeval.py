@@ -100,11 +100,13 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
     finally:
         _remove_audio(scenes)
         _remove_audio(quiet)
-    classes = sorted({c.label for c in events})
+    classes = sorted({c.label for c in events} & set(detector.labels))
     detections = mixed + alone
     thresholds, report = calibrate(detections, truth, detector.labels, classes=classes,
                                    target_precision=protocol.target_precision, background=alone,
-                                   alarms_per_hour=protocol.alarms_per_hour, hold_seconds=DetectConfig().hold_seconds)
+                                   alarms_per_hour=protocol.alarms_per_hour, hold_seconds=DetectConfig().hold_seconds,
+                                   floors={label: DetectConfig().pair(label, detector.thresholds)[0]
+                                           for label in classes})
     return detector.with_thresholds(thresholds, {**report, "soundscapes": len(detections),
                                                  "validation_clips": len(clips)})
 
@@ -120,14 +122,14 @@ def test_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple
     try:
         spec = replace(base, events=protocol.events, snrs_db=protocol.snrs_db, per_snr=protocol.test_per_snr)
         truth_path = build_soundscapes(events, beds, spec, scenes, prefix=f"fold{fold}", progress=progress)
-        truth = read_ground_truth(truth_path)
+        truth = known_truth(read_ground_truth(truth_path), detector.labels)
         paths = sorted(scenes.glob("*.wav"))
         detections = [detect_file(detector, p, config, record=True, live=True) for p in paths]
         plot_detection(detections[0], detector.labels, work / "timeline.png", threshold=0.5, truth=truth)
         scores = evaluate(truth, detections)
         scores["psds"] = psds_scores(detections, truth, detector.labels,
                                      [label for label in detector.labels if label not in backgrounds])
-        scores["by_snr"] = {f"{snr:g}": _scores_at(truth_path, snr, detections) for snr in protocol.snrs_db}
+        scores["by_snr"] = {f"{snr:g}": _scores_at(truth, truth_path, snr, detections) for snr in protocol.snrs_db}
         minutes = protocol.background_minutes
         build_soundscapes([], beds, replace(base, events=0, snrs_db=(0.0,), per_snr=minutes, seconds=60.0), quiet,
                           prefix=f"fold{fold}-background", progress=progress)
@@ -190,14 +192,19 @@ def _joined(events: list[tuple[float, float, str]]) -> list[tuple[float, float, 
     return out
 
 
-def _scores_at(truth_path: Path, snr: float, detections: list) -> dict[str, Any]:
+def known_truth(truth: list[LabelledEvent], labels: tuple[str, ...]) -> list[LabelledEvent]:
+    """The events of the sounds a detector knows; the others stay in the audio, as sounds it must not alert on."""
+    return [t for t in truth if t.label in labels]
+
+
+def _scores_at(truth: list[LabelledEvent], truth_path: Path, snr: float, detections: list) -> dict[str, Any]:
     """Event and segment F1 of the soundscapes mixed at one SNR."""
     import csv
 
     with truth_path.open(newline="", encoding="utf-8") as f:
         files = {row["file"] for row in csv.DictReader(f) if float(row["snr_db"]) == snr}
     picked = [d for d in detections if Path(d.file).name in files]
-    result = evaluate(read_ground_truth(truth_path), picked)
+    result = evaluate(truth, picked)
     return {"event_f1": result["event_based"]["f1"], "event_onset_f1": result["event_based_onset"]["f1"],
             "segment_f1": result["segment_based"]["f1"]}
 

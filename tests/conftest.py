@@ -44,6 +44,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _private_serve_data(tmp_path_factory) -> None:
     # Servers started by tests keep taught sounds in a temporary folder, never in the user's own.
     os.environ["HEARAI_SERVE_DATA"] = str(tmp_path_factory.mktemp("serve-data"))
+    # And a cache of their own without the pretrained ear: a command given no model then uses the shipped
+    # detector, whatever this machine pulled; tests of the ear as the default say so (``ear_home``).
+    os.environ["HEARAI_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("HEARAI_MIRROR", None)
 
 
 def _require(path: Path) -> Path:
@@ -85,6 +89,15 @@ def pretrained_cache(tmp_path_factory, mn04_folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ear_home(tmp_path_factory, pretrained_cache: Path) -> dict[str, str]:
+    """The environment of a machine that pulled the ear's network: ``HEARAI_CACHE`` with its model file."""
+    home = tmp_path_factory.mktemp("ear-home")
+    (home / "pretrained").mkdir()
+    (home / "pretrained" / "efficientat-mn04.safetensors").symlink_to(pretrained_cache / "efficientat-mn04.safetensors")
+    return {**os.environ, "HEARAI_CACHE": str(home)}
+
+
+@pytest.fixture(scope="session")
 def mn04(pretrained_cache: Path):
     """The pretrained AudioSet tagger as a hearai model (torch)."""
     from hearai.artifact import load
@@ -95,10 +108,11 @@ def mn04(pretrained_cache: Path):
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def hearai(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def hearai(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess:
     """The ``hearai`` command as a user runs it: a real subprocess, text output."""
     command = [sys.executable, "-m", "hearai.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 def assert_png(path: Path) -> None:

@@ -20,7 +20,7 @@ STAGES = [
     ("hearai.windows",),
     ("hearai.features", "hearai.explain", "hearai.plots"),
     ("hearai.data",),
-    ("hearai.models", "hearai.augment", "hearai.weights"),
+    ("hearai.models", "hearai.augment", "hearai.weights", "hearai.alerts"),
     ("hearai.train", "hearai.transfer"),
     ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export", "hearai.pretrained"),
     ("hearai.detect",),
@@ -34,7 +34,8 @@ STAGES = [
 ]
 # What runs without torch: the ONNX deployment path (a test also runs it where torch cannot be imported).
 TORCH_FREE = ("hearai.errors", "hearai.validation", "hearai.fsutil", "hearai.machine", "hearai.audio",
-              "hearai.featureconfig", "hearai.windows", "hearai.weights", "hearai.interface", "hearai.runtime",
+              "hearai.featureconfig", "hearai.windows", "hearai.weights", "hearai.alerts", "hearai.interface",
+              "hearai.runtime",
               "hearai.detect", "hearai.serve", "hearai.cli")
 
 

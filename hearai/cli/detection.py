@@ -60,8 +60,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "removes sounds taught from a few recordings (kept in --data-dir), /openapi.json describes the API. "
         "Binds to loopback unless told otherwise; CORS is off.")
     p.add_argument("model", type=Path, nargs="?",
-                   help="model file (.safetensors or .onnx) or a pretrained network's name (efficientat-mn04); "
-                   "default: the shipped detector of ESC-50's 50 sounds")
+                   help="model file (.safetensors or .onnx), 'ear' or a pretrained network's name (efficientat-mn04); "
+                   "default: the ear when its weights are here, else the shipped detector of ESC-50's 50 sounds")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port, 0-65535 (0: any free one; default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")
@@ -97,13 +97,14 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 
 def detect(args: argparse.Namespace) -> int:
-    from hearai import DEFAULT_MODEL, audio, load
+    from hearai import audio, load
     from hearai.detect import evaluate, read_ground_truth, write_events
     from hearai.detect.files import EVENT_COLUMNS, detect_files, event_rows
 
     model_path, inputs = options.split_model(args.inputs)
     if not inputs:
         raise ConfigError("give at least one audio file or folder to detect in")
+    model_path = options.chosen_model(model_path)
     model = load(model_path)
     config = options.detect_config(args, model.labels)
     truth = read_ground_truth(args.evaluate) if args.evaluate else None
@@ -115,7 +116,7 @@ def detect(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"timeline: {args.plot}", file=sys.stderr)
     if args.out:
-        write_events(args.out, detections, config=config, model=str(model_path or DEFAULT_MODEL))
+        write_events(args.out, detections, config=config, model=str(model_path))
         print(f"events: {args.out} ({sum(len(d.events) for d in detections)} in {len(files)} files)", file=sys.stderr)
     else:  # quoted like --out's CSV: a file name with a comma or a newline cannot forge a row
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -143,7 +144,7 @@ def listen(args: argparse.Namespace) -> int:
     if len(sources) != 1:
         raise ConfigError("give exactly one source: --device N, --stdin --rate R, or FILE"
                           + (f" (got {' and '.join(sources)})" if sources else ""))
-    model = load(model_path)
+    model = load(options.chosen_model(model_path))
     config = options.detect_config(args, model.labels)
     rate = model.sample_rate
     if args.stdin:
@@ -181,9 +182,10 @@ def listen(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from hearai import DEFAULT_MODEL, load, model_file
+    from hearai import load
+    from hearai.alerts import default_data_dir
     from hearai.serve import ServeConfig, create_app, server
-    from hearai.serve.sounds import SoundTeacher, default_data_dir, warn
+    from hearai.serve.sounds import SoundTeacher, warn
 
     if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
         raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
@@ -191,7 +193,7 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigError("--https makes its own certificate: give it, or --ssl-certfile/--ssl-keyfile, not both")
     listening = server.bind(args.host, args.port)
     data_dir = args.data_dir or default_data_dir()
-    model_path = model_file(args.model) if args.model else DEFAULT_MODEL
+    model_path = options.chosen_model(args.model, data_dir=data_dir)
     teacher = SoundTeacher(load(model_path), model_path=model_path, data_dir=data_dir)
     warn(teacher.restore())
     model = teacher.model
@@ -209,7 +211,7 @@ def serve(args: argparse.Namespace) -> int:
     certificate = server.own_certificate(data_dir / "tls", host, address) if args.https else None
     scheme = "https" if args.https or args.ssl_certfile else "http"
     url = f"{scheme}://{shown}:{port}/"
-    served = args.model.name if args.model else DEFAULT_MODEL.name
+    served = args.model.name if args.model else ("ear" if model_path.name.startswith("ear-") else model_path.name)
     print(f"serving {served} on {url} (API description: /openapi.json)", file=sys.stderr, flush=True)
     if certificate:
         server.explain_certificate(certificate, url, sys.stderr)

@@ -14,7 +14,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser("predict", help="name the sound in audio files: one JSON object per file",
                          description="Print {file, label, confidence, probabilities} for each file, rounded to 4 "
                          "digits: for a classifier the mean of its window probabilities over the clip, for a detector "
-                         "(the shipped model) each sound's highest window score.")
+                         "(the ear, the shipped model) each sound's highest window score, and 'alerts': the sounds "
+                         "at or above their alert thresholds (empty when nothing would have alerted).")
     p.add_argument("inputs", nargs="+", type=Path, metavar="[MODEL] FILE", help=f"audio files; {options.MODEL_HELP}")
     p.set_defaults(run=predict)
 
@@ -51,13 +52,20 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 def predict(args: argparse.Namespace) -> int:
     from hearai import load
+    from hearai.detect import DetectConfig
 
     model_path, files = options.split_model(args.inputs)
     if not files:
         raise ConfigError("give at least one audio file to predict")
-    model = load(model_path)
+    model = load(options.chosen_model(model_path))
+    alerting = model.task == "detector"
+    config = DetectConfig()
     for path in files:
-        print(json.dumps({"file": str(path), **model.predict(path)}), flush=True)
+        prediction = model.predict(path)
+        if alerting:  # what a listening detector would have alerted on: each sound at or above its on threshold
+            prediction["alerts"] = [label for label, p in prediction["probabilities"].items()
+                                    if p >= config.pair(label, model.thresholds)[0]]
+        print(json.dumps({"file": str(path), **prediction}), flush=True)
     return 0
 
 

@@ -53,9 +53,10 @@ def read_json_object(value: str | Path, option: str) -> dict[str, Any]:
 
 
 MODEL_SUFFIXES = (".safetensors", ".onnx")
-MODEL_HELP = ("a model may come first: a file (.safetensors from 'hearai train', .onnx from 'hearai export') or a "
-              "pretrained network's name (efficientat-mn04: AudioSet's 527 sounds; 'hearai pull' gets it); without "
-              "one, the shipped detector of ESC-50's 50 sounds is used")
+MODEL_HELP = ("a model may come first: a file (.safetensors from 'hearai train', .onnx from 'hearai export'), "
+              "'ear' (the alert sounds: smoke alarm, siren, doorbell, ...) or a pretrained network's name "
+              "(efficientat-mn04: AudioSet's 527 sounds); without one, the ear when its weights are here "
+              "('hearai pull efficientat-mn04'), else the shipped detector of ESC-50's 50 sounds")
 
 
 def is_model(path: Path) -> bool:
@@ -70,6 +71,21 @@ def split_model(inputs: list[Path]) -> tuple[Path | None, list[Path]]:
     if inputs and is_model(inputs[0]):
         return inputs[0], inputs[1:]
     return None, inputs
+
+
+def chosen_model(given: Path | None, *, data_dir: Path | None = None) -> Path:
+    """The model file ``given`` names, else the default one (``hearai.default_model``), saying why when it is not
+    the ear."""
+    import sys
+
+    from hearai import default_model, model_file
+
+    if given is not None:
+        return model_file(given, data_dir=data_dir)
+    path, note = default_model(data_dir=data_dir)
+    if note:
+        print(note, file=sys.stderr)
+    return path
 
 
 def add_feature_config(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,9 @@ A sigmoid score of 0.5 means different things for a siren (loud, distinct) and a
 others too few detections. Here each class gets the lowest *on* threshold whose frame-level
 precision on validation soundscapes (mixed from training-fold clips the network did not train on)
 reaches ``target_precision``: as many detections as that precision allows. A class that never
-reaches it gets the threshold of its best F1, but never below the default (a class the model
-confuses must not alert on every other sound), and a class with too few validation frames keeps
-the default. *Off* is half of *on* (hysteresis: an event does not flicker off mid-sound). NumPy only.
+reaches it gets the threshold of its best F1, but never below the one it had (the default, or
+the ear's table: a class the model confuses must not alert on every other sound), and a class
+with too few validation frames keeps the one it had. *Off* is half of *on* (hysteresis: an event does not flicker off mid-sound). NumPy only.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ def frame_truth(detection: Detection, labels: tuple[str, ...], truth: list[Label
 
 def calibrate(detections: list[Detection], truth: list[LabelledEvent], labels: tuple[str, ...], *,
               classes: list[str], target_precision: float, background: list[Detection] | None = None,
-              alarms_per_hour: float | None = None, hold_seconds: float = 0.2
+              alarms_per_hour: float | None = None, hold_seconds: float = 0.2, floors: dict[str, float] | None = None
               ) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
     """Thresholds for ``classes`` from the frame scores recorded in ``detections``; and a report per class.
+
+    ``floors``: per class, the lowest *on* a class that misses the target may get (the one it had;
+    default ``DEFAULT_PAIR``'s).
 
     With ``alarms_per_hour``, each class's *on* is then raised (along ``GRID``) until the events it
     would give on ``background`` (recordings of backgrounds alone) stay within that many per hour:
@@ -51,7 +54,8 @@ def calibrate(detections: list[Detection], truth: list[LabelledEvent], labels: t
     thresholds, report = {}, {}
     for label in classes:
         k = labels.index(label)
-        on, how = choose_on(scores[:, k], positive[:, k], target_precision)
+        on, how = choose_on(scores[:, k], positive[:, k], target_precision,
+                            floor=(floors or {}).get(label, DEFAULT_PAIR[0]))
         if alarms_per_hour is not None and background:
             on, how = _within_alarm_budget(on, how, [d.probabilities[:, k] for d in background], background,
                                            alarms_per_hour, hold_seconds)
@@ -94,12 +98,13 @@ def _within_alarm_budget(on: float, how: str, scores: list[np.ndarray], recordin
 
 
 def choose_on(score: np.ndarray, positive: np.ndarray, target: float, *, negative_weight: float = 1.0,
-              min_positive: int = MIN_POSITIVE_FRAMES) -> tuple[float, str]:
+              min_positive: int = MIN_POSITIVE_FRAMES, floor: float = DEFAULT_PAIR[0]) -> tuple[float, str]:
     """The lowest *on* threshold whose precision over the scored units reaches ``target``; else the
-    best-F1 one, never below the default; and how it was chosen. ``negative_weight``: how many
-    units each negative stands for (precision as if negatives were that much more common)."""
+    best-F1 one, never below ``floor`` (the class's threshold before); and how it was chosen.
+    ``negative_weight``: how many units each negative stands for (precision as if negatives were
+    that much more common)."""
     if positive.sum() < min_positive:
-        return DEFAULT_PAIR[0], "default (too few validation frames)"
+        return floor, "kept (too few validation frames)"
     predicted = score[None, :] >= GRID[:, None]
     tp = (predicted & positive).sum(axis=1)
     fp = (predicted & ~positive).sum(axis=1) * negative_weight
@@ -110,5 +115,5 @@ def choose_on(score: np.ndarray, positive: np.ndarray, target: float, *, negativ
         return float(GRID[reached[0]]), f"precision {precision[reached[0]]:.2f}, recall {recall[reached[0]]:.2f}"
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     best = int(f1.argmax())
-    on = max(float(GRID[best]), DEFAULT_PAIR[0])  # never below the default for a class that misses the target
-    return on, f"best F1 {f1[best]:.2f} at {GRID[best]:g} (precision {precision[best]:.2f} < target), kept >= default"
+    on = max(float(GRID[best]), floor)  # never below the threshold it had, for a class that misses the target
+    return on, f"best F1 {f1[best]:.2f} at {GRID[best]:g} (precision {precision[best]:.2f} < target), kept >= {floor:g}"

@@ -16,6 +16,7 @@ fetches and checks them). Two registered networks share the body:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -170,6 +171,26 @@ class Tagger(MobileNet):
         return window, frames
 
 
+class AlertTagger(Tagger):
+    """Alert sounds from AudioSet's scores: each sound the highest of its labels' window scores.
+
+    ``groups``: each sound's AudioSet output indices. The window score is what decides (the head
+    pools the window as it was trained to); it is given as each of the window's ``frames`` frames,
+    so a stream detector taking only a window's newest frame decides every hop on the newest
+    audio, with the whole window as context.
+    """
+
+    def __init__(self, *, groups: list[list[int]], frames: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.groups = [list(g) for g in groups]
+        self.frames = frames
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        tags = torch.sigmoid(self.classifier(self.feature_map(x)))
+        window = torch.stack([tags[:, group].amax(dim=1) for group in self.groups], dim=1)
+        return window, window.unsqueeze(1).expand(-1, self.frames, -1)
+
+
 def _options(width: float, head: str, dropout: float) -> None:
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not WIDTHS[0] <= width <= WIDTHS[1]:
         raise ValueError(f"width must be a number from {WIDTHS[0]} to {WIDTHS[1]}, got {width!r}")
@@ -196,3 +217,17 @@ def efficientat_tagger(*, n_classes: int, n_features: int, n_frames: int, width:
     if head != "mlp":
         raise ValueError("the tagger keeps the AudioSet head: head must be 'mlp'")
     return Tagger(width=width, n_classes=n_classes, head=head, dropout=dropout)
+
+
+@register_model("efficientat-alerts", summary="EfficientAT MobileNet's AudioSet scores grouped into alert sounds "
+                "(each the highest of its labels'), per window", task="detector")
+def efficientat_alerts(*, n_classes: int, n_features: int, n_frames: int, groups: list[list[int]], frames: int,
+                       width: float = 0.4, tags: int = 527, dropout: float = 0.2) -> nn.Module:
+    del n_features, n_frames
+    _options(width, "mlp", dropout)
+    if not (isinstance(groups, list) and len(groups) == n_classes and all(
+            isinstance(g, list) and g and all(isinstance(i, int) and 0 <= i < tags for i in g) for g in groups)):
+        raise ValueError(f"groups must be {n_classes} non-empty lists of output indices below {tags}")
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= 100:
+        raise ValueError(f"frames must be an integer from 1 to 100, got {frames!r}")
+    return AlertTagger(groups=groups, frames=frames, width=width, n_classes=tags, head="mlp", dropout=dropout)

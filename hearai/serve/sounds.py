@@ -10,7 +10,6 @@ Teaching needs the network's weights: the served ``.safetensors`` file, or the o
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,13 +21,6 @@ from hearai.errors import ConfigError, ModelError
 from hearai.interface import SoundModel
 
 TAUGHT_FILE = "taught.safetensors"
-
-
-def default_data_dir() -> Path:
-    """``$HEARAI_SERVE_DATA``, else ``$XDG_DATA_HOME/hearai``, else ``~/.local/share/hearai``."""
-    if "HEARAI_SERVE_DATA" in os.environ:
-        return Path(os.environ["HEARAI_SERVE_DATA"])
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "hearai"
 
 
 class SoundTeacher:

@@ -101,6 +101,10 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
 )}
 
 
+# The ear: the alert sounds (``hearai.alerts``) heard by this network, a model like the others by its name.
+EAR, EAR_BACKBONE = "ear", "efficientat-mn04"
+
+
 def spec(name: str) -> PretrainedSpec:
     if name not in PRETRAINED:
         raise ModelError(f"unknown pretrained network {name!r}; known: {', '.join(sorted(PRETRAINED))}")
@@ -108,7 +112,16 @@ def spec(name: str) -> PretrainedSpec:
 
 
 def is_pretrained_name(text: str | os.PathLike) -> bool:
-    return str(text) in PRETRAINED
+    """A network's name, or the ear's."""
+    return str(text) in PRETRAINED or str(text) == EAR
+
+
+def available(name: str, *, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> bool:
+    """Whether ``name``'s model file or its weights are here without a download (its hash is checked when used)."""
+    pinned = spec(name)
+    folders = [cache_root(cache)] + mirror_folders(mirror)
+    return (cache_root(cache) / f"{name}.safetensors").is_file() or any(
+        (folder / pinned.filename).is_file() or (folder / name / pinned.filename).is_file() for folder in folders)
 
 
 def cache_root(cache: str | os.PathLike | None = None) -> Path:

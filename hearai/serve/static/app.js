@@ -28,11 +28,13 @@ const PALETTE = ["#ffd400", "#4cc9f0", "#80ed99", "#ff9f1c", "#ff8fab", "#c8b6ff
 
 const state = {
   labels: [], rate: 16000, listening: false, socket: null, microphone: null, resume: null,
-  startedAt: 0, history: [], past: [], dropped: 0, taught: [], taughtIcons: {}, canRecord: false,
+  startedAt: 0, history: [], past: [], dropped: 0, taught: [], taughtIcons: {}, tableIcons: {}, tiers: {},
+  canRecord: false,
 };
 
 function iconFor(label) {
   if (state.taughtIcons[label]) return state.taughtIcons[label];
+  if (state.tableIcons[label]) return state.tableIcons[label];
   const found = ICONS.find(([pattern]) => pattern.test(label));
   return found ? found[1] : "🔊";
 }
@@ -53,9 +55,13 @@ async function loadModel() {
   const info = await reply.json();
   state.labels = info.labels;
   state.rate = info.feature_config.sample_rate;
+  const table = info.provenance?.alert_sounds?.sounds || []; // the ear's alert sounds: icon and tier each
+  state.tableIcons = Object.fromEntries(table.filter((s) => s.icon).map((s) => [s.sound, s.icon]));
+  state.tiers = Object.fromEntries(table.map((s) => [s.sound, s.tier]));
+  const ear = info.provenance?.pretrained;
   $("model-line").textContent = `${info.file || info.model}: ${info.labels.length} sounds, ` +
-    `${state.rate / 1000} kHz`;
-  showSounds(state.labels, state.taught, iconFor);
+    `${state.rate / 1000} kHz` + (ear ? `; the pretrained ear (${ear.name}, learnt from AudioSet)` : "");
+  showSounds(state.labels, state.taught, iconFor, state.tiers);
   filterSounds($("sound-search").value);
 }
 

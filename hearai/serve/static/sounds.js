@@ -50,15 +50,19 @@ export function snooze(label, minutes) {
 }
 
 /** Offer `labels` (the model's, taught ones included) in the picker; `iconFor` draws each sound. */
-export function showSounds(labels, taught, iconFor) {
+// tiers: the model's own say per sound (its alert table): "always" (never switched off), "default", "optional".
+export function showSounds(labels, taught, iconFor, tiers = {}) {
   sounds.labels = labels;
   sounds.taught = new Set(taught);
+  sounds.tiers = tiers;
   // Sounds chosen before stay chosen; sounds never offered before start chosen if they are taught or
   // safety sounds; a first visit chooses the safety sounds.
   const saved = kept("chosen", null);
   const seen = new Set(kept("seen", []));
-  const isDefault = (label) => sounds.taught.has(label) || SAFETY_DEFAULT.test(label);
-  sounds.chosen = new Set(labels.filter((label) => saved && seen.has(label) ? saved.includes(label) : isDefault(label)));
+  const isDefault = (label) => sounds.taught.has(label)
+    || (tiers[label] ? tiers[label] !== "optional" : SAFETY_DEFAULT.test(label));
+  sounds.chosen = new Set(labels.filter((label) => tiers[label] === "always"
+    || (saved && seen.has(label) ? saved.includes(label) : isDefault(label))));
   sounds.sensitivity = kept("sensitivity", {});
   sounds.snoozedUntil = Object.fromEntries(Object.entries(kept("snoozed", {})).filter(([, t]) => t > Date.now()));
   keep("seen", labels);
@@ -91,11 +95,11 @@ function soundRow(label, icon) {
   const row = Object.assign(document.createElement("li"), { className: "sound-row" });
   row.dataset.label = label;
   const box = Object.assign(document.createElement("input"), { type: "checkbox", value: label,
-    checked: sounds.chosen.has(label), id: `choose-${label}` });
+    checked: sounds.chosen.has(label), id: `choose-${label}`, disabled: sounds.tiers[label] === "always" });
   box.addEventListener("change", () => choose(label, box.checked));
   const name = document.createElement("label");
   name.htmlFor = box.id;
-  name.append(box, ` ${icon} ${pretty(label)}`);
+  name.append(box, ` ${icon} ${pretty(label)}` + (box.disabled ? " (always on)" : ""));
   const level = select(`Sensitivity for ${pretty(label)}`, SENSITIVITY.map(([v, text]) => [v, `sensitivity: ${text}`]));
   level.className = "sensitivity";
   level.value = String(sounds.sensitivity[label] || 0);
@@ -133,6 +137,7 @@ function drawRow(label, row = $("choice-list").querySelector(`.sound-row[data-la
 }
 
 function choose(label, on) {
+  if (!on && sounds.tiers[label] === "always") return; // a safety sound the model says never to switch off
   if (on) sounds.chosen.add(label); else sounds.chosen.delete(label);
   keep("chosen", [...sounds.chosen]);
   drawCounts();
@@ -142,6 +147,7 @@ function choose(label, on) {
 export function chooseShown(on) {
   for (const row of $("choice-list").querySelectorAll(".sound-row:not([hidden])")) {
     const box = row.querySelector("input");
+    if (box.disabled) continue;
     box.checked = on;
     choose(box.value, on);
   }

@@ -1,0 +1,182 @@
+"""The alert sounds a person can choose, as data: each one a group of AudioSet labels, its icon and tier.
+
+The table ships as ``hearai/weights/alert_sounds.csv`` (sound, icon, tier, on, off, audioset); a
+copy named ``alert-sounds.csv`` in the server's data folder replaces it, so a user adds, drops or
+regroups sounds without touching code. A sound's score is the highest of its AudioSet labels'
+scores (``hearai.models.efficientat.AlertTagger``); ``on``/``off`` are its alert thresholds
+(blank: ``UNCALIBRATED_PAIR``). Tiers: ``always`` sounds are never switched off by the page (smoke
+or fire alarm, siren), ``default`` ones are on until a person turns them off, ``optional`` ones off
+until turned on. Torch-free.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hearai.errors import ConfigError
+from hearai.weights import HERE, audioset_labels
+
+SHIPPED_TABLE = HERE / "alert_sounds.csv"
+USER_TABLE = "alert-sounds.csv"  # in the server's data folder
+TIERS = ("always", "default", "optional")
+COLUMNS = ("sound", "icon", "tier", "on", "off", "audioset")
+MAX_TABLE_BYTES, MAX_SOUNDS, MAX_NAME, MAX_ICON = 64 * 1024, 200, 60, 16
+# The pair a sound gets until it is calibrated: the AudioSet head's scores on 1-s windows of the
+# sounds it names run far below 0.5 (docs/pretrained.md, "Alert thresholds").
+UNCALIBRATED_PAIR = (0.2, 0.1)
+
+
+@dataclass(frozen=True)
+class AlertSound:
+    """One sound a person can be alerted to: its name, icon, tier, thresholds and AudioSet labels (display names)."""
+
+    sound: str
+    icon: str
+    tier: str
+    audioset: tuple[str, ...]
+    on: float | None = None
+    off: float | None = None
+
+    @property
+    def pair(self) -> tuple[float, float]:
+        return (self.on, self.off) if self.on is not None and self.off is not None else UNCALIBRATED_PAIR
+
+
+@dataclass(frozen=True)
+class AlertTable:
+    """The alert sounds in order, read from ``source``."""
+
+    sounds: tuple[AlertSound, ...]
+    source: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.sound for s in self.sounds)
+
+    @property
+    def groups(self) -> list[list[int]]:
+        """Each sound's AudioSet output indices."""
+        index = {name: i for i, name in enumerate(audioset_labels().names)}
+        return [[index[label] for label in s.audioset] for s in self.sounds]
+
+    @property
+    def thresholds(self) -> dict[str, tuple[float, float]]:
+        return {s.sound: s.pair for s in self.sounds}
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for s in self.sounds:
+            writer.writerow([s.sound, s.icon, s.tier, "" if s.on is None else s.on, "" if s.off is None else s.off,
+                             "|".join(s.audioset)])
+        return out.getvalue()
+
+    @property
+    def digest(self) -> str:
+        """What the table says (not how it is spelt in its file): names the ear built from it."""
+        return hashlib.sha256(self.to_csv().encode()).hexdigest()
+
+    def describe(self) -> list[dict[str, object]]:
+        return [{"sound": s.sound, "icon": s.icon, "tier": s.tier, "thresholds": list(s.pair),
+                 "audioset": list(s.audioset)} for s in self.sounds]
+
+
+def read_alert_table(path: str | Path) -> AlertTable:
+    """The table in ``path``, checked whole: every problem a ``ConfigError`` naming the file, row and column."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TABLE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the alert-sound table: {exc.strerror or exc}") from exc
+    if len(data) > MAX_TABLE_BYTES:
+        raise ConfigError(f"{path}: an alert-sound table holds at most {MAX_TABLE_BYTES // 1024} KB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the alert-sound table is not UTF-8 text") from exc
+    return parse_alert_table(text, source=str(path))
+
+
+def parse_alert_table(text: str, *, source: str) -> AlertTable:
+    """Rows of ``COLUMNS`` (the header first) as an ``AlertTable``."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ConfigError(f"{source}: not a CSV table: {exc}") from exc
+    if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
+        raise ConfigError(f"{source}: the first row must be the columns {','.join(COLUMNS)}")
+    body = [r for r in rows[1:] if any(c.strip() for c in r)]
+    if not body:
+        raise ConfigError(f"{source}: the alert-sound table lists no sound")
+    if len(body) > MAX_SOUNDS:
+        raise ConfigError(f"{source}: at most {MAX_SOUNDS} alert sounds, got {len(body)}")
+    known = set(audioset_labels().names)
+    sounds: list[AlertSound] = []
+    for number, row in enumerate(body, start=2):
+        sounds.append(_sound(row, known, where=f"{source}, row {number}"))
+    names = [s.sound.casefold() for s in sounds]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{source}: sound(s) listed twice: {', '.join(twice)}")
+    return AlertTable(tuple(sounds), source)
+
+
+def _sound(row: list[str], known: set[str], *, where: str) -> AlertSound:
+    if len(row) != len(COLUMNS):
+        raise ConfigError(f"{where}: {len(row)} columns, expected {len(COLUMNS)} ({','.join(COLUMNS)})")
+    sound, icon, tier, on, off, labels = (c.strip() for c in row)
+    if not 0 < len(sound) <= MAX_NAME or not sound.isprintable() or "/" in sound:
+        raise ConfigError(f"{where}: sound must be 1-{MAX_NAME} printable characters without '/', got {sound!r}")
+    if len(icon) > MAX_ICON or not icon.isprintable():
+        raise ConfigError(f"{where}: icon must be at most {MAX_ICON} printable characters, got {icon!r}")
+    if tier not in TIERS:
+        raise ConfigError(f"{where}: tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    audioset = tuple(label.strip() for label in labels.split("|") if label.strip())
+    if not audioset:
+        raise ConfigError(f"{where}: audioset names no AudioSet label ('|' between several)")
+    for label in audioset:
+        if label not in known:
+            close = difflib.get_close_matches(label, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: {label!r} is not an AudioSet label{hint}")
+    pair = _thresholds(on, off, where=where)
+    return AlertSound(sound, icon, tier, audioset, *pair)
+
+
+def _thresholds(on: str, off: str, *, where: str) -> tuple[float | None, float | None]:
+    if not on and not off:
+        return None, None
+    try:
+        low, high = float(off), float(on)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: on and off must both be numbers (or both blank), got {on!r}, {off!r}") from exc
+    if not 0 < low <= high < 1:
+        raise ConfigError(f"{where}: need 0 < off <= on < 1, got on {on}, off {off}")
+    return high, low
+
+
+def default_data_dir() -> Path:
+    """Where the server keeps what a person changed (taught sounds, the alert table): ``$HEARAI_SERVE_DATA``,
+    else ``$XDG_DATA_HOME/hearai``, else ``~/.local/share/hearai``."""
+    if "HEARAI_SERVE_DATA" in os.environ:
+        return Path(os.environ["HEARAI_SERVE_DATA"])
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "hearai"
+
+
+def shipped_alert_table() -> AlertTable:
+    return read_alert_table(SHIPPED_TABLE)
+
+
+def alert_table(data_dir: str | Path | None = None) -> AlertTable:
+    """The user's table (``DATA/alert-sounds.csv``) when there is one, else the shipped one."""
+    if data_dir is not None and (Path(data_dir) / USER_TABLE).is_file():
+        return read_alert_table(Path(data_dir) / USER_TABLE)
+    return shipped_alert_table()
