@@ -88,6 +88,15 @@ class AlertTable:
                  "audioset": list(s.audioset)} for s in self.sounds]
 
 
+def off_by_default(provenance: dict) -> list[str]:
+    """The optional sounds of a model built from a table (the ear): not reported unless a person asks for them."""
+    table = provenance.get("alert_sounds")
+    sounds = table.get("sounds") if isinstance(table, dict) else None
+    if not isinstance(sounds, list):
+        return []
+    return [s["sound"] for s in sounds if isinstance(s, dict) and s.get("tier") == "optional" and "sound" in s]
+
+
 def read_alert_table(path: str | Path) -> AlertTable:
     """The table in ``path``, checked whole: every problem a ``ConfigError`` naming the file, row and column."""
     path = Path(path)

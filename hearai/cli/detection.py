@@ -98,6 +98,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 def detect(args: argparse.Namespace) -> int:
     from hearai import audio, load
+    from hearai.alerts import off_by_default
     from hearai.detect import evaluate, read_ground_truth, write_events
     from hearai.detect.files import EVENT_COLUMNS, detect_files, event_rows
 
@@ -106,7 +107,7 @@ def detect(args: argparse.Namespace) -> int:
         raise ConfigError("give at least one audio file or folder to detect in")
     model_path = options.chosen_model(model_path)
     model = load(model_path)
-    config = options.detect_config(args, model.labels)
+    config = options.detect_config(args, model.labels, off_by_default(model.provenance))
     truth = read_ground_truth(args.evaluate) if args.evaluate else None
     files = audio.find_audio_files(*inputs)
     if not files:
@@ -129,6 +130,7 @@ def detect(args: argparse.Namespace) -> int:
 
 def listen(args: argparse.Namespace) -> int:
     from hearai import audio, load
+    from hearai.alerts import off_by_default
     from hearai.detect import listen as live
     from hearai.detect import start_detector
 
@@ -145,7 +147,7 @@ def listen(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one source: --device N, --stdin --rate R, or FILE"
                           + (f" (got {' and '.join(sources)})" if sources else ""))
     model = load(options.chosen_model(model_path))
-    config = options.detect_config(args, model.labels)
+    config = options.detect_config(args, model.labels, off_by_default(model.provenance))
     rate = model.sample_rate
     if args.stdin:
         if args.rate is None:

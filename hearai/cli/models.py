@@ -15,7 +15,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
                          description="Print {file, label, confidence, probabilities} for each file, rounded to 4 "
                          "digits: for a classifier the mean of its window probabilities over the clip, for a detector "
                          "(the ear, the shipped model) each sound's highest window score, and 'alerts': the sounds "
-                         "at or above their alert thresholds (empty when nothing would have alerted).")
+                         "at or above their alert thresholds, the ear's optional ones left out (empty when nothing "
+                         "would have alerted).")
     p.add_argument("inputs", nargs="+", type=Path, metavar="[MODEL] FILE", help=f"audio files; {options.MODEL_HELP}")
     p.set_defaults(run=predict)
 
@@ -52,6 +53,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 def predict(args: argparse.Namespace) -> int:
     from hearai import load
+    from hearai.alerts import off_by_default
     from hearai.detect import DetectConfig
 
     model_path, files = options.split_model(args.inputs)
@@ -59,12 +61,12 @@ def predict(args: argparse.Namespace) -> int:
         raise ConfigError("give at least one audio file to predict")
     model = load(options.chosen_model(model_path))
     alerting = model.task == "detector"
-    config = DetectConfig()
+    config, optional = DetectConfig(), set(off_by_default(model.provenance))
     for path in files:
         prediction = model.predict(path)
         if alerting:  # what a listening detector would have alerted on: each sound at or above its on threshold
             prediction["alerts"] = [label for label, p in prediction["probabilities"].items()
-                                    if p >= config.pair(label, model.thresholds)[0]]
+                                    if p >= config.pair(label, model.thresholds)[0] and label not in optional]
         print(json.dumps({"file": str(path), **prediction}), flush=True)
     return 0
 

@@ -134,14 +134,18 @@ def add_detect(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--release", type=float, help="probability below which it ends (default: the detector's, else "
                        "0.3)")
     group.add_argument("--ignore", help="comma-separated labels never reported (background classes, e.g. rain,wind)")
-    group.add_argument("--only", help="comma-separated labels to report; the others are ignored")
+    group.add_argument("--only", help="comma-separated labels to report; the others are ignored (the ear's optional "
+                       "sounds, such as 'someone speaking', are reported only when named here)")
     group.add_argument("--detect-config", metavar="JSON",
                        help="DetectConfig fields (per-label thresholds, rise_db, merge_gap_seconds, ...) as a JSON "
                        "object or the path of a JSON file; the options above override it")
 
 
-def detect_config(args: argparse.Namespace, labels: tuple[str, ...]):
-    """The DetectConfig the detection options describe, checked against the model's labels."""
+def detect_config(args: argparse.Namespace, labels: tuple[str, ...], optional: list[str] | tuple[str, ...] = ()):
+    """The DetectConfig the detection options describe, checked against the model's labels.
+
+    ``optional``: sounds not reported unless ``--only`` names them (the ear's optional tier).
+    """
     from hearai.detect import DetectConfig
     from hearai.detect.config import DEFAULT_PAIR
 
@@ -155,6 +159,8 @@ def detect_config(args: argparse.Namespace, labels: tuple[str, ...]):
     ignore = set(_label_list(args.ignore, labels, "--ignore")) | set(data.get("ignore", ()))
     if args.only:
         ignore |= set(labels) - set(_label_list(args.only, labels, "--only"))
+    else:
+        ignore |= set(optional)
     data["ignore"] = sorted(ignore)
     try:
         return DetectConfig.from_dict(data)

@@ -7,7 +7,8 @@ precision on validation soundscapes (mixed from training-fold clips the network 
 reaches ``target_precision``: as many detections as that precision allows. A class that never
 reaches it gets the threshold of its best F1, but never below the one it had (the default, or
 the ear's table: a class the model confuses must not alert on every other sound), and a class
-with too few validation frames keeps the one it had. *Off* is half of *on* (hysteresis: an event does not flicker off mid-sound). NumPy only.
+with too few validation frames keeps the one it had. *Off* is half of *on* (hysteresis: an event
+does not flicker off mid-sound). NumPy only.
 """
 
 from __future__ import annotations
