@@ -5,40 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from hearai import audio
-from hearai.data import mixer
 from hearai.serve.server import spawn
 from tests.conftest import chromium_with_microphone, microphone_scene
+from tests.test_alerts import t3_pattern
+from tests.test_page_alerts import overlap_microphone  # noqa: F401 (a fixture: a real dog over a real siren)
 from tests.test_serve_live import _screenshot_dir
-from tests.test_shipped import _clip
-
-RATE = 16_000
-
-
-def t3_alarm(seconds: float = 8.0, rate: int = RATE) -> np.ndarray:
-    """ISO 8201's temporal-three pattern as smoke alarms sound it: three 0.5-s beeps at 3.1 kHz 1 s apart, a pause."""
-    t = np.arange(int(seconds * rate)) / rate
-    wave = np.zeros_like(t)
-    for start in (0.0, 1.0, 2.0, 4.0, 5.0, 6.0):
-        on = (t >= start) & (t < start + 0.5)
-        wave[on] = np.sin(2 * np.pi * 3100 * t[on])
-    return wave.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def alarm_microphone(tmp_path_factory) -> Path:
-    return microphone_scene(tmp_path_factory.mktemp("mic") / "t3.wav", 12.0, (t3_alarm(), 2.0))
-
-
-@pytest.fixture(scope="module")
-def overlap_microphone(tmp_path_factory, esc50_root) -> Path:
-    dog, siren = (mixer.trim(audio.load(_clip(esc50_root, label, take=1), sample_rate=RATE), RATE)
-                  for label in ("dog", "siren"))
-    return microphone_scene(tmp_path_factory.mktemp("mic") / "dog-and-siren.wav", 12.0,
-                            (siren[: RATE * 6], 3.0), (dog[: RATE * 5], 4.0))
+    return microphone_scene(tmp_path_factory.mktemp("mic") / "t3.wav", 12.0, (t3_pattern(), 2.0), rate=32_000)
 
 
 def wait_for_cards(microphone: Path, env: dict[str, str], labels: tuple[str, ...], screenshot: Path) -> None:
@@ -63,5 +41,5 @@ def test_a_t3_smoke_alarm_raises_a_smoke_alarm_card(alarm_microphone, ear_home, 
     wait_for_cards(alarm_microphone, ear_home, ("smoke alarm",), _screenshot_dir(tmp_path) / "ear-smoke-alarm.png")
 
 
-def test_a_dog_over_a_siren_raises_both_cards(overlap_microphone, ear_home, tmp_path):
+def test_a_dog_over_a_siren_raises_both_cards(overlap_microphone, ear_home, tmp_path):  # noqa: F811 (the fixture)
     wait_for_cards(overlap_microphone, ear_home, ("siren", "dog"), _screenshot_dir(tmp_path) / "ear-dog-siren.png")

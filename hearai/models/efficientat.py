@@ -221,10 +221,12 @@ def efficientat_tagger(*, n_classes: int, n_features: int, n_frames: int, width:
 
 @register_model("efficientat-alerts", summary="EfficientAT MobileNet's AudioSet scores grouped into alert sounds "
                 "(each the highest of its labels'), per window", task="detector")
-def efficientat_alerts(*, n_classes: int, n_features: int, n_frames: int, groups: list[list[int]], frames: int,
-                       width: float = 0.4, tags: int = 527, dropout: float = 0.2) -> nn.Module:
+def efficientat_alerts(*, n_classes: int, n_features: int, n_frames: int, groups: list[list[int]] | None = None,
+                       frames: int = 4, width: float = 0.4, tags: int = 527, dropout: float = 0.2) -> nn.Module:
+    """``groups`` default: the first ``n_classes`` AudioSet outputs, each a sound of its own."""
     del n_features, n_frames
     _options(width, "mlp", dropout)
+    groups = [[k] for k in range(n_classes)] if groups is None else groups
     if not (isinstance(groups, list) and len(groups) == n_classes and all(
             isinstance(g, list) and g and all(isinstance(i, int) and 0 <= i < tags for i in g) for g in groups)):
         raise ValueError(f"groups must be {n_classes} non-empty lists of output indices below {tags}")
