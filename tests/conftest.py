@@ -46,7 +46,12 @@ def _private_serve_data(tmp_path_factory) -> None:
     os.environ["HEARAI_SERVE_DATA"] = str(tmp_path_factory.mktemp("serve-data"))
     # And a cache of their own without the pretrained ear: a command given no model then uses the shipped
     # detector, whatever this machine pulled; tests of the ear as the default say so (``ear_home``).
-    os.environ["HEARAI_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    # The feature cache stays the shared one (both workers, and later runs, reuse the features).
+    shared = Path(os.environ.get("HEARAI_CACHE", Path.home() / ".cache" / "hearai")) / "features"
+    shared.mkdir(parents=True, exist_ok=True)
+    own = tmp_path_factory.mktemp("cache")
+    (own / "features").symlink_to(shared, target_is_directory=True)
+    os.environ["HEARAI_CACHE"] = str(own)
     os.environ.pop("HEARAI_MIRROR", None)
 
 
