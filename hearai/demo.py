@@ -105,8 +105,10 @@ def default_model_step(out: Path, real_audio: Path | None = None) -> list[str]:
     """The default model on sounds it never trained on: a synthetic soundscape's timeline, and real UrbanSound8K
     clips when a folder of them is given."""
     from hearai import default_model, load
+    from hearai.alerts import off_by_default
     from hearai.data import prepare
     from hearai.detect import detect_file
+    from hearai.detect.config import alerting
     from hearai.detect.files import plot_detection
     from hearai.fsutil import write_csv_atomic
 
@@ -129,8 +131,7 @@ def default_model_step(out: Path, real_audio: Path | None = None) -> list[str]:
     rows, named = [], 0
     for clip in prepare("urbansound8k", real_audio).clips:
         prediction = model.predict(clip.path)
-        alerts = [label for label, p in prediction["probabilities"].items()
-                  if p >= model.thresholds.get(label, (0.5, 0.3))[0]]
+        alerts = alerting(prediction["probabilities"], model.thresholds, off_by_default(model.provenance))
         expected = known_as.get(clip.label)
         named += expected in alerts
         rows.append((clip.path.name, clip.label, expected or "", ";".join(alerts), prediction["label"]))

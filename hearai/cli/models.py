@@ -54,19 +54,18 @@ def add_verbs(verbs, *, running: str | None) -> None:
 def predict(args: argparse.Namespace) -> int:
     from hearai import load
     from hearai.alerts import off_by_default
-    from hearai.detect import DetectConfig
+    from hearai.detect.config import alerting
 
     model_path, files = options.split_model(args.inputs)
     if not files:
         raise ConfigError("give at least one audio file to predict")
     model = load(options.chosen_model(model_path))
-    alerting = model.task == "detector"
-    config, optional = DetectConfig(), set(off_by_default(model.provenance))
+    is_detector = model.task == "detector"
+    optional = off_by_default(model.provenance)
     for path in files:
         prediction = model.predict(path)
-        if alerting:  # what a listening detector would have alerted on: each sound at or above its on threshold
-            prediction["alerts"] = [label for label, p in prediction["probabilities"].items()
-                                    if p >= config.pair(label, model.thresholds)[0] and label not in optional]
+        if is_detector:  # what a listening detector would have alerted on: each sound at or above its on threshold
+            prediction["alerts"] = alerting(prediction["probabilities"], model.thresholds, optional)
         print(json.dumps({"file": str(path), **prediction}), flush=True)
     return 0
 

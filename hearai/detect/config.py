@@ -129,3 +129,11 @@ def _shifted(threshold: float, steps: float) -> float:
     """``threshold`` moved ``steps`` down in log-odds (more sensitive), kept inside (0, 1)."""
     odds = math.log(threshold / (1 - threshold)) - steps
     return min(max(1 / (1 + math.exp(-odds)), 1e-4), 1 - 1e-4)
+
+
+def alerting(probabilities: dict[str, float], calibrated: dict[str, tuple[float, float]],
+             off_by_default: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The sounds a listening detector would alert on: at or above their *on* threshold, optional ones left out."""
+    config = DetectConfig()
+    return [label for label, p in probabilities.items()
+            if p >= config.pair(label, calibrated)[0] and label not in off_by_default]

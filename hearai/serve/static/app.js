@@ -301,7 +301,7 @@ function loadPast() {
   }
 }
 
-function records() { // everything heard, newest first: this session's and the kept
+function records() { // everything heard, newest first: since this page opened, and the kept
   const live = state.history.map((e) => ({ label: e.label, at: Math.round(e.at), confidence: e.confidence,
     seconds: e.offset === null ? null : +(e.offset - e.onset).toFixed(2) }));
   return [...live, ...state.past].sort((a, b) => b.at - a.at).slice(0, HISTORY_MAX);
