@@ -27,8 +27,9 @@ from hearai.alerts import SHIPPED_TABLE, AlertTable, shipped_alert_table
 from hearai.artifact import Classifier
 from hearai.data import prepare
 from hearai.data.soundscapes import BACKGROUNDS
+from hearai.ear import build_ear
 from hearai.fsutil import write_text_atomic
-from hearai.pretrained import build_ear, load_pretrained
+from hearai.pretrained import load_pretrained
 from hearai.sedeval import DetectionProtocol, calibrate_detector, mean_std, summary_row, test_detector
 from hearai.weights import EAR_BACKBONE
 

@@ -1,13 +1,17 @@
-"""Few-shot teaching, measured: sounds a network never heard, taught from 5 clips, tested on every other clip.
+"""Few-shot teaching, measured: sounds taught from 5 clips, tested on every other clip, two ears side by side.
 
-1. Trains the shipped detector's recipe (``hearai.train.DETECTOR_RECIPE``) on ESC-50 with ten
-   classes left out of every fold (``LEFT_OUT``: sounds a person would want to teach), once, into
-   OUT/base.safetensors (kept and reused).
-2. For each left-out class and each draw: teaches it (``hearai.teach.teach``) from 5 clips of one
-   fold, then scores every clip of the other four folds (32 of the class, 1,568 of the 49 others)
-   and the background clips of those folds (``hearai.data.soundscapes.BACKGROUNDS``) streamed as
-   one long recording. A clip is "detected" when its clip score reaches the taught on-threshold.
-3. The baseline: the same network trained from scratch (random weights) on the same 5 clips
+1. The two bases, each made once and kept in OUT: the shipped detector's recipe
+   (``hearai.train.DETECTOR_RECIPE``) trained on ESC-50 with ten classes left out of every fold
+   (``LEFT_OUT``: sounds a person would want to teach; OUT/base.safetensors), and the pretrained
+   ear (``hearai.ear``) whose teaching reference is made from the same forty classes, never the
+   left-out ten (OUT/ear-base.safetensors). The ear's network learnt from AudioSet, which has
+   these sounds: for the ear they are new to its alert table, not to its network.
+2. For each left-out class and each draw: the same 5 clips of one fold teach it to both
+   (``hearai.teach.teach``), then every clip of the other four folds is scored (32 of the class,
+   1,568 of the 49 others) and the background clips of those folds
+   (``hearai.data.soundscapes.BACKGROUNDS``) streamed as one long recording. A clip is "detected"
+   when its clip score reaches the taught on-threshold.
+3. The baseline: the detector's network trained from scratch (random weights) on the same 5 clips
    against the same reference sounds, with the same calibration.
 
 Prints a table and writes OUT/teach.json (per class and draw, and means).
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hearai.alerts import shipped_alert_table
 from hearai.artifact import Classifier
 from hearai.artifact import load as load_model
 from hearai.data.cache import FeatureCache, default_cache_root
@@ -36,11 +41,14 @@ from hearai.data.esc50 import prepare_esc50
 from hearai.data.records import Dataset
 from hearai.data.soundscapes import BACKGROUNDS
 from hearai.detect.calibrate import background_events
+from hearai.ear import build_ear, build_ear_reference
 from hearai.features import cut_windows
 from hearai.fsutil import write_text_atomic
+from hearai.pretrained import load_pretrained
 from hearai.runs import RunOptions, clip_features, train_classifier
-from hearai.teach import Example, TeachConfig, read_example, teach, window_scores
+from hearai.teach import Example, TeachConfig, learner_for, read_example, teach, window_scores
 from hearai.train import DETECTOR_FEATURES, DETECTOR_RECIPE, fit
+from hearai.weights import EAR_BACKBONE
 
 LEFT_OUT = ("dog", "cat", "crying_baby", "door_wood_knock", "clock_alarm", "glass_breaking", "siren", "car_horn",
             "washing_machine", "vacuum_cleaner")
@@ -64,6 +72,14 @@ def base_model(dataset: Dataset, out: Path, run: RunOptions) -> Classifier:
     return load_model(path)
 
 
+def ear_model(dataset: Dataset, out: Path) -> Classifier:
+    """The pretrained ear with a teaching reference of the known classes only, made once, then reused."""
+    path = out / "ear-base.safetensors"
+    if not path.is_file():
+        ear = build_ear(load_pretrained(EAR_BACKBONE), shipped_alert_table())
+        build_ear(load_pretrained(EAR_BACKBONE), shipped_alert_table(),
+                  build_ear_reference(without(dataset, LEFT_OUT), ear)).save(path)
+    return load_model(path)
 
 
 class ClipScorer:
@@ -71,12 +87,9 @@ class ClipScorer:
     all clips in milliseconds, exactly as the taught model's window scores (checked against it)."""
 
     def __init__(self, model: Classifier, data: ClipFeatures) -> None:
-        fc, network = model.feature_config, model.model
-        self.embedded = []
-        with torch.inference_mode():
-            for features in tqdm(data.features, desc="embedding test clips", unit="clip"):
-                windows = cut_windows(features, fc).unsqueeze(1)
-                self.embedded.append(network.net.embed(network.scaler(windows)).transpose(1, 2).half())
+        fc, learner = model.feature_config, learner_for(model)
+        self.embedded = [learner.embed(cut_windows(features, fc)).half()
+                         for features in tqdm(data.features, desc="embedding test clips", unit="clip")]
         self.newest = round(fc.window_hop_seconds / model.frame_seconds)  # frames each streamed window adds
 
     def scores(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -90,8 +103,10 @@ class ClipScorer:
 
 
 def head_of(model: Classifier) -> tuple[torch.Tensor, torch.Tensor]:
-    head = model.model.net.frame_head
-    return head.weight[-1, :, 0].detach(), head.bias[-1].detach()
+    """The newest taught sound's (weight, bias) on the embedding, on either kind of base."""
+    net = model.model.net
+    head = net.taught_head if hasattr(net, "taught_head") else net.frame_head
+    return head.weight[-1].flatten().detach(), head.bias[-1].detach()
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -141,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", default="default", help="head settings to compare, comma-separated: 'default' "
                         "or L2:NEGATIVE_SHARE (e.g. 0.001:0.5,0.3:0.97); the first is the one reported")
     parser.add_argument("--base-only", action="store_true", help="only train (or check) the base network")
+    parser.add_argument("--bases", default="taught,ear", help="which to teach, comma-separated: 'taught' (the "
+                        "detector trained without the ten classes) and 'ear' (the pretrained ear)")
     args = parser.parse_args(argv)
     heads = {h: TeachConfig() if h == "default" else TeachConfig(l2=float(h.split(":")[0]),
                                                                   negative_share=float(h.split(":")[1]))
@@ -150,15 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # teaching is timed on one core
     dataset = prepare_esc50(args.root)
     run = RunOptions(cache=FeatureCache(args.cache), resume=True)
-    base = base_model(dataset, args.out, run)
-    if args.base_only:
-        print(json.dumps(base.describe()["metrics"]))
-        return 0
-    data = clip_features(dataset, base.feature_config, run)
-    scorer = ClipScorer(base, data)
+    chosen = args.bases.split(",")
+    if args.base_only or "taught" in chosen:
+        base = base_model(dataset, args.out, run)
+        if args.base_only:
+            print(json.dumps(base.describe()["metrics"]))
+            return 0
+    makers = {"taught": lambda: base, "ear": lambda: ear_model(dataset, args.out)}
+    bases = {method: makers[method]() for method in chosen}
+    data = {method: clip_features(dataset, model.feature_config, run) for method, model in bases.items()}
+    scorers = {method: ClipScorer(model, data[method]) for method, model in bases.items()}
     results = {}
     for name, config in heads.items():
-        rows = evaluate(base, dataset, data, scorer, config, args, baseline=name == next(iter(heads)))
+        rows = evaluate(bases, dataset, data.get("taught"), scorers, config, args,
+                        baseline=name == next(iter(heads)) and "taught" in bases)
         results[name] = {"config": dataclasses.asdict(config), "rows": rows, "summary": summarize(rows)}
         print(f"head {name}:\n{table(results[name]['summary'])}", flush=True)
     write_text_atomic(args.out / "teach.json", json.dumps({"left_out": LEFT_OUT, "shots": args.shots,
@@ -166,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def evaluate(base: Classifier, dataset: Dataset, data: ClipFeatures, scorer: ClipScorer, config: TeachConfig,
-             args: argparse.Namespace, *, baseline: bool) -> list[dict]:
-    """Every left-out class taught from each draw of examples, measured on the other folds' clips."""
+def evaluate(bases: dict[str, Classifier], dataset: Dataset, data: ClipFeatures | None, scorers: dict[str, ClipScorer],
+             config: TeachConfig, args: argparse.Namespace, *, baseline: bool) -> list[dict]:
+    """Every left-out class taught to each base from each draw of examples, measured on the other folds' clips."""
     rows: list[dict] = []
     for label in LEFT_OUT:
         for draw in range(args.draws):
@@ -176,60 +198,75 @@ def evaluate(base: Classifier, dataset: Dataset, data: ClipFeatures, scorer: Cli
             rng = np.random.default_rng(draw)
             pool = [i for i, c in enumerate(dataset.clips) if c.label == label and c.fold == fold]
             chosen = sorted(rng.choice(pool, size=args.shots, replace=False).tolist())
-            examples = [read_example(dataset.clips[i].path, base.feature_config) for i in chosen]
-            started = time.perf_counter()
-            taught, report = teach(base, label.replace("_", " ") + " (taught)", examples, config=config)
-            seconds = time.perf_counter() - started
             test = np.array([c.fold != fold for c in dataset.clips])
             truth = np.array([c.label == label for c in dataset.clips])[test]
             background = np.array([c.label in BACKGROUNDS for c in dataset.clips])[test]
-            scores, tracks = scorer.scores(*head_of(taught))
-            if not rows:  # the bench scores as the taught model does
-                i = int(np.flatnonzero(test)[0])
-                exact = float(taught.predict_proba(dataset.clips[i].path)[-1])
-                assert abs(exact - scores[i]) < 2e-3, (exact, scores[i])
-            kept = [tracks[i] for i in np.flatnonzero(test)]
-            row = {"class": label, "draw": draw, "fold": fold, "examples": [dataset.clips[i].path.name for i in chosen],
-                   "teach_seconds": seconds, "taught": measure(scores[test], kept, truth, background, report["on"],
-                                                                 base.frame_seconds)}
-            if baseline and draw < args.baseline_draws:
-                scratch = from_scratch(base, examples, epochs=args.baseline_epochs, seed=draw)
+            row: dict = {"class": label, "draw": draw, "fold": fold,
+                         "examples": [dataset.clips[i].path.name for i in chosen], "teach_seconds": {}}
+            for method, base in bases.items():
+                examples = [read_example(dataset.clips[i].path, base.feature_config) for i in chosen]
+                started = time.perf_counter()
+                taught, report = teach(base, label.replace("_", " ") + " (taught)", examples, config=config)
+                row["teach_seconds"][method] = time.perf_counter() - started
+                scores, tracks = scorers[method].scores(*head_of(taught))
+                if not rows:  # the bench scores as the taught model does
+                    i = int(np.flatnonzero(test)[0])
+                    exact = float(taught.predict_proba(dataset.clips[i].path)[-1])
+                    assert abs(exact - scores[i]) < 2e-3, (method, exact, scores[i])
+                kept = [tracks[i] for i in np.flatnonzero(test)]
+                row[method] = measure(scores[test], kept, truth, background, report["on"], base.frame_seconds)
+                if method == "taught":
+                    examples_for_scratch = examples
+            if baseline and data is not None and draw < args.baseline_draws:
+                base = bases["taught"]
+                scratch = from_scratch(base, examples_for_scratch, epochs=args.baseline_epochs, seed=draw)
                 s = ClipScorer(scratch, data.subset(np.flatnonzero(test).tolist()))
                 head = scratch.model.net.frame_head
                 s_scores, s_tracks = s.scores(head.weight[0, :, 0].detach(), head.bias[0].detach())
                 row["from_scratch"] = measure(s_scores, s_tracks, truth, background, 0.5, base.frame_seconds)
             rows.append(row)
-            print(json.dumps({k: row[k] for k in ("class", "draw", "teach_seconds", "taught")}
-                             | ({"from_scratch": row["from_scratch"]} if "from_scratch" in row else {})), flush=True)
+            print(json.dumps({k: row[k] for k in ("class", "draw", "teach_seconds", *bases, "from_scratch")
+                              if k in row}), flush=True)
     return rows
+
+
+METHODS = {"taught": "the detector (ESC-50, 40 classes)", "ear": "the pretrained ear",
+           "from_scratch": "from scratch"}
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for method in ("taught", "from_scratch"):
+    for method in METHODS:
         for label in (*LEFT_OUT, "mean"):
             chosen = [r[method] for r in rows if method in r and (label == "mean" or r["class"] == label)]
             if chosen:
                 out.setdefault(method, {})[label] = {k: (float(np.mean([c[k] for c in chosen])),
                                                          float(np.std([c[k] for c in chosen])))
                                                      for k in chosen[0]}
-    out["teach_seconds"] = {"mean": float(np.mean([r["teach_seconds"] for r in rows])),
-                            "max": float(np.max([r["teach_seconds"] for r in rows]))}
+        seconds = [r["teach_seconds"][method] for r in rows if method in r.get("teach_seconds", {})]
+        if seconds:
+            out.setdefault("teach_seconds", {})[method] = {"mean": float(np.mean(seconds)),
+                                                           "max": float(np.max(seconds))}
     return out
 
 
 def table(summary: dict[str, dict]) -> str:
-    lines = ["| class | recall | precision | false alarms / h | AP | from scratch: recall | precision | AP |",
-             "|---|---|---|---|---|---|---|---|"]
+    taught = [m for m in ("taught", "ear") if m in summary]
+    lines = ["| class | " + " | ".join(f"{METHODS[m]}: recall | precision | false alarms / h | AP" for m in taught)
+             + " | from scratch: recall | precision | AP |",
+             "|---|" + "---|---|---|---|" * len(taught) + "---|---|---|"]
     for label in (*LEFT_OUT, "mean"):
-        t = summary["taught"][label]
+        cells = []
+        for method in taught:
+            t = summary[method][label]
+            cells += [f"{t[k][0]:.2f} ± {t[k][1]:.2f}" for k in ("recall", "precision")]
+            cells += [f"{t['false_alarms_per_hour'][0]:.0f}", f"{t['average_precision'][0]:.2f}"]
         s = summary.get("from_scratch", {}).get(label)
-        cells = [f"{t[k][0]:.2f} ± {t[k][1]:.2f}" for k in ("recall", "precision")]
-        cells += [f"{t['false_alarms_per_hour'][0]:.0f}", f"{t['average_precision'][0]:.2f}"]
         cells += [f"{s[k][0]:.2f}" for k in ("recall", "precision", "average_precision")] if s else ["–"] * 3
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    seconds = summary["teach_seconds"]
-    lines.append(f"\nteaching took {seconds['mean']:.1f} s on average (at most {seconds['max']:.1f} s) on one core")
+    for method, seconds in summary["teach_seconds"].items():
+        lines.append(f"\nteaching {METHODS[method]} took {seconds['mean']:.1f} s on average "
+                     f"(at most {seconds['max']:.1f} s) on one core")
     return "\n".join(lines)
 
 

@@ -33,7 +33,7 @@ def model_file(path: str | Path, *, data_dir: str | Path | None = None) -> Path:
     if is_pretrained_name(path) and not Path(path).exists():
         if str(path) == EAR:
             from hearai.alerts import default_data_dir
-            from hearai.pretrained import ear_model_path
+            from hearai.ear import ear_model_path
 
             return ear_model_path(default_data_dir() if data_dir is None else data_dir)
         from hearai.pretrained import pretrained_model_path

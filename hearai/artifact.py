@@ -32,6 +32,7 @@ from hearai.models.inference import WindowGraph
 from hearai.models.scaler import ScaledNet
 
 REFERENCE_PREFIX = "reference."
+EMBEDDED_PREFIX = "embedded_reference."
 MAX_REFERENCE_WINDOWS = 5_000
 REFERENCE_DB_STEP = 0.5
 
@@ -78,12 +79,43 @@ class Reference:
         """Drop the windows of class ``index``; later classes move down one (it left the model)."""
         keep = self.labels != index
         labels = self.labels[keep]
-        return Reference(self.windows[keep], torch.where(labels > index, labels - 1, labels), self.background[keep])
+        return type(self)(self.windows[keep], torch.where(labels > index, labels - 1, labels), self.background[keep])
 
     def plus(self, windows: torch.Tensor, label: int) -> Reference:
         n = len(windows)
-        return Reference(torch.cat([self.windows, windows.half()]), torch.cat([self.labels, torch.full((n,), label)]),
-                         torch.cat([self.background, torch.zeros(n, dtype=torch.bool)]))
+        return type(self)(torch.cat([self.windows, windows.half()]), torch.cat([self.labels, torch.full((n,), label)]),
+                          torch.cat([self.background, torch.zeros(n, dtype=torch.bool)]))
+
+
+@dataclass(frozen=True)
+class EmbeddedReference(Reference):
+    """A pretrained network's reference: the embeddings (n, embedding size) of windows of other sounds.
+
+    A network with a fixed body keeps what its windows embed to, not the windows: a few hundred
+    bytes each. ``labels`` >= 0 are the model's own (taught) sounds; -1 - k is the k-th sound of the
+    recordings it was made from (named in the model's provenance), so every sound stays apart.
+    """
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"{EMBEDDED_PREFIX}{k}": v.contiguous() for k, v in
+                (("embeddings", self.windows.half()), ("labels", self.labels.long()),
+                 ("background", self.background.to(torch.uint8)))}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], *, size: int, n_classes: int,  # type: ignore[override]
+                     source: Path) -> EmbeddedReference:
+        try:
+            embeddings, labels, background = (tensors[f"{EMBEDDED_PREFIX}{k}"]
+                                              for k in ("embeddings", "labels", "background"))
+        except KeyError as exc:
+            raise ModelError(f"{source}: the reference lacks tensor {exc}") from exc
+        n = len(embeddings)
+        if (embeddings.shape != (n, size) or not 0 < n <= MAX_REFERENCE_WINDOWS or labels.shape != (n,)
+                or background.shape != (n,) or embeddings.dtype != torch.float16 or labels.dtype != torch.int64
+                or background.dtype != torch.uint8 or not bool(torch.isfinite(embeddings).all())
+                or not bool(((labels >= -MAX_REFERENCE_WINDOWS) & (labels < n_classes)).all())):
+            raise ModelError(f"{source}: the reference embeddings do not fit the model (shape, type or labels)")
+        return cls(embeddings, labels, background.bool())
 
 
 class Classifier(SoundModel):
@@ -156,8 +188,10 @@ def load(path: str | Path) -> Classifier:
     header = ModelHeader.from_json(metadata.get("hearai"), source=path, expected_format=SAFETENSORS_FORMAT)
     config = header.feature_config
     kept = {k: state.pop(k) for k in list(state) if k.startswith(REFERENCE_PREFIX)}
-    reference = Reference.from_tensors(kept, config=config, n_classes=len(header.labels), source=path) if kept \
-        else None
+    embedded = {k: state.pop(k) for k in list(state) if k.startswith(EMBEDDED_PREFIX)}
+    reference: Reference | None = None
+    if kept:
+        reference = Reference.from_tensors(kept, config=config, n_classes=len(header.labels), source=path)
     try:
         model = create_model(header.model_name, n_classes=len(header.labels), n_features=config.n_features,
                              n_frames=config.window_frames, **header.model_options)
@@ -167,6 +201,9 @@ def load(path: str | Path) -> Classifier:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit model {header.model_name!r}: {exc}") from exc
+    if embedded:
+        size = getattr(model.net, "embedding_size", 0)
+        reference = EmbeddedReference.from_tensors(embedded, size=size, n_classes=len(header.labels), source=path)
     if model.task != header.task:
         raise ModelError(f"{path}: the header says {header.task}, but {header.model_name!r} is a {model.task}")
     classifier = Classifier(model=model, feature_config=config, labels=header.labels, model_name=header.model_name,

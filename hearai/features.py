@@ -235,6 +235,15 @@ def build_crop_featurizer(config: FeatureConfig, *, matmul_dft: bool = False) ->
     return build_featurizer(replace(config, center=False), matmul_dft=matmul_dft).eval()
 
 
+def decibels(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
+    """Log-mel features as mel power in dB (``lnmel``'s natural log undone), for rules stated in dB."""
+    if config.kind == "logmel":
+        return features
+    if config.kind == "lnmel":
+        return (features * config.log_divisor - config.log_shift) * (10.0 / math.log(10.0))
+    raise ConfigError(f"{config.kind} features have no per-band level in dB")
+
+
 def cut_windows(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """Cut a clip's features (n_features, frames) into windows (n_windows, n_features, window_frames)."""
     starts = window_starts(features.shape[-1], config)

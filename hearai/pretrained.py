@@ -10,22 +10,17 @@ for transfer learning (``backbone_state``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hearai.alerts import AlertTable, alert_table
 from hearai.artifact import Classifier
 from hearai.artifact import load as load_model_file
 from hearai.errors import ModelError
 from hearai.models import create_model
-from hearai.weights import EAR_BACKBONE, PretrainedSpec, cache_root, fetch, read_state_dict, spec
-
-# The ear listens to 1-s windows, a new one every 0.25 s: the newest quarter second decides.
-EAR_WINDOW_SECONDS, EAR_HOP_SECONDS = 1.0, 0.25
+from hearai.weights import PretrainedSpec, cache_root, fetch, read_state_dict, spec
 
 
 def provenance(pinned: PretrainedSpec) -> dict[str, Any]:
@@ -78,31 +73,3 @@ def backbone_state(name: str, **where: Any) -> dict[str, torch.Tensor]:
 
 
 _OUTPUT_LAYER = "classifier.5."  # the AudioSet head's last layer: the one a new label set replaces
-
-
-def build_ear(tagger: Classifier, table: AlertTable) -> Classifier:
-    """The alert-sound detector on ``tagger``'s weights: each sound of ``table`` the highest of its AudioSet scores."""
-    config = dataclasses.replace(tagger.feature_config, window_seconds=EAR_WINDOW_SECONDS,
-                                 window_hop_seconds=EAR_HOP_SECONDS)
-    options = {"width": tagger.model_options["width"], "groups": table.groups,
-               "frames": round(EAR_WINDOW_SECONDS / EAR_HOP_SECONDS)}
-    model = create_model("efficientat-alerts", n_classes=len(table.sounds), n_features=config.n_features,
-                         n_frames=config.window_frames, **options)
-    model.net.load_state_dict(tagger.model.net.state_dict())
-    provenance: dict[str, Any] = {key: tagger.provenance[key] for key in ("pretrained", "data")
-                                  if key in tagger.provenance}
-    provenance["alert_sounds"] = {"source": table.source, "digest": table.digest, "sounds": table.describe()}
-    return Classifier(model=model, feature_config=config, labels=table.names, model_name="efficientat-alerts",
-                      model_options=options, provenance=provenance, thresholds=table.thresholds)
-
-
-def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> Path:
-    """The ear's model file for the alert-sound table in effect (``hearai.alerts.alert_table``), made when missing.
-
-    Named by the table's digest, so editing the table gives a new ear and never a stale one.
-    """
-    table = alert_table(None if data_dir is None else Path(data_dir))
-    target = cache_root(where.get("cache")) / f"ear-{table.digest[:16]}.safetensors"
-    if not target.is_file():
-        build_ear(load_pretrained(EAR_BACKBONE, **where), table).save(target)
-    return target

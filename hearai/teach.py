@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -34,16 +35,19 @@ import numpy as np
 import torch
 
 from hearai import audio
-from hearai.artifact import Classifier, Reference
+from hearai.artifact import Classifier, EmbeddedReference, Reference
 from hearai.augment.soundscape import active_masks, mix_windows
 from hearai.data.clips import ClipFeatures
 from hearai.data.mixer import active_from_power, bridged
 from hearai.detect.activity import RAISED_BANDS
 from hearai.detect.calibrate import choose_on, release
+from hearai.ear import embed_windows
 from hearai.errors import AudioError, ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
-from hearai.features import FeatureExtractor
+from hearai.features import FeatureExtractor, decibels
 from hearai.interface import SoundModel
+from hearai.models.efficientat import AlertTagger
+from hearai.models.scaler import ScaledNet
 from hearai.models.sed import FrameCNN
 from hearai.validation import positive_float, positive_int
 
@@ -59,6 +63,7 @@ BACKGROUND_PERCENTILE = 20.0  # a recording's background level, per band
 RISE_DB = 6.0  # a frame holds the sound where it stands this far above the background
 SMOOTH_FRAMES = 5  # 100 ms at a 20-ms hop
 MAX_NAME_LENGTH = 60
+EAR_MIN_ACTIVE_SECONDS = 0.25  # a window teaches the ear when this much of it (or all of a shorter sound) is the sound
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ def read_example(source: str | Path | np.ndarray, config: FeatureConfig, *, name
         raise AudioError(f"{label}: silent (loudest 50 ms at {level:.0f} dBFS); record the sound closer or louder")
     features = FeatureExtractor(config).clip(wave)
     hop = config.hop_length / config.sample_rate
-    active = torch.from_numpy(sound_frames(features.double().numpy(), hop))
+    active = torch.from_numpy(sound_frames(decibels(features.double(), config).numpy(), hop))
     frames = torch.nonzero(active).flatten()
     if len(frames) * hop < MIN_ACTIVE_SECONDS:
         raise AudioError(f"{label}: the sound is too short ({len(frames) * hop:.2f} s active); record all of it")
@@ -239,30 +244,25 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     config = config or TeachConfig()
     negatives = list(negatives or [])
     name = check_name(model, name)
-    reference = _teachable(model)
+    learner = learner_for(model)
+    reference = learner.reference
     if not MIN_EXAMPLES <= len(examples) <= MAX_EXAMPLES:
         raise ConfigError(f"teaching needs {MIN_EXAMPLES}-{MAX_EXAMPLES} examples of the sound, got {len(examples)}")
     if len(negatives) > MAX_NEGATIVES:
         raise ConfigError(f"at most {MAX_NEGATIVES} negative recordings, got {len(negatives)}")
     rng = np.random.default_rng(config.seed)
     fc = model.feature_config
-    pool = fc.window_frames // model.header.frames_per_window
-    beds = reference.windows[reference.background].float()
-    if not len(beds):
-        beds = reference.windows.float()
     cut = [_windows(e, fc) for e in examples]
-    positives = [_augmented(windows, active, beds, fc, config, rng, pool) for windows, active in cut]
-    given = [_windows(e, fc)[0] for e in negatives]  # "not this" recordings: one more sound to tell apart
-    negative_windows = torch.cat([reference.windows.float(), *given])
-    negative_labels = torch.cat([reference.labels, torch.full((sum(len(w) for w in given),), -2)])
-    embedded = [(_embed(model, w), on) for w, on in positives]
-    negative_embedded = _embed(model, negative_windows)
+    embedded = [learner.positives(windows, active, config, rng) for windows, active in cut]
+    given = [learner.embed(_windows(e, fc)[0]) for e in negatives]  # "not this" recordings: one more sound
+    negative_embedded = torch.cat([learner.reference_embedded(), *given])
+    n_reference, n_given = len(reference.windows), sum(len(g) for g in given)
+    other = min(-2, int(reference.labels.min()) - 1)
+    negative_labels = torch.cat([reference.labels, torch.full((n_given,), other)])
     # The user's "not this" recordings weigh as much, together, as all the reference windows.
-    emphasis = torch.cat([torch.ones(len(reference.windows)),
-                          torch.full((len(negative_windows) - len(reference.windows),),
-                                     len(reference.windows) / max(1, len(negative_windows) - len(reference.windows)))])
-    groups = rng.permutation(len(negative_windows)) % len(examples)
-    weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded), len(negative_windows))
+    emphasis = torch.cat([torch.ones(n_reference), torch.full((n_given,), n_reference / max(1, n_given))])
+    groups = rng.permutation(len(negative_embedded)) % len(examples)
+    weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded), len(negative_embedded))
     held_scores, held_truth = [], []
     for i in range(len(examples)):
         head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i],
@@ -282,14 +282,13 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
               "target_precision": config.target_precision, "files": [e.summary() for e in examples],
               "icon": icon, "taught": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "config": {**asdict(config), "snr_db": list(config.snr_db)}}
-    network = copy.deepcopy(model.model)
-    _heads(network.net).add_class((weight, bias), (weight * ATTENTION_SHARPNESS, bias * ATTENTION_SHARPNESS))
-    kept = torch.cat([windows[:KEPT_WINDOWS_PER_EXAMPLE] for windows, _ in cut])
+    network, options = learner.with_sound(weight, bias)
+    kept = torch.cat([learner.kept(windows[:KEPT_WINDOWS_PER_EXAMPLE]) for windows, _ in cut])
     provenance = {**model.provenance, "taught": {**taught_sounds(model), name: report}}
     if origin and "taught_from" not in provenance:
         provenance["taught_from"] = origin
     taught = Classifier(model=network, feature_config=fc, labels=(*model.labels, name), model_name=model.model_name,
-                        model_options=model.model_options, provenance=provenance,
+                        model_options=options, provenance=provenance,
                         thresholds={**model.thresholds, name: (on, release(on))},
                         reference=reference.plus(kept, len(model.labels)))
     return taught, report
@@ -303,31 +302,130 @@ def forget(model: Classifier, name: str) -> Classifier:
         known = ", ".join(repr(k) for k in taught) or "none"
         raise ConfigError(f"{name!r} is not a taught sound of this model (taught: {known})")
     index = model.labels.index(name)
-    network = copy.deepcopy(model.model)
-    _heads(network.net).drop_class(index)
-    reference = _teachable(model).without_label(index)
+    learner = learner_for(model)
+    network, options = learner.without_sound(index)
+    reference = learner.reference.without_label(index)
     provenance = {**model.provenance, "taught": {k: v for k, v in taught.items() if k != name}}
     return Classifier(model=network, feature_config=model.feature_config,
                       labels=tuple(x for x in model.labels if x != name), model_name=model.model_name,
-                      model_options=model.model_options, provenance=provenance,
+                      model_options=options, provenance=provenance,
                       thresholds={k: v for k, v in model.thresholds.items() if k != name}, reference=reference)
 
 
-def _teachable(model: SoundModel) -> Reference:
+def learner_for(model: SoundModel) -> _FrameHeads | _EarHeads:
+    """How ``model`` learns a sound: new per-frame heads (a detector), or a head on the pretrained ear's embedding."""
     if not isinstance(model, Classifier):
         raise ModelError("teaching needs the network's weights: give the .safetensors model, not the .onnx "
                          "(export the taught model afterwards)")
-    if not isinstance(model.model.net, FrameCNN):
+    net = model.model.net
+    if isinstance(net, AlertTagger):
+        if not isinstance(model.reference, EmbeddedReference):
+            raise ModelError("this ear's file holds no reference of other sounds to teach against (it was "
+                             "made without the package's ear-reference.safetensors)")
+        return _EarHeads(model, model.reference)
+    if not isinstance(net, FrameCNN):
         raise ModelError(f"{model.model_name} is a {model.task} without per-class heads: teach a detector "
-                         "(hearai train --model sed)")
+                         "(hearai train --model sed) or the pretrained ear")
     if model.reference is None:
         raise ModelError("this detector file holds no reference windows of the sounds it knows (trained before "
                          "teaching existed): retrain it, or use the shipped model")
-    return model.reference
+    return _FrameHeads(model, model.reference)
 
 
-def _heads(net: torch.nn.Module) -> FrameCNN:
-    assert isinstance(net, FrameCNN)  # _teachable checked it
+class _FrameHeads:
+    """A detector with per-frame heads (``FrameCNN``): examples mixed over its reference's backgrounds, each
+    window's frames embedded; a sound is one more frame head and attention head."""
+
+    def __init__(self, model: Classifier, reference: Reference) -> None:
+        self.model, self.reference = model, reference
+        self.net = _frame_cnn(model.model.net)
+
+    def positives(self, windows: torch.Tensor, active: torch.Tensor, config: TeachConfig,
+                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings (n, frames', channels), frame targets (n, frames')) of an example's windows, augmented."""
+        fc = self.model.feature_config
+        beds = self.reference.windows[self.reference.background].float()
+        if not len(beds):
+            beds = self.reference.windows.float()
+        mixed, targets = _augmented(windows, active, beds, fc, config, rng,
+                                    fc.window_frames // self.model.header.frames_per_window)
+        return self.embed(mixed), targets
+
+    def embed(self, windows: torch.Tensor) -> torch.Tensor:
+        """(n, bands, frames) -> (n, frames', channels) frame embeddings of the frozen network."""
+        network = self.model.model
+        with torch.inference_mode():
+            parts = [self.net.embed(network.scaler(windows[i : i + 128].unsqueeze(1).float()))
+                     for i in range(0, len(windows), 128)]
+        return torch.cat(parts).transpose(1, 2).clone()
+
+    def reference_embedded(self) -> torch.Tensor:
+        return self.embed(self.reference.windows.float())
+
+    def kept(self, windows: torch.Tensor) -> torch.Tensor:
+        return windows
+
+    def with_sound(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[ScaledNet, dict[str, Any]]:
+        network = copy.deepcopy(self.model.model)
+        _frame_cnn(network.net).add_class((weight, bias), (weight * ATTENTION_SHARPNESS, bias * ATTENTION_SHARPNESS))
+        return network, dict(self.model.model_options)
+
+    def without_sound(self, index: int) -> tuple[ScaledNet, dict[str, Any]]:
+        network = copy.deepcopy(self.model.model)
+        _frame_cnn(network.net).drop_class(index)
+        return network, dict(self.model.model_options)
+
+
+class _EarHeads:
+    """The pretrained ear: each window (with enough of the sound) is one embedding, louder and softer copies
+    of it too; a sound is a logistic regression on that embedding (``AlertTagger.add_sound``)."""
+
+    def __init__(self, model: Classifier, reference: EmbeddedReference) -> None:
+        self.model, self.reference = model, reference
+
+    def positives(self, windows: torch.Tensor, active: torch.Tensor, config: TeachConfig,
+                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        fc = self.model.feature_config
+        heard = active.sum(dim=1)
+        enough = heard >= min(int(heard.max()), round(EAR_MIN_ACTIVE_SECONDS * fc.sample_rate / fc.hop_length))
+        windows = windows[enough]
+        step = math.log(10.0) / 10.0 / fc.log_divisor  # 1 dB of gain in lnmel units
+        copies = [windows] + [windows + float(rng.uniform(-config.gain_db, config.gain_db)) * step
+                              for _ in range(config.augmentations)]
+        embedded = self.embed(torch.cat(copies))
+        return embedded, torch.ones(len(embedded), 1, dtype=torch.bool)
+
+    def embed(self, windows: torch.Tensor) -> torch.Tensor:
+        """(n, bands, frames) -> (n, 1, embedding size): the window's embedding as its one frame."""
+        return embed_windows(self.model, windows).unsqueeze(1)
+
+    def reference_embedded(self) -> torch.Tensor:
+        return self.reference.windows.float().unsqueeze(1)
+
+    def kept(self, windows: torch.Tensor) -> torch.Tensor:
+        return embed_windows(self.model, windows).half()
+
+    def with_sound(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[ScaledNet, dict[str, Any]]:
+        network = copy.deepcopy(self.model.model)
+        _alert_tagger(network.net).add_sound(weight, bias)
+        return network, {**self.model.model_options, "taught": self._taught() + 1}
+
+    def without_sound(self, index: int) -> tuple[ScaledNet, dict[str, Any]]:
+        network = copy.deepcopy(self.model.model)
+        _alert_tagger(network.net).drop_sound(index - (len(self.model.labels) - self._taught()))
+        return network, {**self.model.model_options, "taught": self._taught() - 1}
+
+    def _taught(self) -> int:
+        return int(self.model.model_options.get("taught", 0))
+
+
+def _frame_cnn(net: torch.nn.Module) -> FrameCNN:
+    assert isinstance(net, FrameCNN)  # learner_for checked it
+    return net
+
+
+def _alert_tagger(net: torch.nn.Module) -> AlertTagger:
+    assert isinstance(net, AlertTagger)  # learner_for checked it
     return net
 
 
@@ -363,15 +461,6 @@ def _augmented(windows: torch.Tensor, active: torch.Tensor, beds: torch.Tensor, 
             targets.append(heard.unsqueeze(0))
     frame_targets = torch.cat(targets).unflatten(1, (-1, pool)).any(dim=2)
     return torch.cat(out), frame_targets
-
-
-def _embed(model: Classifier, windows: torch.Tensor) -> torch.Tensor:
-    """(n, bands, frames) -> (n, frames', channels) frame embeddings of the frozen network."""
-    network = model.model
-    with torch.inference_mode():
-        parts = [_heads(network.net).embed(network.scaler(windows[i : i + 128].unsqueeze(1).float()))
-                 for i in range(0, len(windows), 128)]
-    return torch.cat(parts).transpose(1, 2).clone()
 
 
 def _negative_weight(labels: torch.Tensor, positives: int, negatives: int) -> float:

@@ -110,6 +110,15 @@ def mn04(pretrained_cache: Path):
     return load(pretrained_cache / "efficientat-mn04.safetensors")
 
 
+@pytest.fixture(scope="session")
+def ear(mn04):
+    """The pretrained ear as a user's machine makes it: the shipped table and teaching reference."""
+    from hearai.alerts import shipped_alert_table
+    from hearai.ear import build_ear, shipped_reference
+
+    return build_ear(mn04, shipped_alert_table(), shipped_reference(mn04))
+
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -83,13 +83,6 @@ def test_a_table_in_the_data_folder_replaces_the_shipped_one(tmp_path):
     assert mine.names == ("kettle",) and mine.sounds[0].tier == "always"
 
 
-@pytest.fixture(scope="module")
-def ear(mn04):
-    from hearai.pretrained import build_ear
-
-    return build_ear(mn04, shipped_alert_table())
-
-
 def t3_pattern(seconds: float = 8.0) -> np.ndarray:
     """ISO 8201's temporal-three evacuation signal: three 0.5-s beeps 1 s apart, then a pause, repeated."""
     t = np.arange(int(seconds * RATE)) / RATE
@@ -166,7 +159,7 @@ def test_without_the_ear_a_command_says_how_to_get_it(tmp_path):
     assert json.loads(done.stdout)["alerts"] == []
 
 
-def test_the_served_ear_describes_its_sounds_and_says_it_learns_none(ear, tmp_path):
+def test_the_served_ear_describes_its_sounds_and_can_learn_more(ear, tmp_path):
     from fastapi.testclient import TestClient
 
     from hearai.serve import create_app
@@ -181,4 +174,5 @@ def test_the_served_ear_describes_its_sounds_and_says_it_learns_none(ear, tmp_pa
     assert described["provenance"]["pretrained"]["name"] == "efficientat-mn04"
     assert described["thresholds"]["smoke alarm"] == list(sounds["smoke alarm"]["thresholds"])
     taught = client.get("/v1/sounds").json()
-    assert taught["teachable"] is False and "the pretrained ear learns no new sounds yet" in taught["why_not"]
+    assert taught["teachable"] is True and taught["sounds"] == []
+    assert described["provenance"]["teaching_reference"]["windows"] == 891

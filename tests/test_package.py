@@ -22,7 +22,7 @@ STAGES = [
     ("hearai.data",),
     ("hearai.models", "hearai.augment", "hearai.weights", "hearai.alerts"),
     ("hearai.train", "hearai.transfer"),
-    ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export", "hearai.pretrained"),
+    ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export", "hearai.pretrained", "hearai.ear"),
     ("hearai.detect",),
     ("hearai.sedeval",),
     ("hearai.teach",),

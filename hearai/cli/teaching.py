@@ -15,16 +15,18 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser(
         "teach", help="teach a detector a new sound from 3-20 recordings of it (seconds, on a CPU)",
         description="Add a sound to a detector without retraining its network: the examples (any format, any "
-        "length up to a minute; the sound is found and trimmed automatically) are mixed over background sounds, a "
-        "new head is fitted on the network's frame embeddings against the sounds the model already knows, and its "
-        "threshold is calibrated leaving one example out at a time. The result is an ordinary model file that "
+        "length up to a minute; the sound is found and trimmed automatically) become windows (on the shipped "
+        "detector, also mixed over background sounds), a new head is fitted on the network's embeddings against "
+        "windows of other sounds kept with the model, and its threshold is calibrated leaving one example out at a "
+        "time. The result is an ordinary model file that "
         "predict, detect, listen, serve and export accept. Also lists (--list) and removes (--remove) taught sounds.",
         epilog="examples: hearai teach --name 'front doorbell' bell1.wav bell2.wav bell3.wav --out home.safetensors\n"
         "          hearai teach home.safetensors --list\n"
         "          hearai teach home.safetensors --remove 'front doorbell' --out home.safetensors",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", type=Path, metavar="[MODEL] FILE",
-                   help="the detector to teach (.safetensors; without one, the shipped model), then the examples")
+                   help="the model to teach (.safetensors, or 'ear'; without one, the default: the pretrained ear when "
+                   "its network is pulled, else the shipped detector), then the examples")
     p.add_argument("--name", help="the new sound's name (1-60 characters, not one the model knows)")
     p.add_argument("--negative", type=Path, nargs="+", default=[], metavar="FILE",
                    help="recordings that must not set it off (the neighbour's doorbell, the TV)")
@@ -39,19 +41,21 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 
 def teach(args: argparse.Namespace) -> int:
-    from hearai import DEFAULT_MODEL, load
+    from hearai import load
     from hearai import teach as teaching
 
-    model_path, files = options.split_model(args.inputs)
+    given, files = options.split_model(args.inputs)
+    source = options.chosen_model(given)
+    if given is None and source.suffix.lower() == ".onnx":  # the shipped detector: its weights are beside it
+        source = source.with_suffix(".safetensors")
     if args.list:
-        model = load(model_path)
+        model = load(source)
         sounds = teaching.taught_sounds(model)
-        print(f"{len(sounds)} taught sound(s) in {model_path or DEFAULT_MODEL}" + (":" if sounds else ""))
+        print(f"{len(sounds)} taught sound(s) in {source}" + (":" if sounds else ""))
         for name, report in sounds.items():
             print(f"  {name}: {report.get('examples')} examples, on {report.get('on')} / off {report.get('off')}, "
                   f"taught {report.get('taught')}")
         return 0
-    source = model_path or DEFAULT_MODEL.with_suffix(".safetensors")
     if source.suffix.lower() != ".safetensors":
         raise ConfigError(f"{source}: teaching needs the network's weights, a .safetensors model (export the result "
                           "to ONNX with --onnx)")

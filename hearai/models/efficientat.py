@@ -177,18 +177,45 @@ class AlertTagger(Tagger):
     ``groups``: each sound's AudioSet output indices. The window score is what decides (the head
     pools the window as it was trained to); it is given as each of the window's ``frames`` frames,
     so a stream detector taking only a window's newest frame decides every hop on the newest
-    audio, with the whole window as context.
+    audio, with the whole window as context. ``taught`` more sounds follow, each a logistic
+    regression on the window's embedding (``hearai.teach`` fits them; ``add_sound`` adds one).
     """
 
-    def __init__(self, *, groups: list[list[int]], frames: int, **options: Any) -> None:
+    def __init__(self, *, groups: list[list[int]], frames: int, taught: int = 0, **options: Any) -> None:
         super().__init__(**options)
         self.groups = [list(g) for g in groups]
         self.frames = frames
+        self.taught_head = nn.Linear(self.embedding_size, taught) if taught else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        tags = torch.sigmoid(self.classifier(self.feature_map(x)))
+        embedding = self.embed(x)
+        tags = torch.sigmoid(self.classifier[2:](embedding))
         window = torch.stack([tags[:, group].amax(dim=1) for group in self.groups], dim=1)
+        if self.taught_head is not None:
+            window = torch.cat([window, torch.sigmoid(self.taught_head(embedding))], dim=1)
         return window, window.unsqueeze(1).expand(-1, self.frames, -1)
+
+    def add_sound(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """One more taught sound, last: ``weight`` (embedding size,), ``bias`` ()."""
+        rows = [] if self.taught_head is None else [(self.taught_head.weight.data, self.taught_head.bias.data)]
+        self._set_taught(rows + [(weight.reshape(1, -1), bias.reshape(1))])
+
+    def drop_sound(self, index: int) -> None:
+        """Remove taught sound ``index`` (counted among the taught ones)."""
+        assert self.taught_head is not None
+        keep = [k for k in range(self.taught_head.out_features) if k != index]
+        self._set_taught([(self.taught_head.weight.data[keep], self.taught_head.bias.data[keep])] if keep else [])
+
+    def _set_taught(self, rows: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        weight = torch.cat([w for w, _ in rows]) if rows else torch.zeros(0, self.embedding_size)
+        bias = torch.cat([b for _, b in rows]) if rows else torch.zeros(0)
+        if not len(weight):
+            self.taught_head = None
+            return
+        head = nn.Linear(self.embedding_size, len(weight))
+        head.weight.data.copy_(weight)
+        head.bias.data.copy_(bias)
+        self.taught_head = head
 
 
 def _options(width: float, head: str, dropout: float) -> None:
@@ -220,16 +247,21 @@ def efficientat_tagger(*, n_classes: int, n_features: int, n_frames: int, width:
 
 
 @register_model("efficientat-alerts", summary="EfficientAT MobileNet's AudioSet scores grouped into alert sounds "
-                "(each the highest of its labels'), per window", task="detector")
+                "(each the highest of its labels'), per window, and taught sounds on its embedding", task="detector")
 def efficientat_alerts(*, n_classes: int, n_features: int, n_frames: int, groups: list[list[int]] | None = None,
-                       frames: int = 4, width: float = 0.4, tags: int = 527, dropout: float = 0.2) -> nn.Module:
-    """``groups`` default: the first ``n_classes`` AudioSet outputs, each a sound of its own."""
+                       frames: int = 4, taught: int = 0, width: float = 0.4, tags: int = 527, dropout: float = 0.2
+                       ) -> nn.Module:
+    """``groups`` default: the first ``n_classes - taught`` AudioSet outputs, each a sound of its own."""
     del n_features, n_frames
     _options(width, "mlp", dropout)
-    groups = [[k] for k in range(n_classes)] if groups is None else groups
-    if not (isinstance(groups, list) and len(groups) == n_classes and all(
+    if isinstance(taught, bool) or not isinstance(taught, int) or not 0 <= taught < n_classes:
+        raise ValueError(f"taught must be an integer from 0 to {n_classes - 1}, got {taught!r}")
+    tagged = n_classes - taught
+    groups = [[k] for k in range(tagged)] if groups is None else groups
+    if not (isinstance(groups, list) and len(groups) == tagged and all(
             isinstance(g, list) and g and all(isinstance(i, int) and 0 <= i < tags for i in g) for g in groups)):
-        raise ValueError(f"groups must be {n_classes} non-empty lists of output indices below {tags}")
+        raise ValueError(f"groups must be {tagged} non-empty lists of output indices below {tags}")
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= 100:
         raise ValueError(f"frames must be an integer from 1 to 100, got {frames!r}")
-    return AlertTagger(groups=groups, frames=frames, width=width, n_classes=tags, head="mlp", dropout=dropout)
+    return AlertTagger(groups=groups, frames=frames, taught=taught, width=width, n_classes=tags, head="mlp",
+                       dropout=dropout)

@@ -32,10 +32,10 @@ class SoundTeacher:
         self._lock = threading.Lock()
         twin = model_path if model_path.suffix.lower() == ".safetensors" else model_path.with_suffix(".safetensors")
         self._base_path = twin if twin.is_file() and served.task == "detector" else None
-        if "alert_sounds" in served.provenance:
+        if "alert_sounds" in served.provenance and "teaching_reference" not in served.provenance:
             self._base_path = None
-            self.why_not = ("the pretrained ear learns no new sounds yet: add one of AudioSet's 527 to its table "
-                            "(alert-sounds.csv in the data folder), or serve the shipped detector to teach it")
+            self.why_not = ("this ear's file holds no reference of other sounds to teach against (it was made "
+                            "without the package's ear-reference.safetensors)")
         elif self._base_path is None:
             self.why_not = (f"{served.model_name} is a classifier: only detectors learn new sounds"
                             if served.task != "detector" else

@@ -1,0 +1,223 @@
+"""The pretrained ear: AudioSet's scores made into alert sounds, and what it needs to learn more.
+
+``build_ear`` puts the alert-sound table (``hearai.alerts``) on the pretrained tagger: 1-s
+windows, a new one every 0.25 s, so the newest quarter second decides. ``ear_model_path`` makes
+that model file once per table and reference, in the pretrained cache.
+
+Teaching the ear a sound (``hearai.teach``) tells its examples apart from other sounds. The ear's
+file is made where it is used, from the pulled weights, and no dataset is there; so the package
+carries the embeddings (384 numbers per 1-s window) of windows of ESC-50's 50 sounds, made by
+``make ear-reference`` with the pinned weights. The file names those weights' sha256, and an ear
+on other weights refuses it.
+
+    python -m hearai.ear --root ../shared/data/esc50 --out hearai/default_model/ear-reference.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from hearai import audio
+from hearai.alerts import AlertTable, alert_table, shipped_alert_table
+from hearai.artifact import Classifier, EmbeddedReference
+from hearai.data.records import Dataset
+from hearai.data.soundscapes import BACKGROUNDS
+from hearai.errors import ModelError
+from hearai.featureconfig import FeatureConfig
+from hearai.features import FeatureExtractor, decibels
+from hearai.fsutil import atomic_path
+from hearai.models import create_model
+from hearai.models.efficientat import MobileNet
+from hearai.pretrained import load_pretrained
+from hearai.weights import EAR_BACKBONE, cache_root
+
+EAR_WINDOW_SECONDS, EAR_HOP_SECONDS = 1.0, 0.25
+REFERENCE_FILE = Path(__file__).parent / "default_model" / "ear-reference.safetensors"
+PER_CLASS, PER_BACKGROUND = 8, 16  # recordings per sound (two windows of each)
+QUIET_SOUND = "silence and steady noise (synthetic)"
+MAX_FILE_BYTES = 8 << 20
+
+
+def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedReference, dict[str, Any]] | None = None
+              ) -> Classifier:
+    """The alert-sound detector on ``tagger``'s weights: each sound of ``table`` the highest of its AudioSet
+    scores; with ``reference`` (``read_ear_reference``) it can be taught more sounds."""
+    config = dataclasses.replace(tagger.feature_config, window_seconds=EAR_WINDOW_SECONDS,
+                                 window_hop_seconds=EAR_HOP_SECONDS)
+    options = {"width": tagger.model_options["width"], "groups": table.groups,
+               "frames": round(EAR_WINDOW_SECONDS / EAR_HOP_SECONDS)}
+    model = create_model("efficientat-alerts", n_classes=len(table.sounds), n_features=config.n_features,
+                         n_frames=config.window_frames, **options)
+    model.net.load_state_dict(tagger.model.net.state_dict())
+    provenance: dict[str, Any] = {key: tagger.provenance[key] for key in ("pretrained", "data")
+                                  if key in tagger.provenance}
+    provenance["alert_sounds"] = {"source": table.source, "digest": table.digest, "sounds": table.describe()}
+    if reference is not None:
+        info = reference[1]
+        provenance["teaching_reference"] = {k: info.get(k) for k in ("data", "sounds", "windows", "digest")}
+    return Classifier(model=model, feature_config=config, labels=table.names, model_name="efficientat-alerts",
+                      model_options=options, provenance=provenance, thresholds=table.thresholds,
+                      reference=None if reference is None else reference[0])
+
+
+def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> Path:
+    """The ear's model file for the alert-sound table in effect (``hearai.alerts.alert_table``), made when missing.
+
+    Named by the digests of the table and the shipped reference, so editing the table gives a new
+    ear and never a stale one.
+    """
+    table = alert_table(None if data_dir is None else Path(data_dir))
+    reference_digest = hashlib.sha256(REFERENCE_FILE.read_bytes()).hexdigest() if REFERENCE_FILE.is_file() else ""
+    name = hashlib.sha256(f"{table.digest} {reference_digest}".encode()).hexdigest()[:16]
+    target = cache_root(where.get("cache")) / f"ear-{name}.safetensors"
+    if not target.is_file():
+        tagger = load_pretrained(EAR_BACKBONE, **where)
+        build_ear(tagger, table, shipped_reference(tagger) if reference_digest else None).save(target)
+    return target
+
+
+def shipped_reference(tagger: Classifier) -> tuple[EmbeddedReference, dict[str, Any]]:
+    """The package's ear reference, checked against ``tagger``'s weights and embedding size."""
+    return read_ear_reference(REFERENCE_FILE, sha256=tagger.provenance["pretrained"]["sha256"],
+                              size=body(tagger).embedding_size)
+
+
+def build_ear_reference(dataset: Dataset, ear: Classifier, *, per_class: int = PER_CLASS,
+                        per_background: int = PER_BACKGROUND, seed: int = 0, progress: bool = True
+                        ) -> tuple[EmbeddedReference, dict[str, Any]]:
+    """Per sound of ``dataset``, the ear's embeddings of ``per_class`` of its recordings (``per_background``
+    for background sounds): each recording's loudest 1-s window and one at random, so quiet stretches
+    are there too; then silence and steady noise from very soft to loud (``quiet_windows``)."""
+    rng = np.random.default_rng(seed)
+    config = ear.feature_config
+    extractor = FeatureExtractor(config)
+    chosen: list[tuple[int, Path]] = []
+    for k, label in enumerate(dataset.labels):
+        paths = [c.path for c in dataset.clips if c.label == label]
+        count = min(len(paths), per_background if label in BACKGROUNDS else per_class)
+        chosen += [(k, paths[int(i)]) for i in rng.permutation(len(paths))[:count]]
+    windows, labels = [], []
+    for k, path in tqdm(chosen, desc="embedding reference windows", unit="clip", disable=not progress):
+        features = extractor.clip(audio.load(path, sample_rate=config.sample_rate))
+        windows += [loudest_window(features, config), random_window(features, config, rng)]
+        labels += [-1 - k] * 2
+    quiet = quiet_windows(extractor, rng)
+    windows += quiet
+    labels += [-1 - len(dataset.labels)] * len(quiet)
+    sounds = [*dataset.labels, QUIET_SOUND]
+    background = torch.tensor([label < -len(dataset.labels) or sounds[-1 - label] in BACKGROUNDS for label in labels])
+    pretrained = ear.provenance.get("pretrained", {})
+    info = {"backbone": pretrained.get("name"), "sha256": pretrained.get("sha256"), "data": dataset.name,
+            "sounds": sounds, "windows": len(windows), "window_seconds": config.window_seconds,
+            "files": sorted(p.name for _, p in chosen)}
+    return EmbeddedReference(embed_windows(ear, torch.stack(windows)).half(), torch.tensor(labels), background), info
+
+
+def quiet_windows(extractor: FeatureExtractor, rng: np.random.Generator) -> list[torch.Tensor]:
+    """Windows of no sound: digital silence, and white and brown noise from -90 to -30 dBFS (a quiet room's hiss
+    and rumble, a microphone's own noise), so that a taught sound is told apart from quiet."""
+    config = extractor.config
+    samples = config.window_samples
+    white = rng.standard_normal(samples)
+    brown = np.cumsum(rng.standard_normal(samples))
+    brown -= np.convolve(brown, np.ones(1001) / 1001, mode="same")  # no drift below ~30 Hz
+    noises = [np.zeros(samples)]
+    for level_db in (-90.0, -75.0, -60.0, -45.0, -30.0):
+        noises += [n / np.sqrt((n**2).mean()) * 10 ** (level_db / 20) for n in (white, brown)]
+    return [loudest_window(extractor.clip(n.astype(np.float32)), config) for n in noises]
+
+
+def loudest_window(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
+    """The window-long stretch of a recording's features with the most power (the whole, padded, if shorter)."""
+    frames = config.window_frames
+    if features.shape[-1] <= frames:
+        return _padded(features, frames)
+    power = (10.0 ** (decibels(features.double(), config) / 10.0)).sum(dim=0)
+    energy = torch.nn.functional.conv1d(power.view(1, 1, -1), torch.ones(1, 1, frames, dtype=power.dtype)).flatten()
+    start = int(energy.argmax())
+    return features[:, start : start + frames]
+
+
+def random_window(features: torch.Tensor, config: FeatureConfig, rng: np.random.Generator) -> torch.Tensor:
+    """A window-long stretch of a recording's features starting anywhere."""
+    frames = config.window_frames
+    if features.shape[-1] <= frames:
+        return _padded(features, frames)
+    start = int(rng.integers(0, features.shape[-1] - frames + 1))
+    return features[:, start : start + frames]
+
+
+def _padded(features: torch.Tensor, frames: int) -> torch.Tensor:
+    return torch.nn.functional.pad(features, (0, frames - features.shape[-1]), value=float(features.min()))
+
+
+def embed_windows(model: Classifier, windows: torch.Tensor) -> torch.Tensor:
+    """(n, bands, frames) features -> (n, embedding size): what the pretrained body makes of each window."""
+    net, scaler = body(model), model.model.scaler
+    with torch.inference_mode():
+        parts = [net.embed(scaler(windows[i : i + 64].unsqueeze(1).float())) for i in range(0, len(windows), 64)]
+    return torch.cat(parts).clone()
+
+
+def body(model: Classifier) -> MobileNet:
+    """``model``'s pretrained network; ``ModelError`` when it has none."""
+    if not isinstance(model.model.net, MobileNet):
+        raise ModelError(f"{model.model_name} is not an EfficientAT network: it has no pretrained embedding")
+    return model.model.net
+
+
+def write_ear_reference(reference: EmbeddedReference, info: dict[str, Any], path: str | Path) -> Path:
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        save_file(reference.tensors(), str(tmp), metadata={"hearai-ear-reference": json.dumps(info)})
+    return target
+
+
+def read_ear_reference(path: str | Path, *, sha256: str, size: int) -> tuple[EmbeddedReference, dict[str, Any]]:
+    """The reference at ``path``, checked: made with the weights ``sha256``, embeddings ``size`` wide."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+        raise ModelError(f"{path}: the ear's reference is missing or over {MAX_FILE_BYTES >> 20} MB")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads((f.metadata() or {}).get("hearai-ear-reference", "null"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable reference file: {exc}") from exc
+    if not isinstance(info, dict) or info.get("sha256") != sha256 or not isinstance(info.get("sounds"), list):
+        raise ModelError(f"{path}: the reference was not made with these weights (sha256 {sha256[:12]}…)")
+    reference = EmbeddedReference.from_tensors(tensors, size=size, n_classes=0, source=path)
+    if int(reference.labels.min()) < -len(info["sounds"]):
+        raise ModelError(f"{path}: the reference's labels name more sounds than it lists")
+    return reference, {**info, "digest": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hearai.data.esc50 import prepare_esc50
+
+    parser = argparse.ArgumentParser(description="Make the pretrained ear's shipped teaching reference from ESC-50.")
+    parser.add_argument("--root", type=Path, required=True, help="the ESC-50 folder")
+    parser.add_argument("--out", type=Path, default=REFERENCE_FILE)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    ear = build_ear(load_pretrained(EAR_BACKBONE), shipped_alert_table())
+    reference, info = build_ear_reference(prepare_esc50(args.root), ear)
+    write_ear_reference(reference, info, args.out)
+    print(f"{args.out}: {info['windows']} windows of {len(info['sounds'])} sounds ({args.out.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
