@@ -89,7 +89,7 @@ class Reference:
 
 @dataclass(frozen=True)
 class EmbeddedReference(Reference):
-    """A pretrained network's reference: the embeddings (n, embedding size) of windows of other sounds.
+    """A pretrained network's reference: the embeddings (n, size) of windows of other sounds.
 
     A network with a fixed body keeps what its windows embed to, not the windows: a few hundred
     bytes each. ``labels`` >= 0 are the model's own (taught) sounds; -1 - k is the k-th sound of the
@@ -202,7 +202,7 @@ def load(path: str | Path) -> Classifier:
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit model {header.model_name!r}: {exc}") from exc
     if embedded:
-        size = getattr(model.net, "embedding_size", 0)
+        size = getattr(model.net, "hidden_size", 0)  # the ear's taught sounds read the AudioSet head's hidden layer
         reference = EmbeddedReference.from_tensors(embedded, size=size, n_classes=len(header.labels), source=path)
     if model.task != header.task:
         raise ModelError(f"{path}: the header says {header.task}, but {header.model_name!r} is a {model.task}")

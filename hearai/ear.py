@@ -6,9 +6,9 @@ that model file once per table and reference, in the pretrained cache.
 
 Teaching the ear a sound (``hearai.teach``) tells its examples apart from other sounds. The ear's
 file is made where it is used, from the pulled weights, and no dataset is there; so the package
-carries the embeddings (384 numbers per 1-s window) of windows of ESC-50's 50 sounds, made by
-``make ear-reference`` with the pinned weights. The file names those weights' sha256, and an ear
-on other weights refuses it.
+carries the embeddings (512 numbers per 1-s window: the AudioSet head's hidden layer) of windows
+of ESC-50's 50 sounds, made by ``make ear-reference`` with the pinned weights. The file names
+those weights' sha256, and an ear on other weights refuses it.
 
     python -m hearai.ear --root ../shared/data/esc50 --out hearai/default_model/ear-reference.safetensors
 """
@@ -42,6 +42,7 @@ from hearai.models import create_model
 from hearai.models.efficientat import MobileNet
 from hearai.pretrained import load_pretrained
 from hearai.weights import EAR_BACKBONE, cache_root
+from hearai.windows import window_starts
 
 EAR_WINDOW_SECONDS, EAR_HOP_SECONDS = 1.0, 0.25
 REFERENCE_FILE = Path(__file__).parent / "default_model" / "ear-reference.safetensors"
@@ -66,7 +67,8 @@ def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedRe
     provenance["alert_sounds"] = {"source": table.source, "digest": table.digest, "sounds": table.describe()}
     if reference is not None:
         info = reference[1]
-        provenance["teaching_reference"] = {k: info.get(k) for k in ("data", "sounds", "windows", "digest")}
+        provenance["teaching_reference"] = {k: info.get(k) for k in ("data", "sounds", "windows", "stands_for",
+                                                                     "digest")}
     return Classifier(model=model, feature_config=config, labels=table.names, model_name="efficientat-alerts",
                       model_options=options, provenance=provenance, thresholds=table.thresholds,
                       reference=None if reference is None else reference[0])
@@ -91,7 +93,7 @@ def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> P
 def shipped_reference(tagger: Classifier) -> tuple[EmbeddedReference, dict[str, Any]]:
     """The package's ear reference, checked against ``tagger``'s weights and embedding size."""
     return read_ear_reference(REFERENCE_FILE, sha256=tagger.provenance["pretrained"]["sha256"],
-                              size=body(tagger).embedding_size)
+                              size=body(tagger).hidden_size)
 
 
 def build_ear_reference(dataset: Dataset, ear: Classifier, *, per_class: int = PER_CLASS,
@@ -108,11 +110,12 @@ def build_ear_reference(dataset: Dataset, ear: Classifier, *, per_class: int = P
         paths = [c.path for c in dataset.clips if c.label == label]
         count = min(len(paths), per_background if label in BACKGROUNDS else per_class)
         chosen += [(k, paths[int(i)]) for i in rng.permutation(len(paths))[:count]]
-    windows, labels = [], []
+    windows, labels, streamed = [], [], 0
     for k, path in tqdm(chosen, desc="embedding reference windows", unit="clip", disable=not progress):
         features = extractor.clip(audio.load(path, sample_rate=config.sample_rate))
         windows += [loudest_window(features, config), random_window(features, config, rng)]
         labels += [-1 - k] * 2
+        streamed += len(window_starts(features.shape[-1], config))
     quiet = quiet_windows(extractor, rng)
     windows += quiet
     labels += [-1 - len(dataset.labels)] * len(quiet)
@@ -121,6 +124,7 @@ def build_ear_reference(dataset: Dataset, ear: Classifier, *, per_class: int = P
     pretrained = ear.provenance.get("pretrained", {})
     info = {"backbone": pretrained.get("name"), "sha256": pretrained.get("sha256"), "data": dataset.name,
             "sounds": sounds, "windows": len(windows), "window_seconds": config.window_seconds,
+            "stands_for": round(streamed / (2 * len(chosen)), 3),
             "files": sorted(p.name for _, p in chosen)}
     return EmbeddedReference(embed_windows(ear, torch.stack(windows)).half(), torch.tensor(labels), background), info
 
@@ -164,17 +168,17 @@ def _padded(features: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 def embed_windows(model: Classifier, windows: torch.Tensor) -> torch.Tensor:
-    """(n, bands, frames) features -> (n, embedding size): what the pretrained body makes of each window."""
+    """(n, bands, frames) features -> (n, hidden size): what the AudioSet head's hidden layer makes of each window."""
     net, scaler = body(model), model.model.scaler
     with torch.inference_mode():
-        parts = [net.embed(scaler(windows[i : i + 64].unsqueeze(1).float())) for i in range(0, len(windows), 64)]
+        parts = [net.hidden(scaler(windows[i : i + 64].unsqueeze(1).float())) for i in range(0, len(windows), 64)]
     return torch.cat(parts).clone()
 
 
 def body(model: Classifier) -> MobileNet:
     """``model``'s pretrained network; ``ModelError`` when it has none."""
-    if not isinstance(model.model.net, MobileNet):
-        raise ModelError(f"{model.model_name} is not an EfficientAT network: it has no pretrained embedding")
+    if not isinstance(model.model.net, MobileNet) or not isinstance(model.model.net.classifier[2], torch.nn.Linear):
+        raise ModelError(f"{model.model_name} is not an EfficientAT tagger: it has no AudioSet head to embed with")
     return model.model.net
 
 
@@ -201,6 +205,9 @@ def read_ear_reference(path: str | Path, *, sha256: str, size: int) -> tuple[Emb
     reference = EmbeddedReference.from_tensors(tensors, size=size, n_classes=0, source=path)
     if int(reference.labels.min()) < -len(info["sounds"]):
         raise ModelError(f"{path}: the reference's labels name more sounds than it lists")
+    stands_for = info.get("stands_for")
+    if isinstance(stands_for, bool) or not isinstance(stands_for, (int, float)) or not 1 <= stands_for <= 1000:
+        raise ModelError(f"{path}: 'stands_for' must be a number from 1 to 1000, got {stands_for!r}")
     return reference, {**info, "digest": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 

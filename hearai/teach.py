@@ -16,6 +16,14 @@ leaves the network alone:
    negatives) is scored by a head fitted without it, and the *on* threshold is the lowest whose
    window precision reaches the target as if every known sound were heard as often as the new one.
 
+The pretrained ear (``hearai.ear``) learns the same way on a 512-number embedding of each window
+(the AudioSet head's hidden layer): each
+example window holding at least 0.25 s of the sound (or all of a shorter one), and louder and
+softer copies of it, against the ear's ``EmbeddedReference`` (what windows of ESC-50's sounds,
+silence and noise embed to, shipped in the package); the new sound is one more row of its taught
+head (``AlertTagger.add_sound``). Each reference window stands for every window a stream scores of
+the recording it came from, so the precision estimate counts them all.
+
 The result is an ordinary detector file (one more label, its thresholds, the taught sound's
 windows in its reference) that every verb, ``export`` and the torch-free runtime accept.
 """
@@ -23,6 +31,7 @@ windows in its reference) that every verb, ``export`` and the torch-free runtime
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import unicodedata
@@ -63,6 +72,7 @@ BACKGROUND_PERCENTILE = 20.0  # a recording's background level, per band
 RISE_DB = 6.0  # a frame holds the sound where it stands this far above the background
 SMOOTH_FRAMES = 5  # 100 ms at a 20-ms hop
 MAX_NAME_LENGTH = 60
+SAME_SOUND = 0.65  # likeness to the examples, as a share of theirs to one another (measured on ESC-50)
 EAR_MIN_ACTIVE_SECONDS = 0.25  # a window teaches the ear when this much of it (or all of a shorter sound) is the sound
 
 
@@ -70,18 +80,22 @@ EAR_MIN_ACTIVE_SECONDS = 0.25  # a window teaches the ear when this much of it (
 class TeachConfig:
     """How a sound is taught: augmentation of the examples, the head's regularization, the precision target."""
 
-    augmentations: int = 6  # mixtures over backgrounds per example window
+    augmentations: int = 6  # mixtures over backgrounds (the ear: louder and softer copies) per example window
     snr_db: tuple[float, float] = (0.0, 20.0)
     gain_db: float = 10.0
-    l2: float = 1e-2  # on standardized embeddings (bench/teach.py compares settings)
-    negative_share: float = 0.7  # of the head's training weight, what the negative frames carry
+    # On standardized embeddings; None: what the model's kind was measured best with (bench/teach.py,
+    # ``DEFAULT_HEADS``).
+    l2: float | None = None
+    negative_share: float | None = None  # of the head's training weight, what the negative frames carry
     target_precision: float = 0.8
     seed: int = 0
 
     def __post_init__(self) -> None:
         positive_int(self, "augmentations")
-        positive_float(self, "gain_db", "l2", "negative_share", "target_precision")
-        if not 0 < self.negative_share < 1:
+        positive_float(self, "gain_db", "target_precision")
+        if self.l2 is not None:
+            positive_float(self, "l2")
+        if self.negative_share is not None and not 0 < self.negative_share < 1:
             raise ConfigError(f"TeachConfig.negative_share must be in (0, 1), got {self.negative_share!r}")
         if not 0 < self.target_precision < 1:
             raise ConfigError(f"TeachConfig.target_precision must be in (0, 1), got {self.target_precision!r}")
@@ -241,10 +255,10 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     ``negatives``: recordings that must not set it off. ``origin``: the file the model came from
     (``file_identity``), recorded once with the first taught sound.
     """
-    config = config or TeachConfig()
     negatives = list(negatives or [])
     name = check_name(model, name)
     learner = learner_for(model)
+    config = settled(config or TeachConfig(), learner.kind)
     reference = learner.reference
     if not MIN_EXAMPLES <= len(examples) <= MAX_EXAMPLES:
         raise ConfigError(f"teaching needs {MIN_EXAMPLES}-{MAX_EXAMPLES} examples of the sound, got {len(examples)}")
@@ -255,14 +269,16 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     cut = [_windows(e, fc) for e in examples]
     embedded = [learner.positives(windows, active, config, rng) for windows, active in cut]
     given = [learner.embed(_windows(e, fc)[0]) for e in negatives]  # "not this" recordings: one more sound
-    negative_embedded = torch.cat([learner.reference_embedded(), *given])
-    n_reference, n_given = len(reference.windows), sum(len(g) for g in given)
+    kept_reference, set_aside = learner.unlike(embedded)
+    negative_embedded = torch.cat([learner.reference_embedded()[kept_reference], *given])
+    n_reference, n_given = int(kept_reference.sum()), sum(len(g) for g in given)
     other = min(-2, int(reference.labels.min()) - 1)
-    negative_labels = torch.cat([reference.labels, torch.full((n_given,), other)])
+    negative_labels = torch.cat([reference.labels[kept_reference], torch.full((n_given,), other)])
     # The user's "not this" recordings weigh as much, together, as all the reference windows.
     emphasis = torch.cat([torch.ones(n_reference), torch.full((n_given,), n_reference / max(1, n_given))])
     groups = rng.permutation(len(negative_embedded)) % len(examples)
-    weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded), len(negative_embedded))
+    weight_for = _negative_weight(negative_labels, sum(len(w) for w, _ in embedded),
+                                  len(negative_embedded)) * learner.stands_for
     held_scores, held_truth = [], []
     for i in range(len(examples)):
         head = _fit_head([e for j, e in enumerate(embedded) if j != i], negative_embedded[groups != i],
@@ -277,7 +293,8 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
     weight, bias = _fit_head(embedded, negative_embedded, emphasis, config)
     report = {"on": on, "off": release(on), "how": f"leave-one-example-out: {how}", "examples": len(examples),
               "negatives": len(negatives), "example_windows": int(truth.sum()),
-              "reference_windows": int((~truth).sum()), "held_out_window_recall": round(recall, 3),
+              "reference_windows": int((~truth).sum()), "set_aside": set_aside,
+              "held_out_window_recall": round(recall, 3),
               "held_out_examples_heard": int(examples_heard), "reference_windows_above": false_windows,
               "target_precision": config.target_precision, "files": [e.summary() for e in examples],
               "icon": icon, "taught": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -292,6 +309,18 @@ def teach(model: Classifier, name: str, examples: list[Example], *, negatives: l
                         thresholds={**model.thresholds, name: (on, release(on))},
                         reference=reference.plus(kept, len(model.labels)))
     return taught, report
+
+
+# (L2, negative share) by kind of model, chosen on bench/teach.py: the detector's on its ten taught classes,
+# the ear's on ten other classes (its VALIDATION), never the ten it reports.
+DEFAULT_HEADS = {"detector": (1e-2, 0.7), "ear": (1.0, 0.9)}
+
+
+def settled(config: TeachConfig, kind: str) -> TeachConfig:
+    """``config`` with its unset head settings given the values measured best for ``kind``."""
+    l2, share = DEFAULT_HEADS[kind]
+    return dataclasses.replace(config, l2=l2 if config.l2 is None else config.l2,
+                               negative_share=share if config.negative_share is None else config.negative_share)
 
 
 def forget(model: Classifier, name: str) -> Classifier:
@@ -339,6 +368,8 @@ class _FrameHeads:
     def __init__(self, model: Classifier, reference: Reference) -> None:
         self.model, self.reference = model, reference
         self.net = _frame_cnn(model.model.net)
+        self.kind = "detector"
+        self.stands_for = 1.0  # its reference windows are what a stream scores of those sounds
 
     def positives(self, windows: torch.Tensor, active: torch.Tensor, config: TeachConfig,
                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,6 +393,11 @@ class _FrameHeads:
     def reference_embedded(self) -> torch.Tensor:
         return self.embed(self.reference.windows.float())
 
+    def unlike(self, positives: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, list[str]]:
+        """Every reference window is a negative: the detector's own sounds are its classes, already heads."""
+        del positives
+        return torch.ones(len(self.reference.windows), dtype=torch.bool), []
+
     def kept(self, windows: torch.Tensor) -> torch.Tensor:
         return windows
 
@@ -382,6 +418,9 @@ class _EarHeads:
 
     def __init__(self, model: Classifier, reference: EmbeddedReference) -> None:
         self.model, self.reference = model, reference
+        self.kind = "ear"
+        # A stream scores every window of the recordings the reference keeps two of: each stands for this many.
+        self.stands_for = float(model.provenance.get("teaching_reference", {}).get("stands_for") or 1.0)
 
     def positives(self, windows: torch.Tensor, active: torch.Tensor, config: TeachConfig,
                   rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -396,11 +435,48 @@ class _EarHeads:
         return embedded, torch.ones(len(embedded), 1, dtype=torch.bool)
 
     def embed(self, windows: torch.Tensor) -> torch.Tensor:
-        """(n, bands, frames) -> (n, 1, embedding size): the window's embedding as its one frame."""
+        """(n, bands, frames) -> (n, 1, hidden size): the window's embedding as its one frame."""
         return embed_windows(self.model, windows).unsqueeze(1)
 
     def reference_embedded(self) -> torch.Tensor:
         return self.reference.windows.float().unsqueeze(1)
+
+    def unlike(self, positives: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, list[str]]:
+        """Which reference windows are negatives, and the names of the reference sounds set aside.
+
+        The reference holds many everyday sounds, so it may hold the one being taught (a dog, a
+        vacuum cleaner). A reference sound the examples resemble about as much as they resemble each
+        other (cosine of standardized embeddings to its mean, at least ``SAME_SOUND`` of the
+        examples' own leave-one-out similarity) is taken for the same sound and is no negative.
+        """
+        windows = self.reference.windows.float()
+        mean, std = windows.mean(dim=0), windows.std(dim=0).clamp_min(1e-6)
+
+        def unit(x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.normalize((x - mean) / std, dim=-1)
+
+        def centre(x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.normalize(x.mean(dim=0), dim=0)
+
+        examples = [unit(e[:, 0]) for e, _ in positives]
+        own = float(np.mean([float((examples[i] @ centre(torch.cat(examples[:i] + examples[i + 1 :]))).mean())
+                             for i in range(len(examples))]))
+        together = torch.cat(examples)
+        kept = torch.ones(len(windows), dtype=torch.bool)
+        aside = []
+        for label in torch.unique(self.reference.labels).tolist():
+            mask = self.reference.labels == label
+            likeness = float((together @ centre(unit(windows[mask]))).mean())
+            if likeness >= SAME_SOUND * own:
+                kept &= ~mask
+                aside.append(self._sound_name(label))
+        return kept, aside
+
+    def _sound_name(self, label: int) -> str:
+        if label >= 0:
+            return self.model.labels[label]
+        sounds = self.model.provenance.get("teaching_reference", {}).get("sounds") or []
+        return str(sounds[-1 - label]) if -1 - label < len(sounds) else f"reference sound {-1 - label}"
 
     def kept(self, windows: torch.Tensor) -> torch.Tensor:
         return embed_windows(self.model, windows).half()
@@ -474,6 +550,8 @@ def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: tor
 
     Positive frames carry ``1 - negative_share`` of the weight, negative frames the rest, shared
     among the negative windows by their ``emphasis``."""
+    l2, negative_share = config.l2, config.negative_share
+    assert l2 is not None and negative_share is not None, "a config given to teach() is settled first"
     frames = negatives.shape[1]
     x = torch.cat([e.flatten(0, 1) for e, _ in positives] + [negatives.flatten(0, 1)]).double()
     y = torch.cat([on.flatten().double() for _, on in positives] + [torch.zeros(len(negatives) * frames,
@@ -483,8 +561,7 @@ def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: tor
     negative = y == 0
     emphasis_per_frame[negative] /= emphasis_per_frame[negative].mean()
     share = float(y.mean().clamp(1e-3, 1 - 1e-3))
-    sample_weight = torch.where(y > 0, (1 - config.negative_share) / share,
-                                config.negative_share / (1 - share) * emphasis_per_frame)
+    sample_weight = torch.where(y > 0, (1 - negative_share) / share, negative_share / (1 - share) * emphasis_per_frame)
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     z = (x - mean) / std
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
@@ -494,7 +571,7 @@ def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: tor
     def loss() -> torch.Tensor:
         optimizer.zero_grad()
         value = (torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, weight=sample_weight)
-                 + config.l2 * (w * w).sum())
+                 + l2 * (w * w).sum())
         value.backward()
         return value
 

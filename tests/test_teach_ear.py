@@ -34,34 +34,35 @@ def test_the_shipped_reference_fits_the_pinned_weights_and_nothing_else(mn04, tm
     from hearai.ear import QUIET_SOUND, REFERENCE_FILE, read_ear_reference, shipped_reference
 
     reference, info = shipped_reference(mn04)
-    assert reference.windows.shape == (891, 384) and reference.windows.dtype == torch.float16
+    assert reference.windows.shape == (891, 512) and reference.windows.dtype == torch.float16
     assert len(info["sounds"]) == 51 and info["sounds"][-1] == QUIET_SOUND and info["sounds"][0] == "dog"
     assert int(reference.labels.min()) == -51 and int(reference.labels.max()) == -1
     sha = mn04.provenance["pretrained"]["sha256"]
     with pytest.raises(ModelError, match="not made with these weights"):
-        read_ear_reference(REFERENCE_FILE, sha256="0" * 64, size=384)
+        read_ear_reference(REFERENCE_FILE, sha256="0" * 64, size=512)
     with pytest.raises(ModelError, match="do not fit the model"):
-        read_ear_reference(REFERENCE_FILE, sha256=sha, size=512)
+        read_ear_reference(REFERENCE_FILE, sha256=sha, size=384)
     tampered = tmp_path / "reference.safetensors"
     tensors = {k: v.clone() for k, v in reference.tensors().items()}
     tensors["embedded_reference.labels"][0] = -60
     save_file(tensors, str(tampered), metadata={"hearai-ear-reference": json.dumps(
         {k: info[k] for k in ("sha256", "sounds")})})
     with pytest.raises(ModelError, match="name more sounds than it lists"):
-        read_ear_reference(tampered, sha256=sha, size=384)
+        read_ear_reference(tampered, sha256=sha, size=512)
 
 
 def test_a_sound_taught_to_the_ear_is_heard_in_other_recordings_and_not_in_quiet(taught_ear):
     model, report = taught_ear
     on = report["on"]
     assert report["held_out_examples_heard"] == 5 and report["examples"] == 5
+    assert report["set_aside"] == ["vacuum_cleaner"]  # ESC-50's vacuum cleaners in the reference: the same sound
     heard = [float(model.predict_proba(p)[-1]) >= on for p in clips(VACUUM, 2)]
     assert sum(heard) >= 6 and len(heard) == 8  # 7 of 8 measured
     others = [float(model.predict_proba(clips(k, 2)[0])[-1]) >= on for k in range(50) if k != VACUUM]
     assert sum(others) <= 2  # one fold-2 clip of each of the 49 other sounds: none measured
     rng = np.random.default_rng(0)
     for quiet in (np.zeros(10 * RATE, np.float32), rng.normal(0, 0.1, 10 * RATE).astype(np.float32)):
-        assert float(model.predict_proba(quiet, sample_rate=RATE)[-1]) < on  # 0.01 and 0.29 measured
+        assert float(model.predict_proba(quiet, sample_rate=RATE)[-1]) < on  # 0.06 and 0.10 measured, at 0.425
 
 
 def test_a_taught_ear_keeps_its_alert_sounds_saves_exports_alike_and_forgets(ear, taught_ear, tmp_path):
@@ -91,7 +92,10 @@ def test_the_cli_teaches_the_default_ear_and_predict_alerts_on_the_taught_sound(
     done = hearai("teach", "--name", "door knock (mine)", *map(str, clips(KNOCK, 1)[:5]), "--out", str(out),
                   env=ear_home)
     assert done.returncode == 0, done.stderr
-    assert "taught 'door knock (mine)' from 5 examples" in done.stdout and "of 891 windows of other sounds" in done.stdout
+    assert "taught 'door knock (mine)' from 5 examples" in done.stdout
+    # ESC-50's own door knocks in the reference are set aside as the same sound (16 of its 891 windows).
+    assert "of 875 windows of other sounds" in done.stdout
+    assert "the reference's door_wood_knock sounded like these examples" in done.stdout
     predicted = hearai("predict", str(out), str(clips(KNOCK, 2)[0]), env=ear_home)
     assert predicted.returncode == 0, predicted.stderr
     assert "door knock (mine)" in json.loads(predicted.stdout)["alerts"]

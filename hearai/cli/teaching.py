@@ -88,6 +88,9 @@ def teach(args: argparse.Namespace) -> int:
           f"{report['on']:g} (off {report['off']:g}); {report['how']}; left out in turn, "
           f"{report['held_out_examples_heard']} of {report['examples']} examples were heard and "
           f"{report['reference_windows_above']} of {report['reference_windows']} windows of other sounds set it off")
+    if report["set_aside"]:
+        print(f"  the reference's {', '.join(report['set_aside'])} sounded like these examples: not taken as "
+              "another sound")
     print(f"wrote {args.out} ({len(taught.labels)} sounds)")
     return _export(taught, args.onnx)
 

@@ -154,6 +154,17 @@ class MobileNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.feature_map(x))
 
+    @property
+    def hidden_size(self) -> int:
+        """The AudioSet head's hidden width (``head="mlp"``)."""
+        layer = self.classifier[2]
+        assert isinstance(layer, nn.Linear), "only the mlp head has a hidden layer"
+        return layer.out_features
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, hidden size): the AudioSet head's hidden layer, what its 527 labels read (``head="mlp"``)."""
+        return self.classifier[3](self.classifier[2](self.embed(x)))
+
 
 class Tagger(MobileNet):
     """Multi-label scores: (window probabilities (batch, C), frame probabilities (batch, time columns, C)).
@@ -178,25 +189,26 @@ class AlertTagger(Tagger):
     pools the window as it was trained to); it is given as each of the window's ``frames`` frames,
     so a stream detector taking only a window's newest frame decides every hop on the newest
     audio, with the whole window as context. ``taught`` more sounds follow, each a logistic
-    regression on the window's embedding (``hearai.teach`` fits them; ``add_sound`` adds one).
+    regression on the head's hidden layer (``hidden``: on five-example teaching it ranked new
+    sounds better than the pooled embedding; ``hearai.teach`` fits them, ``add_sound`` adds one).
     """
 
     def __init__(self, *, groups: list[list[int]], frames: int, taught: int = 0, **options: Any) -> None:
         super().__init__(**options)
         self.groups = [list(g) for g in groups]
         self.frames = frames
-        self.taught_head = nn.Linear(self.embedding_size, taught) if taught else None
+        self.taught_head = nn.Linear(self.hidden_size, taught) if taught else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        embedding = self.embed(x)
-        tags = torch.sigmoid(self.classifier[2:](embedding))
+        hidden = self.hidden(x)
+        tags = torch.sigmoid(self.classifier[5](hidden))
         window = torch.stack([tags[:, group].amax(dim=1) for group in self.groups], dim=1)
         if self.taught_head is not None:
-            window = torch.cat([window, torch.sigmoid(self.taught_head(embedding))], dim=1)
+            window = torch.cat([window, torch.sigmoid(self.taught_head(hidden))], dim=1)
         return window, window.unsqueeze(1).expand(-1, self.frames, -1)
 
     def add_sound(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        """One more taught sound, last: ``weight`` (embedding size,), ``bias`` ()."""
+        """One more taught sound, last: ``weight`` (hidden size,), ``bias`` ()."""
         rows = [] if self.taught_head is None else [(self.taught_head.weight.data, self.taught_head.bias.data)]
         self._set_taught(rows + [(weight.reshape(1, -1), bias.reshape(1))])
 
@@ -207,12 +219,11 @@ class AlertTagger(Tagger):
         self._set_taught([(self.taught_head.weight.data[keep], self.taught_head.bias.data[keep])] if keep else [])
 
     def _set_taught(self, rows: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        weight = torch.cat([w for w, _ in rows]) if rows else torch.zeros(0, self.embedding_size)
-        bias = torch.cat([b for _, b in rows]) if rows else torch.zeros(0)
-        if not len(weight):
+        if not rows:
             self.taught_head = None
             return
-        head = nn.Linear(self.embedding_size, len(weight))
+        weight, bias = torch.cat([w for w, _ in rows]), torch.cat([b for _, b in rows])
+        head = nn.Linear(self.hidden_size, len(weight))
         head.weight.data.copy_(weight)
         head.bias.data.copy_(bias)
         self.taught_head = head
