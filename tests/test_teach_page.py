@@ -1,7 +1,8 @@
 """The page's "Teach a sound" flow in Chromium with a fake microphone: record, test, save, be alerted, restart.
 
 The microphone plays a synthetic doorbell every 3 s over quiet noise (a sound the shipped model
-never heard). The server serves the shipped model and keeps taught sounds in a temporary folder.
+never heard). The server serves the shipped model, or the pretrained ear where its network is
+(``ear_home``), and keeps taught sounds in a temporary folder.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def _taught(url: str) -> list[str]:
         return [s["name"] for s in json.loads(reply.read())["sounds"]]
 
 
-def test_a_sound_taught_in_the_page_alerts_and_survives_a_restart(browser, tmp_path):
+@pytest.mark.parametrize("with_ear", [False, True], ids=["shipped-detector", "ear"])
+def test_a_sound_taught_in_the_page_alerts_and_survives_a_restart(browser, tmp_path, with_ear, request):
     data = tmp_path / "data"
-    process, url = spawn(None, "--data-dir", str(data))
+    env = request.getfixturevalue("ear_home") if with_ear else None
+    process, url = spawn(None, "--data-dir", str(data), env=env)
     try:
         page = browser.new_page(viewport={"width": 1100, "height": 1100})
         problems: list[str] = []
@@ -76,11 +79,12 @@ def test_a_sound_taught_in_the_page_alerts_and_survives_a_restart(browser, tmp_p
         process.terminate()
         process.wait(timeout=30)
     assert (data / "taught.safetensors").is_file()
-    process, url = spawn(None, "--data-dir", str(data))  # a restart serves the taught sound again
+    process, url = spawn(None, "--data-dir", str(data), env=env)  # a restart serves the taught sound again
     try:
         assert _taught(url) == [NAME]
         with urllib.request.urlopen(f"{url}/v1/model", timeout=30) as reply:
-            assert json.loads(reply.read())["labels"][-1] == NAME
+            served = json.loads(reply.read())
+        assert served["labels"][-1] == NAME and ("alert_sounds" in served["provenance"]) == with_ear
     finally:
         process.terminate()
         process.wait(timeout=30)
