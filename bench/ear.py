@@ -13,6 +13,7 @@ trained on ESC-50. ``--write-thresholds`` calibrates on all five folds and write
 the shipped table (``hearai/weights/alert_sounds.csv``) for the sounds ESC-50 has.
 
     .venv/bin/python bench/ear.py [--root ../shared/data/esc50] [--folds 1,2,3,4,5] [--out bench/results/ear.json]
+        [--window 1.0]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hearai.alerts import SHIPPED_TABLE, AlertTable, shipped_alert_table
 from hearai.artifact import Classifier
 from hearai.data import prepare
 from hearai.data.soundscapes import BACKGROUNDS
-from hearai.ear import build_ear
+from hearai.ear import EAR_WINDOW_SECONDS, build_ear
 from hearai.fsutil import write_text_atomic
 from hearai.pretrained import load_pretrained
 from hearai.sedeval import DetectionProtocol, calibrate_detector, mean_std, summary_row, test_detector
@@ -81,11 +82,14 @@ def main() -> None:
     parser.add_argument("--alarms-per-hour", type=float, default=ALARMS_PER_HOUR,
                         help="false-alarm budget on the calibration backgrounds (default: %(default)s)")
     parser.add_argument("--write-thresholds", action="store_true")
+    parser.add_argument("--window", type=float, default=EAR_WINDOW_SECONDS,
+                        help="the ear's window in seconds (a new one every quarter of it; default %(default)s)")
     args = parser.parse_args()
     protocol = DetectionProtocol(target_precision=args.target_precision, alarms_per_hour=args.alarms_per_hour)
     dataset = prepare("esc50", args.root)
     # Zero-shot: ESC-50's sounds at the uncalibrated pair (the shipped thresholds were calibrated on all folds).
-    ear = build_ear(load_pretrained(EAR_BACKBONE), esc50_view(shipped_alert_table(), thresholds=False))
+    ear = build_ear(load_pretrained(EAR_BACKBONE), esc50_view(shipped_alert_table(), thresholds=False),
+                    window_seconds=args.window, hop_seconds=args.window / 4)
     with tempfile.TemporaryDirectory() as tmp:
         if args.write_thresholds:
             write_thresholds(ear, dataset, Path(tmp) / "all", protocol)

@@ -51,14 +51,15 @@ QUIET_SOUND = "silence and steady noise (synthetic)"
 MAX_FILE_BYTES = 8 << 20
 
 
-def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedReference, dict[str, Any]] | None = None
-              ) -> Classifier:
+def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedReference, dict[str, Any]] | None = None,
+              *, window_seconds: float = EAR_WINDOW_SECONDS, hop_seconds: float = EAR_HOP_SECONDS) -> Classifier:
     """The alert-sound detector on ``tagger``'s weights: each sound of ``table`` the highest of its AudioSet
-    scores; with ``reference`` (``read_ear_reference``) it can be taught more sounds."""
-    config = dataclasses.replace(tagger.feature_config, window_seconds=EAR_WINDOW_SECONDS,
-                                 window_hop_seconds=EAR_HOP_SECONDS)
+    scores; with ``reference`` (``read_ear_reference``) it can be taught more sounds. Other windows than
+    the 1-s ones every 0.25 s are for measuring (``bench/ear.py --window``)."""
+    config = dataclasses.replace(tagger.feature_config, window_seconds=window_seconds,
+                                 window_hop_seconds=hop_seconds)
     options = {"width": tagger.model_options["width"], "groups": table.groups,
-               "frames": round(EAR_WINDOW_SECONDS / EAR_HOP_SECONDS)}
+               "frames": round(window_seconds / hop_seconds)}
     model = create_model("efficientat-alerts", n_classes=len(table.sounds), n_features=config.n_features,
                          n_frames=config.window_frames, **options)
     model.net.load_state_dict(tagger.model.net.state_dict())
