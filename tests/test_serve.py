@@ -56,7 +56,7 @@ def siren_scene() -> tuple[np.ndarray, float]:
 def test_health_and_model_description(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/v1/model").json()
-    assert info["labels"] == sorted(synth.LABELS) and info["feature_config"]["n_mels"] == 150
+    assert info["labels"] == sorted(synth.LABELS) and info["feature_config"]["n_mels"] == 64
     assert info["detect_config"]["threshold"] is None and info["limits"]["max_streams"] == 2
     assert info["file"] == "synth.safetensors" and info["model"] == "dsresnet"
     assert info["metrics"]["epoch"] == info["provenance"]["best_epoch"] and "history" not in info["provenance"]
