@@ -83,9 +83,9 @@ def ear_model(dataset: Dataset, out: Path, taught: tuple[str, ...]) -> Classifie
     path = out / ("ear-base.safetensors" if unknown == tuple(sorted(LEFT_OUT)) else
                   f"ear-base-{hashlib.sha256(' '.join(unknown).encode()).hexdigest()[:12]}.safetensors")
     if not path.is_file():
-        ear = build_ear(load_pretrained(EAR_BACKBONE), shipped_alert_table())
-        build_ear(load_pretrained(EAR_BACKBONE), shipped_alert_table(),
-                  build_ear_reference(without(dataset, unknown), ear)).save(path)
+        tagger, table = load_pretrained(EAR_BACKBONE), shipped_alert_table()
+        reference = build_ear_reference(without(dataset, unknown), build_ear(tagger, table))
+        build_ear(tagger, table, reference).save(path)
     return load_model(path)
 
 

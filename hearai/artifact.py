@@ -28,6 +28,7 @@ from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import atomic_path
 from hearai.interface import DETECTOR_FORMATS, SAFETENSORS_FORMAT, ModelHeader, SoundModel
 from hearai.models import create_model
+from hearai.models.efficientat import AlertTagger
 from hearai.models.inference import WindowGraph
 from hearai.models.scaler import ScaledNet
 
@@ -202,7 +203,8 @@ def load(path: str | Path) -> Classifier:
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit model {header.model_name!r}: {exc}") from exc
     if embedded:
-        size = getattr(model.net, "hidden_size", 0)  # the ear's taught sounds read the AudioSet head's hidden layer
+        # Only the ear keeps embeddings: its taught sounds read the AudioSet head's hidden layer.
+        size = model.net.hidden_size if isinstance(model.net, AlertTagger) else 0
         reference = EmbeddedReference.from_tensors(embedded, size=size, n_classes=len(header.labels), source=path)
     if model.task != header.task:
         raise ModelError(f"{path}: the header says {header.task}, but {header.model_name!r} is a {model.task}")

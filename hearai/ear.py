@@ -145,10 +145,9 @@ def quiet_windows(extractor: FeatureExtractor, rng: np.random.Generator) -> list
 
 
 def loudest_window(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
-    """The window-long stretch of a recording's features with the most power (the whole, padded, if shorter)."""
+    """The window-long stretch of a recording's features (``FeatureExtractor.clip``: at least a window) with
+    the most power."""
     frames = config.window_frames
-    if features.shape[-1] <= frames:
-        return _padded(features, frames)
     power = (10.0 ** (decibels(features.double(), config) / 10.0)).sum(dim=0)
     energy = torch.nn.functional.conv1d(power.view(1, 1, -1), torch.ones(1, 1, frames, dtype=power.dtype)).flatten()
     start = int(energy.argmax())
@@ -156,16 +155,10 @@ def loudest_window(features: torch.Tensor, config: FeatureConfig) -> torch.Tenso
 
 
 def random_window(features: torch.Tensor, config: FeatureConfig, rng: np.random.Generator) -> torch.Tensor:
-    """A window-long stretch of a recording's features starting anywhere."""
+    """A window-long stretch of a recording's features (at least a window) starting anywhere."""
     frames = config.window_frames
-    if features.shape[-1] <= frames:
-        return _padded(features, frames)
     start = int(rng.integers(0, features.shape[-1] - frames + 1))
     return features[:, start : start + frames]
-
-
-def _padded(features: torch.Tensor, frames: int) -> torch.Tensor:
-    return torch.nn.functional.pad(features, (0, frames - features.shape[-1]), value=float(features.min()))
 
 
 def embed_windows(model: Classifier, windows: torch.Tensor) -> torch.Tensor:

@@ -138,3 +138,16 @@ def test_an_ear_without_a_reference_says_why_it_cannot_learn(mn04, tmp_path):
     assert not teacher.teachable and "no reference of other sounds" in teacher.why_not
     with pytest.raises(ModelError, match="no reference of other sounds"):
         learner_for(bare)
+
+
+def test_embeddings_in_a_file_of_a_network_without_the_ear_head_are_refused(mn04, tmp_path):
+    from hearai.artifact import Classifier, EmbeddedReference, load
+    from hearai.models import create_model
+
+    config = mn04.feature_config
+    net = create_model("efficientat", n_classes=2, n_features=config.n_features, n_frames=config.window_frames)
+    reference = EmbeddedReference(torch.zeros(3, 384).half(), torch.tensor([-1, -1, -1]), torch.zeros(3).bool())
+    path = Classifier(model=net, feature_config=config, labels=("a", "b"), model_name="efficientat",
+                      reference=reference).save(tmp_path / "hostile.safetensors")
+    with pytest.raises(ModelError, match="reference embeddings do not fit the model"):
+        load(path)
