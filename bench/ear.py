@@ -12,20 +12,28 @@ alarms an hour of their backgrounds (``calibrated``; ``hearai.sedeval.calibrate_
 trained on ESC-50. ``--write-thresholds`` calibrates on all five folds and writes the result into
 the shipped table (``hearai/weights/alert_sounds.csv``) for the sounds ESC-50 has.
 
+``--sed DIR``: side by side, the ``sed`` detector as ``hearai cv --model sed`` trains it on the other
+four folds (into DIR, resumable; its thresholds calibrated on its validation share), listening for
+the same ten sounds on the same soundscapes and backgrounds (its other classes not listened for,
+so it is never charged with their false alarms, while the ear is). Each finished fold is kept in
+``--out``; ``--resume`` reuses those folds and runs the rest, so a run can be split.
+
     .venv/bin/python bench/ear.py [--root ../shared/data/esc50] [--folds 1,2,3,4,5] [--out bench/results/ear.json]
-        [--window 1.0]
+        [--window 1.0] [--sed runs/sed-esc50] [--resume]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from hearai.alerts import SHIPPED_TABLE, AlertTable, shipped_alert_table
-from hearai.artifact import Classifier
+from hearai.artifact import Classifier, load
 from hearai.data import prepare
 from hearai.data.soundscapes import BACKGROUNDS
 from hearai.ear import EAR_WINDOW_SECONDS, build_ear
@@ -49,18 +57,43 @@ def esc50_view(table: AlertTable, *, thresholds: bool) -> AlertTable:
                             if s.sound in alerts else s for s in table.sounds
                             if s.sound in alerts or s.tier != "optional"), table.source)
 
-def run_fold(ear: Classifier, dataset, k: int, work: Path, protocol: DetectionProtocol) -> dict[str, dict]:
+def trained_sed(root: Path, runs: Path, k: int) -> Classifier:
+    """Today's detector for test fold ``k``, trained on the other folds as a user trains it (kept in ``runs``)."""
+    model = runs / f"fold-{k}" / "model.safetensors"
+    if not (runs / f"fold-{k}" / "result.json").is_file():
+        subprocess.run([str(Path(sys.executable).with_name("hearai")), "cv", "--model", "sed", "--dataset", "esc50",
+                        "--root", str(root), "--test-folds", str(k), "--out", str(runs), "--resume", "--quiet"],
+                       check=True)
+    return load(model)
+
+
+def run_fold(ear: Classifier, dataset, k: int, work: Path, protocol: DetectionProtocol,
+             sed: Classifier | None) -> dict[str, dict]:
     train = [c for c in dataset.clips if c.fold != k]
     test = [c for c in dataset.clips if c.fold == k]
     calibrated = calibrate_detector(ear, train, backgrounds=BACKGROUNDS, protocol=protocol, work=work / "calibrate")
     out = {}
-    for name, model in (("zero-shot", ear), ("calibrated", calibrated)):
-        scores = test_detector(model, test, backgrounds=BACKGROUNDS, fold=k, protocol=protocol, work=work / name)
-        out[name] = {"summary": summary_row(scores), "per_class": scores["event_based"].get("class_wise"),
+    systems = [("zero-shot", ear), ("calibrated", calibrated)] + ([("sed", sed)] if sed is not None else [])
+    for name, model in systems:
+        scores = test_detector(model, test, backgrounds=BACKGROUNDS, fold=k, protocol=protocol, work=work / name,
+                               listen_for=tuple(ESC50_SOUNDS) if name == "sed" else None)
+        out[name] = {"summary": summary_row(scores), "per_sound": scores["per_sound"],
                      "thresholds": {label: list(pair) for label, pair in model.thresholds.items()}}
         print(f"fold {k} {name}: " + ", ".join(f"{key} {value}" for key, value in out[name]["summary"].items()),
               flush=True)
     return out
+
+def kept_folds(out: Path, protocol: DetectionProtocol, args: argparse.Namespace) -> dict[str, dict]:
+    """The folds an earlier run of the same protocol, window and systems wrote into ``out``."""
+    if not out.is_file():
+        return {}
+    earlier = json.loads(out.read_text(encoding="utf-8"))
+    same = (earlier.get("protocol"), earlier.get("window"), earlier.get("sed")) == \
+        (protocol.to_dict(), args.window, bool(args.sed))
+    if not same:
+        raise SystemExit(f"{out}: holds folds of another protocol, window or set of systems; use a new --out")
+    return earlier["folds"]
+
 
 def write_thresholds(ear: Classifier, dataset, work: Path, protocol: DetectionProtocol) -> None:
     """Calibrate on every fold and put the thresholds of ESC-50's alert sounds into the shipped table."""
@@ -84,6 +117,8 @@ def main() -> None:
     parser.add_argument("--write-thresholds", action="store_true")
     parser.add_argument("--window", type=float, default=EAR_WINDOW_SECONDS,
                         help="the ear's window in seconds (a new one every quarter of it; default %(default)s)")
+    parser.add_argument("--sed", type=Path, help="also train and score the sed detector per fold, in this folder")
+    parser.add_argument("--resume", action="store_true", help="keep the folds --out already holds")
     args = parser.parse_args()
     protocol = DetectionProtocol(target_precision=args.target_precision, alarms_per_hour=args.alarms_per_hour)
     dataset = prepare("esc50", args.root)
@@ -94,12 +129,18 @@ def main() -> None:
         if args.write_thresholds:
             write_thresholds(ear, dataset, Path(tmp) / "all", protocol)
             return
-        folds = {k: run_fold(ear, dataset, k, Path(tmp) / f"fold-{k}", protocol)
-                 for k in map(int, args.folds.split(","))}
-    result = {"protocol": protocol.to_dict(), "sounds": ESC50_SOUNDS, "folds": folds,
-              "mean_std": {name: mean_std([f[name]["summary"] for f in folds.values()])
-                           for name in ("zero-shot", "calibrated")}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+        folds = kept_folds(args.out, protocol, args) if args.resume else {}
+        result: dict = {"protocol": protocol.to_dict(), "window": args.window, "sed": bool(args.sed),
+                        "sounds": ESC50_SOUNDS, "folds": folds}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        for k in map(int, args.folds.split(",")):
+            if str(k) not in folds:
+                sed = trained_sed(args.root, args.sed, k) if args.sed else None
+                folds[str(k)] = run_fold(ear, dataset, k, Path(tmp) / f"fold-{k}", protocol, sed)
+                write_text_atomic(args.out, json.dumps(result, indent=1, default=float))  # each fold kept at once
+    print(f"folds {', '.join(sorted(folds))} in {args.out}")
+    result["mean_std"] = {name: mean_std([f[name]["summary"] for f in folds.values()])
+                          for name in next(iter(folds.values()))}
     write_text_atomic(args.out, json.dumps(result, indent=1, default=float))
     for name, stats in result["mean_std"].items():
         print(f"{name}: " + ", ".join(f"{key} {v['mean']:.3f} ± {v['std']:.3f}" for key, v in stats.items()))

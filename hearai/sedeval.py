@@ -30,7 +30,7 @@ from hearai.data.records import Clip
 from hearai.data.soundscapes import SoundscapeSpec, build_soundscapes
 from hearai.detect import DetectConfig, detect_file, read_ground_truth
 from hearai.detect.calibrate import calibrate
-from hearai.detect.files import Detection, evaluate, plot_detection
+from hearai.detect.files import Detection, evaluate, per_sound, plot_detection
 from hearai.detect.metrics import LabelledEvent
 from hearai.errors import ConfigError
 from hearai.validation import at_most, positive_int
@@ -112,23 +112,30 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
 
 
 def test_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple[str, ...], fold: int,
-                  protocol: DetectionProtocol, work: Path, progress: bool = False) -> dict[str, Any]:
-    """Detection metrics on soundscapes of ``clips`` (the test fold), false alarms on its backgrounds alone."""
+                  protocol: DetectionProtocol, work: Path, progress: bool = False,
+                  listen_for: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Detection metrics on soundscapes of ``clips`` (the test fold), false alarms on its backgrounds alone.
+
+    ``listen_for``: only these of the detector's sounds are listened for and scored (two detectors
+    compared on the sounds they share); by default every sound but the backgrounds.
+    """
     events, beds = split_clips(clips, backgrounds)
-    config = DetectConfig(ignore=tuple(label for label in detector.labels if label in backgrounds))
+    heard = tuple(label for label in detector.labels
+                  if label not in backgrounds and (listen_for is None or label in listen_for))
+    config = DetectConfig(ignore=tuple(label for label in detector.labels if label not in heard))
     base = SoundscapeSpec(root=work, fold=fold, seconds=protocol.seconds, max_overlap=protocol.max_overlap,
                           sample_rate=detector.sample_rate, seed=protocol.seed)
     scenes, quiet = work / "test-soundscapes", work / "background-only"
     try:
         spec = replace(base, events=protocol.events, snrs_db=protocol.snrs_db, per_snr=protocol.test_per_snr)
         truth_path = build_soundscapes(events, beds, spec, scenes, prefix=f"fold{fold}", progress=progress)
-        truth = known_truth(read_ground_truth(truth_path), detector.labels)
+        truth = known_truth(read_ground_truth(truth_path), heard)
         paths = sorted(scenes.glob("*.wav"))
         detections = [detect_file(detector, p, config, record=True, live=True) for p in paths]
         plot_detection(detections[0], detector.labels, work / "timeline.png", threshold=0.5, truth=truth)
         scores = evaluate(truth, detections)
-        scores["psds"] = psds_scores(detections, truth, detector.labels,
-                                     [label for label in detector.labels if label not in backgrounds])
+        scores["per_sound"] = per_sound(truth, detections, heard)
+        scores["psds"] = psds_scores(detections, truth, detector.labels, list(heard))
         scores["by_snr"] = {f"{snr:g}": _scores_at(truth, truth_path, snr, detections) for snr in protocol.snrs_db}
         minutes = protocol.background_minutes
         build_soundscapes([], beds, replace(base, events=0, snrs_db=(0.0,), per_snr=minutes, seconds=60.0), quiet,

@@ -142,8 +142,7 @@ def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[st
     names = {Path(d.file).name for d in detections}
     unknown = sorted(names - {t.file for t in truth})
     reference = [t for t in truth if t.file in names]
-    estimated = [LabelledEvent(Path(d.file).name, e.label, e.onset, e.offset or e.onset)
-                 for d in detections for e in d.events]
+    estimated = detected_events(detections)
     alerts = [Alert(Path(d.file).name, label, onset, announced) for d in detections
               for label, onset, announced in d.alerts]
     return {"files": len(names), "files_without_ground_truth": unknown,
@@ -152,6 +151,27 @@ def evaluate(truth: list[LabelledEvent], detections: list[Detection]) -> dict[st
             "segment_based": segment_based(reference, estimated, segment=1.0),
             "onset_latency_seconds": onset_latency(reference, alerts, collar=0.2),
             "false_alarms": false_alarms_per_hour(reference, estimated, sum(d.seconds for d in detections))}
+
+
+def detected_events(detections: list[Detection]) -> list[LabelledEvent]:
+    """Every detected event as a scored one (an event still sounding ends where it began)."""
+    return [LabelledEvent(Path(d.file).name, e.label, e.onset, e.offset or e.onset)
+            for d in detections for e in d.events]
+
+
+def per_sound(truth: list[LabelledEvent], detections: list[Detection], labels: tuple[str, ...]) -> dict[str, Any]:
+    """Event- and segment-based F1 of each of ``labels`` that occurs in the truth or the detections."""
+    names = {Path(d.file).name for d in detections}
+    estimated = detected_events(detections)
+    out = {}
+    for label in labels:
+        reference = [t for t in truth if t.label == label and t.file in names]
+        found = [e for e in estimated if e.label == label]
+        if reference or found:
+            out[label] = {"event_f1": event_based(reference, found, collar=0.2, offset_ratio=0.2)["f1"],
+                          "segment_f1": segment_based(reference, found, segment=1.0)["f1"],
+                          "events": len(reference), "detected": len(found)}
+    return out
 
 
 def _ground_truth_rows(path: Path, reader: csv.DictReader) -> tuple[list[LabelledEvent], list[str]]:
