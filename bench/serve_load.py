@@ -8,6 +8,7 @@ are timed from request to answer. Every loop is bounded; the run stops by itself
     .venv/bin/python bench/serve_load.py --model MODEL            # starts a server on a free port
     .venv/bin/python bench/serve_load.py --url http://127.0.0.1:8000
     .venv/bin/python bench/serve_load.py --model MODEL --abuse    # the server's default limits under abuse
+    .venv/bin/python bench/serve_load.py --model MODEL --flood 15 # 15 streams faster than real time + 1 live
 
 ``--abuse`` starts the server with its default limits (and a 3-s stream idle limit, so the run
 is short) and measures what hostile clients can do: ABUSE_UPLOADS concurrent 599-s uploads (its
@@ -185,6 +186,43 @@ async def abuse(url: str, pid: int) -> dict:
     }
 
 
+FLOOD_FRAME_SAMPLES = 131_072  # 256 KiB of s16le: 32.8 s of audio at 4 kHz, a frame
+
+
+async def flooder(ws_url: str, stop: asyncio.Event) -> dict:
+    """A stream that sends FLOOD_FRAME_SAMPLES-sample frames at 4 kHz as fast as the server reads them."""
+    frame = (np.random.default_rng(0).standard_normal(FLOOD_FRAME_SAMPLES) * 3000).astype("<i2").tobytes()
+    sent = 0
+    try:
+        async with websockets.connect(f"{ws_url}/v1/stream?rate=4000&format=s16le", open_timeout=30,
+                                      max_size=None) as ws:
+            await ws.recv()
+            while not stop.is_set():
+                await ws.send(frame)
+                sent += 1
+            return {"frames_sent": sent, "ended": "still open"}
+    except websockets.ConnectionClosed as closed:
+        return {"frames_sent": sent, "ended": f"closed {closed.rcvd.code if closed.rcvd else '?'}"}
+
+
+async def flood(url: str, pid: int, streams: int) -> dict:
+    """``streams`` flooding streams, and one real-time stream with a siren beside them."""
+    ws_url = url.replace("http", "ws", 1)
+    before, stop = memory_mb(pid), asyncio.Event()
+    flooders = [asyncio.create_task(flooder(ws_url, stop)) for _ in range(streams)]
+    await asyncio.sleep(1.0)
+    wave = event_in_noise("siren", seconds=STREAM_SECONDS, onset=ONSET, sample_rate=RATE)
+    legit = (await asyncio.gather(one_stream(ws_url, wave), return_exceptions=True))[0]
+    during = memory_mb(pid)
+    stop.set()
+    ended = await asyncio.gather(*flooders)
+    return {"flood_streams": streams, "flood_frame_seconds": FLOOD_FRAME_SAMPLES / 4000,
+            "audio_seconds_sent_per_flood_stream": [e["frames_sent"] * FLOOD_FRAME_SAMPLES / 4000 for e in ended],
+            "flood_endings": sorted({e["ended"] for e in ended}),
+            "legitimate_stream": repr(legit) if isinstance(legit, BaseException) else legit,
+            "server_memory_before": before, "server_memory_during": during, "server_memory_end": memory_mb(pid)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     target = parser.add_mutually_exclusive_group(required=True)
@@ -194,7 +232,23 @@ def main() -> int:
     parser.add_argument("--uploads", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path("bench/results/serve_load.json"))
     parser.add_argument("--abuse", action="store_true", help="with --model: the abuse cases, at the default limits")
+    parser.add_argument("--flood", type=int, metavar="N", help="with --model: N streams sending audio as fast as "
+                        "they can beside one real-time stream (N + 1 stream slots)")
     args = parser.parse_args()
+    if args.flood:
+        if args.model is None:
+            parser.error("--flood needs --model (it reads the server's memory)")
+        slots = str(args.flood + 1)
+        server, url = spawn(args.model, "--max-streams", slots, "--max-streams-per-client", slots)
+        try:
+            result = asyncio.run(asyncio.wait_for(flood(url, server.pid, args.flood), 300))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        result["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"
+        print(json.dumps(result, indent=2))
+        write_text_atomic(args.out, json.dumps(result, indent=2))
+        return 0 if not isinstance(result["legitimate_stream"], str) else 1
     if args.abuse:
         if args.model is None:
             parser.error("--abuse needs --model (it reads the server's memory)")

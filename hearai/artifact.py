@@ -67,7 +67,7 @@ class Reference:
                                                  for k in ("levels", "peaks", "labels", "background"))
         except KeyError as exc:
             raise ModelError(f"{source}: the reference lacks tensor {exc}") from exc
-        n = len(levels)
+        n = levels.shape[0] if levels.dim() else 0  # a 0-d tensor has no length
         if (levels.shape[1:] != (config.n_features, config.window_frames) or not 0 < n <= MAX_REFERENCE_WINDOWS
                 or peaks.shape != (n,) or labels.shape != (n,) or background.shape != (n,)
                 or levels.dtype != torch.uint8 or peaks.dtype != torch.float32 or labels.dtype != torch.int64
@@ -110,7 +110,7 @@ class EmbeddedReference(Reference):
                                               for k in ("embeddings", "labels", "background"))
         except KeyError as exc:
             raise ModelError(f"{source}: the reference lacks tensor {exc}") from exc
-        n = len(embeddings)
+        n = embeddings.shape[0] if embeddings.dim() else 0
         if (embeddings.shape != (n, size) or not 0 < n <= MAX_REFERENCE_WINDOWS or labels.shape != (n,)
                 or background.shape != (n,) or embeddings.dtype != torch.float16 or labels.dtype != torch.int64
                 or background.dtype != torch.uint8 or not bool(torch.isfinite(embeddings).all())

@@ -52,16 +52,33 @@ class AudioInfo:
 
 
 def info(path: PathLike) -> AudioInfo:
-    """Read a file's header: rate, channels, length and encoding."""
+    """Read a file's header: rate, channels, length and encoding.
+
+    A header that does not say how long the audio is (a FLAC whose STREAMINFO counts 0 samples)
+    has its frames counted by decoding, block by block in constant memory.
+    """
     with _open(path) as handle:
+        frames = handle.frames
+        if frames <= 0 or frames >= UNKNOWN_LENGTH:
+            frames = _count_frames(path, handle)
         return AudioInfo(
             path=str(path),
             sample_rate=handle.samplerate,
             channels=handle.channels,
-            frames=handle.frames,
+            frames=frames,
             format=handle.format,
             subtype=handle.subtype,
         )
+
+
+def _count_frames(path: PathLike, handle: sf.SoundFile) -> int:
+    buffer = np.empty((1 << 16, handle.channels), dtype=np.float32)
+    counted = 0
+    while got := _read_block(path, handle, buffer, decoded=counted, declared=0, unknown_length=True):
+        counted += got
+        if got < len(buffer):
+            break
+    return counted
 
 
 def load(path: PathLike, *, sample_rate: int) -> np.ndarray:
@@ -167,6 +184,9 @@ def decode_pcm(data: bytes, *, pcm_format: str, channels: int = 1) -> np.ndarray
     samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
     if not np.isfinite(samples).all():
         raise AudioError("the PCM holds NaN or infinite samples")
+    if samples.size and float(np.abs(samples).max()) > MAX_SAMPLE_MAGNITUDE:
+        raise AudioError(f"the PCM holds samples beyond ±{MAX_SAMPLE_MAGNITUDE:g} (full scale is ±1): "
+                         "not audio hearai can use")
     return to_mono(samples.reshape(-1, channels))
 
 
@@ -190,9 +210,13 @@ def resample(waveform: np.ndarray, *, orig_rate: int, target_rate: int) -> np.nd
 def _open(path: PathLike) -> sf.SoundFile:
     target = Path(path)
     if not target.exists():
+        if target.is_symlink():
+            raise AudioError(f"{path}: a symbolic link that leads nowhere (broken, or a loop)")
         raise AudioError(f"{path}: file not found")
     if target.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not target.is_file():
+        raise AudioError(f"{path}: not a regular file (a pipe, socket or device): give an audio file")
     if target.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
     try:
@@ -205,6 +229,8 @@ def _open(path: PathLike) -> sf.SoundFile:
                 "OGG/Vorbis, MP3, AIFF and the other formats libsndfile decodes: convert the file"
             ) from exc
         reason = _reason(exc)
+        if "possibly a pipe" in reason:  # libsndfile's words for a regular file it cannot parse
+            raise AudioError(f"{path}: corrupt or unreadable audio (the decoder could not parse it)") from exc
         if "not recognised" in reason.lower():
             raise AudioError(f"{path}: not an audio file (format not recognised)") from exc
         raise AudioError(f"{path}: corrupt or unreadable audio: {reason.splitlines()[0]}") from exc

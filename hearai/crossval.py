@@ -26,6 +26,7 @@ from hearai.errors import ConfigError, DatasetError
 from hearai.evaluate import classification_metrics, write_outputs, write_predictions
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import write_csv_atomic, write_text_atomic
+from hearai.jsontext import read_json_file
 from hearai.models import count_macs, count_parameters, create_model
 from hearai.models.inference import clip_probabilities
 from hearai.runs import RunOptions, clip_features, run_fingerprint, train_classifier
@@ -81,7 +82,7 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
             _run_fold(dataset, listed, every, folds, k, feature_config=feature_config, config=config, run=run,
                       done=done, protocol=protocol)
         if run.progress:
-            print(f"fold {k}: accuracy {json.loads(done.read_text())['accuracy']:.4f}", flush=True)
+            print(f"fold {k}: accuracy {read_json_file(done)['accuracy']:.4f}", flush=True)
     pending = [k for k in folds if not (out / f"fold-{k}" / "result.json").is_file()]
     if pending:
         if run.progress:
@@ -91,7 +92,7 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
     all_probabilities: list[np.ndarray] = []
     test_clips: list[Clip] = []
     for k in folds:
-        record = json.loads((out / f"fold-{k}" / "result.json").read_text())
+        record = read_json_file(out / f"fold-{k}" / "result.json")
         all_probabilities.append(np.array(record.pop("probabilities")))
         fold_results.append(record)
         test_clips += dataset.select([k]).clips
@@ -237,9 +238,9 @@ def claim_run_folder(out: Path, fingerprint: dict[str, Any], *, resume: bool) ->
     fresh = f"use a new --out, or delete {out} to start fresh"
     if record.is_file():
         try:
-            theirs = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{record}: unreadable run record ({exc}); {fresh}") from exc
+            theirs = read_json_file(record)
+        except ConfigError as exc:
+            raise ConfigError(f"unreadable run record: {exc}; {fresh}") from exc
         theirs = theirs if isinstance(theirs, dict) else {}
         differing = differing_keys(theirs, fingerprint)
         if differing:

@@ -38,6 +38,7 @@ from hearai.errors import ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor, decibels
 from hearai.fsutil import atomic_path
+from hearai.jsontext import parse_json
 from hearai.models import create_model
 from hearai.models.efficientat import MobileNet
 from hearai.pretrained import load_pretrained
@@ -190,7 +191,8 @@ def read_ear_reference(path: str | Path, *, sha256: str, size: int) -> tuple[Emb
         raise ModelError(f"{path}: the ear's reference is missing or over {MAX_FILE_BYTES >> 20} MB")
     try:
         with safe_open(str(path), framework="pt") as f:
-            info = json.loads((f.metadata() or {}).get("hearai-ear-reference", "null"))
+            info = parse_json((f.metadata() or {}).get("hearai-ear-reference", "null"), source=str(path),
+                              error=ModelError)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable reference file: {exc}") from exc

@@ -25,3 +25,7 @@ class DatasetError(HearaiError):
 
 class ModelError(HearaiError):
     """A model name, checkpoint or artifact is unknown, unreadable or inconsistent."""
+
+
+class OutputError(HearaiError, OSError):
+    """An output could not be written (a full disk, a folder without permission); what was there is unchanged."""

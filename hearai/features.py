@@ -63,12 +63,14 @@ class MatmulStft(nn.Module):
     per-k2 length-n1 DFT over a (one batched matmul), evaluated only up to bin n_fft / 2. For
     n_fft = 1024 that is ~135 k multiply-adds a frame in large GEMMs, which ONNX Runtime runs
     several times faster than its DFT operator. Exported graphs use it; torch keeps
-    ``torch.fft.rfft``. Agrees with it to float rounding (tests).
+    ``torch.fft.rfft``. Agrees with it to float rounding (tests). Each frame's mean goes around the
+    transform (``LogMel._frame_power`` says why).
     """
 
     inner: torch.Tensor
     outer: torch.Tensor
     frame_window: torch.Tensor
+    window_spectrum: torch.Tensor
 
     def __init__(self, n_fft: int, hop: int, window: torch.Tensor) -> None:
         super().__init__()
@@ -85,6 +87,9 @@ class MatmulStft(nn.Module):
         self.register_buffer("inner", torch.from_numpy(inner.reshape(2 * n2, n2)).float(), persistent=False)
         self.register_buffer("outer", torch.from_numpy(outer).float(), persistent=False)  # (k2, 2 bins, 2 n1)
         self.register_buffer("frame_window", window.float().reshape(n2, n1, 1, 1), persistent=False)
+        spectrum = np.fft.fft(window.numpy())[np.arange(bins)[None, :] * n2 + np.arange(n2)[:, None]]  # (k2, k1)
+        self.register_buffer("window_spectrum", torch.from_numpy(np.concatenate(
+            [spectrum.real, spectrum.imag], axis=1)[:, :, None]).float(), persistent=False)  # (k2, [re | im] k1, 1)
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
         batch, length = flat.shape
@@ -94,8 +99,9 @@ class MatmulStft(nn.Module):
         by_column = table.reshape(batch, rows, self.hop).permute(2, 0, 1)  # (hop, batch, rows)
         starts = [divmod(self.n1 * b, self.hop) for b in range(self.n2)]
         x = torch.stack([by_column[col : col + self.n1, :, row : row + frames] for row, col in starts])
-        y = (self.inner @ (x * self.frame_window).reshape(self.n2, -1)).reshape(self.n2, 2 * self.n1, -1)
-        z = self.outer @ y  # (k2, [re | im] x k1, batch * frames)
+        means = nn.functional.avg_pool1d(flat[:, None], self.n, self.hop)[:, 0, :frames]  # (batch, frames)
+        y = (self.inner @ ((x - means) * self.frame_window).reshape(self.n2, -1)).reshape(self.n2, 2 * self.n1, -1)
+        z = self.outer @ y + self.window_spectrum * means.reshape(1, 1, -1)  # (k2, [re | im] x k1, batch * frames)
         power = z[:, : self.bins].square() + z[:, self.bins :].square()
         return power.permute(1, 0, 2).reshape(self.bins * self.n2, -1)[: self.n // 2 + 1]  # bin k1 * n2 + k2
 
@@ -126,7 +132,7 @@ class LogMel(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(basis), persistent=False)
         self._blocks = _band_blocks(basis)
         # Per (dtype, device): the window and the filterbank blocks, cast once.
-        self._cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        self._cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]] = {}
 
     def power_spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
         """The windowed STFT's power (|X|^power), shape (..., 1 + n_fft // 2, frames)."""
@@ -150,8 +156,17 @@ class LogMel(nn.Module):
         return mel.reshape(*waveform.shape[:-1], *mel.shape[-2:])
 
     def _frame_power(self, flat: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) to (batch, frames, bins) power."""
-        spectrum = torch.fft.rfft(self._frames(flat) * self._cast(flat)[0])
+        """(batch, samples) to (batch, frames, bins) power.
+
+        Each frame's mean m goes around the transform: FFT(w x) = FFT(w (x - m)) + m FFT(w), the same
+        spectrum, but a large offset never passes through the FFT, whose rounding would otherwise
+        fill every bin with noise at about 1e-7 of it (then two FFT implementations, torch's and the
+        exported graph's, would disagree on a constant input).
+        """
+        frames = self._frames(flat)
+        means = frames.mean(dim=-1, keepdim=True)
+        window, _, spectrum_of_window = self._cast(flat)
+        spectrum = torch.fft.rfft((frames - means) * window) + means * spectrum_of_window
         power = (spectrum * spectrum.conj()).real
         return power if self.config.power == 2.0 else power.pow(self.config.power / 2.0)
 
@@ -172,12 +187,16 @@ class LogMel(nn.Module):
             )
         return flat
 
-    def _cast(self, like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _cast(self, like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """The window, the filterbank blocks and the window's own spectrum (computed in float64), cast to
+        ``like``'s type and device once."""
         key = (like.dtype, like.device)
         if key not in self._cache:
             basis = self.mel_basis.to(device=like.device, dtype=like.dtype)
             blocks = [basis[b0:b1, k0:k1].contiguous() for b0, b1, k0, k1 in self._blocks]
-            self._cache[key] = (self.window.to(device=like.device, dtype=like.dtype), blocks)
+            complex_type = torch.complex128 if like.dtype == torch.float64 else torch.complex64
+            spectrum = torch.fft.rfft(self.window).to(device=like.device, dtype=complex_type)
+            self._cache[key] = (self.window.to(device=like.device, dtype=like.dtype), blocks, spectrum)
         return self._cache[key]
 
     def _apply_filterbank(self, power: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from hearai.errors import HearaiError, OutputError
+
 STALE_SECONDS = 3600.0  # a temporary file this old belongs to no live writer
 
 
@@ -27,16 +29,25 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
 
     ``mode``: the written file's permissions (a private key: 0o600), else what the umask gives."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.hearai-tmp-"
-    _remove_stale(target.parent, prefix)
-    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=target.suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target.parent, prefix)
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=target.suffix, dir=target.parent)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot be written there ({exc.strerror or exc})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes 0600
         os.replace(tmp, target)
+    except (OSError, RuntimeError) as exc:  # torch.save and safetensors report a full disk as RuntimeError
+        if isinstance(exc, HearaiError):
+            raise
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"the disk may be full: {said}"
+        raise OutputError(f"{target}: could not be written ({reason}); any earlier file there is unchanged") from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from hearai import audio
+from hearai.audio import MAX_SAMPLE_MAGNITUDE
 from hearai.errors import ConfigError, HearaiError, ModelError
 from hearai.featureconfig import FeatureConfig
+from hearai.jsontext import parse_json
 from hearai.windows import crop_samples, iter_clip_crops
 
 SAFETENSORS_FORMAT = "hearai-classifier/1"
@@ -68,7 +70,7 @@ class ModelHeader:
         if text is None:
             raise ModelError(f"{source}: not a hearai model (no 'hearai' header in its metadata)")
         try:
-            data = json.loads(text)
+            data = parse_json(text, source=str(source), error=ModelError)
             if not isinstance(data, dict):
                 raise ModelError(f"{source}: the hearai header is not a JSON object")
             if data.get("format") not in (expected_format, DETECTOR_FORMATS.get(expected_format)):
@@ -92,8 +94,6 @@ class ModelHeader:
             return cls(format=data["format"], feature_config=config, labels=tuple(labels), model_name=name,
                        model_options=options, provenance=provenance if isinstance(provenance, dict) else {},
                        frames_per_window=frames, thresholds=thresholds)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{source}: the hearai header is not valid JSON: {exc}") from exc
         except (KeyError, TypeError) as exc:
             raise ModelError(f"{source}: not a hearai model (header field {exc} missing or mistyped)") from exc
         except ModelError:
@@ -193,6 +193,8 @@ class SoundModel(ABC):
             raise ModelError(f"expected crops of shape (n, {self.crop_samples}), got {crops.shape}")
         if not np.isfinite(crops).all():
             raise ConfigError("the audio holds NaN or infinite samples")
+        if crops.size and float(np.abs(crops).max()) > MAX_SAMPLE_MAGNITUDE:
+            raise ConfigError(f"the audio holds samples beyond ±{MAX_SAMPLE_MAGNITUDE:g} (full scale is ±1)")
         shape = (self.header.frames_per_window, len(self.labels)) if frames else (len(self.labels),)
         if not len(crops):
             return np.zeros((0, *shape), dtype=np.float32)

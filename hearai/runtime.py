@@ -36,7 +36,11 @@ class OnnxClassifier(SoundModel):
         self._input = self._session.get_inputs()[0].name
 
     def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(None, {self._input: crops})
+        try:
+            return self._session.run(None, {self._input: crops})
+        except Exception as exc:  # onnxruntime's own types: a graph that cannot run (shapes, memory)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: the ONNX graph failed to run: {first}") from exc
 
 
 def load_onnx(path: str | Path, *, threads: int = 1) -> OnnxClassifier:

@@ -236,6 +236,9 @@ def check_name(model: SoundModel, name: str) -> str:
     tidy = " ".join(unicodedata.normalize("NFC", str(name)).split())
     if not 0 < len(tidy) <= MAX_NAME_LENGTH or any(unicodedata.category(c).startswith("C") for c in tidy):
         raise ConfigError(f"a sound's name must be 1-{MAX_NAME_LENGTH} printable characters, got {name!r}")
+    if "/" in tidy or "\\" in tidy or tidy in (".", ".."):
+        # It names the sound in URLs (DELETE /v1/sounds/NAME) and MQTT topics: a slash could never be removed.
+        raise ConfigError(f"a sound's name may not hold / or \\, got {name!r}")
     key = _name_key(tidy)
     taken = next((label for label in model.labels if _name_key(label) == key), None)
     if taken is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -414,6 +415,12 @@ def _train(team: _Team, validation: ClipFeatures | None, *, feature_config: Feat
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "learning_rate": optimizer.param_groups[-1]["lr"]}
+        diverged = f"training diverged in epoch {epoch + 1} (loss {record['train_loss']:.3g}): "
+        if not math.isfinite(record["train_loss"]):
+            raise ModelError(f"{diverged}no model is written; lower the learning rate")
+        _check_finite(model.state_dict(), where=diverged, advice="no model is written; lower the learning rate")
+        _check_finite(_scores_of(model, x, device), where=diverged.replace("): ", "): its scores: ", 1),
+                      advice="no model is written; lower the learning rate")
         if validation is not None and len(validation):
             record.update(evaluate_clips(model, validation, feature_config, device=device))  # type: ignore[arg-type]
             score = (record["val_accuracy"], -record["val_loss"])
@@ -591,6 +598,12 @@ def _restore(path: Path, fingerprint: dict[str, Any], config: TrainConfig, model
     kept = state["best_model"]
     if kept is not None and {k: getattr(v, "shape", None) for k, v in kept.items()} != shapes:
         raise ModelError(f"{path}: damaged checkpoint (its best weights do not fit the model); {fresh}")
+    _check_finite(payload.get("model"), where=f"{path}: ", advice=fresh)
+    _check_finite(kept or {}, where=f"{path}: the best epoch's ", advice=fresh)
+    optimizer_state = payload.get("optimizer")
+    _check_finite(optimizer_state.get("state", {}) if isinstance(optimizer_state, dict) else {},
+                  where=f"{path}: the optimizer's ", advice=fresh)
+    _check_schedule(payload.get("scheduler"), scheduler, where=f"{path}: ", advice=fresh)
     try:
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
@@ -604,6 +617,43 @@ def _restore(path: Path, fingerprint: dict[str, Any], config: TrainConfig, model
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: damaged checkpoint ({_first_line(exc)}); {fresh}") from exc
     return state
+
+
+def _scores_of(model: nn.Module, x: torch.Tensor, device: torch.device) -> Any:
+    """What the model, as it would be saved (eval mode), answers for a batch: finite weights can still overflow."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), autocast(device):
+            return model(x)
+    finally:
+        model.train(was_training)
+
+
+def _check_finite(weights: Any, *, where: str, advice: str) -> None:
+    """Every tensor in ``weights`` (a state dict, nested or not) is finite, or a ``ModelError``: a model with
+    NaN or infinite weights answers nothing, so it is never written or resumed from."""
+    tensors = [weights] if isinstance(weights, torch.Tensor) else []
+    pending = [weights] if isinstance(weights, (dict, list, tuple)) else []
+    while pending:
+        item = pending.pop()
+        values = item.values() if isinstance(item, dict) else item
+        tensors += [v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        pending += [v for v in values if isinstance(v, (dict, list, tuple))]
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors)
+    if bad:
+        raise ModelError(f"{where}{bad:,} weights are not finite (NaN or infinite); {advice}")
+
+
+def _check_schedule(saved: Any, scheduler: Any, *, where: str, advice: str) -> None:
+    """A saved learning-rate schedule holds exactly the fields this run's schedule has, of the same kinds."""
+    own = scheduler.state_dict()
+    numbers = (int, float)
+    if not isinstance(saved, dict) or set(saved) != set(own) or any(
+            not (isinstance(saved[k], type(v)) or (isinstance(v, numbers) and isinstance(saved[k], numbers)
+                                                    and not isinstance(saved[k], bool)))
+            for k, v in own.items() if v is not None):
+        raise ModelError(f"{where}damaged checkpoint (its learning-rate schedule is not this run's); {advice}")
 
 
 def _first_line(exc: Exception) -> str:

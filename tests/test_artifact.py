@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,19 @@ def test_a_safetensors_file_whose_header_length_starts_like_onnx_loads(tmp_path)
     assert path.read_bytes()[:1] == b"\x08"
     loaded = load(path)
     assert loaded.task == "classifier" and loaded.provenance["note"] == note
+
+
+def test_a_reference_tensor_of_no_dimensions_is_a_model_error(tmp_path):
+    """A shipped-model file whose reference.levels was 0-d: 'TypeError: len() of a 0-d tensor'."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    import hearai
+
+    shipped = Path(hearai.__file__).parent / "default_model" / "esc50-sed.safetensors"
+    with safe_open(str(shipped), framework="pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    tensors["reference.levels"] = torch.tensor(3, dtype=torch.uint8)
+    save_file(tensors, str(tmp_path / "flat.safetensors"), metadata=metadata)
+    with pytest.raises(ModelError, match="flat.safetensors: the reference windows do not fit the model"):
+        load(tmp_path / "flat.safetensors")

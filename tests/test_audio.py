@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import struct
 import tracemalloc
 from pathlib import Path
@@ -180,6 +181,30 @@ def test_a_flac_of_unknown_length_decodes_to_its_real_end(tmp_path):
     path.write_bytes(bytes(data))
     wave = audio.load(path, sample_rate=16_000)
     assert len(wave) == 48_000 and np.allclose(wave, sine(440.0, 3.0, 16_000), atol=1e-4)
+    # Its header says nothing of its length: info counts the frames (it said 2**63 - 1, and the
+    # server refused the file as "576460752303424 s of audio").
+    assert audio.info(path).frames == 48_000 and audio.info(path).duration == pytest.approx(3.0)
+
+
+def test_pcm_beyond_the_sample_bound_is_refused_as_files_are():
+    """Finite 1e38 float PCM passed the NaN check; the network was then blamed for its scores."""
+    with pytest.raises(AudioError, match="the PCM holds samples beyond ±10000"):
+        audio.decode_pcm(np.full(100, 1e38, dtype="<f4").tobytes(), pcm_format="f32le")
+    assert audio.decode_pcm(np.full(100, 9999.0, dtype="<f4").tobytes(), pcm_format="f32le").max() == 9999.0
+
+
+def test_a_pipe_a_dangling_link_and_a_link_loop_are_named_for_what_they_are(tmp_path):
+    """A FIFO was 'file is empty (0 bytes)', a link loop 'file not found'."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "nowhere.wav")
+    for name, message in [("pipe.wav", "not a regular file (a pipe, socket or device)"),
+                          ("loop.wav", "a symbolic link that leads nowhere (broken, or a loop)"),
+                          ("dangling.wav", "a symbolic link that leads nowhere")]:
+        with pytest.raises(AudioError, match=re.escape(f"{tmp_path / name}: {message}")):
+            audio.load(tmp_path / name, sample_rate=16_000)
 
 
 @pytest.mark.parametrize("rate", [2, 500, 999, 1_000_000, 2_000_000_000])  # 2 Hz: 48,000 frames -> 384 M samples

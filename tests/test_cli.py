@@ -8,6 +8,8 @@ import json
 import re
 import shutil
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,6 +113,30 @@ def test_featurize_without_audio_files_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     done = hearai("featurize", str(tmp_path / "empty"), "--out", str(tmp_path / "f.safetensors"))
     assert done.returncode == 2 and "no audio files found" in done.stderr
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:  # in the child: writes beyond ``limit`` bytes fail with EFBIG, as on a full disk
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_training_onto_a_full_disk_or_into_divergence_writes_nothing_and_says_why(small_set, tmp_path):
+    """A full disk gave a RuntimeError traceback from torch.save; --lr 1e30 saved a useless model with exit 0."""
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"the user's earlier model")
+    common = ["--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "1", "--out", str(out),
+              "--cache", str(tmp_path / "c"), "--quiet"]
+    full = subprocess.run([sys.executable, "-m", "hearai.cli", "train", *common], capture_output=True, text=True,
+                          timeout=300, preexec_fn=_file_size_limit(200_000))
+    assert_one_line_error(full, "train", "m.safetensors.checkpoint.pt: could not be written (the disk may be full",
+                          "any earlier file there is unchanged")
+    assert out.read_bytes() == b"the user's earlier model"
+    diverged = hearai("train", *common, "--lr", "1e30")
+    assert_one_line_error(diverged, "train", "training diverged in epoch 1", "no model is written")
+    assert out.read_bytes() == b"the user's earlier model"
 
 
 @pytest.mark.slow

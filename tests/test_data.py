@@ -102,6 +102,7 @@ def test_manifest_with_and_without_folds(tmp_path):
         ("path,label,fold\na/take0.wav,a,one\n", "fold 'one' is not a whole number"),
         ("path,fold\na/take0.wav,1\n", "missing column(s) label"),
         ("path,label\n,a\n", "empty path or label"),
+        ("path,label,fold\na\0.wav,x,1\n", "bad.csv: line 2 holds a NUL character"),  # was a ValueError traceback
     ],
 )
 def test_bad_manifests_name_the_offenders(tmp_path, body, message):
@@ -124,6 +125,19 @@ def test_urbansound8k_unknown_label_and_missing_files(tmp_path, us8k_root):
     text = str(caught.value)
     assert "1 unknown label(s): 102853-8-0-0.wav: 'sirens'" in text
     assert "1 missing file(s): " in text and "100032-3-0-0.wav" in text
+
+
+@pytest.mark.parametrize("column, value", [("classID", "eight"), ("start", "soon"), ("end", "nan")])
+def test_urbansound8k_numbers_are_checked_as_numbers(tmp_path, us8k_root, column, value):
+    shutil.copytree(us8k_root, tmp_path / "us8k")
+    table = tmp_path / "us8k" / "metadata" / "UrbanSound8K.csv"
+    lines = table.read_text().splitlines()
+    columns = lines[0].split(",")
+    row = lines[1].split(",")
+    row[columns.index(column)] = value
+    table.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    with pytest.raises(DatasetError, match=f"UrbanSound8K.csv:2: {column} '{value}' is not a"):
+        prepare_urbansound8k(tmp_path / "us8k")
 
 
 def test_empty_and_unknown_datasets(tmp_path, esc50_root):

@@ -138,7 +138,8 @@ def test_a_broker_that_is_down_or_mute_never_blocks_detection():
                 alerts.notify(Event("knock", float(i), None, 0.7))
             assert time.perf_counter() - started < 0.5  # 150 alerts handed over at once
             alerts.close(wait_seconds=0.5)
-            assert alerts.sent == 0 and alerts.dropped + alerts.failed == QUEUE_SIZE + 50
+            assert alerts.sent == 0 and alerts.lost == alerts.given == QUEUE_SIZE + 50
+            assert alerts.status(closed=True)["undelivered"] == QUEUE_SIZE + 50 - alerts.dropped - alerts.failed
             assert alerts.dropped >= 50
     finally:
         mute.close()
@@ -153,7 +154,8 @@ def test_listen_publishes_what_it_prints(broker, esc50_root, esc50_rows):
         [(f"hearai/{p['label']}", p["onset"], p["offset"]) for p in printed]
 
 
-@pytest.mark.parametrize("url", ["http://host/x", "mqtt:///nohost", "mqtt://host/a/+/b", "mqtt://host:99999"])
+@pytest.mark.parametrize("url", ["http://host/x", "mqtt:///nohost", "mqtt://host/a/+/b", "mqtt://host:99999",
+                                 "mqtt://[::1/t", "mqtt://host:abc/t"])
 def test_a_bad_broker_address_is_refused(url):
     with pytest.raises(ConfigError, match="--mqtt"):
         MqttAlerts(url)

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hearai"
 
 # Pipeline order (docs/architecture.md): a module may import its own stage or earlier ones, never later ones.
 STAGES = [
-    ("hearai.errors", "hearai.validation", "hearai.fsutil", "hearai.machine"),
+    ("hearai.errors", "hearai.validation", "hearai.fsutil", "hearai.jsontext", "hearai.machine"),
     ("hearai.audio",),
     ("hearai.featureconfig",),
     ("hearai.windows",),
@@ -33,7 +33,8 @@ STAGES = [
     ("hearai.demo", "hearai.cli"),
 ]
 # What runs without torch: the ONNX deployment path (a test also runs it where torch cannot be imported).
-TORCH_FREE = ("hearai.errors", "hearai.validation", "hearai.fsutil", "hearai.machine", "hearai.audio",
+TORCH_FREE = ("hearai.errors", "hearai.validation", "hearai.fsutil", "hearai.jsontext", "hearai.machine",
+              "hearai.audio",
               "hearai.featureconfig", "hearai.windows", "hearai.weights", "hearai.alerts", "hearai.interface",
               "hearai.runtime",
               "hearai.detect", "hearai.serve", "hearai.cli")

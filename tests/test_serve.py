@@ -301,9 +301,33 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(tiny_model):
             prompt.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
             time.sleep(1.5)  # past the header deadline: a complete request is answered all the same
             assert prompt.recv(4096).startswith(b"HTTP/1.1 200")
+        with socket.create_connection((host, int(port)), timeout=10) as kept:
+            # A kept-alive connection got no deadline after its first request: 20 of 20 held at 45 s.
+            kept.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            assert kept.recv(4096).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            for byte in b"GET /healthz HTTP/1.1\r\nHo":  # dribbled, one byte each 0.3 s
+                try:
+                    kept.sendall(bytes([byte]))
+                except OSError:
+                    break  # closed under us
+                time.sleep(0.3)
+                if _closed(kept):
+                    break
+            assert time.monotonic() - started < 3.0  # the 1-s deadline, not the 8 s of dribbling
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _closed(connection: socket.socket) -> bool:
+    """Whether the other end closed ``connection`` (without waiting)."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def test_upload_folders_left_by_a_killed_server_are_removed_when_one_starts(tiny_model, tmp_path, monkeypatch):

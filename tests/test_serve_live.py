@@ -142,7 +142,7 @@ def test_every_control_has_a_name_for_screen_readers(server, browser):
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
         .map(e => e.outerHTML.slice(0, 80))""")
     assert unnamed == []
-    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 4
+    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 5
     page.close()
 
 
@@ -221,3 +221,85 @@ def test_a_link_opens_a_tab_and_each_sound_has_its_own_icon(server, browser):
              for label in ("doorbell", "door_knock", "siren", "alarm_beep")}
     assert len(set(icons.values())) == 4, icons  # a doorbell is not a knock
     page.close()
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def test_a_real_time_listener_is_served_while_15_streams_flood_the_server(synth_model, tmp_path):
+    """15 streams each sending 32.8 s of audio a frame closed a real-time client and took the server to 2 GB."""
+    import threading
+
+    process, url = spawn(synth_model, "--max-streams", "16", "--max-streams-per-client", "16")
+    ws_url = url.replace("http", "ws") + "/v1/stream"
+    stop, flooding = threading.Event(), []
+
+    def flood() -> None:
+        frame = (np.random.default_rng(0).standard_normal(131_072) * 3000).astype("<i2").tobytes()  # 256 KiB
+        with connect(f"{ws_url}?rate=4000&format=s16le", open_timeout=30, close_timeout=1) as ws:
+            flooding.append(ws)
+            json.loads(ws.recv(timeout=30))
+            while not stop.is_set():
+                try:
+                    ws.send(frame)
+                except ConnectionClosed:
+                    return
+
+    try:
+        before = _rss_mb(process.pid)
+        threads = [threading.Thread(target=flood, daemon=True) for _ in range(15)]
+        for thread in threads:
+            thread.start()
+        wave = event_in_noise("siren", seconds=12.0, onset=4.0, sample_rate=RATE)
+        pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+        events, started = [], time.monotonic()
+        with connect(f"{ws_url}?rate={RATE}&format=s16le", open_timeout=30) as legit:
+            assert json.loads(legit.recv(timeout=30))["type"] == "ready"
+            for i in range(0, len(pcm), 3200):  # 100-ms frames at real-time pace, as a microphone sends them
+                legit.send(pcm[i : i + 3200])
+                time.sleep(max(0.0, started + (i + 3200) / 2 / RATE - time.monotonic()))
+            legit.send("end")
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    events.append(json.loads(legit.recv(timeout=30)))
+            assert legit.close_code == 1000, legit.close_reason
+        assert len(flooding) == 15 and any(e["label"] == "siren" for e in events), events
+        assert _rss_mb(process.pid) - before < 300
+    finally:
+        stop.set()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_page_says_when_alerts_do_not_reach_the_home_hub(synth_model, browser):
+    """60 alerts to a hub that was down were lost without a word."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    process, url = spawn(synth_model, "--webhook", dead)
+    try:
+        wave = event_in_noise("siren", seconds=8.0, onset=2.0, sample_rate=RATE)
+        with connect(url.replace("http", "ws") + f"/v1/stream?rate={RATE}&format=s16le", open_timeout=30) as ws:
+            json.loads(ws.recv(timeout=30))
+            ws.send((np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes())
+            ws.send("end")
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    ws.recv(timeout=30)
+        import httpx2 as httpx
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not httpx.get(f"{url}/v1/status").json()["alert_receivers"][0]["lost"]:
+            time.sleep(0.2)
+        page = browser.new_page()
+        page.goto(url)
+        notice = page.locator("#delivery")
+        notice.wait_for(state="visible", timeout=10_000)
+        assert re.match(r"Alerts to the webhook are not all arriving: \d+ of \d+ not delivered \(last error: "
+                        r".*[Cc]onnection refused", notice.text_content())
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

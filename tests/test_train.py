@@ -44,6 +44,9 @@ def _one_epoch_checkpoint(path):
     ("other-weights", "damaged checkpoint \\(RuntimeError"),
     ("bad-rng", "damaged checkpoint"),
     ("other-recipe", "belongs to another run \\(train_config differ\\)"),
+    ("nan-weights", "run.checkpoint.pt: 7 weights are not finite"),  # resumed into a model of NaN, exit 0
+    ("nan-moments", "the optimizer's 1 weights are not finite"),
+    ("foreign-schedule", "its learning-rate schedule is not this run's"),  # {'x': 1} was taken
 ])
 def test_a_damaged_or_foreign_checkpoint_is_refused_before_anything_is_written(tmp_path, damage, message):
     """Seven kinds of damaged checkpoint gave tracebacks; one (epoch 999) wrote a model first."""
@@ -71,6 +74,20 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_before_anything_is_written(t
         torch.save({**payload, "order_rng": torch.zeros(3, dtype=torch.float32)}, path)
     elif damage == "other-recipe":
         config = TrainConfig(epochs=2, seed=7, augment=AugmentConfig.plain())
+    elif damage == "nan-weights":
+        weights = dict(payload["model"])
+        name = next(k for k, v in weights.items() if v.is_floating_point() and v.numel() >= 7)
+        weights[name] = weights[name].clone().flatten()
+        weights[name][:7] = float("nan")
+        weights[name] = weights[name].reshape(payload["model"][name].shape)
+        torch.save({**payload, "model": weights}, path)
+    elif damage == "nan-moments":
+        moments = payload["optimizer"]["state"][0]["exp_avg"].clone().flatten()
+        moments[0] = float("inf")
+        payload["optimizer"]["state"][0]["exp_avg"] = moments.reshape(payload["optimizer"]["state"][0]["exp_avg"].shape)
+        torch.save(payload, path)
+    elif damage == "foreign-schedule":
+        torch.save({**payload, "scheduler": {"x": 1}}, path)
     before = path.read_bytes()
     with pytest.raises(ModelError, match=message):
         fit(data, None, n_classes=3, feature_config=FeatureConfig(), config=config, checkpoint=path, resume=True,

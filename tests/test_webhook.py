@@ -110,10 +110,54 @@ def test_a_refusal_is_not_retried():
         refusing.close()
 
 
-@pytest.mark.parametrize("url", ["ftp://host/x", "not a url", "http:///nohost"])
-def test_a_bad_url_is_refused(url):
-    with pytest.raises(ConfigError, match="http:// or https://"):
+@pytest.mark.parametrize("url, message", [
+    ("ftp://host/x", "http:// or https://"), ("not a url", "http:// or https://"), ("http:///nohost", "http://"),
+    ("http://127.0.0.1:abc/", "not a URL \\(Port could not be cast"), ("http://[::1/", "not a URL \\(Invalid IPv6"),
+])
+def test_a_bad_url_is_refused_when_given(url, message):
+    """A port of 'abc' was accepted, and the sender thread died on the first alert."""
+    with pytest.raises(ConfigError, match=message):
         Webhook(url)
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout():
+    """The timeout was per socket operation: a trickled answer held the sender over 5 s."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        stop = threading.Event()
+
+        def trickle() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                    if stop.wait(0.2):
+                        return
+                    connection.sendall(bytes([byte]))
+
+        threading.Thread(target=trickle, daemon=True).start()
+        hook = Webhook(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=1.0, retries=0)
+        started = time.monotonic()
+        hook.notify(Event("dog", 1.0, None, 0.8))
+        hook.close(wait_seconds=10)
+        took = time.monotonic() - started
+        stop.set()
+    assert took < 2.0 and hook.sent == 0 and hook.failed == 1 and "within 1 s" in hook.last_error
+
+
+def test_listen_says_every_alert_a_dead_receiver_lost_and_exits_non_zero(esc50_root, esc50_rows):
+    """60 alerts to a dead hub were reported as '0 sent, 3 failed, 0 dropped', exit 0."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+    dogs = [esc50_root / "audio" / r["filename"] for r in esc50_rows if r["category"] == "dog"][:4]
+    done = hearai("listen", str(dogs[0]), "--only", "dog", "--webhook", url, "--json")
+    printed = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1 and printed, done.stderr
+    warning = done.stderr.strip().splitlines()[-1]
+    assert warning.startswith(f"warning: webhook: {len(printed)} of {len(printed)} alerts NOT delivered "), warning
+    assert "Connection refused" in warning and "0 sent" in warning
 
 
 def test_listen_posts_the_alerts_it_prints(receiver, esc50_root, esc50_rows):

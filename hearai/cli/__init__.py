@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except HearaiError as exc:
-        print(f"hearai {args.verb}: error: {exc}", file=sys.stderr)
+        said = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line, always
+        print(f"hearai {args.verb}: error: {said}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output folder that cannot be written, a full disk, ...
         where = f"{exc.filename}: " if exc.filename else ""

@@ -178,9 +178,16 @@ def listen(args: argparse.Namespace) -> int:
     try:
         live.listen(model, chunks, rate=rate, config=config, on_event=show)
     finally:
-        for line in tellers.close() if tellers is not None else []:
-            print(line, file=sys.stderr)
-    return 0
+        undelivered = _close_tellers(tellers)
+    return 1 if undelivered else 0
+
+
+def _close_tellers(tellers) -> bool:
+    """Deliver what the tellers hold, say which lost alerts (stderr); whether any did."""
+    lines = tellers.close() if tellers is not None else []
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+    return bool(lines)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -217,8 +224,13 @@ def serve(args: argparse.Namespace) -> int:
     print(f"serving {served} on {url} (API description: /openapi.json)", file=sys.stderr, flush=True)
     if certificate:
         server.explain_certificate(certificate, url, sys.stderr)
-    app = create_app(model, model_file=served, config=config, teacher=teacher, tellers=options.tellers(args),
+    tellers = options.tellers(args)
+    app = create_app(model, model_file=served, config=config, teacher=teacher, tellers=tellers,
                      authority=certificate.authority if certificate else None)
-    server.run(app, listening, ssl_certfile=certificate.certfile if certificate else args.ssl_certfile,
-               ssl_keyfile=certificate.keyfile if certificate else args.ssl_keyfile, header_timeout=args.header_timeout)
-    return 0
+    try:
+        server.run(app, listening, ssl_certfile=certificate.certfile if certificate else args.ssl_certfile,
+                   ssl_keyfile=certificate.keyfile if certificate else args.ssl_keyfile,
+                   header_timeout=args.header_timeout, max_frame_bytes=config.max_frame_bytes)
+    finally:
+        undelivered = _close_tellers(tellers)
+    return 1 if undelivered else 0

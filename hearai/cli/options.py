@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
+from hearai.jsontext import parse_json, read_json_file
 from hearai.machine import default_workers
 
 
@@ -37,16 +37,11 @@ def read_json_object(value: str | Path, option: str) -> dict[str, Any]:
     if not text.lstrip().startswith("{"):
         path = Path(text)
         where = f"{option} {path}"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{where}: file not found (give a JSON object or the path of a JSON file)") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: not a readable text file: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not valid JSON: {exc}") from exc
+        if not path.is_file():
+            raise ConfigError(f"{where}: file not found (give a JSON object or the path of a JSON file)")
+        data = read_json_file(path, source=where)
+    else:
+        data = parse_json(text, source=where)
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a JSON object of config fields")
     return data

@@ -29,6 +29,7 @@ from hearai.data.records import Clip, Dataset
 from hearai.errors import DatasetError
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import write_bytes_atomic
+from hearai.jsontext import parse_json
 
 FORMAT = "hearai-features-pack/1"
 MAX_PACK_BYTES = 1 << 30  # a pack, unpacked: ESC-50 at 150 mel bands is 76 MB
@@ -138,8 +139,8 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         raise DatasetError(f"{path}: not a whole hearai pack (truncated, or over {MAX_PACK_BYTES} bytes unpacked)")
     try:
         header_length = int.from_bytes(body[:8], "little")
-        meta = json.loads(body[8 : 8 + header_length]).get("__metadata__", {})
-        header = json.loads(meta["hearai"])
+        meta = parse_json(body[8 : 8 + header_length], source=str(path), error=DatasetError).get("__metadata__", {})
+        header = parse_json(meta["hearai"], source=str(path), error=DatasetError)
         arrays = load_arrays(body)
     except (SafetensorError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(f"{path}: damaged pack ({exc})") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -171,6 +172,9 @@ def read_table(path: Path, *, required: Sequence[str]) -> list[dict[str, str]]:
     if ragged:
         raise DatasetError(f"{path}: {len(ragged)} row(s) whose values do not match the columns: "
                            f"{', '.join(ragged[:_SHOWN])}")
+    nul = next((line for line, row in enumerate(rows, start=2) if any("\0" in v for v in row.values())), None)
+    if nul is not None:
+        raise DatasetError(f"{path}: line {nul} holds a NUL character (not a path or name a file system takes)")
     return rows
 
 
@@ -179,6 +183,16 @@ def parse_int(value: str, *, where: str, what: str) -> int:
         return int(value)
     except ValueError:
         raise DatasetError(f"{where}: {what} {value!r} is not a whole number") from None
+
+
+def parse_number(value: str, *, where: str, what: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise DatasetError(f"{where}: {what} {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise DatasetError(f"{where}: {what} {value!r} is not a finite number")
+    return number
 
 
 def parse_fold(value: str, *, where: str) -> int:

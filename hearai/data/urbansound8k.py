@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hearai.data.records import Clip, Dataset, parse_fold, read_table, validate
+from hearai.data.records import Clip, Dataset, parse_fold, parse_int, parse_number, read_table, validate
 
 CLASSES = (
     "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
@@ -19,7 +19,12 @@ def prepare_urbansound8k(root: str | Path, *, check_files: bool = True) -> Datas
     table = root / "metadata" / "UrbanSound8K.csv"
     clips = []
     for line, row in enumerate(read_table(table, required=COLUMNS), start=2):
-        fold = parse_fold(row["fold"], where=f"{table}:{line}")
+        where = f"{table}:{line}"
+        fold = parse_fold(row["fold"], where=where)
+        parse_int(row["classID"], where=where, what="classID")
+        for column in ("start", "end", "salience"):
+            if column in row:
+                parse_number(row[column], where=where, what=column)
         clips.append(Clip(
             path=root / "audio" / f"fold{fold}" / row["slice_file_name"],
             label=row["class"],

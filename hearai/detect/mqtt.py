@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from urllib.parse import unquote, urlsplit
 
-from hearai.detect.notify import QUEUE_SIZE, alert_payload
+from hearai.detect.notify import QUEUE_SIZE, Delivery, alert_payload
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 
@@ -29,7 +29,7 @@ def topic_part(label: str) -> str:
     return re.sub(r"[/+#\s\x00]+", "_", label).strip("_") or "sound"
 
 
-class MqttAlerts:
+class MqttAlerts(Delivery):
     """Publish each alert to ``<prefix>/<sound>`` on the broker named by ``url``."""
 
     name = "mqtt"
@@ -37,19 +37,19 @@ class MqttAlerts:
     def __init__(self, url: str, *, source: str = "hearai") -> None:
         import paho.mqtt.client as mqtt
 
-        parts = urlsplit(url)
+        super().__init__()
+        try:
+            parts = urlsplit(url)
+            given_port = parts.port
+        except ValueError as exc:  # a port that is not a number, a bracket left open
+            raise ConfigError(f"--mqtt {url!r}: not a URL ({exc})") from None
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ConfigError(f"--mqtt {url!r}: give mqtt://[user:password@]host[:port][/topic] (mqtts:// for TLS)")
-        try:
-            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-        except ValueError as exc:
-            raise ConfigError(f"--mqtt {url!r}: {exc}") from exc
+        port = given_port or (8883 if parts.scheme == "mqtts" else 1883)
         self.prefix = parts.path.strip("/") or "hearai"
         if re.search(r"[+#\x00]", self.prefix) or len(self.prefix) > 200:
             raise ConfigError(f"--mqtt {url!r}: the topic may not hold + or # and is at most 200 characters")
         self.source = source
-        self.sent = self.failed = self.dropped = 0
-        self.last_error = ""
         self._pending: set[int] = set()  # handed to Paho, not yet acknowledged
         self._acked_first: set[int] = set()  # acknowledged before publish() returned its id
         self._waiting: deque[tuple[str, str]] = deque()
@@ -77,37 +77,38 @@ class MqttAlerts:
     def notify(self, event: Event) -> None:
         """Hand ``event`` to the network thread (or keep it until the broker is there); returns at once."""
         message = (f"{self.prefix}/{topic_part(event.label)}", json.dumps(alert_payload(event, self.source)))
+        self.count(given=1)
         with self._lock:
             if self._online and not self._waiting:
                 self._publish(*message)
                 return
             if len(self._waiting) >= QUEUE_SIZE:
                 self._waiting.popleft()  # the oldest waiting alert makes room
-                self.dropped += 1
+                self.count(dropped=1)
             self._waiting.append(message)
 
     def _publish(self, topic: str, body: str) -> None:
         info = self._client.publish(topic, body, qos=1)
         if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
-            self.dropped += 1
+            self.count(dropped=1)
         elif info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):  # sent, or on reconnection
             with self._acks:
                 if info.mid in self._acked_first:
                     self._acked_first.discard(info.mid)
-                    self.sent += 1
+                    self.count(sent=1)
                 else:
                     self._pending.add(info.mid)
         else:
-            self.failed += 1
+            self.count(failed=1)
             self.last_error = self._mqtt.error_string(info.rc)
 
     def close(self, wait_seconds: float = 5.0) -> None:
-        """Wait up to ``wait_seconds`` for the broker to take what is queued, then disconnect."""
+        """Wait up to ``wait_seconds`` for the broker to take what is queued, then disconnect (what it never
+        acknowledged is counted undelivered)."""
         deadline = time.monotonic() + wait_seconds
         while (self._pending or self._waiting) and time.monotonic() < deadline:
             time.sleep(0.02)
         with self._lock, self._acks:
-            self.failed += len(self._pending) + len(self._waiting)  # never acknowledged: the broker was away
             self._pending.clear()
             self._waiting.clear()
         self._client.disconnect()
@@ -135,6 +136,6 @@ class MqttAlerts:
         with self._acks:
             if mid in self._pending:
                 self._pending.discard(mid)
-                self.sent += 1
+                self.count(sent=1)
             else:
                 self._acked_first.add(mid)

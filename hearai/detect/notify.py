@@ -1,12 +1,15 @@
-"""Telling other devices about alerts: what every teller sends, and several tellers as one.
+"""Telling other devices about alerts: what every teller sends, how it accounts for them, several as one.
 
 A teller (``Webhook``, ``MqttAlerts``) takes an event with ``notify`` and returns at once: detection
-never waits for the network. Each counts what it ``sent``, what ``failed`` and what it ``dropped``
-when its receiver fell too far behind.
+never waits for the network. Every alert a teller is given ends one of four ways, each counted:
+``sent`` (the receiver took it), ``failed`` (refused, or still undelivered after the retries),
+``dropped`` (the receiver fell so far behind that newer alerts took its place), or still waiting
+when the teller is closed. ``lost`` is all but the sent ones: nothing goes missing without a count.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -21,16 +24,45 @@ def alert_payload(event: Event, source: str) -> dict[str, Any]:
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
 
 
+class Delivery:
+    """The counts of one teller, kept under a lock (its network thread and detection both count)."""
+
+    name = "teller"
+
+    def __init__(self) -> None:
+        self.given = self.sent = self.failed = self.dropped = 0
+        self.last_error = ""
+        self._counts = threading.Lock()
+
+    def count(self, **steps: int) -> None:
+        with self._counts:
+            for key, step in steps.items():
+                setattr(self, key, getattr(self, key) + step)
+
+    @property
+    def lost(self) -> int:
+        """Alerts not delivered (failed, dropped or still waiting): all but the sent ones."""
+        return self.given - self.sent
+
+    def status(self, *, closed: bool = False) -> dict[str, Any]:
+        """The counts as JSON (``/v1/status``); while open, alerts in flight are not yet lost."""
+        waiting = self.given - self.sent - self.failed - self.dropped
+        return {"name": self.name, "given": self.given, "sent": self.sent, "failed": self.failed,
+                "dropped": self.dropped, ("undelivered" if closed else "waiting"): waiting,
+                "lost": self.lost if closed else self.failed + self.dropped, "last_error": self.last_error}
+
+
 class Teller(Protocol):
     name: str
-    sent: int
-    failed: int
-    dropped: int
-    last_error: str
+
+    @property
+    def lost(self) -> int: ...
 
     def notify(self, event: Event) -> None: ...
 
     def close(self, wait_seconds: float = 5.0) -> None: ...
+
+    def status(self, *, closed: bool = False) -> dict[str, Any]: ...
 
 
 class Tellers:
@@ -43,12 +75,17 @@ class Tellers:
         for teller in self.tellers:
             teller.notify(event)
 
+    def status(self) -> list[dict[str, Any]]:
+        return [teller.status() for teller in self.tellers]
+
     def close(self) -> list[str]:
         """Deliver what is queued (a few seconds at most each); a line for each teller that lost alerts."""
         lines = []
         for teller in self.tellers:
             teller.close()
-            if teller.failed or teller.dropped:
-                lines.append(f"{teller.name}: {teller.sent} sent, {teller.failed} failed ({teller.last_error}), "
-                             f"{teller.dropped} dropped")
+            s = teller.status(closed=True)
+            if s["lost"]:
+                lines.append(f"{s['name']}: {s['lost']} of {s['given']} alerts NOT delivered ({s['failed']} failed, "
+                             f"{s['dropped']} dropped while it was behind, {s['undelivered']} undelivered at exit; "
+                             f"last error: {s['last_error'] or 'none'}); {s['sent']} sent")
         return lines

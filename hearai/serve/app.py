@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
 import tempfile
 import time
+from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -30,9 +32,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, start_detector
 from hearai.detect.notify import Tellers
-from hearai.errors import HearaiError
+from hearai.errors import ConfigError, HearaiError, ModelError
 from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
+from hearai.jsontext import parse_json
 from hearai.serve.guard import BodyGuard
 from hearai.serve.origin import OriginGuard
 from hearai.serve.sounds import Busy, SoundTeacher
@@ -43,6 +46,8 @@ UPLOAD_FOLDER_PREFIX = "hearai-upload-"
 T = TypeVar("T")
 _READ_BYTES = 1 << 16
 MAX_SETTINGS_CHARS = 64 * 1024  # a sensitivity for each of a few hundred sounds
+PIECE_SECONDS = 1.0  # a stream's audio goes to the model in pieces this long at most
+MODEL_WORKERS = os.cpu_count() or 1  # pieces of live audio worked on at once, over all streams
 _FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and part headers around the file
 # The page loads only its own scripts and styles and talks only to this server (ws: included).
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -56,7 +61,9 @@ class ServeConfig:
     """Limits of one server. CORS stays off unless origins are listed.
 
     ``min_stream_speed``: a live stream must deliver at least this fraction of real time, allowing
-    it to lag by ``stream_idle_seconds`` (start-up, a busy server), or its slot is freed.
+    it to lag by ``stream_idle_seconds`` (start-up, a slow network), or its slot is freed.
+    ``max_ahead_seconds``: how far a stream's audio may run ahead of the clock before it is paced
+    to real time (a client catching up after a pause).
     ``max_concurrent_uploads``: uploads being decoded and scored at once; more get 503 and
     ``Retry-After``, so memory stays bounded whatever clients do. ``allowed_hosts``: the ``Host``
     names accepted (empty: any; ``hearai serve`` on loopback accepts only loopback names).
@@ -70,6 +77,7 @@ class ServeConfig:
     max_frame_bytes: int = 256 * 1024
     max_streams_per_client: int = 4
     min_stream_speed: float = 0.5
+    max_ahead_seconds: float = 10.0
     max_concurrent_uploads: int = 2
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
@@ -77,7 +85,7 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         positive_float(self, "max_upload_mb", "max_audio_seconds", "upload_timeout_seconds", "stream_idle_seconds",
-                       "min_stream_speed")
+                       "min_stream_speed", "max_ahead_seconds")
         positive_int(self, "max_streams", "max_frame_bytes", "max_streams_per_client", "max_concurrent_uploads")
 
 
@@ -109,6 +117,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     app.state.streams = 0
     app.state.streams_by_client = {}
     app.state.uploads = 0
+    app.state.model_work = asyncio.Semaphore(MODEL_WORKERS)
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -152,6 +161,10 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:  # 404, 405, ...
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(Exception)
+    async def failed(_: Request, exc: Exception) -> JSONResponse:  # logged by uvicorn as well
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:  # a form without its file, ...
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
@@ -160,6 +173,12 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        """Live streams now, and each alert receiver's deliveries (a count of alerts lost is never hidden)."""
+        return {"streams": app.state.streams, "uploads": app.state.uploads,
+                "alert_receivers": tellers.status() if tellers is not None else []}
 
     @app.get("/v1/model")
     async def describe_model() -> dict[str, Any]:
@@ -180,7 +199,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         return {"seconds": round(found.seconds, 3), "events": [e.to_dict() for e in found.events]}
 
     @app.websocket("/v1/stream")
-    async def stream(socket: WebSocket, rate: int | None = None, format: str = "f32le") -> None:
+    async def stream(socket: WebSocket, rate: str | None = None, format: str = "f32le") -> None:
         """Binary PCM frames in (mono, ``rate`` Hz, f32le, s16le or s32le), events out as JSON as they are decided.
 
         Send the text ``end`` to flush and close. Closes with 1008 when a frame is malformed or
@@ -194,7 +213,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             return
         try:
             audio.pcm_frame_bytes(format, 1)
-            sample_rate = audio.check_stream_rate(rate or teacher.model.sample_rate)
+            sample_rate = _stream_rate(rate, teacher.model.sample_rate)
         except HearaiError as exc:
             await socket.close(code=1008, reason=str(exc))
             return
@@ -206,8 +225,8 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         app.state.streams += 1
         per_client[client] = per_client.get(client, 0) + 1
         try:
-            await _serve_stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate), format,
-                                limits, tellers)
+            await _Stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate), format,
+                          limits, tellers, app.state.model_work).run()
         except WebSocketDisconnect:
             pass
         finally:
@@ -215,6 +234,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             per_client[client] -= 1
             if not per_client[client]:
                 del per_client[client]
+            _return_memory()
 
     _add_sound_routes(app, teacher, limits)
     return app
@@ -270,67 +290,121 @@ def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) 
         return teacher.describe()
 
 
-async def _serve_stream(socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
-                        limits: ServeConfig, tellers: Tellers | None) -> None:
-    started, heard = time.monotonic(), 0
-    await socket.send_json({"type": "ready", "rate": detector.input_rate, "labels": list(detector.model.labels),
-                            "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
-    while True:
+class _Stream:
+    """One live stream: audio in, events out, paced to real time.
+
+    A frame is handed to the model in pieces of at most ``PIECE_SECONDS``, each only once the
+    stream is no more than ``max_ahead_seconds`` ahead of the clock, and at most
+    ``MODEL_WORKERS`` pieces (of all streams) are worked on at once: however fast a client sends,
+    its stream costs real time of model work and one frame of memory (the socket is not read
+    meanwhile, so the client's sends wait). The slow-stream rule counts only the time spent
+    waiting for the client, never the time this server spent on its own work.
+    """
+
+    def __init__(self, socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
+                 limits: ServeConfig, tellers: Tellers | None, work: asyncio.Semaphore) -> None:
+        self.socket, self.detector, self.pcm_format = socket, detector, pcm_format
+        self.limits, self.tellers, self.work = limits, tellers, work
+        self.started, self.heard, self.waited = time.monotonic(), 0, 0.0
+
+    async def run(self) -> None:
+        detector = self.detector
+        await self.socket.send_json({"type": "ready", "rate": detector.input_rate,
+                                     "labels": list(detector.model.labels),
+                                     "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
+        while (message := await self._next()) is not None:
+            data, text = message.get("bytes"), message.get("text")
+            problem = await (self._audio(data) if text is None else self._text(text))
+            if problem is not None:
+                code, reason = problem
+                await self.socket.close(code=code, reason=_close_reason(reason))
+                return
+
+    async def _next(self) -> MutableMapping[str, Any] | None:
+        """The client's next message; None once the stream was closed for its silence."""
+        asked = time.monotonic()
         try:
-            message = await asyncio.wait_for(socket.receive(), timeout=limits.stream_idle_seconds)
+            message = await asyncio.wait_for(self.socket.receive(), timeout=self.limits.stream_idle_seconds)
         except asyncio.TimeoutError:
-            await socket.close(code=1008, reason=f"no audio for {limits.stream_idle_seconds:g} s")
-            return
+            await self.socket.close(code=1008, reason=f"no audio for {self.limits.stream_idle_seconds:g} s")
+            return None
+        self.waited += time.monotonic() - asked
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
-        data, text = message.get("bytes"), message.get("text")
-        if text is not None and text.strip() == "end":
-            await _send_events(socket, await run_in_threadpool(detector.flush), tellers)
-            await socket.close(code=1000)
-            return
-        if text is not None:
-            problem = _retune(detector, text)
-            if problem:
-                await socket.close(code=1008, reason=problem)
-                return
-            continue
+        return message
+
+    async def _text(self, text: str) -> tuple[int, str] | None:
+        if text.strip() == "end":
+            failed = await self._model(self.detector.flush)
+            return failed or (1000, "")
+        problem = _retune(self.detector, text)
+        return None if problem is None else (1008, problem)
+
+    async def _audio(self, data: bytes | None) -> tuple[int, str] | None:
+        limits, rate = self.limits, self.detector.input_rate
         if data is None or len(data) > limits.max_frame_bytes:
-            size = 0 if data is None else len(data)
-            await socket.close(code=1008, reason=f"bad frame of {size} bytes: at most {limits.max_frame_bytes}")
-            return
+            return 1008, f"bad frame of {0 if data is None else len(data)} bytes: at most {limits.max_frame_bytes}"
         try:
-            samples = audio.decode_pcm(data, pcm_format=pcm_format)
+            samples = audio.decode_pcm(data, pcm_format=self.pcm_format)
         except HearaiError as exc:
-            await socket.close(code=1008, reason=f"bad frame: {exc}")
-            return
-        heard += len(samples)
-        elapsed = time.monotonic() - started
-        # A live client may lag by up to the idle limit (start-up, a busy server): only a stream that
+            return 1008, f"bad frame: {exc}"
+        # A live client may lag by up to the idle limit (start-up, a slow network): only a stream that
         # stays under min_stream_speed beyond that is holding its slot with almost nothing.
-        behind = elapsed - limits.stream_idle_seconds
-        if behind > 0 and heard / detector.input_rate < limits.min_stream_speed * behind:
-            await socket.close(code=1008, reason=f"too slow: {heard / detector.input_rate:.1f} s of audio in "
-                                                 f"{elapsed:.0f} s (at least {limits.min_stream_speed:g}x real time)")
-            return
-        await _send_events(socket, await run_in_threadpool(detector.push, samples), tellers)
+        behind = self.waited - limits.stream_idle_seconds
+        if behind > 0 and (self.heard + len(samples)) / rate < limits.min_stream_speed * behind:
+            return 1008, (f"too slow: {(self.heard + len(samples)) / rate:.1f} s of audio in {self.waited:.0f} s of "
+                          f"waiting for it (at least {limits.min_stream_speed:g}x real time)")
+        step = max(1, int(PIECE_SECONDS * rate))
+        for start in range(0, len(samples), step):
+            piece = samples[start : start + step]
+            ahead = (self.heard + len(piece)) / rate - (time.monotonic() - self.started) - limits.max_ahead_seconds
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            self.heard += len(piece)
+            failed = await self._model(lambda: self.detector.push(piece))
+            if failed:
+                return failed
+        return None
+
+    async def _model(self, step: Callable[[], list]) -> tuple[int, str] | None:
+        """Run a detector step in a worker thread (one of ``MODEL_WORKERS``) and send its events."""
+        try:
+            async with self.work:
+                events = await run_in_threadpool(step)
+        except HearaiError as exc:  # the model failed on audio that passed every check
+            return 1011, f"the model failed: {exc}"
+        await _send_events(self.socket, events, self.tellers)
+        return None
 
 
 def _retune(detector: StreamingDetector | FrameDetector, text: str) -> str | None:
     """Apply a ``{"sensitivity": {label: steps}}`` text frame; what is wrong with it, or None."""
-    if len(text) > MAX_SETTINGS_CHARS:
-        return f"settings of {len(text)} characters: at most {MAX_SETTINGS_CHARS}"
     try:
-        settings = json.loads(text)
-    except ValueError:
-        settings = None
+        settings = parse_json(text, source="settings", max_chars=MAX_SETTINGS_CHARS, max_depth=3)
+    except HearaiError as exc:
+        return _close_reason(str(exc))
     if not (isinstance(settings, dict) and set(settings) == {"sensitivity"}
             and isinstance(settings["sensitivity"], dict)):
         return 'text frames carry \'end\' or {"sensitivity": {label: steps}}; audio goes in binary frames'
     try:
         detector.retune(DetectConfig.from_dict({"sensitivity": settings["sensitivity"]}).sensitivity)
     except HearaiError as exc:
-        return f"bad sensitivity: {exc}".encode()[:120].decode(errors="ignore")  # a close reason: 123 bytes
+        return _close_reason(f"bad sensitivity: {exc}")
     return None
+
+
+def _stream_rate(rate: str | None, default: int) -> int:
+    """``?rate=`` as a checked sample rate (absent: the model's own); 0, words and fractions are refused."""
+    if rate is None:
+        return audio.check_stream_rate(default)
+    if not (rate.isdigit() and len(rate) < 10):
+        raise ConfigError(f"rate {rate[:20]!r} is not a whole number of samples per second")
+    return audio.check_stream_rate(int(rate))
+
+
+def _close_reason(text: str) -> str:
+    """``text`` cut to what a WebSocket close frame carries (123 bytes), on a character boundary."""
+    return text.encode()[:120].decode(errors="ignore")
 
 
 async def _send_events(socket: WebSocket, events: list, tellers: Tellers | None) -> None:
@@ -362,6 +436,10 @@ async def _on_uploads(app: FastAPI, uploads: list[UploadFile], limits: ServeConf
                 return await run_in_threadpool(work, paths)
             except Busy as exc:
                 raise Refused(503, str(exc), retry_after=5) from exc
+            except ModelError as exc:  # the served model failed, not the upload
+                text = _reasons(exc, paths)
+                text = text.split(": ", 1)[-1] if text.startswith("/") else text  # no server path to the client
+                raise Refused(500, f"the model failed: {text}") from exc
             except HearaiError as exc:
                 if len(uploads) > 1:
                     raise Refused(422, _reasons(exc, paths)) from exc

@@ -29,10 +29,14 @@ class OriginGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        headers = dict(pairs)
         host, origin = headers.get("host", "").lower(), headers.get("origin")
+        repeated = [name for name in ("host", "origin") if sum(k == name for k, _ in pairs) > 1]
         reason = None
-        if self.hosts and host not in self.hosts:
+        if repeated:  # which one a browser meant cannot be told: neither is trusted
+            reason = (400, f"the {' and '.join(repeated)} header is given more than once")
+        elif self.hosts and host not in self.hosts:
             reason = (400, f"host {host!r} is not this server (allowed: {', '.join(sorted(self.hosts))})")
         elif origin is not None and not self._allowed_origin(origin.rstrip("/").lower(), host):
             reason = (403, f"origin {origin!r} may not use this server (see --cors)")

@@ -27,6 +27,9 @@ from hearai.serve.origin import loopback_hosts
 if TYPE_CHECKING:
     from hearai.serve.certificate import Certificate
 
+WS_SLACK_BYTES = 64 * 1024  # a settings text frame is at most this long
+SHUTDOWN_SECONDS = 5  # on Ctrl-C or SIGTERM, open streams get this long to end before they are cut
+
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port``, or a ``ConfigError`` saying why not."""
@@ -101,46 +104,68 @@ def allowed_hosts(host: str, port: int, *, extra: tuple[str, ...] = ()) -> tuple
 
 
 class HeaderDeadline(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a deadline for a request's headers.
+    """uvicorn's HTTP/1.1 protocol with a deadline for every request's headers.
 
-    uvicorn waits for the first request's headers for ever, so a client could hold connections
-    open by sending nothing (or one byte a minute). Here a connection whose request line and
-    headers are not complete ``header_timeout`` seconds after it opened is closed; the body has
-    its own deadline (``BodyGuard``), and a WebSocket upgrade ends the header phase.
+    uvicorn waits for a request's headers for ever, so a client could hold connections open by
+    sending nothing (or one byte a minute). Here a connection whose request line and headers are
+    not complete ``header_timeout`` seconds after it opened, or after its last response on a
+    kept-alive connection, is closed; the body has its own deadline (``BodyGuard``), and a
+    WebSocket upgrade ends the header phase.
     """
 
     header_timeout = 10.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._await_headers()
+
+    def _await_headers(self) -> None:
+        """Start the clock for the next request's headers (its cycle is the one after ``self.cycle``)."""
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        self._waiting_after = self.cycle
         self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.cycle is not None:
-            self._header_deadline.cancel()
+        if self.cycle is not self._waiting_after and self._header_deadline is not None:
+            self._header_deadline.cancel()  # a new request's headers are complete
+
+    def on_response_complete(self) -> None:
+        if not self.transport.is_closing():
+            self._await_headers()  # before the base class reads a pipelined request
+        super().on_response_complete()
 
     def handle_websocket_upgrade(self, event: Any) -> None:
-        self._header_deadline.cancel()
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
         super().handle_websocket_upgrade(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._header_deadline.cancel()
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
         super().connection_lost(exc)
 
     def _headers_late(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
+        if self.cycle is self._waiting_after and not self.transport.is_closing():
             self.transport.close()
 
 
 def run(app: FastAPI, listening: socket.socket, *, ssl_certfile: Path | None = None,
-        ssl_keyfile: Path | None = None, header_timeout: float = 10.0) -> None:
-    """Serve ``app`` on the bound socket until interrupted; headers must arrive within ``header_timeout`` s."""
+        ssl_keyfile: Path | None = None, header_timeout: float = 10.0, max_frame_bytes: int = 256 * 1024) -> None:
+    """Serve ``app`` on the bound socket until interrupted; headers must arrive within ``header_timeout`` s.
+
+    A WebSocket message may be at most ``max_frame_bytes`` (plus room for a settings frame), and a
+    stream's socket is not read while a message of it waits to be handled (websockets' sans-I/O
+    protocol pauses reading): what one stream can make this server hold is bounded.
+    """
     import uvicorn
 
     protocol = type("HeaderDeadlineProtocol", (HeaderDeadline,), {"header_timeout": header_timeout})
     config = uvicorn.Config(app, log_level="warning", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-                            http=protocol)
+                            http=protocol, ws="websockets-sansio", ws_max_size=max_frame_bytes + WS_SLACK_BYTES,
+                            timeout_graceful_shutdown=SHUTDOWN_SECONDS)
     uvicorn.Server(config).run(sockets=[listening])
 
 

@@ -11,6 +11,7 @@ const HISTORY_SECONDS = 300;
 const BLOCK_SECONDS = 0.1;
 const MAX_QUEUED_SECONDS = 2; // frames the network has not taken yet: beyond this, drop audio, keep latency
 const RETRY_SECONDS = 5; // a lost server is tried again this often, listening resumes when it answers
+const DELIVERY_SECONDS = 15; // how often the page asks whether alerts reach the other devices
 const URGENT = /siren|alarm|horn|smoke|fire|glass|scream|cry|crying/i;
 const ICONS = [ // first match wins: specific names before general ones
   [/siren/i, "🚨"], [/smoke|fire_alarm/i, "🔥"], [/clock_tick|tick/i, "⏱️"], [/alarm|beep|clock/i, "⏰"],
@@ -63,6 +64,20 @@ async function loadModel() {
     `${state.rate / 1000} kHz` + (ear ? `; the pretrained ear (${ear.name}, learnt from AudioSet)` : "");
   showSounds(state.labels, state.taught, iconFor, state.tiers);
   filterSounds($("sound-search").value);
+}
+
+// Alerts the server also sends elsewhere (a webhook, MQTT): say plainly when they do not arrive.
+async function checkDelivery() {
+  try {
+    const reply = await fetch("/v1/status");
+    if (!reply.ok) return;
+    const lost = (await reply.json()).alert_receivers.filter((r) => r.lost > 0);
+    $("delivery").hidden = !lost.length;
+    $("delivery").textContent = lost.map((r) => `Alerts to the ${r.name} are not all arriving: ${r.lost} of ` +
+      `${r.given} not delivered (last error: ${r.last_error || "none"}).`).join(" ");
+  } catch {
+    // the server is away: connect() says so
+  }
 }
 
 // ---- listening --------------------------------------------------------------------------------
@@ -709,7 +724,9 @@ async function main() {
   $("history-clear").addEventListener("click", clearHistory);
   setInterval(() => state.listening && drawHistory(), 1000);
   drawHistoryList();
+  setInterval(checkDelivery, DELIVERY_SECONDS * 1000);
   await connect();
+  await checkDelivery();
 }
 
 // Load the model from the server; while it cannot be reached (the page opened from the installed
