@@ -27,7 +27,7 @@ SHIPPED = hearai_package.__file__.rsplit("/", 1)[0] + "/default_model/esc50-sed.
 
 @pytest.fixture(scope="module")
 def tiny_client(tiny_model) -> TestClient:
-    return TestClient(create_app(load(tiny_model), config=ServeConfig(stream_idle_seconds=1.0)))
+    return TestClient(create_app(load(tiny_model), config=ServeConfig(stream_idle_seconds=1.0, cooldown_seconds=0)))
 
 
 def _closing(client: TestClient, url: str, *frames: bytes | str) -> WebSocketDisconnect:
@@ -130,20 +130,39 @@ def test_a_taught_sound_cannot_be_named_what_could_never_be_removed(name, esc50_
     assert not (tmp_path / "taught.safetensors").exists()
 
 
-def test_a_stream_faster_than_real_time_is_paced_to_it(tiny_model):
+def test_a_stream_faster_than_real_time_is_closed_before_its_audio_is_worked_on(tiny_model):
     """Each flood stream sent 32.8 s of audio a frame; 15 of them starved a real-time listener."""
-    client = TestClient(create_app(load(tiny_model), config=ServeConfig(max_ahead_seconds=0.5)))
+    client = TestClient(create_app(load(tiny_model), config=ServeConfig(max_ahead_seconds=2.0, cooldown_seconds=0)))
     second = np.zeros(RATE, dtype="<i2").tobytes()
-    with client.websocket_connect("/v1/stream?format=s16le") as socket:
+    closed = _closing(client, "/v1/stream?format=s16le", second, second, second)
+    assert closed.code == 1008 and closed.reason.startswith("faster than real time: 3.0 s of audio ahead")
+    flood = np.zeros(131_072, dtype="<i2").tobytes()  # 32.8 s at 4 kHz in one frame: refused before the model
+    assert _closing(client, "/v1/stream?format=s16le&rate=4000", flood).reason.startswith("faster than real time")
+    with client.websocket_connect("/v1/stream?format=s16le") as socket:  # two seconds ahead, then real time
         assert socket.receive_json()["type"] == "ready"
-        started = time.monotonic()
-        for _ in range(3):
+        for _ in range(2):
             socket.send_bytes(second)
+        time.sleep(1.2)
+        socket.send_bytes(second)
         socket.send_text("end")
-        with pytest.raises(WebSocketDisconnect):
+        with pytest.raises(WebSocketDisconnect) as ended:
             while True:
                 socket.receive_text()
-    assert time.monotonic() - started >= 3.0 - 0.5 - 0.1  # no more than half a second ahead of the clock
+    assert ended.value.code == 1000
+
+
+def test_an_address_that_broke_a_rule_waits_before_its_next_stream(tiny_model):
+    """Flooding clients connected again at once, each time they were closed, and starved the rest."""
+    client = TestClient(create_app(load(tiny_model), config=ServeConfig(cooldown_seconds=1.0)))
+    assert _closing(client, "/v1/stream?format=s16le", b"\0" * 3).code == 1008  # odd bytes: a bad frame
+    started = time.monotonic()
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/v1/stream") as socket:
+            socket.receive_json()
+    assert refused.value.code == 1008 and time.monotonic() - started < 0.5
+    time.sleep(1.0)
+    with client.websocket_connect("/v1/stream") as socket:
+        assert socket.receive_json()["type"] == "ready"
 
 
 def test_the_slow_stream_rule_does_not_blame_the_client_for_the_servers_own_work(tiny_model, monkeypatch):
@@ -151,16 +170,16 @@ def test_the_slow_stream_rule_does_not_blame_the_client_for_the_servers_own_work
     honest = StreamingDetector.push
 
     def busy(self, samples):
-        time.sleep(0.25)  # the server takes 2.5x real time over each 0.1-s frame
+        time.sleep(0.3)  # the server takes 3x real time over each 0.1-s frame
         return honest(self, samples)
 
     monkeypatch.setattr(StreamingDetector, "push", busy)
-    config = ServeConfig(stream_idle_seconds=0.5, min_stream_speed=0.5)
+    config = ServeConfig(stream_idle_seconds=0.2, min_stream_speed=0.5)
     client = TestClient(create_app(load(tiny_model), config=config))
     frame = np.zeros(RATE // 10, dtype="<i2").tobytes()
     with client.websocket_connect("/v1/stream?format=s16le") as socket:
         assert socket.receive_json()["type"] == "ready"
-        for _ in range(12):  # 1.2 s of audio over about 3 s of the server's work
+        for _ in range(10):  # 1 s of audio over 3 s of the server's work: "too slow" by the clock
             socket.send_bytes(frame)
         socket.send_text("end")
         with pytest.raises(WebSocketDisconnect) as closed:

@@ -78,6 +78,9 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    help="recordings analysed at once; more are refused with 503 and Retry-After (default: %(default)s)")
     p.add_argument("--stream-idle", type=float, default=20.0,
                    help="close a live stream after this many seconds without audio (default: %(default)s)")
+    p.add_argument("--stream-cooldown", type=float, default=10.0,
+                   help="seconds an address whose stream broke a rule (too fast, too slow, a bad frame) waits "
+                   "before it may open another; 0: no wait (default: %(default)s)")
     p.add_argument("--cors", nargs="*", default=[], metavar="ORIGIN",
                    help="allow these browser origins to call the API from other sites (default: none)")
     p.add_argument("--allow-host", nargs="*", default=[], metavar="HOST:PORT",
@@ -210,7 +213,8 @@ def serve(args: argparse.Namespace) -> int:
     config = ServeConfig(max_upload_mb=args.max_upload_mb, max_audio_seconds=args.max_audio_seconds,
                          upload_timeout_seconds=args.upload_timeout, max_streams=args.max_streams,
                          max_streams_per_client=args.max_streams_per_client, max_concurrent_uploads=args.max_uploads,
-                         stream_idle_seconds=args.stream_idle, cors_origins=tuple(args.cors),
+                         stream_idle_seconds=args.stream_idle, cooldown_seconds=args.stream_cooldown,
+                         cors_origins=tuple(args.cors),
                          allowed_hosts=server.allowed_hosts(args.host, port, extra=tuple(args.allow_host)),
                          detect=options.detect_config(args, model.labels))
     if not args.header_timeout > 0:

@@ -62,8 +62,9 @@ class ServeConfig:
 
     ``min_stream_speed``: a live stream must deliver at least this fraction of real time, allowing
     it to lag by ``stream_idle_seconds`` (start-up, a slow network), or its slot is freed.
-    ``max_ahead_seconds``: how far a stream's audio may run ahead of the clock before it is paced
-    to real time (a client catching up after a pause).
+    ``max_ahead_seconds``: how far a stream's audio may run ahead of the clock (a client catching up
+    after a pause) before the stream is closed: a live stream is real time. ``cooldown_seconds``: how
+    long an address whose stream broke a rule waits before it may open another.
     ``max_concurrent_uploads``: uploads being decoded and scored at once; more get 503 and
     ``Retry-After``, so memory stays bounded whatever clients do. ``allowed_hosts``: the ``Host``
     names accepted (empty: any; ``hearai serve`` on loopback accepts only loopback names).
@@ -78,6 +79,7 @@ class ServeConfig:
     max_streams_per_client: int = 4
     min_stream_speed: float = 0.5
     max_ahead_seconds: float = 10.0
+    cooldown_seconds: float = 10.0
     max_concurrent_uploads: int = 2
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
@@ -87,6 +89,8 @@ class ServeConfig:
         positive_float(self, "max_upload_mb", "max_audio_seconds", "upload_timeout_seconds", "stream_idle_seconds",
                        "min_stream_speed", "max_ahead_seconds")
         positive_int(self, "max_streams", "max_frame_bytes", "max_streams_per_client", "max_concurrent_uploads")
+        if not 0 <= self.cooldown_seconds <= 3600:
+            raise ConfigError(f"ServeConfig.cooldown_seconds must be 0-3600, got {self.cooldown_seconds!r}")
 
 
 class Refused(Exception):
@@ -116,6 +120,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
                   description="Sound event classification and detection: see what is heard.")
     app.state.streams = 0
     app.state.streams_by_client = {}
+    app.state.cooling = {}  # address -> when it may open a stream again
     app.state.uploads = 0
     app.state.model_work = asyncio.Semaphore(MODEL_WORKERS)
     if limits.cors_origins:
@@ -204,9 +209,18 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
 
         Send the text ``end`` to flush and close. Closes with 1008 when a frame is malformed or
         oversized, when nothing arrives for ``stream_idle_seconds``, when audio arrives slower than
-        ``min_stream_speed`` of real time, or for a bad ``rate``/``format``; with 1013 when the
+        ``min_stream_speed`` of real time or runs more than ``max_ahead_seconds`` ahead of it, or for a
+        bad ``rate``/``format``; with 1011 when the model fails; with 1013 when the
         server already serves ``max_streams`` streams, or this client ``max_streams_per_client``.
+        An address whose stream was closed for breaking a rule (1008) may open no new stream for
+        ``cooldown_seconds`` (refused before the WebSocket is accepted: HTTP 403).
         """
+        client = socket.client.host if socket.client else "?"
+        cooling = app.state.cooling
+        if cooling.get(client, 0.0) > time.monotonic():
+            await socket.close(code=1008)  # before accept(): the handshake is refused, at next to no cost
+            return
+        cooling.pop(client, None)
         await socket.accept()
         if app.state.streams >= limits.max_streams:
             await socket.close(code=1013, reason=f"busy: {limits.max_streams} streams already")
@@ -217,7 +231,6 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         except HearaiError as exc:
             await socket.close(code=1008, reason=str(exc))
             return
-        client = socket.client.host if socket.client else "?"
         per_client = app.state.streams_by_client
         if per_client.get(client, 0) >= limits.max_streams_per_client:
             await socket.close(code=1013, reason=f"busy: {limits.max_streams_per_client} streams from {client} already")
@@ -225,8 +238,10 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         app.state.streams += 1
         per_client[client] = per_client.get(client, 0) + 1
         try:
-            await _Stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate), format,
-                          limits, tellers, app.state.model_work).run()
+            closed = await _Stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate),
+                                   format, limits, tellers, app.state.model_work).run()
+            if closed == 1008:
+                cooling[client] = time.monotonic() + limits.cooldown_seconds
         except WebSocketDisconnect:
             pass
         finally:
@@ -291,14 +306,15 @@ def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) 
 
 
 class _Stream:
-    """One live stream: audio in, events out, paced to real time.
+    """One live stream: audio in, events out, at the pace of real time.
 
-    A frame is handed to the model in pieces of at most ``PIECE_SECONDS``, each only once the
-    stream is no more than ``max_ahead_seconds`` ahead of the clock, and at most
-    ``MODEL_WORKERS`` pieces (of all streams) are worked on at once: however fast a client sends,
-    its stream costs real time of model work and one frame of memory (the socket is not read
-    meanwhile, so the client's sends wait). The slow-stream rule counts only the time spent
-    waiting for the client, never the time this server spent on its own work.
+    Audio more than ``max_ahead_seconds`` ahead of the clock closes the stream (1008): a live
+    source never runs ahead, and a stream that may run ahead commits the server to work, and a
+    slot, for as long as the audio it already sent lasts, even after its client left. A frame goes
+    to the model in pieces of at most ``PIECE_SECONDS``, and at most ``MODEL_WORKERS`` pieces (of
+    all streams) are worked on at once, so one frame of memory per stream and a fair share of the
+    model suffice. The slow-stream rule counts only the time spent waiting for the client, never
+    the time this server spent on its own work.
     """
 
     def __init__(self, socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
@@ -307,7 +323,8 @@ class _Stream:
         self.limits, self.tellers, self.work = limits, tellers, work
         self.started, self.heard, self.waited = time.monotonic(), 0, 0.0
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve the stream to its end; the close code the server gave it."""
         detector = self.detector
         await self.socket.send_json({"type": "ready", "rate": detector.input_rate,
                                      "labels": list(detector.model.labels),
@@ -318,7 +335,8 @@ class _Stream:
             if problem is not None:
                 code, reason = problem
                 await self.socket.close(code=code, reason=_close_reason(reason))
-                return
+                return code
+        return 1008  # silent for too long
 
     async def _next(self) -> MutableMapping[str, Any] | None:
         """The client's next message; None once the stream was closed for its silence."""
@@ -354,12 +372,13 @@ class _Stream:
         if behind > 0 and (self.heard + len(samples)) / rate < limits.min_stream_speed * behind:
             return 1008, (f"too slow: {(self.heard + len(samples)) / rate:.1f} s of audio in {self.waited:.0f} s of "
                           f"waiting for it (at least {limits.min_stream_speed:g}x real time)")
+        ahead = (self.heard + len(samples)) / rate - (time.monotonic() - self.started)
+        if ahead > limits.max_ahead_seconds:
+            return 1008, (f"faster than real time: {ahead:.1f} s of audio ahead of the clock (at most "
+                          f"{limits.max_ahead_seconds:g}; send a recording to /v1/detect instead)")
         step = max(1, int(PIECE_SECONDS * rate))
         for start in range(0, len(samples), step):
             piece = samples[start : start + step]
-            ahead = (self.heard + len(piece)) / rate - (time.monotonic() - self.started) - limits.max_ahead_seconds
-            if ahead > 0:
-                await asyncio.sleep(ahead)
             self.heard += len(piece)
             failed = await self._model(lambda: self.detector.push(piece))
             if failed:
