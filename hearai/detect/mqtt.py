@@ -17,9 +17,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from hearai.detect.notify import QUEUE_SIZE, Delivery, alert_payload
+from hearai.detect.notify import QUEUE_SIZE, Delivery, alert_payload, split_url
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 
@@ -38,11 +38,7 @@ class MqttAlerts(Delivery):
         import paho.mqtt.client as mqtt
 
         super().__init__()
-        try:
-            parts = urlsplit(url)
-            given_port = parts.port
-        except ValueError as exc:  # a port that is not a number, a bracket left open
-            raise ConfigError(f"--mqtt {url!r}: not a URL ({exc})") from None
+        parts, given_port = split_url(url, option="--mqtt")
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ConfigError(f"--mqtt {url!r}: give mqtt://[user:password@]host[:port][/topic] (mqtts:// for TLS)")
         port = given_port or (8883 if parts.scheme == "mqtts" else 1883)

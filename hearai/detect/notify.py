@@ -12,8 +12,10 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timezone
 from typing import Any, Protocol
+from urllib.parse import SplitResult, urlsplit
 
 from hearai.detect.tracks import Event
+from hearai.errors import ConfigError
 
 QUEUE_SIZE = 100  # alerts a teller holds while its receiver is slow or away; beyond this the oldest go
 
@@ -22,6 +24,16 @@ def alert_payload(event: Event, source: str) -> dict[str, Any]:
     """``{"type": "alert"|"ended", "label", "onset", "offset", "confidence", "source", "time"}``: one alert as JSON."""
     return {"type": "alert" if event.offset is None else "ended", **event.to_dict(), "source": source,
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+
+
+def split_url(url: str, *, option: str) -> tuple[SplitResult, int | None]:
+    """A receiver's URL and its port, checked when given (not on the first alert): ``ConfigError`` naming
+    ``option`` for a port that is not a number or a bracket left open."""
+    try:
+        parts = urlsplit(url)
+        return parts, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{option} {url!r}: not a URL ({exc})") from None
 
 
 class Delivery:

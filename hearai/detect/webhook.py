@@ -18,10 +18,9 @@ import socket
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from hearai import __version__
-from hearai.detect.notify import QUEUE_SIZE, Delivery, alert_payload
+from hearai.detect.notify import QUEUE_SIZE, Delivery, alert_payload, split_url
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 
@@ -123,11 +122,7 @@ class Webhook(Delivery):
 
 def _parse(url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, path with query) of an http(s) URL, or a ``ConfigError`` naming what is wrong."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:  # a port that is not a number, a bracket left open
-        raise ConfigError(f"--webhook {url!r}: not a URL ({exc})") from None
+    parts, port = split_url(url, option="--webhook")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--webhook {url!r}: give an http:// or https:// URL with a host")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
