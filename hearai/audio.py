@@ -182,12 +182,21 @@ def decode_pcm(data: bytes, *, pcm_format: str, channels: int = 1) -> np.ndarray
         raise AudioError(f"{len(data)} bytes of {pcm_format} PCM are not whole {frame}-byte frames")
     dtype, scale = PCM_FORMATS[pcm_format]
     samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
-    if not np.isfinite(samples).all():
-        raise AudioError("the PCM holds NaN or infinite samples")
-    if samples.size and float(np.abs(samples).max()) > MAX_SAMPLE_MAGNITUDE:
-        raise AudioError(f"the PCM holds samples beyond ±{MAX_SAMPLE_MAGNITUDE:g} (full scale is ±1): "
-                         "not audio hearai can use")
+    problem = sample_problem(samples)
+    if problem:
+        raise AudioError(f"the PCM holds {problem}")
     return to_mono(samples.reshape(-1, channels))
+
+
+def sample_problem(samples: np.ndarray) -> str | None:
+    """What makes ``samples`` unusable — NaN or Inf, or beyond ``MAX_SAMPLE_MAGNITUDE`` (whose power overflows
+    float32) — found from their peak in one pass; None when nothing does."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0  # NaN propagates through the maximum
+    if not np.isfinite(peak):
+        return "NaN or infinite samples"
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        return f"samples beyond ±{MAX_SAMPLE_MAGNITUDE:g} (full scale is ±1): not audio hearai can use"
+    return None
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -290,7 +299,9 @@ def _check_complete(path: PathLike, *, decoded: int, declared: int) -> None:
 
 
 def _check_finite(path: PathLike, mono: np.ndarray, *, offset: int) -> None:
-    """No NaN/Inf, and no float sample beyond ``MAX_SAMPLE_MAGNITUDE`` (whose power overflows float32)."""
+    """No NaN/Inf, and no float sample beyond ``MAX_SAMPLE_MAGNITUDE``; the first bad frame named."""
+    if sample_problem(mono) is None:
+        return
     bad = ~np.isfinite(mono)
     if bad.any():
         first = int(np.flatnonzero(bad)[0]) + offset

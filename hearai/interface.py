@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from hearai import audio
-from hearai.audio import MAX_SAMPLE_MAGNITUDE
 from hearai.errors import ConfigError, HearaiError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.jsontext import parse_json
@@ -191,10 +190,9 @@ class SoundModel(ABC):
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if crops.ndim != 2 or crops.shape[1] != self.crop_samples:
             raise ModelError(f"expected crops of shape (n, {self.crop_samples}), got {crops.shape}")
-        if not np.isfinite(crops).all():
-            raise ConfigError("the audio holds NaN or infinite samples")
-        if crops.size and float(np.abs(crops).max()) > MAX_SAMPLE_MAGNITUDE:
-            raise ConfigError(f"the audio holds samples beyond ±{MAX_SAMPLE_MAGNITUDE:g} (full scale is ±1)")
+        problem = audio.sample_problem(crops)
+        if problem:
+            raise ConfigError(f"the audio holds {problem}")
         shape = (self.header.frames_per_window, len(self.labels)) if frames else (len(self.labels),)
         if not len(crops):
             return np.zeros((0, *shape), dtype=np.float32)

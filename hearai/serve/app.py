@@ -241,7 +241,10 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             closed = await _Stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate),
                                    format, limits, tellers, app.state.model_work).run()
             if closed == 1008:
-                cooling[client] = time.monotonic() + limits.cooldown_seconds
+                now = time.monotonic()
+                for address in [a for a, until in cooling.items() if until <= now]:
+                    del cooling[address]  # kept no longer than their wait: many addresses cannot fill memory
+                cooling[client] = now + limits.cooldown_seconds
         except WebSocketDisconnect:
             pass
         finally:
