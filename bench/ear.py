@@ -18,8 +18,12 @@ the same ten sounds on the same soundscapes and backgrounds (its other classes n
 so it is never charged with their false alarms, while the ear is). Each finished fold is kept in
 ``--out``; ``--resume`` reuses those folds and runs the rest, so a run can be split.
 
+``--frame-head``: also the ear's frozen network with a frame head (``bench/ear_frames.py``) for the
+same ten sounds, trained on soundscapes of three of the other folds and calibrated on the fourth
+(fold k+1, so its thresholds are chosen on clips it never trained on), scored like ``sed``.
+
     .venv/bin/python bench/ear.py [--root ../shared/data/esc50] [--folds 1,2,3,4,5] [--out bench/results/ear.json]
-        [--window 1.0] [--sed runs/sed-esc50] [--resume]
+        [--window 1.0] [--sed runs/sed-esc50] [--frame-head] [--resume]
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ ESC50_SOUNDS = {"siren": "siren", "dog": "dog", "cat": "cat", "crying_baby": "ba
                 "door_wood_knock": "knock", "clock_alarm": "alarm or beeping", "glass_breaking": "glass breaking",
                 "car_horn": "car horn", "fireworks": "gunshot or explosion", "pouring_water": "water running"}
 TARGET_PRECISION, ALARMS_PER_HOUR = 0.8, 2.0
+SYSTEMS = ("zero-shot", "calibrated", "sed", "frame-head")
+TRAINED_ON_ESC50 = ("sed", "frame-head")  # they listen for the ten sounds only
 
 def esc50_view(table: AlertTable, *, thresholds: bool) -> AlertTable:
     """Every sound of the table, those ESC-50 has named as its classes (so its ground truth scores them; any
@@ -67,16 +73,32 @@ def trained_sed(root: Path, runs: Path, k: int) -> Classifier:
     return load(model)
 
 
-def run_fold(ear: Classifier, dataset, k: int, work: Path, protocol: DetectionProtocol,
-             sed: Classifier | None) -> dict[str, dict]:
-    train = [c for c in dataset.clips if c.fold != k]
+def frame_head(dataset, k: int, work: Path, protocol: DetectionProtocol) -> Classifier:
+    """The frame head for test fold ``k``: trained on three other folds, calibrated on fold k+1."""
+    from ear_frames import train_frame_head
+
+    held = k % 5 + 1
+    trained = train_frame_head(load_pretrained(EAR_BACKBONE), [c for c in dataset.clips if c.fold not in (k, held)],
+                               tuple(ESC50_SOUNDS), seed=k)
+    return calibrate_detector(trained, [c for c in dataset.clips if c.fold == held], backgrounds=BACKGROUNDS,
+                              protocol=protocol, work=work / "frame-head-calibrate")
+
+
+def run_fold(ear: Classifier, dataset, k: int, work: Path, protocol: DetectionProtocol, systems: list[str],
+             args: argparse.Namespace) -> dict[str, dict]:
+    """``systems`` of fold ``k``, each built on the folds but ``k`` and tested on fold ``k``."""
+    builders = {"zero-shot": lambda: ear,
+                "calibrated": lambda: calibrate_detector(ear, [c for c in dataset.clips if c.fold != k],
+                                                         backgrounds=BACKGROUNDS, protocol=protocol,
+                                                         work=work / "calibrate"),
+                "sed": lambda: trained_sed(args.root, args.sed, k),
+                "frame-head": lambda: frame_head(dataset, k, work, protocol)}
     test = [c for c in dataset.clips if c.fold == k]
-    calibrated = calibrate_detector(ear, train, backgrounds=BACKGROUNDS, protocol=protocol, work=work / "calibrate")
     out = {}
-    systems = [("zero-shot", ear), ("calibrated", calibrated)] + ([("sed", sed)] if sed is not None else [])
-    for name, model in systems:
+    for name in systems:
+        model = builders[name]()
         scores = test_detector(model, test, backgrounds=BACKGROUNDS, fold=k, protocol=protocol, work=work / name,
-                               listen_for=tuple(ESC50_SOUNDS) if name == "sed" else None)
+                               listen_for=tuple(ESC50_SOUNDS) if name in TRAINED_ON_ESC50 else None)
         out[name] = {"summary": summary_row(scores), "per_sound": scores["per_sound"],
                      "thresholds": {label: list(pair) for label, pair in model.thresholds.items()}}
         print(f"fold {k} {name}: " + ", ".join(f"{key} {value}" for key, value in out[name]["summary"].items()),
@@ -84,14 +106,12 @@ def run_fold(ear: Classifier, dataset, k: int, work: Path, protocol: DetectionPr
     return out
 
 def kept_folds(out: Path, protocol: DetectionProtocol, args: argparse.Namespace) -> dict[str, dict]:
-    """The folds an earlier run of the same protocol, window and systems wrote into ``out``."""
+    """The folds (each with the systems it ran) an earlier run of the same protocol and window wrote into ``out``."""
     if not out.is_file():
         return {}
     earlier = json.loads(out.read_text(encoding="utf-8"))
-    same = (earlier.get("protocol"), earlier.get("window"), earlier.get("sed")) == \
-        (protocol.to_dict(), args.window, bool(args.sed))
-    if not same:
-        raise SystemExit(f"{out}: holds folds of another protocol, window or set of systems; use a new --out")
+    if (earlier.get("protocol"), earlier.get("window")) != (protocol.to_dict(), args.window):
+        raise SystemExit(f"{out}: holds folds of another protocol or window; use a new --out")
     return earlier["folds"]
 
 
@@ -118,7 +138,10 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=EAR_WINDOW_SECONDS,
                         help="the ear's window in seconds (a new one every quarter of it; default %(default)s)")
     parser.add_argument("--sed", type=Path, help="also train and score the sed detector per fold, in this folder")
-    parser.add_argument("--resume", action="store_true", help="keep the folds --out already holds")
+    parser.add_argument("--frame-head", action="store_true",
+                        help="also a frame head on the ear's frozen network, trained on the other folds")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the folds and systems --out already holds; run only what is missing")
     args = parser.parse_args()
     protocol = DetectionProtocol(target_precision=args.target_precision, alarms_per_hour=args.alarms_per_hour)
     dataset = prepare("esc50", args.root)
@@ -130,17 +153,18 @@ def main() -> None:
             write_thresholds(ear, dataset, Path(tmp) / "all", protocol)
             return
         folds = kept_folds(args.out, protocol, args) if args.resume else {}
-        result: dict = {"protocol": protocol.to_dict(), "window": args.window, "sed": bool(args.sed),
-                        "sounds": ESC50_SOUNDS, "folds": folds}
+        wanted = [name for name in SYSTEMS if {"sed": bool(args.sed), "frame-head": args.frame_head}.get(name, True)]
+        result: dict = {"protocol": protocol.to_dict(), "window": args.window, "sounds": ESC50_SOUNDS, "folds": folds}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         for k in map(int, args.folds.split(",")):
-            if str(k) not in folds:
-                sed = trained_sed(args.root, args.sed, k) if args.sed else None
-                folds[str(k)] = run_fold(ear, dataset, k, Path(tmp) / f"fold-{k}", protocol, sed)
+            kept = folds.setdefault(str(k), {})
+            missing = [name for name in wanted if name not in kept]
+            if missing:
+                kept.update(run_fold(ear, dataset, k, Path(tmp) / f"fold-{k}", protocol, missing, args))
                 write_text_atomic(args.out, json.dumps(result, indent=1, default=float))  # each fold kept at once
     print(f"folds {', '.join(sorted(folds))} in {args.out}")
     result["mean_std"] = {name: mean_std([f[name]["summary"] for f in folds.values()])
-                          for name in next(iter(folds.values()))}
+                          for name in SYSTEMS if all(name in f for f in folds.values())}
     write_text_atomic(args.out, json.dumps(result, indent=1, default=float))
     for name, stats in result["mean_std"].items():
         print(f"{name}: " + ", ".join(f"{key} {v['mean']:.3f} ± {v['std']:.3f}" for key, v in stats.items()))

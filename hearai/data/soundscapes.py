@@ -71,7 +71,7 @@ def build_soundscapes(events: list[Clip], beds: list[Clip], spec: SoundscapeSpec
     for snr, k in tqdm(jobs, desc="building soundscapes", unit="file", disable=not progress):
         rng = np.random.default_rng([spec.seed, spec.fold, int(round(snr * 10)) + 1000, k])
         name = f"{prefix}-snr{snr:g}-{k:02d}.wav"
-        wave, placed = _soundscape(spec, rng, events, beds, snr)
+        wave, placed = mix_soundscape(spec, rng, events, beds, snr)
         with atomic_path(root / name) as tmp:
             sf.write(tmp, wave, spec.sample_rate, subtype="PCM_16", format="WAV")
         rows += [(name, label, round(onset, 4), round(offset, 4), snr) for label, onset, offset in placed]
@@ -80,8 +80,9 @@ def build_soundscapes(events: list[Clip], beds: list[Clip], spec: SoundscapeSpec
     return truth
 
 
-def _soundscape(spec: SoundscapeSpec, rng: np.random.Generator, events: list[Clip], beds: list[Clip],
-                snr_db: float) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+def mix_soundscape(spec: SoundscapeSpec, rng: np.random.Generator, events: list[Clip], beds: list[Clip],
+                   snr_db: float) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """One soundscape of ``spec.seconds``: up to ``spec.events`` of ``events`` over a bed of ``beds`` at ``snr_db``."""
     rate, n = spec.sample_rate, int(round(spec.seconds * spec.sample_rate))
     background = _bed(rng, beds, n, rate)
     peak = np.abs(background).max()
