@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from hearai.cli import build_parser, training
+from hearai.cli import build_parser, shared
 from hearai.runs import clip_features
 
 
@@ -29,8 +29,8 @@ def warm_cache(cv_args: list[str], out: Path, workers: int) -> list[int]:
     (``--folds``, ``--n-folds``, ``--seed``), the feature config and the cache are exactly theirs.
     """
     args = build_parser(running="cv").parse_args(["cv", *cv_args, "--out", str(out), "--workers", str(workers)])
-    dataset = training.load_dataset(args)
-    clip_features(dataset, training.features(args), training.run_options(args))
+    dataset = shared.load_dataset(args)
+    clip_features(dataset, shared.features(args), shared.run_options(args))
     return dataset.folds
 
 

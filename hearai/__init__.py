@@ -12,10 +12,10 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "DEFAULT_MODEL", "__version__",
-           "default_model", "load", "model_file"]
+           "default_model", "is_onnx", "load", "model_file"]
 
 _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
-# The shipped detector (README, "The shipped model"): ONNX, so that it runs without torch; its
+# The shipped detector (its model card: docs/pretrained.md): ONNX, so that it runs without torch; its
 # .safetensors twin beside it is what 'make default-model' trains and exports from.
 DEFAULT_MODEL = Path(__file__).parent / "default_model" / "esc50-sed.onnx"
 
@@ -56,6 +56,21 @@ def default_model(*, data_dir: str | Path | None = None) -> tuple[Path, str]:
                            f"'hearai pull {EAR_BACKBONE}' gets the pretrained ear")
 
 
+def is_onnx(path: str | Path) -> bool:
+    """Whether the file at ``path`` is an ONNX model, by its first bytes (``load``'s rule); False if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return _onnx_head(f.read(9))
+    except OSError:
+        return False
+
+
+def _onnx_head(head: bytes) -> bool:
+    # A safetensors file starts with its header's length (8 bytes, little-endian), then the header's
+    # JSON "{": that length's low byte is 0x08 in one file of 256, so the "{" decides.
+    return head[:1] == _ONNX_FIRST_BYTE and head[8:9] != b"{"
+
+
 def load(path: str | Path | None = None) -> SoundModel:
     """Open a model file of either kind as a ``SoundModel``: ``.safetensors`` (torch) or ``.onnx`` (no torch).
 
@@ -77,9 +92,7 @@ def load(path: str | Path | None = None) -> SoundModel:
             head = f.read(9)
     except OSError as exc:
         raise ModelError(f"{target}: cannot be read: {exc.strerror or exc}") from exc
-    # A safetensors file starts with its header's length (8 bytes, little-endian), then the header's
-    # JSON "{": that length's low byte is 0x08 in one file of 256, so the "{" decides.
-    if head[:1] == _ONNX_FIRST_BYTE and head[8:9] != b"{":
+    if _onnx_head(head):
         from hearai.runtime import load_onnx
 
         return load_onnx(target)

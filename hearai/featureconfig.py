@@ -19,7 +19,7 @@ from hearai.validation import at_most, choice, optional_real, positive_float, po
 WINDOW_FUNCTIONS = ("hamming", "hann", "blackman")
 
 # Bounds on every size a FeatureConfig can ask for: a model file or a --feature-config from anywhere
-# is checked against them before anything is allocated (README, "Limits").
+# is checked against them before anything is allocated (docs/limits.md).
 LIMITS = {"sample_rate": 192_000, "n_fft": 65_536, "hop_length": 65_536, "n_mels": 1_024, "n_mfcc": 1_024,
           "power": 4.0, "window_seconds": 60.0, "window_hop_seconds": 60.0}
 MIN_SAMPLE_RATE = 1_000

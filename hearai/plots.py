@@ -110,25 +110,34 @@ def confusion(matrix: np.ndarray, labels: list[str], path: str | Path, *, title:
 
 def event_timeline(times: np.ndarray, probabilities: np.ndarray, labels: list[str],
                    events: list[tuple[str, float, float, float]], path: str | Path, *, title: str,
-                   threshold: float, truth: list[tuple[str, float, float]] | None = None) -> Path:
-    """Window probabilities over time (top) and one lane per label with the detected events (bottom).
+                   thresholds: dict[str, float], truth: list[tuple[str, float, float]] | None = None) -> Path:
+    """Scores over time (top) and one lane per label with the detected events (bottom): ``timeline_figure``."""
+    return _save(timeline_figure(times, probabilities, labels, events, title=title, thresholds=thresholds,
+                                 truth=truth), path)
 
-    ``events`` and ``truth`` are (label, onset, offset[, confidence]); only labels that were likely
-    somewhere, detected or in the truth get a curve and a lane, so 50-class models stay legible.
+
+def timeline_figure(times: np.ndarray, probabilities: np.ndarray, labels: list[str],
+                    events: list[tuple[str, float, float, float]], *, title: str, thresholds: dict[str, float],
+                    truth: list[tuple[str, float, float]] | None = None) -> plt.Figure:
+    """The figure of ``event_timeline``: each label's scores with its own *on* threshold dashed in its colour.
+
+    ``events`` and ``truth`` are (label, onset, offset[, confidence]); only labels that reached their
+    threshold somewhere, were detected or are in the truth get a curve and a lane, so 50-class models
+    stay legible. The legend sits beside the axes, never over the curves.
     """
-    shown = sorted({lab for lab, *_ in events} | {lab for lab, *_ in truth or []}
-                   | {labels[k] for k in np.nonzero((probabilities >= threshold).any(axis=0))[0]}
-                   if len(probabilities) else {lab for lab, *_ in events}, key=labels.index)
+    reached = {labels[k] for k in range(len(labels)) if len(probabilities)
+               and (probabilities[:, k] >= thresholds[labels[k]]).any()}
+    shown = sorted({lab for lab, *_ in events} | {lab for lab, *_ in truth or []} | reached, key=labels.index)
     colours = {lab: plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")(i % 20) for i, lab in enumerate(shown)}
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 3 + 0.35 * max(len(shown), 2)), sharex=True,
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 3 + 0.35 * max(len(shown), 2)), sharex=True,
                                       constrained_layout=True, height_ratios=[2, 1 + 0.15 * len(shown)])
     for lab in shown:
         if len(times):
             top.plot(times, probabilities[:, labels.index(lab)], color=colours[lab], label=lab, lw=1.4)
-    top.axhline(threshold, color="grey", ls="--", lw=0.8)
-    top.set(ylabel="probability", ylim=(0, 1.02), title=title)
+        top.axhline(thresholds[lab], color=colours[lab], ls="--", lw=0.9)
+    top.set(ylabel="score (dashed: its threshold)", ylim=(0, 1.02), title=title)
     if shown:
-        top.legend(loc="upper right", fontsize=8, ncol=min(len(shown), 5))
+        top.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, borderaxespad=0)
     for row, lab in enumerate(shown):
         for t_lab, onset, offset in truth or []:
             if t_lab == lab:
@@ -141,4 +150,4 @@ def event_timeline(times: np.ndarray, probabilities: np.ndarray, labels: list[st
     bottom.set_ylim(-0.7, max(len(shown), 1) - 0.3)
     bottom.invert_yaxis()
     bottom.set(xlabel="time (s)", title="detected events" + (" (grey: ground truth)" if truth else ""))
-    return _save(fig, path)
+    return fig

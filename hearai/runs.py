@@ -40,7 +40,7 @@ class RunOptions:
 
     ``together``: how many of a run's classifiers (an ensemble's seeds, cross-validation's folds)
     train at once as one stacked network (``hearai.train.fit_team``): more fill a GPU; on a CPU one
-    at a time is faster (measured in the README).
+    at a time is faster (measured in docs/training.md).
     """
 
     cache: FeatureCache | PackedFeatures

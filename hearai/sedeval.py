@@ -132,7 +132,7 @@ def test_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple
         truth = known_truth(read_ground_truth(truth_path), heard)
         paths = sorted(scenes.glob("*.wav"))
         detections = [detect_file(detector, p, config, record=True, live=True) for p in paths]
-        plot_detection(detections[0], detector.labels, work / "timeline.png", threshold=0.5, truth=truth)
+        plot_detection(detections[0], detector, work / "timeline.png", config, truth=truth)
         scores = evaluate(truth, detections)
         scores["per_sound"] = per_sound(truth, detections, heard)
         scores["psds"] = psds_scores(detections, truth, detector.labels, list(heard))

@@ -46,7 +46,7 @@ class TrainConfig:
 
     model: str = "dsresnet"
     model_options: dict[str, Any] = field(default_factory=dict)
-    # The best measured recipe (README, ESC-10 and ESC-50): 100 epochs on every training clip, the
+    # The best measured recipe (docs/training.md, ESC-10 and ESC-50): 100 epochs on every training clip, the
     # last epoch kept. A validation fraction > 0 holds clips out to pick the epoch and stop early.
     epochs: int = 100
     batch_size: int = 64
@@ -131,7 +131,7 @@ class TrainConfig:
                               "networks trained from scratch")
 
 
-# The detector's recipe (README, "Sound event detection"): ~1-s windows every 0.24 s with 64 mel
+# The detector's recipe (docs/detection.md): ~1-s windows every 0.24 s with 64 mel
 # bands (80-ms output frames), training soundscapes instead of clip mixing, light SpecAugment,
 # a validation share for the kept epoch and for calibrating thresholds.
 DETECTOR_FEATURES = FeatureConfig(n_mels=64, window_seconds=0.96, window_hop_seconds=0.24)
@@ -147,12 +147,12 @@ def recipe(model: str) -> tuple[TrainConfig, FeatureConfig]:
 
 
 # Transfer learning's features: the backbone's front end, on 5-s windows every 2.5 s (an ESC-50 clip is one
-# window, as the frozen figures in the README use it).
+# window, as the frozen figures in docs/pretrained.md use it).
 TRANSFER_WINDOW_SECONDS, TRANSFER_HOP_SECONDS = 5.0, 2.5
 
 
 def transfer_recipe(backbone: str, finetune: str = "all") -> tuple[TrainConfig, FeatureConfig]:
-    """The default config and features for transfer learning from ``backbone`` (README, "The pretrained ear").
+    """The default config and features for transfer learning from ``backbone`` (docs/pretrained.md).
 
     ``head``: a linear head on the frozen embeddings (logistic regression, ``hearai.transfer``).
     ``all``: every weight from the pretrained ones, AudioSet's hidden head layer kept and a new output

@@ -265,3 +265,30 @@ def test_audio_far_beyond_full_scale_is_an_error_not_nan(tiny_model, tmp_path):
     done = hearai("predict", str(tiny_model), str(tmp_path / "loud.wav"))
     assert_one_line_error(done, "predict", "loud.wav", "beyond ±10000")
     assert "NaN" not in done.stdout
+
+
+def test_exporting_an_onnx_file_says_it_is_one_already(tmp_path):
+    from hearai import DEFAULT_MODEL
+
+    done = hearai("export", str(DEFAULT_MODEL), "--onnx", str(tmp_path / "again.onnx"))
+    assert_one_line_error(done, "export", "this is an ONNX model already", "export the .safetensors file")
+    assert not (tmp_path / "again.onnx").exists()
+
+
+def test_only_takes_sounds_in_any_case_and_suggests_the_closest(tmp_path):
+    from hearai import DEFAULT_MODEL
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(16_000, dtype=np.float32), 16_000)
+    done = hearai("detect", str(DEFAULT_MODEL), str(tmp_path / "quiet.wav"), "--only", "Siren,Car Horn,crying-baby")
+    assert done.returncode == 0, done.stderr
+    wrong = hearai("detect", str(DEFAULT_MODEL), str(tmp_path / "quiet.wav"), "--only", "Sirne")
+    assert_one_line_error(wrong, "detect", "the model has no sound 'Sirne'; did you mean 'siren'?")
+    assert len(wrong.stderr.strip()) < 120  # one suggestion, not the 50 labels
+
+
+def test_usage_lines_name_the_model_once_and_every_verb_describes_itself():
+    for verb in ("predict", "detect", "listen", "teach"):
+        usage = hearai(verb, "--help").stdout.split("\n\n")[0]
+        assert "[[MODEL]" not in usage and usage.count("[MODEL]") == 1, usage
+    demo = hearai("demo", "--help").stdout
+    assert "feature cache stays in hearai's cache folder" in " ".join(demo.split())

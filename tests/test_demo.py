@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import assert_png, hearai
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _shape(line: str) -> str:
+    """A line of demo output without what moves from run to run: numbers, hashes, where the cache is."""
+    return re.sub(r"\d+(\.\d+)?", "N", re.sub(r"ear-[0-9a-f]{16}", "ear-HASH", line.rstrip()))
 
 
 @pytest.mark.slow
@@ -36,3 +44,9 @@ def test_demo_runs_end_to_end(tmp_path, us8k_root, ear_home):
     assert named and int(named.group(2)) == 4 and int(named.group(1)) >= 2, done.stdout
     assert "102853-8-0-0.wav (siren): alerts siren  <- right" in done.stdout
     assert_png(tmp_path / "demo" / "default-model-timeline.png")
+    # Its caches stay out of its output; the README shows its real output, line for line.
+    assert not [p for p in (tmp_path / "demo").rglob("*") if "cache" in p.name]
+    printed = done.stdout.replace(str(tmp_path / "demo"), "demo-output").replace(ear_home["HEARAI_CACHE"],
+                                                                                 "~/.cache/hearai")
+    shown = re.search(r"prints each path:\n\n```\n(.*?)```", README.read_text(), flags=re.DOTALL).group(1)
+    assert [_shape(line) for line in shown.splitlines()] == [_shape(line) for line in printed.splitlines()]

@@ -51,3 +51,40 @@ def test_two_sounds_at_once_are_both_alerted_and_stay(browser, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_at_360_px_the_page_says_which_ear_listens_and_a_recording_shows_the_chosen_sounds_first(
+        browser, overlap_microphone):
+    process, url = spawn(None)
+    try:
+        page = browser.new_page(viewport={"width": 360, "height": 780})
+        page.goto(url)
+        page.wait_for_selector("#choice-list input[value='siren']", state="attached")
+        assert page.locator("#ear-name").inner_text() == "Listening with the shipped ESC-50 detector (50 sounds)"
+        assert "doorbell" in page.locator("#ear-cannot").inner_text()
+        page.click("#ear-reliability summary")  # how reliable it measured, right below the listen button
+        assert "540 ± 160 false alarms an hour" in page.locator("#ear-measured").inner_text()
+        page.click("#listen")
+        page.wait_for_selector("#status:has-text('Alerts come a median 0.53 s after a sound starts')")
+        page.click("#listen")
+        # "Alert me for": the siren, not the dog; the recording holds both.
+        page.fill("#sound-search", "dog")
+        page.click("#choose-none")
+        page.fill("#sound-search", "")
+        assert page.locator("#choice-list input[value='siren']").is_checked()
+        page.click("#tab-upload")
+        page.set_input_files("#file", str(overlap_microphone))
+        page.click("#upload-form button[type='submit']")
+        page.wait_for_selector("#upload-status:has-text('of your sounds found')", timeout=60_000)
+        chosen = page.locator("#upload-events tbody tr td:first-child").all_inner_texts()
+        assert chosen and all("dog" not in cell for cell in chosen) and any("siren" in cell for cell in chosen)
+        page.click("#upload-other summary")  # the other sounds folded away, not lost
+        others = page.locator("#upload-other-events tbody tr td:first-child").all_inner_texts()
+        assert any("dog" in cell for cell in others), others
+        wide = page.evaluate("Math.max(document.documentElement.scrollWidth, ...[...document.querySelectorAll("
+                             "'body *')].map((e) => e.getBoundingClientRect().right))")
+        assert wide <= 360, wide
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -76,7 +76,7 @@ def test_a_short_knock_stays_alerted_and_notifies_when_the_page_is_hidden(browse
     page.click("#listen")
     card = page.wait_for_selector(f"#alerts .alert.active[data-label='{KNOCK}']", timeout=30_000)
     assert page.locator("#wake-note").inner_text() == "The screen stays on while listening."
-    page.wait_for_selector(f"#alerts [data-label='{KNOCK}'] .alert-detail:has-text('lasted')",
+    page.wait_for_selector(f"#alerts [data-label='{KNOCK}'] .alert-detail:has-text('heard at')",
                            timeout=10_000)  # the knock is over...
     page.wait_for_timeout(3_000)
     assert card.is_visible() and "active" in card.get_attribute("class")  # ...its bright alert stays

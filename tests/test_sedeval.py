@@ -1,5 +1,5 @@
 """A detector end to end on real audio: train (soundscapes on the fly), calibrate, cross-validate on
-soundscapes of held-out folds, export, detect; sizes kept small (the real protocol is in the README)."""
+soundscapes of held-out folds, export, detect; sizes kept small (the real protocol is in docs/detection.md)."""
 
 from __future__ import annotations
 

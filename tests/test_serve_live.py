@@ -51,7 +51,7 @@ def browser(siren_wav):
 
 
 def _screenshot_dir(tmp_path: Path) -> Path:
-    # HEARAI_SCREENSHOTS=docs refreshes the README's pictures; a test run keeps them in its temp folder.
+    # HEARAI_SCREENSHOTS=docs refreshes the docs' pictures; a test run keeps them in its temp folder.
     return Path(os.environ.get("HEARAI_SCREENSHOTS", tmp_path))
 
 
@@ -75,7 +75,8 @@ def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, b
     # The alert may already have ended when it is read on a slow machine; it names the sound and
     # says how sure it is either way.
     alert = page.wait_for_selector("#alerts .alert.active[data-label='siren']", timeout=25_000)
-    assert re.search(r"Siren( ×\d+)?\n\d+% sure · (since \d|\d)", alert.inner_text()), alert.inner_text()
+    detail = r"(sounding since \d|heard at \d\S* for [\d.]+ s|\d+ times since \d)"
+    assert re.search(r"Siren( ×\d+)?\n\d+% sure · " + detail, alert.inner_text()), alert.inner_text()
     assert page.locator("#announce").inner_text().startswith("siren, ")  # said once, by the live region
     assert page.evaluate("Number(document.getElementById('level').value)") > -80  # the meter moves
     page.screenshot(path=str(_screenshot_dir(tmp_path) / "alert.png"))

@@ -1,7 +1,7 @@
 """The shipped detector (hearai/default_model): what a new user gets without training anything.
 
 It was trained on every ESC-50 fold, so these tests check behaviour, not accuracy: the
-cross-validated figures are in the README ("The shipped model"), measured on held-out folds.
+cross-validated figures are in its model card (docs/pretrained.md), measured on held-out folds.
 """
 
 from __future__ import annotations
@@ -85,3 +85,32 @@ def test_the_shipped_model_runs_where_torch_cannot_be_imported(esc50_root):
     assert done.returncode == 0, done.stderr
     label, events = done.stdout.split()
     assert label == "siren" and int(events) >= 1
+
+
+def test_predict_says_plainly_when_nothing_crossed_a_threshold(tmp_path, esc50_root):
+    import soundfile as sf
+
+    sf.write(tmp_path / "silence.wav", np.zeros(16_000 * 10, dtype=np.float32), 16_000)
+    done = hearai("predict", str(tmp_path / "silence.wav"), str(_clip(esc50_root, "siren")))
+    assert done.returncode == 0, done.stderr
+    silence, siren = (json.loads(line) for line in done.stdout.splitlines())
+    assert silence["alerts"] == [] and silence["label"] is None and silence["confidence"] is None
+    assert silence["heard"].startswith("no alert: nothing crossed its threshold (closest: ")
+    assert siren["alerts"][0] == "siren" == siren["label"] and siren["heard"].startswith("alert: siren (")
+    assert siren["confidence"] >= load().thresholds["siren"][0]
+
+
+def test_the_api_says_what_crossed_the_threshold_and_which_ear_listens(esc50_root):
+    import httpx2 as httpx
+
+    process, url = spawn(None)
+    try:
+        card = httpx.get(f"{url}/v1/model", timeout=30).json()["card"]
+        siren = _clip(esc50_root, "siren")
+        answer = httpx.post(f"{url}/v1/classify", files={"file": (siren.name, siren.read_bytes())}, timeout=60).json()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert answer["alerts"][0] == "siren" and answer["heard"].startswith("alert: siren")
+    assert card["name"] == "the shipped ESC-50 detector" and "doorbell" in card["cannot_hear"]
+    assert "540 ± 160 false alarms an hour" in card["reliability"] and card["latency"].startswith("Alerts come")

@@ -1,10 +1,12 @@
-"""Verbs that make data: ``synth`` (the embedded synthetic set), ``soundscapes`` (real test soundscapes)."""
+"""Verbs that make or check data: ``synth``, ``soundscapes``, ``prepare`` (a manifest), ``pack`` (features)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from hearai.cli import options
+from hearai.cli.shared import features, load_dataset, run_options
 from hearai.errors import ConfigError
 
 
@@ -43,6 +45,29 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(run=soundscapes)
 
+    p = verbs.add_parser(
+        "prepare", help="check a dataset and write its clips as one CSV manifest (path,label,fold,source)",
+        description="Read a corpus in its own layout, run every check (missing files, unknown labels, clips "
+        "in two folds, ...) and write a manifest that --dataset csv reads back.")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
+    p.set_defaults(run=prepare)
+
+    p = verbs.add_parser(
+        "pack", help="a dataset's features in one small file, for a machine without the corpus (a GPU box)",
+        description="Featurize the dataset (through the feature cache) and write every clip's features, 8-bit "
+        "quantized per clip and LZMA-compressed, with the clips' labels, folds and audio hashes and the feature "
+        "config, to one file; 'hearai cv --dataset packed --root FILE' (and train) then run anywhere without the "
+        "audio. Recipes that need waveforms (waveform augmentation) cannot use a pack.")
+    options.add_dataset(p)
+    p.add_argument("--out", type=Path, required=True, help="the pack to write (e.g. esc50.pack)")
+    if options.verb_is_running(p, running):  # the run options import torch: only for the verb that runs
+        p.add_argument("--model", default="dsresnet", help="the model whose recipe's features to pack (default: "
+                       "%(default)s; a detector's recipe has its own)")
+        options.add_feature_config(p)
+        options.add_run(p)
+    p.set_defaults(run=pack)
+
 
 def synth(args: argparse.Namespace) -> int:
     from hearai.data import synth
@@ -69,4 +94,31 @@ def soundscapes(args: argparse.Namespace) -> int:
                           seed=args.seed)
     truth = build_esc50_soundscapes(spec, args.out)
     print(f"soundscapes: {len(snrs) * args.per_snr} of {args.seconds:g} s, ground truth: {truth}")
+    return 0
+
+
+def prepare(args: argparse.Namespace) -> int:
+    from hearai.data import write_manifest
+
+    dataset = load_dataset(args)
+    summary = dataset.summary()
+    target = write_manifest(dataset, args.out)
+    print(f"{summary['clips']} clips, {summary['classes']} classes, folds {summary['folds']}: {target}")
+    return 0
+
+
+def pack(args: argparse.Namespace) -> int:
+    from hearai.data.packed import pack_features
+    from hearai.runs import clip_features
+
+    if args.dataset == "packed":
+        raise ConfigError("--dataset packed: that is a pack already")
+    dataset = load_dataset(args)
+    run = run_options(args)
+    feature_config = features(args)
+    paths = [c.path for c in dataset.clips]
+    size = pack_features(dataset, list(clip_features(dataset, feature_config, run).features),
+                         run.cache.content_keys(paths), feature_config, args.out)
+    print(f"{len(paths)} clips of {dataset.name} ({feature_config.n_features} features): {args.out}, "
+          f"{size / 2**20:.1f} MiB")
     return 0

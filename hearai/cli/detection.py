@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hearai.cli import options
+from hearai.detect.measured import EAR
 from hearai.errors import ConfigError
 
 
@@ -19,8 +20,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "events (file,label,onset,offset,confidence in seconds). A detector (the shipped model) scores every sound "
         "every 80 ms, several at once; a classifier names each sound that rises above the background. Per-class "
         "thresholds with hysteresis turn scores into events.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="[MODEL] FILE",
-                   help=f"audio files or folders; {options.MODEL_HELP}")
+    options.add_model_and_files(p, "[MODEL] FILE_OR_DIR [FILE_OR_DIR ...]", nargs="+",
+                                help="audio files or folders")
     p.add_argument("--out", type=Path, help="write the events to .csv or .json (default: print CSV)")
     p.add_argument("--plot", type=Path, help="timeline figure: probabilities over time, events on top (a .png "
                    "per file when several files are given: this is then a folder)")
@@ -33,11 +34,10 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
     p = verbs.add_parser(
         "listen", help="detect live: a microphone, raw PCM on stdin, or a file at real-time pace",
-        description="Print an alert as each sound is decided (with the shipped detector about a quarter of a second "
-        "after it starts; a classifier with 2-s windows takes about 1.8 s) and a line when it ends. Exactly one "
-        "source: --device, --stdin, or FILE.")
-    p.add_argument("inputs", type=Path, nargs="*", metavar="[MODEL] [FILE]",
-                   help=f"a file to play through the detector; {options.MODEL_HELP}")
+        description="Print an alert as each sound is decided, and a line when it ends. How soon, as measured: "
+        f"{EAR.latency_statement()} Exactly one source: --device, --stdin, or FILE.")
+    options.add_model_and_files(p, "[MODEL] (FILE | --stdin --rate R | --device N)", nargs="*",
+                                help="a file to play through the detector (or --stdin, or --device)")
     p.add_argument("--realtime", action="store_true", help="with FILE: release audio at real-time pace")
     p.add_argument("--stdin", action="store_true", help="read raw interleaved PCM from standard input")
     p.add_argument("--rate", type=int, help="with --stdin: its sample rate in Hz, 4000-384000 (required)")
@@ -135,7 +135,7 @@ def listen(args: argparse.Namespace) -> int:
     from hearai import audio, load
     from hearai.alerts import off_by_default
     from hearai.detect import listen as live
-    from hearai.detect import start_detector
+    from hearai.detect.measured import latency_statement
 
     if args.list_devices:
         print(live.list_devices())
@@ -175,9 +175,7 @@ def listen(args: argparse.Namespace) -> int:
         else:
             print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
 
-    latency = start_detector(model, config).latency_bound_seconds
-    print(f"listening ({', '.join(sources)}; alerts within {latency:.1f} s of a sound's start)",
-          file=sys.stderr, flush=True)
+    print(f"listening ({', '.join(sources)}). {latency_statement(model)}", file=sys.stderr, flush=True)
     try:
         live.listen(model, chunks, rate=rate, config=config, on_event=show)
     finally:

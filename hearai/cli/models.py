@@ -12,12 +12,14 @@ from hearai.errors import ConfigError
 
 def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser("predict", help="name the sound in audio files: one JSON object per file",
-                         description="Print {file, label, confidence, probabilities} for each file, rounded to 4 "
-                         "digits: for a classifier the mean of its window probabilities over the clip, for a detector "
-                         "(the ear, the shipped model) each sound's highest window score, and 'alerts': the sounds "
-                         "at or above their alert thresholds, the ear's optional ones left out (empty when nothing "
-                         "would have alerted).")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="[MODEL] FILE", help=f"audio files; {options.MODEL_HELP}")
+                         description="Print one JSON object per file: 'heard', one plain line (the alerts, or "
+                         "'no alert: nothing crossed its threshold' with the closest sound); 'alerts', the sounds at "
+                         "or above their alert thresholds, highest first (the ear's optional ones left out); 'label' "
+                         "and 'confidence', the first alert (for a detector, null when there is none; a classifier "
+                         "always names its most likely class); and 'probabilities', every sound's score rounded to 4 "
+                         "digits: for a detector (the ear, the shipped model) its highest window score, for a "
+                         "classifier the mean of its window probabilities.")
+    options.add_model_and_files(p, "[MODEL] FILE [FILE ...]", nargs="+", help="audio files")
     p.set_defaults(run=predict)
 
     p = verbs.add_parser("export", help="write the model as one ONNX graph (audio in, probabilities out)",
@@ -53,30 +55,28 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 def predict(args: argparse.Namespace) -> int:
     from hearai import load
-    from hearai.alerts import off_by_default
-    from hearai.detect.config import alerting
+    from hearai.detect.config import judged
 
     model_path, files = options.split_model(args.inputs)
     if not files:
         raise ConfigError("give at least one audio file to predict")
     model = load(options.chosen_model(model_path))
-    is_detector = model.task == "detector"
-    optional = off_by_default(model.provenance)
     for path in files:
-        prediction = model.predict(path)
-        if is_detector:  # what a listening detector would have alerted on: each sound at or above its on threshold
-            prediction["alerts"] = alerting(prediction["probabilities"], model.thresholds, optional)
-        print(json.dumps({"file": str(path), **prediction}), flush=True)
+        print(json.dumps({"file": str(path), **judged(model.predict(path), model)}), flush=True)
     return 0
 
 
 def export(args: argparse.Namespace) -> int:
-    from hearai import model_file
+    from hearai import is_onnx, model_file
     from hearai.artifact import load
     from hearai.export import export_onnx
     from hearai.runtime import load_onnx
 
-    export_onnx(load(model_file(args.model)), args.onnx, int8=args.int8)
+    source = model_file(args.model)
+    if is_onnx(source):
+        raise ConfigError(f"{source}: this is an ONNX model already; export the .safetensors file it was made "
+                          "from; predict, detect, listen and serve take this one as it is")
+    export_onnx(load(source), args.onnx, int8=args.int8)
     exported = load_onnx(args.onnx)
     print(f"wrote {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB{', int8 weights' if args.int8 else ''}): "
           f"{exported.crop_samples}-sample windows at {exported.sample_rate} Hz -> "

@@ -54,6 +54,21 @@ MODEL_HELP = ("a model may come first: a file (.safetensors from 'hearai train',
               "('hearai pull efficientat-mn04'), else the shipped detector of ESC-50's 50 sounds")
 
 
+def add_model_and_files(parser: argparse.ArgumentParser, usage: str, *, nargs: str, help: str) -> None:
+    """The positional ``[MODEL] FILE...`` of the verbs that take a model first, with a usage line that says so
+    (argparse would repeat the model in ``[[MODEL] FILE ...]``)."""
+    parser.usage = f"{parser.prog} [-h] [options] {usage}"
+    parser.add_argument("inputs", nargs=nargs, type=Path, metavar="FILE", help=f"{help}; {MODEL_HELP}")
+
+
+def described(text: str, examples: list[str]) -> dict[str, Any]:
+    """``add_parser`` keywords for a description wrapped as argparse wraps, followed by examples kept as written."""
+    import textwrap
+
+    return {"description": textwrap.fill(text, 79) + "\n\nexamples:\n" + "\n".join(f"  {e}" for e in examples),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def is_model(path: Path) -> bool:
     """Whether a positional argument names a model: by its suffix, or as a pretrained network's name."""
     from hearai.weights import is_pretrained_name
@@ -164,11 +179,25 @@ def detect_config(args: argparse.Namespace, labels: tuple[str, ...], optional: l
 
 
 def _label_list(text: str | None, labels: tuple[str, ...], option: str) -> list[str]:
-    chosen = [x.strip() for x in (text or "").split(",") if x.strip()]
-    unknown = [x for x in chosen if x not in labels]
-    if unknown:
-        raise ConfigError(f"{option}: the model has no label(s) {', '.join(unknown)}; it knows {', '.join(labels)}")
+    """The model's labels that ``text`` names, comma-separated, in any case, with spaces, ``_`` or ``-`` alike."""
+    import difflib
+
+    by_key = {_label_key(label): label for label in labels}
+    chosen = []
+    for given in (x.strip() for x in (text or "").split(",")):
+        if not given:
+            continue
+        if _label_key(given) not in by_key:
+            close = difflib.get_close_matches(_label_key(given), list(by_key), n=1, cutoff=0.6)
+            hint = f"; did you mean {by_key[close[0]]!r}?" if close else \
+                f"; it knows {len(labels)} sounds, such as {', '.join(labels[:5])}"
+            raise ConfigError(f"{option}: the model has no sound {given!r}{hint}")
+        chosen.append(by_key[_label_key(given)])
     return chosen
+
+
+def _label_key(label: str) -> str:
+    return "".join(ch for ch in label.casefold() if ch not in " _-")
 
 
 def add_tellers(parser: argparse.ArgumentParser) -> None:

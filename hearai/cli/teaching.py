@@ -14,19 +14,18 @@ def add_verbs(verbs, *, running: str | None) -> None:
     del running
     p = verbs.add_parser(
         "teach", help="teach a detector a new sound from 3-20 recordings of it (seconds, on a CPU)",
-        description="Add a sound to a detector without retraining its network: the examples (any format, any "
-        "length up to a minute; the sound is found and trimmed automatically) become windows (on the shipped "
-        "detector, also mixed over background sounds), a new head is fitted on the network's embeddings against "
-        "windows of other sounds kept with the model, and its threshold is calibrated leaving one example out at a "
-        "time. The result is an ordinary model file that "
-        "predict, detect, listen, serve and export accept. Also lists (--list) and removes (--remove) taught sounds.",
-        epilog="examples: hearai teach --name 'front doorbell' bell1.wav bell2.wav bell3.wav --out home.safetensors\n"
-        "          hearai teach home.safetensors --list\n"
-        "          hearai teach home.safetensors --remove 'front doorbell' --out home.safetensors",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="*", type=Path, metavar="[MODEL] FILE",
-                   help="the model to teach (.safetensors, or 'ear'; without one, the default: the pretrained ear when "
-                   "its network is pulled, else the shipped detector), then the examples")
+        **options.described(
+            "Add a sound to a detector without retraining its network: the examples (any format, any length up to a "
+            "minute; the sound is found and trimmed automatically) become windows (on the shipped detector, also "
+            "mixed over background sounds), a new head is fitted on the network's embeddings against windows of "
+            "other sounds kept with the model, and its threshold is calibrated leaving one example out at a time. "
+            "The result is an ordinary model file that predict, detect, listen, serve and export accept. Also lists "
+            "(--list) and removes (--remove) taught sounds.",
+            ["hearai teach --name 'front doorbell' bell1.wav bell2.wav bell3.wav --out home.safetensors",
+             "hearai teach home.safetensors --list",
+             "hearai teach home.safetensors --remove 'front doorbell' --out home.safetensors"]))
+    options.add_model_and_files(p, "[MODEL] --name NAME FILE [FILE ...] --out OUT", nargs="*",
+                                help="the examples, 3 to 20 recordings of the sound (the model to teach first)")
     p.add_argument("--name", help="the new sound's name (1-60 characters, not one the model knows)")
     p.add_argument("--negative", type=Path, nargs="+", default=[], metavar="FILE",
                    help="recordings that must not set it off (the neighbour's doorbell, the TV)")

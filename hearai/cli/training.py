@@ -1,39 +1,16 @@
-"""Verbs that train and score on datasets: ``prepare``, ``pack``, ``cv``, ``train``, ``evaluate``."""
+"""Verbs that train and score on datasets: ``cv``, ``train``, ``calibrate``, ``evaluate``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from hearai.cli import options
+from hearai.cli.shared import features, load_dataset, run_options, start_recipe
 from hearai.errors import ConfigError
 
 
 def add_verbs(verbs, *, running: str | None) -> None:
-    p = verbs.add_parser(
-        "prepare", help="check a dataset and write its clips as one CSV manifest (path,label,fold,source)",
-        description="Read a corpus in its own layout, run every check (missing files, unknown labels, clips "
-        "in two folds, ...) and write a manifest that --dataset csv reads back.")
-    options.add_dataset(p)
-    p.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
-    p.set_defaults(run=prepare)
-
-    p = verbs.add_parser(
-        "pack", help="a dataset's features in one small file, for a machine without the corpus (a GPU box)",
-        description="Featurize the dataset (through the feature cache) and write every clip's features, 8-bit "
-        "quantized per clip and LZMA-compressed, with the clips' labels, folds and audio hashes and the feature "
-        "config, to one file; 'hearai cv --dataset packed --root FILE' (and train) then run anywhere without the "
-        "audio. Recipes that need waveforms (waveform augmentation) cannot use a pack.")
-    options.add_dataset(p)
-    p.add_argument("--out", type=Path, required=True, help="the pack to write (e.g. esc50.pack)")
-    if options.verb_is_running(p, running):  # the run options import torch: only for the verb that runs
-        p.add_argument("--model", default="dsresnet", help="the model whose recipe's features to pack (default: "
-                       "%(default)s; a detector's recipe has its own)")
-        options.add_feature_config(p)
-        options.add_run(p)
-    p.set_defaults(run=pack)
-
     p = verbs.add_parser(
         "cv", help="cross-validate on a dataset's folds: metrics.json, confusion matrix, curves, report",
         description="Each listed fold is the test fold once; training uses only the other listed folds (with "
@@ -177,24 +154,13 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _recipe(args: argparse.Namespace):
-    """The (TrainConfig, FeatureConfig) the options start from: the model's recipe, or transfer learning's."""
-    from hearai.train import TrainConfig, recipe, transfer_recipe
-
-    if getattr(args, "backbone", None) is None:
-        return recipe(args.model or TrainConfig().model)
-    if args.model not in (None, "efficientat"):
-        raise ConfigError(f"--backbone {args.backbone} trains model efficientat, not --model {args.model}")
-    return transfer_recipe(args.backbone, args.finetune)
-
-
 def train_config(args: argparse.Namespace):
     """The TrainConfig (with its AugmentConfig) the training options describe, over the model's recipe."""
     from dataclasses import replace
 
     from hearai.augment import AugmentConfig
 
-    base, _ = _recipe(args)
+    base, _ = start_recipe(args)
     fields = base.augment.to_dict()
     fields.update(options.read_json_object(args.augment_config, "--augment-config") if args.augment_config else {})
     given = {"scaler": args.scaler, "spec_augment": args.spec_augment, "mixing": args.mixing,
@@ -213,78 +179,6 @@ def train_config(args: argparse.Namespace):
              "patience": args.patience, "validation_fraction": args.validation_fraction, "seeds": args.seeds,
              "distill": args.distill or None}
     return replace(base, seed=args.seed, augment=augment, **{k: v for k, v in given.items() if v is not None})
-
-
-def features(args: argparse.Namespace, dataset=None):
-    """The FeatureConfig for training: the recipe's (a pack's own), with --feature-config's fields.
-
-    With a pretrained backbone and the ``dataset``'s audio, the band its files can hold (half the
-    lowest sample rate) is recorded, so the model never meets frequencies it was not trained on.
-    """
-    from dataclasses import replace
-
-    from hearai.data.packed import open_pack
-    from hearai.runs import training_bandwidth
-
-    base = open_pack(args.root.resolve()).feature_config if args.dataset == "packed" else _recipe(args)[1]
-    config = options.feature_config(args.feature_config, base)
-    if getattr(args, "backbone", None) and dataset is not None and args.dataset != "packed" \
-            and config.bandwidth_hz is None:
-        bandwidth = training_bandwidth(dataset)
-        if bandwidth < config.max_frequency:
-            config = replace(config, bandwidth_hz=bandwidth)
-    return config
-
-
-def load_dataset(args: argparse.Namespace):
-    """The dataset the --dataset/--root/--folds options name (only the chosen folds' files checked)."""
-    from hearai.data import prepare
-
-    dataset = prepare(args.dataset, args.root, n_folds=args.n_folds, seed=getattr(args, "seed", 0), folds=args.folds)
-    for warning in dataset.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return dataset
-
-
-def run_options(args: argparse.Namespace, *, processes: int = 1):
-    """Where features are cached and how this process runs, from the run options (cores set for it)."""
-    from hearai.data.cache import FeatureCache
-    from hearai.data.packed import open_pack
-    from hearai.runs import RunOptions, is_main_process, use_cores
-
-    use_cores(args.device, processes=processes)
-    source = open_pack(args.root.resolve()) if args.dataset == "packed" else FeatureCache(args.cache)
-    return RunOptions(cache=source, workers=args.workers, device=args.device,
-                      progress=not args.quiet and is_main_process(), resume=getattr(args, "resume", False),
-                      together=getattr(args, "together", 1))
-
-
-def prepare(args: argparse.Namespace) -> int:
-    from hearai.data import write_manifest
-
-    dataset = load_dataset(args)
-    summary = dataset.summary()
-    target = write_manifest(dataset, args.out)
-    print(f"{summary['clips']} clips, {summary['classes']} classes, folds {summary['folds']}: {target}")
-    return 0
-
-
-def pack(args: argparse.Namespace) -> int:
-    from hearai.data.packed import pack_features
-    from hearai.runs import clip_features
-
-    if args.dataset == "packed":
-        raise ConfigError("--dataset packed: that is a pack already")
-    dataset = load_dataset(args)
-    run = run_options(args)
-    feature_config = features(args)
-    paths = [c.path for c in dataset.clips]
-    size = pack_features(dataset, list(clip_features(dataset, feature_config, run).features),
-                         run.cache.content_keys(paths), feature_config, args.out)
-    fits = "fits" if size <= 64 * 1024 * 1024 else "does NOT fit"
-    print(f"{len(paths)} clips of {dataset.name} ({feature_config.n_features} features): {args.out}, "
-          f"{size / 2**20:.1f} MiB ({fits} a 64-MiB transfer)")
-    return 0
 
 
 def cross_validate(args: argparse.Namespace) -> int:

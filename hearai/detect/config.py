@@ -133,7 +133,36 @@ def _shifted(threshold: float, steps: float) -> float:
 
 def alerting(probabilities: dict[str, float], calibrated: dict[str, tuple[float, float]],
              off_by_default: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The sounds a listening detector would alert on: at or above their *on* threshold, optional ones left out."""
+    """The sounds a listening detector would alert on, highest first: at or above their *on* threshold,
+    optional ones left out."""
     config = DetectConfig()
-    return [label for label, p in probabilities.items()
-            if p >= config.pair(label, calibrated)[0] and label not in off_by_default]
+    heard = [label for label, p in probabilities.items()
+             if p >= config.pair(label, calibrated)[0] and label not in off_by_default]
+    return sorted(heard, key=lambda label: -probabilities[label])
+
+
+def judged(prediction: dict[str, Any], model: Any) -> dict[str, Any]:
+    """``model.predict``'s answer with what crossed the thresholds said plainly.
+
+    ``alerts``: the sounds at or above their *on* threshold (``alerting``); ``heard``: one line a
+    person reads. A detector names no ``label`` when nothing crossed (its highest score is in
+    ``probabilities``); a classifier always names its most likely class, as it is built to.
+    """
+    from hearai.alerts import off_by_default
+
+    probabilities = prediction["probabilities"]
+    optional = off_by_default(model.provenance)
+    alerts = alerting(probabilities, model.thresholds, optional)
+    if alerts:
+        heard = "alert: " + ", ".join(f"{label} ({probabilities[label]:.2f})" for label in alerts)
+    else:
+        listened = {label: p for label, p in probabilities.items() if label not in optional} or probabilities
+        closest = max(listened, key=lambda label: listened[label])
+        on = DetectConfig().pair(closest, model.thresholds)[0]
+        heard = (f"no alert: nothing crossed its threshold (closest: {closest} {listened[closest]:.2f}, "
+                 f"its threshold {on:.2f})")
+    out = {"heard": heard, "alerts": alerts, **prediction}
+    if model.task == "detector":
+        out.update(label=alerts[0] if alerts else None,
+                   confidence=probabilities[alerts[0]] if alerts else None)
+    return out

@@ -79,21 +79,24 @@ def detect_files(model: SoundModel, paths: list[Path], config: DetectConfig | No
         detection = detect_file(model, path, config, record=plot is not None, live=live)
         detections.append(detection)
         if plot is not None:
-            plot_detection(detection, model.labels, plot if len(paths) == 1 else plot / f"{path.stem}.png",
-                           threshold=config.default_pair[0], truth=truth)
+            plot_detection(detection, model, plot if len(paths) == 1 else plot / f"{path.stem}.png", config,
+                           truth=truth)
     return detections
 
 
-def plot_detection(detection: Detection, labels: tuple[str, ...], path: Path, *, threshold: float,
+def plot_detection(detection: Detection, model: SoundModel, path: Path, config: DetectConfig | None = None, *,
                    truth: list[LabelledEvent] | None = None) -> Path:
-    """The timeline figure of one recording: probabilities over time, its events, and its ground truth if known."""
+    """The timeline figure of one recording: scores over time with each sound's own *on* threshold (``config``'s,
+    else the model's), its events, and its ground truth if known."""
     from hearai import plots
 
+    config = config or DetectConfig()
     name = Path(detection.file).name
     known = [(t.label, t.onset, t.offset) for t in truth or [] if t.file == name]
-    return plots.event_timeline(detection.times, detection.probabilities, list(labels),
+    thresholds = {label: config.pair(label, model.thresholds)[0] for label in model.labels}
+    return plots.event_timeline(detection.times, detection.probabilities, list(model.labels),
                                 [(e.label, e.onset, e.offset or e.onset, e.confidence) for e in detection.events],
-                                path, title=f"{name}: {len(detection.events)} events", threshold=threshold,
+                                path, title=f"{name}: {len(detection.events)} events", thresholds=thresholds,
                                 truth=known or None)
 
 

@@ -31,6 +31,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, start_detector
+from hearai.detect.config import judged
+from hearai.detect.measured import latency_statement, model_card
 from hearai.detect.notify import Tellers
 from hearai.errors import ConfigError, HearaiError, ModelError
 from hearai.fsutil import remove_stale
@@ -188,13 +190,16 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.get("/v1/model")
     async def describe_model() -> dict[str, Any]:
         """Labels, the feature config the model computes, its provenance and the detection settings."""
-        return {"file": model_file, **teacher.model.describe(), "detect_config": limits.detect.to_dict(),
+        return {"file": model_file, **teacher.model.describe(), "card": model_card(teacher.model),
+                "detect_config": limits.detect.to_dict(),
                 "limits": {k: v for k, v in asdict(limits).items() if k not in ("detect", "cors_origins")}}
 
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
-        """Class scores of an uploaded recording: a classifier's mean over its windows, a detector's maximum."""
-        return await _on_upload(app, file, limits, teacher.model.predict)
+        """Class scores of an uploaded recording (a classifier's mean over its windows, a detector's maximum) and
+        what crossed the thresholds: ``alerts`` and ``heard`` (``hearai.detect.config.judged``)."""
+        served = teacher.model
+        return await _on_upload(app, file, limits, lambda path: judged(served.predict(path), served))
 
     @app.post("/v1/detect")
     async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
@@ -331,7 +336,8 @@ class _Stream:
         detector = self.detector
         await self.socket.send_json({"type": "ready", "rate": detector.input_rate,
                                      "labels": list(detector.model.labels),
-                                     "latency_bound_seconds": round(detector.latency_bound_seconds, 2)})
+                                     "latency_bound_seconds": round(detector.latency_bound_seconds, 2),
+                                     "latency": latency_statement(detector.model)})
         while (message := await self._next()) is not None:
             data, text = message.get("bytes"), message.get("text")
             problem = await (self._audio(data) if text is None else self._text(text))

@@ -63,7 +63,7 @@ async function main() {
   }
   $("endpoints").replaceChildren(...sections);
   $("api-status").textContent = `${spec.info.title} ${spec.info.version}: ${sections.length} endpoints. ` +
-    "The live stream is a WebSocket at /v1/stream (see the README).";
+    "The live stream is a WebSocket at /v1/stream (see docs/listening.md).";
 }
 
 main().catch((error) => { $("api-status").textContent = `Could not read /openapi.json: ${error.message}`; });

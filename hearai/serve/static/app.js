@@ -62,8 +62,17 @@ async function loadModel() {
   const ear = info.provenance?.pretrained;
   $("model-line").textContent = `${info.file || info.model}: ${info.labels.length} sounds, ` +
     `${state.rate / 1000} kHz` + (ear ? `; the pretrained ear (${ear.name}, learnt from AudioSet)` : "");
+  showCard(info.card, info.labels.length);
   showSounds(state.labels, state.taught, iconFor, state.tiers);
   filterSounds($("sound-search").value);
+}
+
+// Near the listen button: which ear is listening, what it cannot hear, and what it measured.
+function showCard(card, count) {
+  $("ear-name").textContent = `Listening with ${card.name} (${count} sounds)`;
+  $("ear-cannot").textContent = `It cannot hear ${card.cannot_hear}.`;
+  $("ear-measured").textContent = `${card.reliability} Details: ${card.docs} in hearai's documentation.`;
+  $("ear-latency").textContent = card.latency;
 }
 
 // Alerts the server also sends elsewhere (a webhook, MQTT): say plainly when they do not arrive.
@@ -168,7 +177,7 @@ function stopListening(reason) {
 
 function received(message) {
   if (message.type === "ready") {
-    setStatus(`Listening. A sound is named within about ${Math.ceil(message.latency_bound_seconds)} s of its start.`);
+    setStatus(`Listening. ${message.latency}`);
     return;
   }
   if (message.type !== "event") return;
@@ -197,6 +206,7 @@ function raiseAlert(entry) {
     card.dataset.count = String(Number(card.dataset.count) + 1);
   } else {
     card = alertCard(entry.label);
+    card.firstAt = entry.at;
     $("alerts").prepend(card);
   }
   card.entry = entry;
@@ -251,9 +261,10 @@ function drawCard(card) {
   const count = Number(card.dataset.count);
   card.querySelector(".alert-label").textContent = pretty(entry.label) + (count > 1 ? ` ×${count}` : "");
   const sure = `${Math.round(entry.confidence * 100)}% sure`;
-  card.querySelector(".alert-detail").textContent = entry.offset === null
-    ? `${sure} · since ${clock(entry.at)} · still sounding`
-    : `${sure} · ${clock(entry.at)} · lasted ${(entry.offset - entry.onset).toFixed(1)} s`;
+  const when = entry.offset === null ? `sounding since ${clock(entry.at)}`
+    : `heard at ${clock(entry.at)} for ${(entry.offset - entry.onset).toFixed(1)} s`;
+  const times = count > 1 ? ` · ${count} times since ${clock(card.firstAt)}, the latest ${when}` : ` · ${when}`;
+  card.querySelector(".alert-detail").textContent = sure + times;
 }
 
 function dismiss(card) {
@@ -434,14 +445,25 @@ async function checkRecording(event) {
     $("upload-status").textContent = `Could not check it: ${answer.error || answer.detail || reply.statusText}`;
     return;
   }
-  const found = answer.events;
-  $("upload-status").textContent = found.length
-    ? `${found.length} sound${found.length > 1 ? "s" : ""} found in ${answer.seconds.toFixed(1)} s of audio.`
-    : `No sound named in ${answer.seconds.toFixed(1)} s of audio.`;
+  // The sounds chosen under "Alert me for" come first; the others are folded away, not lost.
+  const found = answer.events.filter((e) => sounds.chosen.has(e.label));
+  const other = answer.events.filter((e) => !sounds.chosen.has(e.label));
+  const seconds = answer.seconds.toFixed(1);
+  $("upload-status").textContent = (found.length
+    ? `${found.length} of your sounds found in ${seconds} s of audio.`
+    : `None of the sounds you chose was heard in ${seconds} s of audio.`) +
+    (other.length ? ` ${other.length} other sound${other.length > 1 ? "s are" : " is"} listed below, folded.` : "");
   $("upload-timeline").hidden = false;
   drawTimeline($("upload-timeline"), found, 0, answer.seconds, (t) => `${+t.toFixed(1)} s`);
   $("upload-events").hidden = found.length === 0;
-  $("upload-events").querySelector("tbody").replaceChildren(...found.map((e) => {
+  fillEvents($("upload-events"), found);
+  $("upload-other").hidden = other.length === 0;
+  $("upload-other-summary").textContent = `${other.length} other sound${other.length > 1 ? "s" : ""} heard`;
+  fillEvents($("upload-other-events"), other);
+}
+
+function fillEvents(table, events) {
+  table.querySelector("tbody").replaceChildren(...events.map((e) => {
     const row = document.createElement("tr");
     for (const text of [`${iconFor(e.label)} ${pretty(e.label)}`, e.onset.toFixed(2), e.offset.toFixed(2),
       `${Math.round(e.confidence * 100)}%`]) {
