@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,12 @@ def cross_validate(dataset: Dataset, *, folds: list[int] | None, feature_config:
             _run_fold(dataset, listed, every, folds, k, feature_config=feature_config, config=config, run=run,
                       done=done, protocol=protocol)
         if run.progress:
-            print(f"fold {k}: accuracy {read_json_file(done)['accuracy']:.4f}", flush=True)
+            print(f"fold {k}: accuracy {read_json_file(done)['accuracy']:.4f}", file=sys.stderr, flush=True)
     pending = [k for k in folds if not (out / f"fold-{k}" / "result.json").is_file()]
     if pending:
         if run.progress:
-            print(f"folds {pending} have no result yet; the run that finishes last writes the report", flush=True)
+            print(f"folds {pending} have no result yet; the run that finishes last writes the report", file=sys.stderr,
+                  flush=True)
         return None
     fold_results: list[dict[str, Any]] = []
     all_probabilities: list[np.ndarray] = []

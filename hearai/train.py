@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -293,7 +294,7 @@ def _fit_in_teams(jobs: list[tuple[str, int]], trains: dict[str, ClipFeatures], 
     for team in teams:
         name = " + ".join(f"{train} seed {seed}" for train, seed in team)
         if progress:
-            tqdm.write(f"training {name}" + (" from the ensemble" if teacher else ""))
+            tqdm.write(f"training {name}" + (" from the ensemble" if teacher else ""), file=sys.stderr)
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
         results = fit_team([Member(trains[train], seed) for train, seed in team], n_classes=n_classes,
                            feature_config=feature_config, config=config, progress=progress, device=device,
@@ -434,7 +435,7 @@ def _train(team: _Team, validation: ClipFeatures | None, *, feature_config: Feat
         state["epoch"] = epoch + 1
         if progress and rank == 0:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "learning_rate"))
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}")
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}", file=sys.stderr)  # progress, not results
         if checkpoint is not None and rank == 0:
             _save(checkpoint, fingerprint, model, optimizer, scheduler, *generators, state)
         if validation is not None and state["stale"] >= config.patience:
