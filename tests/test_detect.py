@@ -324,7 +324,7 @@ def test_bad_input_is_one_clear_line(tiny_model, tmp_path, case):
         "no-source": (["listen", model], b"", "exactly one source"),
         "corrupt-file": (["detect", model, str(tmp_path / "bad.wav")], b"", "bad.wav"),
         "truncated-onnx": (["detect", str(tmp_path / "cut.onnx"), str(tmp_path / "bad.wav")], b"", "cut.onnx"),
-        "unknown-label": (["detect", model, str(tmp_path / "bad.wav"), "--ignore", "rain"], b"", "no label(s) rain"),
+        "unknown-label": (["detect", model, str(tmp_path / "bad.wav"), "--ignore", "rain"], b"", "no sound 'rain'"),
         "bad-truth": (["detect", model, str(tmp_path / "bad.wav"), "--evaluate", str(tmp_path / "truth.csv")], b"",
                       "missing offset"),
     }[case]

@@ -75,7 +75,7 @@ def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, b
     # The alert may already have ended when it is read on a slow machine; it names the sound and
     # says how sure it is either way.
     alert = page.wait_for_selector("#alerts .alert.active[data-label='siren']", timeout=25_000)
-    detail = r"(sounding since \d|heard at \d\S* for [\d.]+ s|\d+ times since \d)"
+    detail = r"(sounding since \d|heard at \d[\d:]* ?[AP]?M? for [\d.]+ s|\d+ times since \d)"
     assert re.search(r"Siren( ×\d+)?\n\d+% sure · " + detail, alert.inner_text()), alert.inner_text()
     assert page.locator("#announce").inner_text().startswith("siren, ")  # said once, by the live region
     assert page.evaluate("Number(document.getElementById('level').value)") > -80  # the meter moves
