@@ -136,3 +136,8 @@ def test_the_deployment_path_imports_no_torch_at_module_level(module):
         for imported, names in _imports(MODULES[current], top_level_only=True):
             assert not imported.split(".")[0] == "torch", f"{module} reaches torch through {current}"
             pending += _hearai_targets(current, imported, names)
+
+
+def test_each_cli_module_stays_small():
+    sizes = {path.name: len(path.read_text().splitlines()) for path in (PACKAGE / "cli").glob("*.py")}
+    assert max(sizes.values()) <= 300, sizes
