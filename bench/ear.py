@@ -22,6 +22,9 @@ so it is never charged with their false alarms, while the ear is). Each finished
 same ten sounds, trained on soundscapes of three of the other folds and calibrated on the fourth
 (fold k+1, so its thresholds are chosen on clips it never trained on), scored like ``sed``.
 
+Every system's false alarms on the backgrounds are also counted per sound (which sounds to
+distrust over rain, wind and fire), per fold and an hour over all folds.
+
     .venv/bin/python bench/ear.py [--root ../shared/data/esc50] [--folds 1,2,3,4,5] [--out bench/results/ear.json]
         [--window 1.0] [--sed runs/sed-esc50] [--frame-head] [--resume]
 """
@@ -99,10 +102,12 @@ def run_fold(ear: Classifier, dataset, k: int, work: Path, protocol: DetectionPr
         model = builders[name]()
         scores = test_detector(model, test, backgrounds=BACKGROUNDS, fold=k, protocol=protocol, work=work / name,
                                listen_for=tuple(ESC50_SOUNDS) if name in TRAINED_ON_ESC50 else None)
+        background = scores["background_false_alarms"]
         out[name] = {"summary": summary_row(scores), "per_sound": scores["per_sound"],
+                     "false_alarms_by_sound": background["by_label"], "background_hours": background["hours"],
                      "thresholds": {label: list(pair) for label, pair in model.thresholds.items()}}
-        print(f"fold {k} {name}: " + ", ".join(f"{key} {value}" for key, value in out[name]["summary"].items()),
-              flush=True)
+        print(f"fold {k} {name}: " + ", ".join(f"{key} {value}" for key, value in out[name]["summary"].items())
+              + f"; false alarms on its backgrounds by sound: {background['by_label']}", flush=True)
     return out
 
 def kept_folds(out: Path, protocol: DetectionProtocol, args: argparse.Namespace) -> dict[str, dict]:
@@ -165,9 +170,25 @@ def main() -> None:
     print(f"folds {', '.join(sorted(folds))} in {args.out}")
     result["mean_std"] = {name: mean_std([f[name]["summary"] for f in folds.values()])
                           for name in SYSTEMS if all(name in f for f in folds.values())}
+    result["false_alarms_per_hour_by_sound"] = {name: alarms_by_sound([f[name] for f in folds.values()])
+                                                for name in result["mean_std"]}
     write_text_atomic(args.out, json.dumps(result, indent=1, default=float))
     for name, stats in result["mean_std"].items():
         print(f"{name}: " + ", ".join(f"{key} {v['mean']:.3f} ± {v['std']:.3f}" for key, v in stats.items()))
+        by_sound = result["false_alarms_per_hour_by_sound"][name]
+        print(f"{name}, false alarms an hour of background by sound (all folds): "
+              + ", ".join(f"{label} {rate:g}" for label, rate in by_sound.items()))
+
+
+def alarms_by_sound(runs: list[dict]) -> dict[str, float]:
+    """False alarms an hour of background per sound, over every fold's background hours, most first."""
+    hours = sum(run.get("background_hours", 0.0) for run in runs)
+    counts: dict[str, int] = {}
+    for run in runs:
+        for label, n in run.get("false_alarms_by_sound", {}).items():
+            counts[label] = counts.get(label, 0) + n
+    return {label: round(n / hours, 2) for label, n in sorted(counts.items(), key=lambda kv: -kv[1])} if hours else {}
+
 
 if __name__ == "__main__":
     main()

@@ -74,15 +74,17 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
                        protocol: DetectionProtocol, work: Path, progress: bool = False) -> Classifier:
     """``detector`` with per-class thresholds chosen on soundscapes of ``clips`` (never trained on).
 
-    Without validation clips of both sound and background classes the thresholds stay at their
-    default, and the model's provenance says why.
+    Only the classes ``clips`` hold are calibrated; every other class keeps the threshold it had
+    (the ear's stated defaults for sounds the clips lack are what it listens with, and what it
+    must be measured with). Without validation clips of both sound and background classes the
+    thresholds stay as they were, and the model's provenance says why.
     """
     events, beds = split_clips(clips, backgrounds)
     if not events or not beds:
         missing = f"background classes ({', '.join(backgrounds)})" if not beds else "event classes"
         reason = f"no validation clips of {missing}; default thresholds kept"
         print(f"warning: thresholds not calibrated: {reason}", file=sys.stderr)
-        return detector.with_thresholds({}, {"skipped": reason})
+        return detector.with_thresholds(detector.thresholds, {"skipped": reason})
     spec = SoundscapeSpec(root=work, fold=0, seconds=protocol.seconds, events=protocol.events,
                           snrs_db=protocol.snrs_db, per_snr=protocol.validation_per_snr,
                           max_overlap=protocol.max_overlap, sample_rate=detector.sample_rate,
@@ -107,8 +109,8 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
                                    alarms_per_hour=protocol.alarms_per_hour, hold_seconds=DetectConfig().hold_seconds,
                                    floors={label: DetectConfig().pair(label, detector.thresholds)[0]
                                            for label in classes})
-    return detector.with_thresholds(thresholds, {**report, "soundscapes": len(detections),
-                                                 "validation_clips": len(clips)})
+    return detector.with_thresholds({**detector.thresholds, **thresholds},
+                                    {**report, "soundscapes": len(detections), "validation_clips": len(clips)})
 
 
 def test_detector(detector: Classifier, clips: list[Clip], *, backgrounds: tuple[str, ...], fold: int,

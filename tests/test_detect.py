@@ -387,7 +387,9 @@ def test_onset_latency_and_false_alarms_have_known_answers():
     estimated = [LabelledEvent("a.wav", "dog", 1.2, 1.8), LabelledEvent("a.wav", "dog", 20.0, 21.0),
                  LabelledEvent("a.wav", "siren", 0.0, 0.5), LabelledEvent("b.wav", "dog", 1.9, 3.0)]
     alarms = false_alarms_per_hour(truth, estimated, seconds=1800.0)
-    assert alarms == {"false_alarms": 2, "hours": 0.5, "per_hour": 4.0}
+    assert alarms == {"false_alarms": 2, "hours": 0.5, "per_hour": 4.0, "by_label": {"dog": 1, "siren": 1}}
+    more = [*estimated, LabelledEvent("b.wav", "siren", 5.0, 6.0), LabelledEvent("b.wav", "siren", 8.0, 9.0)]
+    assert false_alarms_per_hour(truth, more, seconds=1800.0)["by_label"] == {"siren": 3, "dog": 1}
 
 
 def test_detect_file_records_when_each_alert_was_announced(tmp_path):

@@ -69,3 +69,24 @@ def test_a_detector_trains_exports_and_detects_from_the_cli(tmp_path, esc50_root
                   "--out", str(tmp_path / "again.safetensors"), "--cache", str(tmp_path / "c"))
     assert_one_line_error(done, "calibrate", "the model was trained on m (32 clips")
     assert not (tmp_path / "again.safetensors").exists()
+
+
+def test_calibration_keeps_the_thresholds_of_the_sounds_its_clips_lack(tmp_path, esc50_root):
+    """Calibrating on clips of a few sounds changes only theirs: the others (the ear's stated defaults for sounds
+    ESC-50 lacks) keep what they had, so a calibrated ear is measured with the thresholds it listens with."""
+    from hearai import DEFAULT_MODEL
+    from hearai.data.soundscapes import BACKGROUNDS
+    from hearai.sedeval import calibrate_detector
+
+    shipped = load(DEFAULT_MODEL.with_suffix(".safetensors"))
+    assert {"siren", "dog", "clock_tick"} <= set(shipped.thresholds)
+    clips = [c for c in prepare("esc50", esc50_root, folds=[1]).clips if c.label in ("dog", *BACKGROUNDS)]
+    calibrated = calibrate_detector(shipped, clips, backgrounds=BACKGROUNDS, protocol=SMALL, work=tmp_path)
+    assert calibrated.provenance["calibration"]["validation_clips"] == len(clips)
+    assert set(calibrated.thresholds) == set(shipped.thresholds)
+    assert calibrated.thresholds["siren"] == shipped.thresholds["siren"]
+    assert calibrated.thresholds["clock_tick"] == shipped.thresholds["clock_tick"]
+    assert list(calibrated.provenance["calibration"]["per_class"]) == ["dog"]  # the one sound the clips hold
+    lacking = calibrate_detector(shipped, [c for c in clips if c.label == "dog"], backgrounds=BACKGROUNDS,
+                                 protocol=SMALL, work=tmp_path / "no-backgrounds")
+    assert lacking.thresholds == shipped.thresholds and "skipped" in lacking.provenance["calibration"]

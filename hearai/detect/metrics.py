@@ -14,7 +14,7 @@ What an alerting user feels is scored too: how long after a sound starts its ale
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -106,13 +106,15 @@ def onset_latency(reference: Iterable[LabelledEvent], alerts: Iterable[Alert], *
 
 def false_alarms_per_hour(reference: Iterable[LabelledEvent], estimated: Iterable[LabelledEvent],
                           seconds: float) -> dict[str, Any]:
-    """Estimated events that touch no reference event of their label, per hour of the audio scored."""
+    """Estimated events that touch no reference event of their label, per hour of the audio scored;
+    ``by_label``: how many of them each sound raised (which sounds to distrust on this audio)."""
     refs = _group(reference)
     false = [e for e in estimated
              if not any(r.onset < e.offset and e.onset < r.offset for r in refs.get((e.file, e.label), []))]
     hours = seconds / 3600
     return {"false_alarms": len(false), "hours": round(hours, 4),
-            "per_hour": round(len(false) / hours, 3) if hours > 0 else None}
+            "per_hour": round(len(false) / hours, 3) if hours > 0 else None,
+            "by_label": dict(sorted(Counter(e.label for e in false).items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
 def _group_alerts(alerts: Iterable[Alert]) -> dict[tuple[str, str], list[Alert]]:
