@@ -290,5 +290,14 @@ def test_usage_lines_name_the_model_once_and_every_verb_describes_itself():
     for verb in ("predict", "detect", "listen", "teach"):
         usage = hearai(verb, "--help").stdout.split("\n\n")[0]
         assert "[[MODEL]" not in usage and usage.count("[MODEL]") == 1, usage
+    from hearai.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if a.dest == "verb").choices
+    for name, verb in verbs.items():  # the positionals the help explains are the ones the usage line names
+        usage = verb.format_usage()
+        for action in verb._actions:
+            if not action.option_strings and action.metavar:
+                assert re.search(rf"(?<![\w-]){re.escape(action.metavar)}(?![\w-])", usage), (name, usage)
+    assert "'ear'" in " ".join(verbs["export"].format_help().split())
     demo = hearai("demo", "--help").stdout
     assert "feature cache stays in hearai's cache folder" in " ".join(demo.split())

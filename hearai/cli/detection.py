@@ -21,7 +21,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
         "every 80 ms, several at once; a classifier names each sound that rises above the background. Per-class "
         "thresholds with hysteresis turn scores into events.")
     options.add_model_and_files(p, "[MODEL] FILE_OR_DIR [FILE_OR_DIR ...]", nargs="+",
-                                help="audio files or folders")
+                                help="audio files or folders", metavar="FILE_OR_DIR")
     p.add_argument("--out", type=Path, help="write the events to .csv or .json (default: print CSV)")
     p.add_argument("--plot", type=Path, help="timeline figure: probabilities over time, events on top (a .png "
                    "per file when several files are given: this is then a folder)")

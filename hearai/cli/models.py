@@ -25,8 +25,8 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser("export", help="write the model as one ONNX graph (audio in, probabilities out)",
                          description="Export a trained model to ONNX: the featurizer, band scaler and network in "
                          "one graph that hearai.runtime runs with onnxruntime and NumPy, without PyTorch.")
-    p.add_argument("model", type=Path, help="model file written by 'hearai train' (.safetensors), or a pretrained "
-                   "network's name (efficientat-mn04)")
+    p.add_argument("model", type=Path, metavar="MODEL", help="a model file written by 'hearai train' or 'hearai "
+                   "teach' (.safetensors), 'ear' (the alert sounds) or a pretrained network's name (efficientat-mn04)")
     p.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
     p.add_argument("--int8", action="store_true", help="quantize the weights to int8 (dynamic quantization)")
     p.set_defaults(run=export)

@@ -54,11 +54,12 @@ MODEL_HELP = ("a model may come first: a file (.safetensors from 'hearai train',
               "('hearai pull efficientat-mn04'), else the shipped detector of ESC-50's 50 sounds")
 
 
-def add_model_and_files(parser: argparse.ArgumentParser, usage: str, *, nargs: str, help: str) -> None:
+def add_model_and_files(parser: argparse.ArgumentParser, usage: str, *, nargs: str, help: str,
+                        metavar: str = "FILE") -> None:
     """The positional ``[MODEL] FILE...`` of the verbs that take a model first, with a usage line that says so
-    (argparse would repeat the model in ``[[MODEL] FILE ...]``)."""
+    (argparse would repeat the model in ``[[MODEL] FILE ...]``); ``metavar``: what the usage calls the files."""
     parser.usage = f"{parser.prog} [-h] [options] {usage}"
-    parser.add_argument("inputs", nargs=nargs, type=Path, metavar="FILE", help=f"{help}; {MODEL_HELP}")
+    parser.add_argument("inputs", nargs=nargs, type=Path, metavar=metavar, help=f"{help}; {MODEL_HELP}")
 
 
 def described(text: str, examples: list[str]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
              "hearai teach home.safetensors --list",
              "hearai teach home.safetensors --remove 'front doorbell' --out home.safetensors"]))
     options.add_model_and_files(p, "[MODEL] --name NAME FILE [FILE ...] --out OUT", nargs="*",
-                                help="the examples, 3 to 20 recordings of the sound (the model to teach first)")
+                                help="the examples: 3 to 20 recordings of the sound")
     p.add_argument("--name", help="the new sound's name (1-60 characters, not one the model knows)")
     p.add_argument("--negative", type=Path, nargs="+", default=[], metavar="FILE",
                    help="recordings that must not set it off (the neighbour's doorbell, the TV)")
