@@ -8,7 +8,7 @@ STAMP := $(VENV)/.hearai-installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup pretrained browser axe lint test demo bench clean default-model ear-reference
+.PHONY: setup pretrained browser axe lint test test-slow demo bench clean default-model ear-reference
 
 setup: $(STAMP)
 
@@ -43,8 +43,14 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# make test: lint and every test but those marked slow (each trains a model or drives a browser, tens of
+# seconds); make test-slow runs those. CI (.ci/run) runs both.
+PYTEST := HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 --dist worksteal -q
 test: setup pretrained browser axe lint
-	HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 --dist worksteal -q $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup pretrained browser axe
+	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 # Lint (ruff) and types (mypy, configured in pyproject.toml): part of make test, so CI runs them.
 lint: setup

@@ -30,8 +30,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-# Tests that need the trained synthetic model (about 40 s to train once per run) are slow too.
-_SLOW_FIXTURES = {"synth_model"}
+# Tests that need the trained synthetic model (about 40 s to train once per run), and those that drive a
+# browser (the fixtures "browser" and "page"), are slow too.
+_SLOW_FIXTURES = {"synth_model", "browser", "page"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -107,6 +107,7 @@ def test_corrupt_clip_in_a_dataset_stops_cv_with_its_name(small_set, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()  # no number from a partial dataset
 
 
+@pytest.mark.slow
 def test_resume_reuses_finished_folds_only_under_the_same_settings(small_set, tmp_path):
     """A dsresnet run resumed with other settings reported its old numbers under the new labels."""
     out = tmp_path / "run"

@@ -33,6 +33,7 @@ def test_the_teacher_gives_each_student_the_mean_probabilities_of_its_own_teache
     assert torch.allclose(taught.sum(-1), torch.ones(2, 5))
 
 
+@pytest.mark.slow
 def test_ensembles_train_in_teams_of_equal_sets_and_resume_past_finished_teachers(tmp_path, monkeypatch):
     clips = noise_clips()
     trains = {"a": clips, "b": clips.subset([0, 1, 3, 4, 6, 7]), "c": clips.subset([2, 1, 0, 5, 4, 3, 8, 7, 6])}
@@ -78,6 +79,7 @@ def test_an_ensemble_config_is_checked():
     assert replace(TrainConfig(), seeds=2).seeds == 2
 
 
+@pytest.mark.slow
 def test_cv_of_an_ensemble_and_its_student_reports_every_model_and_test_time_crops(small_set, tmp_path):
     out = tmp_path / "run"
     args = ["cv", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2,3", "--cache", str(tmp_path / "c"),
@@ -103,6 +105,7 @@ def test_cv_of_an_ensemble_and_its_student_reports_every_model_and_test_time_cro
     assert_one_line_error(bad, "cv", "test hop 0 s", "window_hop_seconds must be a positive number")
 
 
+@pytest.mark.slow
 def test_train_saves_the_distilled_student_and_refuses_a_bare_ensemble(small_set, tmp_path):
     args = ["train", "--dataset", "csv", "--root", str(small_set), "--folds", "1,2", "--epochs", "2",
             "--cache", str(tmp_path / "c"), "--quiet", "--workers", "0", "--seeds", "2"]

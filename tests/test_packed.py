@@ -43,6 +43,7 @@ def test_a_pack_holds_the_clips_and_their_features_within_half_a_step(esc10_pack
     assert path.stat().st_size < 0.75 * sum(t.numel() for t in truth)  # 0.66 bytes a value here; ESC-50: 0.68
 
 
+@pytest.mark.slow
 def test_cross_validation_runs_from_the_pack_alone(esc10_pack, tmp_path):
     path, _, _ = esc10_pack
     done = hearai("cv", "--dataset", "packed", "--root", str(path), "--epochs", "1",  # 5 steps: OneCycle's floor

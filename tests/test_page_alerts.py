@@ -14,6 +14,8 @@ from tests.conftest import chromium_with_microphone, microphone_scene
 from tests.test_serve_live import _screenshot_dir
 from tests.test_shipped import _clip
 
+pytestmark = pytest.mark.slow  # every test here drives a browser
+
 RATE = 16_000
 
 

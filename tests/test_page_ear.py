@@ -13,6 +13,8 @@ from tests.test_alerts import t3_pattern
 from tests.test_page_alerts import overlap_microphone  # noqa: F401 (a fixture: a real dog over a real siren)
 from tests.test_serve_live import _screenshot_dir
 
+pytestmark = pytest.mark.slow  # every test here drives a browser
+
 
 @pytest.fixture(scope="module")
 def alarm_microphone(tmp_path_factory) -> Path:
