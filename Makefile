@@ -20,8 +20,8 @@ pretrained: setup
 	@if [ -n "$$HEARAI_MIRROR" ]; then $(BIN)/hearai pull efficientat-mn04 --offline --quiet; \
 	else echo "make: no mirror of pretrained weights; 'hearai pull efficientat-mn04' downloads them"; fi
 
-# The browser test drives Debian's Chromium (Playwright only talks to it; it downloads no browser);
-# the emoji font draws the page's sound icons.
+# The browser tests (in make test-slow) drive Debian's Chromium (Playwright only talks to it; it
+# downloads no browser); the emoji font draws the page's sound icons.
 browser:
 	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; } \
@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml Makefile
 # make test: lint and every test but those marked slow (each trains a model or drives a browser, tens of
 # seconds); make test-slow runs those. CI (.ci/run) runs both.
 PYTEST := HEARAI_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 --dist worksteal -q
-test: setup pretrained browser axe lint
+test: setup pretrained lint
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 test-slow: setup pretrained browser axe
