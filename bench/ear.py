@@ -36,6 +36,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -183,11 +184,8 @@ def main() -> None:
 def alarms_by_sound(runs: list[dict]) -> dict[str, float]:
     """False alarms an hour of background per sound, over every fold's background hours, most first."""
     hours = sum(run.get("background_hours", 0.0) for run in runs)
-    counts: dict[str, int] = {}
-    for run in runs:
-        for label, n in run.get("false_alarms_by_sound", {}).items():
-            counts[label] = counts.get(label, 0) + n
-    return {label: round(n / hours, 2) for label, n in sorted(counts.items(), key=lambda kv: -kv[1])} if hours else {}
+    counts = sum((Counter(run.get("false_alarms_by_sound", {})) for run in runs), Counter())
+    return {label: round(n / hours, 2) for label, n in counts.most_common()} if hours else {}
 
 
 if __name__ == "__main__":

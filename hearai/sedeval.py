@@ -82,7 +82,7 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
     events, beds = split_clips(clips, backgrounds)
     if not events or not beds:
         missing = f"background classes ({', '.join(backgrounds)})" if not beds else "event classes"
-        reason = f"no validation clips of {missing}; default thresholds kept"
+        reason = f"no validation clips of {missing}; its thresholds kept"
         print(f"warning: thresholds not calibrated: {reason}", file=sys.stderr)
         return detector.with_thresholds(detector.thresholds, {"skipped": reason})
     spec = SoundscapeSpec(root=work, fold=0, seconds=protocol.seconds, events=protocol.events,

@@ -37,7 +37,7 @@ class Measured:
         return (f"On ESC-50 test soundscapes (5 folds) {self.tested} scored segment F1 {self.segment_f1[0]:.2f} ± "
                 f"{self.segment_f1[1]:.2f} (1 is perfect) and raised {self.false_alarms_per_hour[0]:g} ± "
                 f"{self.false_alarms_per_hour[1]:g} false alarms an hour of rain, wind, crickets, waves and fire "
-                f"({self.command}, {MACHINE}, hearai {VERSION}, {self.date}).{self.false_alarms_from}")
+                f"({self.command}, {MACHINE}, hearai {VERSION}, {self.date}). {self.false_alarms_from}").rstrip()
 
 
 EAR = Measured(
@@ -46,7 +46,7 @@ EAR = Measured(
     cannot_hear="any sound outside its table (teach it yours); it was never measured on a real smoke alarm, "
     "doorbell or phone, whose thresholds are stated defaults",
     docs="docs/pretrained.md",
-    false_alarms_from=" Half of them were its smoke alarm, which chirping crickets can set off.")
+    false_alarms_from="Half of them were its smoke alarm, which chirping crickets can set off.")
 SHIPPED = Measured(
     name="the shipped ESC-50 detector", tested="the shipped detector's recipe", latency_median=0.53,
     latency_p95=2.86, segment_f1=(0.37, 0.07), false_alarms_per_hour=(540.0, 160.0),

@@ -114,7 +114,7 @@ def false_alarms_per_hour(reference: Iterable[LabelledEvent], estimated: Iterabl
     hours = seconds / 3600
     return {"false_alarms": len(false), "hours": round(hours, 4),
             "per_hour": round(len(false) / hours, 3) if hours > 0 else None,
-            "by_label": dict(sorted(Counter(e.label for e in false).items(), key=lambda kv: (-kv[1], kv[0])))}
+            "by_label": dict(Counter(e.label for e in false).most_common())}
 
 
 def _group_alerts(alerts: Iterable[Alert]) -> dict[tuple[str, str], list[Alert]]:
