@@ -75,7 +75,7 @@ default-model: setup
 # What the pretrained ear is taught new sounds against (README, "Teaching a sound"): the embeddings of
 # 891 1-s windows of ESC-50's sounds and of silence and noise, made with the pinned weights; 30 s here.
 ear-reference: pretrained
-	$(BIN)/python -m hearai.ear --root $(ESC50) --out hearai/default_model/ear-reference.safetensors
+	$(BIN)/python -m hearai.ear.reference --root $(ESC50) --out hearai/default_model/ear-reference.safetensors
 
 bench: setup
 	$(BIN)/python bench/featurize.py

@@ -40,11 +40,11 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from hearai.alerts import SHIPPED_TABLE, AlertTable, shipped_alert_table
 from hearai.artifact import Classifier, load
 from hearai.data import prepare
 from hearai.data.soundscapes import BACKGROUNDS
-from hearai.ear import EAR_WINDOW_SECONDS, build_ear
+from hearai.ear.building import EAR_WINDOW_SECONDS, build_ear
+from hearai.ear.table import SHIPPED_TABLE, AlertTable, shipped_alert_table
 from hearai.fsutil import write_text_atomic
 from hearai.pretrained import load_pretrained
 from hearai.sedeval import DetectionProtocol, calibrate_detector, mean_std, summary_row, test_detector

@@ -3,7 +3,7 @@
 1. The two bases, each made once and kept in OUT: the shipped detector's recipe
    (``hearai.train.DETECTOR_RECIPE``) trained on ESC-50 with ten classes left out of every fold
    (``LEFT_OUT``: sounds a person would want to teach; OUT/base.safetensors), and the pretrained
-   ear (``hearai.ear``) whose teaching reference is made from the same forty classes, never the
+   ear (``hearai.ear.building``) whose teaching reference is made from the same forty classes, never the
    left-out ten (OUT/ear-base.safetensors). The ear's network learnt from AudioSet, which has
    these sounds: for the ear they are new to its alert table, not to its network.
 2. For each left-out class and each draw: the same 5 clips of one fold teach it to both
@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hearai.alerts import shipped_alert_table
 from hearai.artifact import Classifier, Reference
 from hearai.artifact import load as load_model
 from hearai.data.cache import FeatureCache, default_cache_root
@@ -42,7 +41,9 @@ from hearai.data.esc50 import prepare_esc50
 from hearai.data.records import Dataset
 from hearai.data.soundscapes import BACKGROUNDS
 from hearai.detect.calibrate import background_events
-from hearai.ear import build_ear, build_ear_reference
+from hearai.ear.building import build_ear
+from hearai.ear.reference import build_ear_reference
+from hearai.ear.table import shipped_alert_table
 from hearai.features import cut_windows
 from hearai.fsutil import write_text_atomic
 from hearai.pretrained import load_pretrained

@@ -25,15 +25,15 @@ def model_file(path: str | Path, *, data_dir: str | Path | None = None) -> Path:
 
     A name gives its model file in the cache, made from the weights in a mirror folder
     (``HEARAI_MIRROR``) or the cache when needed; it never downloads: 'hearai pull NAME' does.
-    ``ear``: the alert sounds of the table in ``data_dir`` (default ``hearai.alerts.default_data_dir()``),
+    ``ear``: the alert sounds of the table in ``data_dir`` (default ``hearai.ear.table.default_data_dir()``),
     else the shipped table.
     """
     from hearai.weights import EAR, is_pretrained_name
 
     if is_pretrained_name(path) and not Path(path).exists():
         if str(path) == EAR:
-            from hearai.alerts import default_data_dir
-            from hearai.ear import ear_model_path
+            from hearai.ear.building import ear_model_path
+            from hearai.ear.table import default_data_dir
 
             return ear_model_path(default_data_dir() if data_dir is None else data_dir)
         from hearai.pretrained import pretrained_model_path

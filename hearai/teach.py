@@ -16,7 +16,7 @@ leaves the network alone:
    negatives) is scored by a head fitted without it, and the *on* threshold is the lowest whose
    window precision reaches the target as if every known sound were heard as often as the new one.
 
-The pretrained ear (``hearai.ear``) learns the same way on a 512-number embedding of each window
+The pretrained ear (``hearai.ear.building``) learns the same way on a 512-number embedding of each window
 (the AudioSet head's hidden layer): each
 example window holding at least 0.25 s of the sound (or all of a shorter one), and louder and
 softer copies of it, against the ear's ``EmbeddedReference`` (what windows of ESC-50's sounds,
@@ -50,7 +50,7 @@ from hearai.data.clips import ClipFeatures
 from hearai.data.mixer import active_from_power, bridged
 from hearai.detect.activity import RAISED_BANDS
 from hearai.detect.calibrate import choose_on, release
-from hearai.ear import embed_windows
+from hearai.ear.network import embed_windows
 from hearai.errors import AudioError, ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor, decibels

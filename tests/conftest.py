@@ -114,8 +114,9 @@ def mn04(pretrained_cache: Path):
 @pytest.fixture(scope="session")
 def ear(mn04):
     """The pretrained ear as a user's machine makes it: the shipped table and teaching reference."""
-    from hearai.alerts import shipped_alert_table
-    from hearai.ear import build_ear, shipped_reference
+    from hearai.ear.building import build_ear
+    from hearai.ear.reference import shipped_reference
+    from hearai.ear.table import shipped_alert_table
 
     return build_ear(mn04, shipped_alert_table(), shipped_reference(mn04))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hearai.alerts import (
+from hearai.ear.table import (
     SHIPPED_TABLE,
     UNCALIBRATED_PAIR,
     USER_TABLE,

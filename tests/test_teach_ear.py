@@ -31,7 +31,7 @@ def taught_ear(ear):
 
 
 def test_the_shipped_reference_fits_the_pinned_weights_and_nothing_else(mn04, tmp_path):
-    from hearai.ear import QUIET_SOUND, REFERENCE_FILE, read_ear_reference, shipped_reference
+    from hearai.ear.reference import QUIET_SOUND, REFERENCE_FILE, read_ear_reference, shipped_reference
 
     reference, info = shipped_reference(mn04)
     assert reference.windows.shape == (891, 512) and reference.windows.dtype == torch.float16
@@ -128,8 +128,8 @@ def test_the_served_ear_learns_a_sound_keeps_it_and_forgets_it(ear, tmp_path):
 
 
 def test_an_ear_without_a_reference_says_why_it_cannot_learn(mn04, tmp_path):
-    from hearai.alerts import shipped_alert_table
-    from hearai.ear import build_ear
+    from hearai.ear.building import build_ear
+    from hearai.ear.table import shipped_alert_table
     from hearai.serve.sounds import SoundTeacher
     from hearai.teach import learner_for
 

@@ -101,9 +101,9 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 def detect(args: argparse.Namespace) -> int:
     from hearai import audio, load
-    from hearai.alerts import off_by_default
     from hearai.detect import evaluate, read_ground_truth, write_events
     from hearai.detect.files import EVENT_COLUMNS, detect_files, event_rows
+    from hearai.ear.table import off_by_default
 
     model_path, inputs = options.split_model(args.inputs)
     if not inputs:
@@ -133,9 +133,9 @@ def detect(args: argparse.Namespace) -> int:
 
 def listen(args: argparse.Namespace) -> int:
     from hearai import audio, load
-    from hearai.alerts import off_by_default
     from hearai.detect import listen as live
     from hearai.detect.measured import latency_statement
+    from hearai.ear.table import off_by_default
 
     if args.list_devices:
         print(live.list_devices())
@@ -193,7 +193,7 @@ def _close_tellers(tellers) -> bool:
 
 def serve(args: argparse.Namespace) -> int:
     from hearai import load
-    from hearai.alerts import default_data_dir
+    from hearai.ear.table import default_data_dir
     from hearai.serve import ServeConfig, create_app, server
     from hearai.serve.sounds import SoundTeacher, warn
 

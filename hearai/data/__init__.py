@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hearai.data.alertsdev import prepare_alerts_dev
 from hearai.data.esc50 import prepare_esc50
 from hearai.data.folder import prepare_folder
 from hearai.data.manifest import prepare_manifest
@@ -13,7 +14,7 @@ from hearai.data.urbansound8k import prepare_urbansound8k
 from hearai.errors import DatasetError
 from hearai.fsutil import write_csv_atomic
 
-KINDS = ("urbansound8k", "esc50", "esc10", "folder", "csv", "packed")
+KINDS = ("urbansound8k", "esc50", "esc10", "alerts-dev", "folder", "csv", "packed")
 
 
 def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0, folds: Sequence[int] | None = None
@@ -27,6 +28,8 @@ def prepare(kind: str, root: str | Path, *, n_folds: int = 5, seed: int = 0, fol
         dataset = prepare_urbansound8k(root, check_files=False)
     elif kind in ("esc50", "esc10"):
         dataset = prepare_esc50(root, subset=kind, check_files=False)
+    elif kind == "alerts-dev":
+        dataset = prepare_alerts_dev(root, n_folds=n_folds, seed=seed, check_files=False)
     elif kind == "folder":
         dataset = prepare_folder(root, n_folds=n_folds, seed=seed, check_files=False)
     elif kind == "csv":
@@ -48,5 +51,6 @@ def write_manifest(dataset: Dataset, path: str | Path) -> Path:
     return Path(path)
 
 
-__all__ = ["write_manifest", "KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_esc50", "prepare_folder",
+__all__ = ["write_manifest", "KINDS", "Clip", "Dataset", "assign_folds", "prepare", "prepare_alerts_dev",
+           "prepare_esc50", "prepare_folder",
            "prepare_manifest", "prepare_urbansound8k", "require_files", "validate"]

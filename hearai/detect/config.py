@@ -148,7 +148,7 @@ def judged(prediction: dict[str, Any], model: Any) -> dict[str, Any]:
     person reads. A detector names no ``label`` when nothing crossed (its highest score is in
     ``probabilities``); a classifier always names its most likely class, as it is built to.
     """
-    from hearai.alerts import off_by_default
+    from hearai.ear.table import off_by_default
 
     probabilities = prediction["probabilities"]
     optional = off_by_default(model.provenance)

@@ -101,7 +101,7 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
 )}
 
 
-# The ear: the alert sounds (``hearai.alerts``) heard by this network, a model like the others by its name.
+# The ear: the alert sounds (``hearai.ear.table``) heard by this network, a model like the others by its name.
 EAR, EAR_BACKBONE = "ear", "efficientat-mn04"
 
 

@@ -1,8 +1,4 @@
-"""The pretrained ear: AudioSet's scores made into alert sounds, and what it needs to learn more.
-
-``build_ear`` puts the alert-sound table (``hearai.alerts``) on the pretrained tagger: 1-s
-windows, a new one every 0.25 s, so the newest quarter second decides. ``ear_model_path`` makes
-that model file once per table and reference, in the pretrained cache.
+"""What the ear is taught new sounds against: the embeddings of windows of ESC-50's sounds, silence and noise.
 
 Teaching the ear a sound (``hearai.teach``) tells its examples apart from other sounds. The ear's
 file is made where it is used, from the pulled weights, and no dataset is there; so the package
@@ -10,16 +6,14 @@ carries the embeddings (512 numbers per 1-s window: the AudioSet head's hidden l
 of ESC-50's 50 sounds, made by ``make ear-reference`` with the pinned weights. The file names
 those weights' sha256, and an ear on other weights refuses it.
 
-    python -m hearai.ear --root ../shared/data/esc50 --out hearai/default_model/ear-reference.safetensors
+    python -m hearai.ear.reference --root ../shared/data/esc50 --out hearai/default_model/ear-reference.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,73 +24,27 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from hearai import audio
-from hearai.alerts import AlertTable, alert_table, shipped_alert_table
 from hearai.artifact import Classifier, EmbeddedReference
 from hearai.data.records import Dataset
 from hearai.data.soundscapes import BACKGROUNDS
+from hearai.ear.network import body, embed_windows
 from hearai.errors import ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor, decibels
 from hearai.fsutil import atomic_path
 from hearai.jsontext import parse_json
-from hearai.models import create_model
-from hearai.models.efficientat import MobileNet
-from hearai.pretrained import load_pretrained
-from hearai.weights import EAR_BACKBONE, cache_root
 from hearai.windows import window_starts
 
-EAR_WINDOW_SECONDS, EAR_HOP_SECONDS = 1.0, 0.25
-REFERENCE_FILE = Path(__file__).parent / "default_model" / "ear-reference.safetensors"
+REFERENCE_FILE = Path(__file__).parents[1] / "default_model" / "ear-reference.safetensors"
 PER_CLASS, PER_BACKGROUND = 8, 16  # recordings per sound (two windows of each)
 QUIET_SOUND = "silence and steady noise (synthetic)"
 MAX_FILE_BYTES = 8 << 20
-
-
-def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedReference, dict[str, Any]] | None = None,
-              *, window_seconds: float = EAR_WINDOW_SECONDS, hop_seconds: float = EAR_HOP_SECONDS) -> Classifier:
-    """The alert-sound detector on ``tagger``'s weights: each sound of ``table`` the highest of its AudioSet
-    scores; with ``reference`` (``read_ear_reference``) it can be taught more sounds. Other windows than
-    the 1-s ones every 0.25 s are for measuring (``bench/ear.py --window``)."""
-    config = dataclasses.replace(tagger.feature_config, window_seconds=window_seconds,
-                                 window_hop_seconds=hop_seconds)
-    options = {"width": tagger.model_options["width"], "groups": table.groups,
-               "frames": round(window_seconds / hop_seconds)}
-    model = create_model("efficientat-alerts", n_classes=len(table.sounds), n_features=config.n_features,
-                         n_frames=config.window_frames, **options)
-    model.net.load_state_dict(tagger.model.net.state_dict())
-    provenance: dict[str, Any] = {key: tagger.provenance[key] for key in ("pretrained", "data")
-                                  if key in tagger.provenance}
-    provenance["alert_sounds"] = {"source": table.source, "digest": table.digest, "sounds": table.describe()}
-    if reference is not None:
-        info = reference[1]
-        provenance["teaching_reference"] = {k: info.get(k) for k in ("data", "sounds", "windows", "stands_for",
-                                                                     "digest")}
-    return Classifier(model=model, feature_config=config, labels=table.names, model_name="efficientat-alerts",
-                      model_options=options, provenance=provenance, thresholds=table.thresholds,
-                      reference=None if reference is None else reference[0])
-
-
-def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> Path:
-    """The ear's model file for the alert-sound table in effect (``hearai.alerts.alert_table``), made when missing.
-
-    Named by the digests of the table and the shipped reference, so editing the table gives a new
-    ear and never a stale one.
-    """
-    table = alert_table(None if data_dir is None else Path(data_dir))
-    reference_digest = hashlib.sha256(REFERENCE_FILE.read_bytes()).hexdigest() if REFERENCE_FILE.is_file() else ""
-    name = hashlib.sha256(f"{table.digest} {reference_digest}".encode()).hexdigest()[:16]
-    target = cache_root(where.get("cache")) / f"ear-{name}.safetensors"
-    if not target.is_file():
-        tagger = load_pretrained(EAR_BACKBONE, **where)
-        build_ear(tagger, table, shipped_reference(tagger) if reference_digest else None).save(target)
-    return target
 
 
 def shipped_reference(tagger: Classifier) -> tuple[EmbeddedReference, dict[str, Any]]:
     """The package's ear reference, checked against ``tagger``'s weights and embedding size."""
     return read_ear_reference(REFERENCE_FILE, sha256=tagger.provenance["pretrained"]["sha256"],
                               size=body(tagger).hidden_size)
-
 
 def build_ear_reference(dataset: Dataset, ear: Classifier, *, per_class: int = PER_CLASS,
                         per_background: int = PER_BACKGROUND, seed: int = 0, progress: bool = True
@@ -130,7 +78,6 @@ def build_ear_reference(dataset: Dataset, ear: Classifier, *, per_class: int = P
             "files": sorted(p.name for _, p in chosen)}
     return EmbeddedReference(embed_windows(ear, torch.stack(windows)).half(), torch.tensor(labels), background), info
 
-
 def quiet_windows(extractor: FeatureExtractor, rng: np.random.Generator) -> list[torch.Tensor]:
     """Windows of no sound: digital silence, and white and brown noise from -90 to -30 dBFS (a quiet room's hiss
     and rumble, a microphone's own noise), so that a taught sound is told apart from quiet."""
@@ -144,7 +91,6 @@ def quiet_windows(extractor: FeatureExtractor, rng: np.random.Generator) -> list
         noises += [n / np.sqrt((n**2).mean()) * 10 ** (level_db / 20) for n in (white, brown)]
     return [loudest_window(extractor.clip(n.astype(np.float32)), config) for n in noises]
 
-
 def loudest_window(features: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """The window-long stretch of a recording's features (``FeatureExtractor.clip``: at least a window) with
     the most power."""
@@ -154,35 +100,17 @@ def loudest_window(features: torch.Tensor, config: FeatureConfig) -> torch.Tenso
     start = int(energy.argmax())
     return features[:, start : start + frames]
 
-
 def random_window(features: torch.Tensor, config: FeatureConfig, rng: np.random.Generator) -> torch.Tensor:
     """A window-long stretch of a recording's features (at least a window) starting anywhere."""
     frames = config.window_frames
     start = int(rng.integers(0, features.shape[-1] - frames + 1))
     return features[:, start : start + frames]
 
-
-def embed_windows(model: Classifier, windows: torch.Tensor) -> torch.Tensor:
-    """(n, bands, frames) features -> (n, hidden size): what the AudioSet head's hidden layer makes of each window."""
-    net, scaler = body(model), model.model.scaler
-    with torch.inference_mode():
-        parts = [net.hidden(scaler(windows[i : i + 64].unsqueeze(1).float())) for i in range(0, len(windows), 64)]
-    return torch.cat(parts).clone()
-
-
-def body(model: Classifier) -> MobileNet:
-    """``model``'s pretrained network; ``ModelError`` when it has none."""
-    if not isinstance(model.model.net, MobileNet) or not isinstance(model.model.net.classifier[2], torch.nn.Linear):
-        raise ModelError(f"{model.model_name} is not an EfficientAT tagger: it has no AudioSet head to embed with")
-    return model.model.net
-
-
 def write_ear_reference(reference: EmbeddedReference, info: dict[str, Any], path: str | Path) -> Path:
     target = Path(path)
     with atomic_path(target) as tmp:
         save_file(reference.tensors(), str(tmp), metadata={"hearai-ear-reference": json.dumps(info)})
     return target
-
 
 def read_ear_reference(path: str | Path, *, sha256: str, size: int) -> tuple[EmbeddedReference, dict[str, Any]]:
     """The reference at ``path``, checked: made with the weights ``sha256``, embeddings ``size`` wide."""
@@ -206,9 +134,12 @@ def read_ear_reference(path: str | Path, *, sha256: str, size: int) -> tuple[Emb
         raise ModelError(f"{path}: 'stands_for' must be a number from 1 to 1000, got {stands_for!r}")
     return reference, {**info, "digest": hashlib.sha256(path.read_bytes()).hexdigest()}
 
-
 def main(argv: list[str] | None = None) -> int:
     from hearai.data.esc50 import prepare_esc50
+    from hearai.ear.building import build_ear
+    from hearai.ear.table import shipped_alert_table
+    from hearai.pretrained import load_pretrained
+    from hearai.weights import EAR_BACKBONE
 
     parser = argparse.ArgumentParser(description="Make the pretrained ear's shipped teaching reference from ESC-50.")
     parser.add_argument("--root", type=Path, required=True, help="the ESC-50 folder")
@@ -220,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     write_ear_reference(reference, info, args.out)
     print(f"{args.out}: {info['windows']} windows of {len(info['sounds'])} sounds ({args.out.stat().st_size} bytes)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
