@@ -2,7 +2,8 @@
 
 ``build_ear`` puts the alert-sound table (``hearai.ear.table``) on the pretrained tagger: 1-s
 windows, a new one every 0.25 s, so the newest quarter second decides. ``ear_model_path`` makes
-that model file once per table and reference, in the pretrained cache.
+that model file once per table, reference and learnt decisions, in the pretrained cache. The
+sounds the package's learnt decisions know (``hearai.ear.decisions``) decide with them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from hearai.artifact import Classifier, EmbeddedReference
+from hearai.ear.decisions import DECISIONS_FILE, LearntDecisions, read_decisions
+from hearai.ear.network import body
 from hearai.ear.reference import REFERENCE_FILE, shipped_reference
 from hearai.ear.table import AlertTable, alert_table
+from hearai.errors import ModelError
 from hearai.models import create_model
+from hearai.models.efficientat import AlertTagger
 from hearai.pretrained import load_pretrained
 from hearai.weights import EAR_BACKBONE, cache_root
 
@@ -24,9 +29,11 @@ EAR_WINDOW_SECONDS, EAR_HOP_SECONDS = 1.0, 0.25
 
 
 def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedReference, dict[str, Any]] | None = None,
-              *, window_seconds: float = EAR_WINDOW_SECONDS, hop_seconds: float = EAR_HOP_SECONDS) -> Classifier:
+              decisions: LearntDecisions | None = None, *, window_seconds: float = EAR_WINDOW_SECONDS,
+              hop_seconds: float = EAR_HOP_SECONDS) -> Classifier:
     """The alert-sound detector on ``tagger``'s weights: each sound of ``table`` the highest of its AudioSet
-    scores; with ``reference`` (``read_ear_reference``) it can be taught more sounds. Other windows than
+    scores, or its ``decisions`` learnt on real recordings where they know it; with ``reference``
+    (``read_ear_reference``) it can be taught more sounds. Other windows than
     the 1-s ones every 0.25 s are for measuring (``bench/ear.py --window``)."""
     config = dataclasses.replace(tagger.feature_config, window_seconds=window_seconds,
                                  window_hop_seconds=hop_seconds)
@@ -34,16 +41,25 @@ def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedRe
                "frames": round(window_seconds / hop_seconds)}
     model = create_model("efficientat-alerts", n_classes=len(table.sounds), n_features=config.n_features,
                          n_frames=config.window_frames, **options)
-    model.net.load_state_dict(tagger.model.net.state_dict())
+    missing, unexpected = model.net.load_state_dict(tagger.model.net.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("decision.") for key in missing):
+        raise ModelError(f"{tagger.model_name}: not the network the ear is built on ({(unexpected or missing)[0]})")
+    thresholds = dict(table.thresholds)
     provenance: dict[str, Any] = {key: tagger.provenance[key] for key in ("pretrained", "data")
                                   if key in tagger.provenance}
     provenance["alert_sounds"] = {"source": table.source, "digest": table.digest, "sounds": table.describe()}
+    if decisions is not None:
+        assert isinstance(model.net, AlertTagger)
+        thresholds.update(decisions.apply(model.net, table))
+        provenance["decisions"] = {**decisions.info, "sounds": [s["sound"] for s in decisions.sounds
+                                                                if s["sound"] in thresholds]}
+        provenance["decision"] = decisions.info.get("decision", {})
     if reference is not None:
         info = reference[1]
         provenance["teaching_reference"] = {k: info.get(k) for k in ("data", "sounds", "windows", "stands_for",
                                                                      "digest")}
     return Classifier(model=model, feature_config=config, labels=table.names, model_name="efficientat-alerts",
-                      model_options=options, provenance=provenance, thresholds=table.thresholds,
+                      model_options=options, provenance=provenance, thresholds=thresholds,
                       reference=None if reference is None else reference[0])
 
 def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> Path:
@@ -53,10 +69,18 @@ def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> P
     ear and never a stale one.
     """
     table = alert_table(None if data_dir is None else Path(data_dir))
-    reference_digest = hashlib.sha256(REFERENCE_FILE.read_bytes()).hexdigest() if REFERENCE_FILE.is_file() else ""
-    name = hashlib.sha256(f"{table.digest} {reference_digest}".encode()).hexdigest()[:16]
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "" for p in (REFERENCE_FILE,
+                                                                                           DECISIONS_FILE)]
+    name = hashlib.sha256(" ".join([table.digest, *digests]).encode()).hexdigest()[:16]
     target = cache_root(where.get("cache")) / f"ear-{name}.safetensors"
     if not target.is_file():
         tagger = load_pretrained(EAR_BACKBONE, **where)
-        build_ear(tagger, table, shipped_reference(tagger) if reference_digest else None).save(target)
+        build_ear(tagger, table, shipped_reference(tagger) if digests[0] else None,
+                  shipped_decisions(tagger) if digests[1] else None).save(target)
     return target
+
+
+def shipped_decisions(tagger: Classifier) -> LearntDecisions:
+    """The package's learnt decisions, checked against ``tagger``'s weights and hidden layer."""
+    return read_decisions(DECISIONS_FILE, sha256=tagger.provenance["pretrained"]["sha256"],
+                          size=body(tagger).hidden_size)

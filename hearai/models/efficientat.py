@@ -182,6 +182,26 @@ class Tagger(MobileNet):
         return window, frames
 
 
+class SoundDecision(nn.Module):
+    """Per sound, a logit from the hidden layer and that sound's AudioSet logit: AudioSet's alone until learnt."""
+
+    def __init__(self, hidden_size: int, sounds: int) -> None:
+        super().__init__()
+        self.hidden_weight = nn.Parameter(torch.zeros(sounds, hidden_size))
+        self.label_weight = nn.Parameter(torch.ones(sounds))
+        self.bias = nn.Parameter(torch.zeros(sounds))
+
+    def forward(self, hidden: torch.Tensor, label_logits: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.hidden_weight.T + self.label_weight * label_logits + self.bias
+
+    def learn(self, index: int, hidden_weight: torch.Tensor, label_weight: float, bias: float) -> None:
+        """Sound ``index`` decides with these from now on."""
+        with torch.no_grad():
+            self.hidden_weight[index] = hidden_weight
+            self.label_weight[index] = label_weight
+            self.bias[index] = bias
+
+
 class AlertTagger(Tagger):
     """Alert sounds from AudioSet's scores: each sound the highest of its labels' window scores.
 
@@ -191,6 +211,10 @@ class AlertTagger(Tagger):
     audio, with the whole window as context. ``taught`` more sounds follow, each a logistic
     regression on the head's hidden layer (``hidden``: on five-example teaching it ranked new
     sounds better than the pooled embedding; ``hearai.teach`` fits them, ``add_sound`` adds one).
+
+    Each table sound's score is ``sigmoid(hidden · w + v · g + b)`` with ``g`` the highest logit of
+    its AudioSet labels (``SoundDecision``): ``w = 0, v = 1, b = 0`` is AudioSet's own score; the
+    ear's learnt decisions (``hearai.ear.heads``) set them from real recordings.
     """
 
     def __init__(self, *, groups: list[list[int]], frames: int, taught: int = 0, **options: Any) -> None:
@@ -198,11 +222,13 @@ class AlertTagger(Tagger):
         self.groups = [list(g) for g in groups]
         self.frames = frames
         self.taught_head = nn.Linear(self.hidden_size, taught) if taught else None
+        self.decision = SoundDecision(self.hidden_size, len(self.groups))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         hidden = self.hidden(x)
-        tags = torch.sigmoid(self.classifier[5](hidden))
-        window = torch.stack([tags[:, group].amax(dim=1) for group in self.groups], dim=1)
+        logits = self.classifier[5](hidden)
+        grouped = torch.stack([logits[:, group].amax(dim=1) for group in self.groups], dim=1)
+        window = torch.sigmoid(self.decision(hidden, grouped))
         if self.taught_head is not None:
             window = torch.cat([window, torch.sigmoid(self.taught_head(hidden))], dim=1)
         return window, window.unsqueeze(1).expand(-1, self.frames, -1)
