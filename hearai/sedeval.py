@@ -30,6 +30,7 @@ from hearai.data.records import Clip
 from hearai.data.soundscapes import SoundscapeSpec, build_soundscapes
 from hearai.detect import DetectConfig, detect_file, read_ground_truth
 from hearai.detect.calibrate import calibrate
+from hearai.detect.config import DEFAULT_HOLD_SECONDS
 from hearai.detect.files import Detection, evaluate, per_sound, plot_detection
 from hearai.detect.metrics import LabelledEvent
 from hearai.errors import ConfigError
@@ -106,7 +107,7 @@ def calibrate_detector(detector: Classifier, clips: list[Clip], *, backgrounds: 
     detections = mixed + alone
     thresholds, report = calibrate(detections, truth, detector.labels, classes=classes,
                                    target_precision=protocol.target_precision, background=alone,
-                                   alarms_per_hour=protocol.alarms_per_hour, hold_seconds=DetectConfig().hold_seconds,
+                                   alarms_per_hour=protocol.alarms_per_hour, hold_seconds=DEFAULT_HOLD_SECONDS,
                                    floors={label: DetectConfig().pair(label, detector.thresholds)[0]
                                            for label in classes})
     return detector.with_thresholds({**detector.thresholds, **thresholds},

@@ -15,6 +15,8 @@ LIMITS = {"floor_seconds": 600.0, "merge_gap_seconds": 60.0, "min_event_seconds"
 
 
 DEFAULT_PAIR = (0.5, 0.3)
+# The pause that still joins one sound's parts in the ground truth (``hearai.data.mixer.BRIDGE_SECONDS``).
+DEFAULT_HOLD_SECONDS = 0.2
 # Sensitivity moves a class's thresholds by this many steps in log-odds, one step a factor e in the
 # odds: +1 takes a 0.5 threshold to 0.27, -1 to 0.73; both thresholds move, so their gap keeps its sense.
 MAX_SENSITIVITY = 3.0
@@ -43,15 +45,22 @@ class DetectConfig:
     floor_seconds: float = 30.0
     decision_fraction: float = 0.75
     crop_hop_seconds: float = 0.5
-    # A detector's event ends after this long below its class's off threshold: 0.2 s, the pause
-    # that still joins one sound's parts in the ground truth (``hearai.data.mixer.BRIDGE_SECONDS``).
-    hold_seconds: float = 0.2
+    # A detector's event ends after this long below its class's off threshold; unset, the model's own
+    # (``decision`` in its provenance), else ``DEFAULT_HOLD_SECONDS``.
+    hold_seconds: float | None = None
+    # A detector alerts once a class's score has stayed at or above *on* this long (one frame at 0);
+    # unset, the model's own, else 0.
+    confirm_seconds: float | None = None
 
     def __post_init__(self) -> None:
         optional_real(self, "threshold", "release")
         positive_float(self, "rise_db", "fall_db", "min_event_seconds", "floor_seconds",
-                       "crop_hop_seconds", "decision_fraction", "hold_seconds")
-        optional_real(self, "merge_gap_seconds")
+                       "crop_hop_seconds", "decision_fraction")
+        optional_real(self, "merge_gap_seconds", "hold_seconds", "confirm_seconds")
+        for name in ("hold_seconds", "confirm_seconds"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= LIMITS["hold_seconds"]:
+                raise ConfigError(f"DetectConfig.{name} must be from 0 to {LIMITS['hold_seconds']:g}, got {value}")
         at_most(self, LIMITS)
         if self.fall_db > self.rise_db:
             raise ConfigError(f"DetectConfig.fall_db ({self.fall_db}) must not exceed rise_db ({self.rise_db})")
@@ -84,6 +93,18 @@ class DetectConfig:
         unknown = sorted((set(self.thresholds) | set(self.ignore) | set(self.sensitivity)) - set(labels))
         if unknown:
             raise ConfigError(f"label(s) the model does not know: {', '.join(unknown)}; it knows {', '.join(labels)}")
+
+    def timing(self, decision: dict[str, Any]) -> tuple[float, float]:
+        """(confirm, hold) seconds: those set here, else the model's own ``decision`` settings, else 0 and
+        ``DEFAULT_HOLD_SECONDS``."""
+        def own(name: str, default: float) -> float:
+            value = decision.get(name) if isinstance(decision, dict) else None
+            valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= LIMITS[
+                "hold_seconds"]
+            return float(value) if valid else default
+        confirm = self.confirm_seconds if self.confirm_seconds is not None else own("confirm_seconds", 0.0)
+        hold = self.hold_seconds if self.hold_seconds is not None else own("hold_seconds", DEFAULT_HOLD_SECONDS)
+        return confirm, hold
 
     def pair(self, label: str, calibrated: dict[str, tuple[float, float]]) -> tuple[float, float]:
         """A class's [on, off]: its own here, else the threshold set here, else the model's calibrated one;

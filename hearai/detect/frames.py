@@ -6,10 +6,13 @@ the shipped one). Here the stream is cut into the model's windows (about 1 s) ev
 earlier window gave are used, so every frame is decided once, with the most recent audio at hand:
 an onset waits at most one window hop, one frame and the featurizer's half frame
 (``latency_bound_seconds``), once the stream's first window has arrived.
-Per class, a frame score at or above the class's *on* threshold starts an event (the alert, sent
-at once); the event ends at the first frame of a run of scores below *off* lasting
-``hold_seconds`` (0.2 s: the pause that still joins one sound's parts in the ground truth).
-Several classes can be on at once.
+Per class, scores at or above the class's *on* threshold for ``confirm`` seconds (one frame at 0)
+start an event at the first of them (the alert, sent at once); the event ends at the first frame
+of a run of scores below *off* lasting ``hold`` seconds, so pauses shorter than that keep one
+sound one event. Both are ``DetectConfig.timing``: the model's own unless set (the ear confirms
+over two hops and bridges pauses of its sounds; a plain detector alerts on one frame and holds
+0.2 s, the pause that still joins one sound's parts in the ground truth). Several classes can be
+on at once.
 Thresholds come from ``DetectConfig`` or else from the model (calibrated per class). No activity
 gate: a detector is trained to keep every score low when nothing of interest sounds.
 """
@@ -30,10 +33,13 @@ from hearai.windows import stream_window_starts
 
 @dataclass
 class _Track:
-    """A class that is on: since when, its peak score, and how long it has been below *off*."""
+    """A class at or above *on* (``confirmed`` once it lasted long enough to alert): since when, its peak
+    score, how many frames it has been on, and since when it has been below *off*."""
 
     onset: float
     peak: float
+    frames: int = 1
+    confirmed: bool = False
     quiet_since: float | None = None
 
 
@@ -47,6 +53,8 @@ class FrameDetector(ModelStream):
         super().__init__(model, config, sample_rate=sample_rate)
         self.frame = model.frame_seconds
         self.pairs: list[tuple[float, float]] = []
+        confirm_seconds, self.hold = self.config.timing(model.provenance.get("decision", {}))
+        self.confirm_frames = max(1, round(confirm_seconds / self.frame) + 1) if confirm_seconds else 1
         self.retune(self.config.sensitivity)
         self.reported = [k for k, label in enumerate(model.labels) if label not in self.config.ignore]
         self.record = record
@@ -83,7 +91,7 @@ class FrameDetector(ModelStream):
         self._finished = True
         end = self.seconds
         events += [Event(self.model.labels[k], t.onset, max(t.quiet_since or end, t.onset + 1e-3), t.peak)
-                   for k, t in sorted(self._on.items())]
+                   for k, t in sorted(self._on.items()) if t.confirmed]
         self._on.clear()
         return events
 
@@ -118,20 +126,33 @@ class FrameDetector(ModelStream):
             self.times.append(begin + self.frame / 2)
             self.probabilities.append(p)
         events: list[Event] = []
-        hold = self.config.hold_seconds
         for k in self.reported:
             on, off = self.pairs[k]
             score, track = float(p[k]), self._on.get(k)
             if track is None:
                 if score >= on:
-                    self._on[k] = _Track(onset=begin, peak=score)
-                    events.append(Event(self.model.labels[k], begin, None, score))
+                    track = self._on[k] = _Track(onset=begin, peak=score)
+                    events += self._confirmed(k, track)
+                continue
+            if not track.confirmed:  # still to stay at or above *on* for confirm_frames in a row
+                if score >= on:
+                    track.frames, track.peak = track.frames + 1, max(track.peak, score)
+                    events += self._confirmed(k, track)
+                else:
+                    del self._on[k]
                 continue
             if score >= off:
                 track.peak, track.quiet_since = max(track.peak, score), None
                 continue
             track.quiet_since = begin if track.quiet_since is None else track.quiet_since
-            if begin + self.frame - track.quiet_since >= hold - 1e-6:
+            if begin + self.frame - track.quiet_since >= self.hold - 1e-6:
                 events.append(Event(self.model.labels[k], track.onset, track.quiet_since, track.peak))
                 del self._on[k]
         return events
+
+    def _confirmed(self, k: int, track: _Track) -> list[Event]:
+        """The alert for class ``k`` once its track has lasted ``confirm_frames``."""
+        if track.frames < self.confirm_frames:
+            return []
+        track.confirmed = True
+        return [Event(self.model.labels[k], track.onset, None, track.peak)]
