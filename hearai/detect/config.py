@@ -99,9 +99,9 @@ class DetectConfig:
         ``DEFAULT_HOLD_SECONDS``."""
         def own(name: str, default: float) -> float:
             value = decision.get(name) if isinstance(decision, dict) else None
-            valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= LIMITS[
-                "hold_seconds"]
-            return float(value) if valid else default
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= LIMITS["hold_seconds"]:
+                return float(value)
+            return default
         confirm = self.confirm_seconds if self.confirm_seconds is not None else own("confirm_seconds", 0.0)
         hold = self.hold_seconds if self.hold_seconds is not None else own("hold_seconds", DEFAULT_HOLD_SECONDS)
         return confirm, hold

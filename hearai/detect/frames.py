@@ -19,28 +19,15 @@ gate: a detector is trained to keep every score low when nothing of interest sou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from hearai.detect.buffer import ModelStream
 from hearai.detect.config import DetectConfig
+from hearai.detect.decisions import FrameDecisions
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 from hearai.interface import SoundModel
 from hearai.windows import stream_window_starts
-
-
-@dataclass
-class _Track:
-    """A class at or above *on* (``confirmed`` once it lasted long enough to alert): since when, its peak
-    score, how many frames it has been on, and since when it has been below *off*."""
-
-    onset: float
-    peak: float
-    frames: int = 1
-    confirmed: bool = False
-    quiet_since: float | None = None
 
 
 class FrameDetector(ModelStream):
@@ -52,22 +39,21 @@ class FrameDetector(ModelStream):
             raise ConfigError(f"{model.model_name} is a classifier; FrameDetector needs a detector")
         super().__init__(model, config, sample_rate=sample_rate)
         self.frame = model.frame_seconds
-        self.pairs: list[tuple[float, float]] = []
-        confirm_seconds, self.hold = self.config.timing(model.provenance.get("decision", {}))
-        self.confirm_frames = max(1, round(confirm_seconds / self.frame) + 1) if confirm_seconds else 1
+        confirm, hold = self.config.timing(model.provenance.get("decision", {}))
+        reported = [k for k, label in enumerate(model.labels) if label not in self.config.ignore]
+        self.decisions = FrameDecisions(model.labels, reported, frame=self.frame, confirm_seconds=confirm,
+                                        hold_seconds=hold)
         self.retune(self.config.sensitivity)
-        self.reported = [k for k, label in enumerate(model.labels) if label not in self.config.ignore]
         self.record = record
         self.times: list[float] = []  # frame centres (s) of the recorded scores
         self.probabilities: list[np.ndarray] = []
-        self._on: dict[int, _Track] = {}
         self._decided = 0.0  # frames starting before this time (s) are decided
         self._next = 0  # first feature frame of the next window
         self._finished = False
 
     def retune(self, sensitivity: dict[str, float]) -> None:
         super().retune(sensitivity)
-        self.pairs = [self.config.pair(label, self.model.thresholds) for label in self.model.labels]
+        self.decisions.pairs = [self.config.pair(label, self.model.thresholds) for label in self.model.labels]
 
     @property
     def latency_bound_seconds(self) -> float:
@@ -89,11 +75,7 @@ class FrameDetector(ModelStream):
         self.buffer.finish()
         events = self._advance(final=True)
         self._finished = True
-        end = self.seconds
-        events += [Event(self.model.labels[k], t.onset, max(t.quiet_since or end, t.onset + 1e-3), t.peak)
-                   for k, t in sorted(self._on.items()) if t.confirmed]
-        self._on.clear()
-        return events
+        return events + self.decisions.close(self.seconds)
 
     def _advance(self, *, final: bool) -> list[Event]:
         config, buffer = self.feature_config, self.buffer
@@ -121,38 +103,7 @@ class FrameDetector(ModelStream):
         return events
 
     def _frame(self, begin: float, p: np.ndarray) -> list[Event]:
-        """One frame's scores (from ``begin`` s): alerts for classes switching on, ends for those off long enough."""
         if self.record:
             self.times.append(begin + self.frame / 2)
             self.probabilities.append(p)
-        events: list[Event] = []
-        for k in self.reported:
-            on, off = self.pairs[k]
-            score, track = float(p[k]), self._on.get(k)
-            if track is None:
-                if score >= on:
-                    track = self._on[k] = _Track(onset=begin, peak=score)
-                    events += self._confirmed(k, track)
-                continue
-            if not track.confirmed:  # still to stay at or above *on* for confirm_frames in a row
-                if score >= on:
-                    track.frames, track.peak = track.frames + 1, max(track.peak, score)
-                    events += self._confirmed(k, track)
-                else:
-                    del self._on[k]
-                continue
-            if score >= off:
-                track.peak, track.quiet_since = max(track.peak, score), None
-                continue
-            track.quiet_since = begin if track.quiet_since is None else track.quiet_since
-            if begin + self.frame - track.quiet_since >= self.hold - 1e-6:
-                events.append(Event(self.model.labels[k], track.onset, track.quiet_since, track.peak))
-                del self._on[k]
-        return events
-
-    def _confirmed(self, k: int, track: _Track) -> list[Event]:
-        """The alert for class ``k`` once its track has lasted ``confirm_frames``."""
-        if track.frames < self.confirm_frames:
-            return []
-        track.confirmed = True
-        return [Event(self.model.labels[k], track.onset, None, track.peak)]
+        return self.decisions.decide(begin, p)

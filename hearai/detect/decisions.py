@@ -1,0 +1,78 @@
+"""Per class, frame scores to events: the rule every frame detector decides by, and the ear's bench measures.
+
+A class at or above its *on* threshold for ``confirm_seconds`` (one frame at 0) starts an event
+at the first of those frames: the alert. It ends at the first frame of a run below *off* lasting
+``hold_seconds``, so pauses shorter than that keep one sound one event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hearai.detect.tracks import Event
+
+
+@dataclass
+class _Track:
+    """A class at or above *on* (``confirmed`` once it lasted long enough to alert): since when, its peak
+    score, how many frames it has been on, and since when it has been below *off*."""
+
+    onset: float
+    peak: float
+    frames: int = 1
+    confirmed: bool = False
+    quiet_since: float | None = None
+
+
+class FrameDecisions:
+    """Frame by frame, the events of ``labels`` (only the ``reported`` indices); ``pairs`` are their [on, off]."""
+
+    def __init__(self, labels: tuple[str, ...], reported: list[int], *, frame: float, confirm_seconds: float,
+                 hold_seconds: float, pairs: list[tuple[float, float]] | None = None) -> None:
+        self.labels, self.reported, self.frame, self.hold = labels, reported, frame, hold_seconds
+        self.confirm_frames = round(confirm_seconds / frame) + 1
+        self.pairs = pairs or []
+        self._on: dict[int, _Track] = {}
+
+    def decide(self, begin: float, p: np.ndarray) -> list[Event]:
+        """One frame's scores (from ``begin`` s): alerts for classes switching on, ends for those off long enough."""
+        events: list[Event] = []
+        for k in self.reported:
+            on, off = self.pairs[k]
+            score, track = float(p[k]), self._on.get(k)
+            if track is None:
+                if score >= on:
+                    track = self._on[k] = _Track(onset=begin, peak=score)
+                    events += self._confirmed(k, track)
+                continue
+            if not track.confirmed:  # still to stay at or above *on* for confirm_frames in a row
+                if score >= on:
+                    track.frames, track.peak = track.frames + 1, max(track.peak, score)
+                    events += self._confirmed(k, track)
+                else:
+                    del self._on[k]
+                continue
+            if score >= off:
+                track.peak, track.quiet_since = max(track.peak, score), None
+                continue
+            track.quiet_since = begin if track.quiet_since is None else track.quiet_since
+            if begin + self.frame - track.quiet_since >= self.hold - 1e-6:
+                events.append(Event(self.labels[k], track.onset, track.quiet_since, track.peak))
+                del self._on[k]
+        return events
+
+    def close(self, end: float) -> list[Event]:
+        """The stream ended at ``end`` s: every alerted event ends."""
+        events = [Event(self.labels[k], t.onset, max(t.quiet_since or end, t.onset + 1e-3), t.peak)
+                  for k, t in sorted(self._on.items()) if t.confirmed]
+        self._on.clear()
+        return events
+
+    def _confirmed(self, k: int, track: _Track) -> list[Event]:
+        """The alert for class ``k`` once its track has lasted ``confirm_frames``."""
+        if track.frames < self.confirm_frames:
+            return []
+        track.confirmed = True
+        return [Event(self.labels[k], track.onset, None, track.peak)]
