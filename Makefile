@@ -8,7 +8,7 @@ STAMP := $(VENV)/.hearai-installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup pretrained browser axe lint test test-slow demo bench clean default-model ear-reference
+.PHONY: setup pretrained browser axe lint test test-slow demo bench clean default-model ear-reference ear-decisions
 
 setup: $(STAMP)
 
@@ -76,6 +76,13 @@ default-model: setup
 # 891 1-s windows of ESC-50's sounds and of silence and noise, made with the pinned weights; 30 s here.
 ear-reference: pretrained
 	$(BIN)/python -m hearai.ear.reference --root $(ESC50) --out hearai/default_model/ear-reference.safetensors
+
+# How the ear decides each sound (README, "What it measured"): per sound, a logistic regression on the
+# network's hidden layer and the sound's AudioSet logit, or AudioSet's logit alone, whichever hears it better
+# in cross-validation, learnt from ESC-50 and alerts-dev's real recordings; about 4 minutes here.
+ALERTS_DEV ?= ../shared/data/alerts-dev
+ear-decisions: pretrained
+	$(BIN)/python -m hearai.ear.heads --esc50 $(ESC50) --alerts-dev $(ALERTS_DEV) --out hearai/default_model/ear-decisions.safetensors
 
 bench: setup
 	$(BIN)/python bench/featurize.py

@@ -74,6 +74,11 @@ def esc50_rows(esc50_root: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
+def alerts_dev_root() -> Path:
+    return _require(DATA / "alerts-dev")
+
+
+@pytest.fixture(scope="session")
 def us8k_root() -> Path:
     return _require(DATA / "us8k-sample" / "UrbanSound8K")
 
@@ -113,12 +118,12 @@ def mn04(pretrained_cache: Path):
 
 @pytest.fixture(scope="session")
 def ear(mn04):
-    """The pretrained ear as a user's machine makes it: the shipped table and teaching reference."""
-    from hearai.ear.building import build_ear
+    """The pretrained ear as a user's machine makes it: the shipped table, teaching reference and learnt decisions."""
+    from hearai.ear.building import build_ear, shipped_decisions
     from hearai.ear.reference import shipped_reference
     from hearai.ear.table import shipped_alert_table
 
-    return build_ear(mn04, shipped_alert_table(), shipped_reference(mn04))
+    return build_ear(mn04, shipped_alert_table(), shipped_reference(mn04), shipped_decisions(mn04))
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

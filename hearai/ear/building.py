@@ -54,6 +54,8 @@ def build_ear(tagger: Classifier, table: AlertTable, reference: tuple[EmbeddedRe
         provenance["decisions"] = {**decisions.info, "sounds": [s["sound"] for s in decisions.sounds
                                                                 if s["sound"] in thresholds]}
         provenance["decision"] = decisions.info.get("decision", {})
+    provenance["alert_sounds"]["sounds"] = [{**row, "thresholds": list(thresholds[str(row["sound"])])}
+                                            for row in table.describe()]
     if reference is not None:
         info = reference[1]
         provenance["teaching_reference"] = {k: info.get(k) for k in ("data", "sounds", "windows", "stands_for",

@@ -22,6 +22,8 @@ ear's 1-s windows every 0.25 s (``embed_clips``). For each sound with examples:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from hearai import audio
@@ -39,6 +43,7 @@ from hearai.ear.decisions import DECISIONS_FILE, LearntDecisions, write_decision
 from hearai.ear.network import body
 from hearai.ear.table import AlertTable
 from hearai.features import FeatureExtractor
+from hearai.fsutil import atomic_path
 from hearai.windows import window_starts
 
 # The corpora's labels that are alert sounds, and which (ESC-50's, then alerts-dev's).
@@ -103,6 +108,24 @@ def embed_clips(ear: Classifier, clips: Sequence[Clip], *, progress: bool = True
         loudness.append(np.array([10 * np.log10(np.mean(x * x) + 1e-12) for x in samples]))
         clip_of.append(np.full(len(starts), index))
     return Development(tuple(clips), torch.cat(hidden), np.concatenate(loudness), np.concatenate(clip_of))
+
+
+def cached_development(ear: Classifier, clips: Sequence[Clip], path: Path, *, progress: bool = True) -> Development:
+    """``embed_clips``, kept in ``path`` (safetensors) for the same weights, clips, folds and windows."""
+    config = ear.feature_config
+    key = hashlib.sha256(json.dumps([ear.provenance["pretrained"]["sha256"], config.to_dict(), PAD_SECONDS,
+                                     [(str(c.path), c.label, c.fold) for c in clips]]).encode()).hexdigest()
+    if path.is_file():
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("key") == key:
+                return Development(tuple(clips), f.get_tensor("hidden"), f.get_tensor("loudness_db").numpy(),
+                                   f.get_tensor("clip_of").numpy())
+    dev = embed_clips(ear, clips, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({"hidden": dev.hidden, "loudness_db": torch.from_numpy(dev.loudness_db),
+                   "clip_of": torch.from_numpy(dev.clip_of)}, str(tmp), metadata={"key": key})
+    return dev
 
 
 def label_logits(ear: Classifier, hidden: torch.Tensor, table: AlertTable) -> torch.Tensor:
