@@ -171,7 +171,8 @@ def listen(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(event.to_dict()), flush=True)
         elif event.offset is None:
-            print(f"{event.onset:9.2f} s  ALERT  {event.label}  ({100 * event.confidence:.0f}%)", flush=True)
+            print(f"{event.onset:9.2f} s  ALERT  {event.label}  ({event.certainty or f'{event.confidence:.0%}'})",
+                  flush=True)
         else:
             print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
 

@@ -1,8 +1,8 @@
 """alerts-dev: real recordings of alert sounds and household sounds, labelled per clip, with their sources.
 
-``manifest.csv`` names each file, its sound and its ``source`` (one recording, session or
-uploader). Folds 1-5 are assigned here, stratified by sound, a source never split
-(``assign_folds``), so a model is never tested on a recording session it learnt from.
+``manifest.csv`` names each file, its sound and its ``source`` (one recording, one sitting or
+one uploader). Folds 1-5 are assigned here, stratified by sound, a source never split
+(``assign_folds``), so a model is never tested on a recording source it learnt from.
 """
 
 from __future__ import annotations

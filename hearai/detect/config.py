@@ -146,6 +146,24 @@ class DetectConfig:
                       "sensitivity": {str(k): v for k, v in sensitivity.items()}})
 
 
+# A score's height above its sound's *on* threshold, in log-odds, and the word a person reads for it:
+# each step is a factor e in the odds, so "very likely" is a score whose odds are e**4 (55) times its
+# threshold's. The learnt decisions' scores are logistic regressions balanced between the sound and
+# everything else, so the margin is the evidence for the sound.
+CERTAINTY_WORDS = ((4.0, "very likely"), (1.5, "likely"), (0.0, "possible"))
+
+
+def certainty(score: float, on: float) -> str:
+    """``score`` in words relative to its sound's *on* threshold: "possible", "likely", "very likely" (or
+    "below its threshold")."""
+    def log_odds(p: float) -> float:
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
+
+    margin = log_odds(score) - log_odds(on)
+    return next((word for bound, word in CERTAINTY_WORDS if margin >= bound), "below its threshold")
+
+
 def _shifted(threshold: float, steps: float) -> float:
     """``threshold`` moved ``steps`` down in log-odds (more sensitive), kept inside (0, 1)."""
     odds = math.log(threshold / (1 - threshold)) - steps
@@ -166,16 +184,19 @@ def judged(prediction: dict[str, Any], model: Any) -> dict[str, Any]:
     """``model.predict``'s answer with what crossed the thresholds said plainly.
 
     ``alerts``: the sounds at or above their *on* threshold (``alerting``); ``heard``: one line a
-    person reads. A detector names no ``label`` when nothing crossed (its highest score is in
-    ``probabilities``); a classifier always names its most likely class, as it is built to.
+    person reads, each alert's confidence in words (``certainty``). A detector names no ``label`` when
+    nothing crossed (its highest score is in ``probabilities``); a classifier always names its most
+    likely class, as it is built to.
     """
     from hearai.ear.table import off_by_default
 
     probabilities = prediction["probabilities"]
     optional = off_by_default(model.provenance)
     alerts = alerting(probabilities, model.thresholds, optional)
+    words = {label: certainty(probabilities[label], DetectConfig().pair(label, model.thresholds)[0])
+             for label in alerts}
     if alerts:
-        heard = "alert: " + ", ".join(f"{label} ({probabilities[label]:.2f})" for label in alerts)
+        heard = "alert: " + ", ".join(f"{label} ({words[label]}, {probabilities[label]:.2f})" for label in alerts)
     else:
         listened = {label: p for label, p in probabilities.items() if label not in optional} or probabilities
         closest = max(listened, key=lambda label: listened[label])
@@ -185,5 +206,6 @@ def judged(prediction: dict[str, Any], model: Any) -> dict[str, Any]:
     out = {"heard": heard, "alerts": alerts, **prediction}
     if model.task == "detector":
         out.update(label=alerts[0] if alerts else None,
-                   confidence=probabilities[alerts[0]] if alerts else None)
+                   confidence=probabilities[alerts[0]] if alerts else None,
+                   certainty=words[alerts[0]] if alerts else None)
     return out

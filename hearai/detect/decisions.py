@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hearai.detect.config import certainty
 from hearai.detect.tracks import Event
 
 
@@ -24,6 +25,8 @@ class _Track:
     frames: int = 1
     confirmed: bool = False
     quiet_since: float | None = None
+    held_until: float = 0.0  # a rule (an alarm's pattern) keeps it on until then, whatever the scores
+    reason: str = ""
 
 
 class FrameDecisions:
@@ -58,14 +61,25 @@ class FrameDecisions:
                 track.peak, track.quiet_since = max(track.peak, score), None
                 continue
             track.quiet_since = begin if track.quiet_since is None else track.quiet_since
-            if begin + self.frame - track.quiet_since >= self.hold - 1e-6:
-                events.append(Event(self.labels[k], track.onset, track.quiet_since, track.peak))
+            if begin + self.frame - track.quiet_since >= self.hold - 1e-6 and begin >= track.held_until:
+                events.append(self._event(k, track, track.quiet_since))
                 del self._on[k]
         return events
 
+    def force(self, k: int, onset: float, *, until: float, reason: str) -> list[Event]:
+        """Class ``k`` is heard from ``onset`` by a rule, and stays on at least ``until``: its alert, unless the
+        class is already on (then it only stays on longer)."""
+        track = self._on.get(k)
+        if track is not None and track.confirmed:
+            track.held_until, track.quiet_since = max(track.held_until, until), None
+            return []
+        track = self._on[k] = _Track(onset=onset, peak=1.0, frames=self.confirm_frames, held_until=until,
+                                     reason=reason)
+        return self._confirmed(k, track)
+
     def close(self, end: float) -> list[Event]:
         """The stream ended at ``end`` s: every alerted event ends."""
-        events = [Event(self.labels[k], t.onset, max(t.quiet_since or end, t.onset + 1e-3), t.peak)
+        events = [self._event(k, t, max(t.quiet_since or end, t.onset + 1e-3))
                   for k, t in sorted(self._on.items()) if t.confirmed]
         self._on.clear()
         return events
@@ -75,4 +89,8 @@ class FrameDecisions:
         if track.frames < self.confirm_frames:
             return []
         track.confirmed = True
-        return [Event(self.labels[k], track.onset, None, track.peak)]
+        return [self._event(k, track, None)]
+
+    def _event(self, k: int, track: _Track, offset: float | None) -> Event:
+        return Event(self.labels[k], track.onset, offset, track.peak, certainty(track.peak, self.pairs[k][0]),
+                     track.reason)

@@ -24,7 +24,9 @@ import numpy as np
 from hearai.detect.buffer import ModelStream
 from hearai.detect.config import DetectConfig
 from hearai.detect.decisions import FrameDecisions
+from hearai.detect.patterns import PATTERNS, PatternDetector
 from hearai.detect.tracks import Event
+from hearai.ear.table import alarm_patterns
 from hearai.errors import ConfigError
 from hearai.interface import SoundModel
 from hearai.windows import stream_window_starts
@@ -44,6 +46,10 @@ class FrameDetector(ModelStream):
         self.decisions = FrameDecisions(model.labels, reported, frame=self.frame, confirm_seconds=confirm,
                                         hold_seconds=hold)
         self.retune(self.config.sensitivity)
+        patterns = {label: PATTERNS[name] for label, name in alarm_patterns(model.provenance).items()
+                    if label in model.labels and label not in self.config.ignore}
+        self.pattern_labels = {pattern.name: model.labels.index(label) for label, pattern in patterns.items()}
+        self.patterns = PatternDetector(self.rate, tuple(patterns.values())) if patterns else None
         self.record = record
         self.times: list[float] = []  # frame centres (s) of the recorded scores
         self.probabilities: list[np.ndarray] = []
@@ -65,15 +71,15 @@ class FrameDetector(ModelStream):
         """Feed mono samples at ``input_rate``; returns the events started or ended meanwhile."""
         if self._finished:
             raise ConfigError("this detector was flushed; start a new one for a new stream")
-        self.buffer.append(samples)
-        return self._advance(final=False)
+        arrived = self.buffer.append(samples)
+        return self._advance(final=False) + self._patterns(arrived, final=False)
 
     def flush(self) -> list[Event]:
         """End of stream: score what is left and close every event at the stream's end."""
         if self._finished:
             return []
-        self.buffer.finish()
-        events = self._advance(final=True)
+        events = self._patterns(self.buffer.finish(), final=True)
+        events += self._advance(final=True)
         self._finished = True
         return events + self.decisions.close(self.seconds)
 
@@ -100,6 +106,18 @@ class FrameDetector(ModelStream):
         # The next window, or the last one at the end of the stream (aligned with its end): whichever is earlier.
         end_aligned = buffer.received - config.window_samples - config.hop_length
         buffer.keep_from(min(self._next * config.hop_length, end_aligned) - buffer.context)
+        return events
+
+    def _patterns(self, samples: np.ndarray, *, final: bool) -> list[Event]:
+        """Alarm patterns in the newest audio: each hit raises its sound (one alert while the alarm goes on)."""
+        if self.patterns is None:
+            return []
+        hits = self.patterns.push(samples) + (self.patterns.finish() if final else [])
+        events: list[Event] = []
+        for hit in hits:
+            pattern = PATTERNS[hit.pattern]
+            events += self.decisions.force(self.pattern_labels[hit.pattern], hit.onset,
+                                           until=hit.decided + pattern.cycle * 1.5, reason=hit.explanation)
         return events
 
     def _frame(self, begin: float, p: np.ndarray) -> list[Event]:

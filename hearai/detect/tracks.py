@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hearai.detect.config import DetectConfig
+from hearai.detect.config import DetectConfig, certainty
 
 SMOOTH_CROPS = 3
 
@@ -26,11 +26,14 @@ class Event:
     onset: float
     offset: float | None
     confidence: float
+    certainty: str = ""  # the confidence in words, from how far it rose above its sound's threshold (``certainty``)
+    reason: str = ""  # why, when a rule rather than a score decided it (an alarm's pattern)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "onset": round(self.onset, 3),
                 "offset": None if self.offset is None else round(self.offset, 3),
-                "confidence": round(self.confidence, 4)}
+                "confidence": round(self.confidence, 4), "certainty": self.certainty,
+                **({"reason": self.reason} if self.reason else {})}
 
 
 @dataclass
@@ -68,9 +71,10 @@ class SoundTracks:
             track = self._on.get(k)
             if track is None and p >= on:
                 self._on[k] = _On(onset=begin, peak=p)
-                events.append(Event(label, begin, None, p))
+                events.append(Event(label, begin, None, p, certainty(p, on)))
             elif track is not None and p < off:
-                events.append(Event(label, track.onset, max(centre - half_hop, track.onset + 1e-3), track.peak))
+                events.append(Event(label, track.onset, max(centre - half_hop, track.onset + 1e-3), track.peak,
+                                    certainty(track.peak, on)))
                 del self._on[k]
                 self._ended = True
             elif track is not None:
@@ -79,6 +83,7 @@ class SoundTracks:
 
     def close(self, offset: float) -> list[Event]:
         """The sound ended at ``offset``: end every class still on."""
-        events = [Event(self.labels[k], t.onset, max(offset, t.onset + 1e-3), t.peak) for k, t in self._on.items()]
+        events = [Event(self.labels[k], t.onset, max(offset, t.onset + 1e-3), t.peak,
+                        certainty(t.peak, self.config.pair(self.labels[k], {})[0])) for k, t in self._on.items()]
         self._on.clear()
         return events

@@ -1,12 +1,14 @@
 """The alert sounds a person can choose, as data: each one a group of AudioSet labels, its icon and tier.
 
-The table ships as ``hearai/weights/alert_sounds.csv`` (sound, icon, tier, on, off, audioset); a
-copy named ``alert-sounds.csv`` in the server's data folder replaces it, so a user adds, drops or
-regroups sounds without touching code. A sound's score is the highest of its AudioSet labels'
-scores (``hearai.models.efficientat.AlertTagger``); ``on``/``off`` are its alert thresholds
-(blank: ``UNCALIBRATED_PAIR``). Tiers: ``always`` sounds are never switched off by the page (smoke
-or fire alarm, siren), ``default`` ones are on until a person turns them off, ``optional`` ones off
-until turned on. Torch-free.
+The table ships as ``hearai/weights/alert_sounds.csv`` (sound, icon, tier, on, off, audioset and
+an optional pattern); a copy named ``alert-sounds.csv`` in the server's data folder replaces it, so
+a user adds, drops or regroups sounds without touching code. A sound's score is the highest of its
+AudioSet labels' scores (``hearai.models.efficientat.AlertTagger``); ``on``/``off`` are its alert
+thresholds (blank: ``UNCALIBRATED_PAIR``). ``pattern`` names an alarm pattern that raises the sound
+too (``hearai.detect.patterns``: temporal-three, temporal-four); a sound with a pattern may name no
+AudioSet label, and is then heard by its pattern alone. Tiers: ``always`` sounds are never
+switched off by the page (smoke or fire alarm, siren), ``default`` ones are on until a person turns
+them off, ``optional`` ones off until turned on. Torch-free.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ SHIPPED_TABLE = HERE / "alert_sounds.csv"
 USER_TABLE = "alert-sounds.csv"  # in the server's data folder
 TIERS = ("always", "default", "optional")
 COLUMNS = ("sound", "icon", "tier", "on", "off", "audioset")
+PATTERN_COLUMN = "pattern"  # optional, last
+PATTERNS = ("temporal-three", "temporal-four")  # hearai.detect.patterns.PATTERNS
 MAX_TABLE_BYTES, MAX_SOUNDS, MAX_NAME, MAX_ICON = 64 * 1024, 200, 60, 16
 # The pair a sound gets until it is calibrated: the AudioSet head's scores on 1-s windows of the
 # sounds it names run far below 0.5 (docs/pretrained.md, "Alert thresholds").
@@ -42,6 +46,7 @@ class AlertSound:
     audioset: tuple[str, ...]
     on: float | None = None
     off: float | None = None
+    pattern: str = ""
 
     @property
     def pair(self) -> tuple[float, float]:
@@ -72,10 +77,11 @@ class AlertTable:
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        patterns = any(s.pattern for s in self.sounds)
+        writer.writerow(COLUMNS + ((PATTERN_COLUMN,) if patterns else ()))
         for s in self.sounds:
             writer.writerow([s.sound, s.icon, s.tier, "" if s.on is None else s.on, "" if s.off is None else s.off,
-                             "|".join(s.audioset)])
+                             "|".join(s.audioset)] + ([s.pattern] if patterns else []))
         return out.getvalue()
 
     @property
@@ -85,7 +91,17 @@ class AlertTable:
 
     def describe(self) -> list[dict[str, object]]:
         return [{"sound": s.sound, "icon": s.icon, "tier": s.tier, "thresholds": list(s.pair),
-                 "audioset": list(s.audioset)} for s in self.sounds]
+                 "audioset": list(s.audioset), "pattern": s.pattern} for s in self.sounds]
+
+
+def alarm_patterns(provenance: dict) -> dict[str, str]:
+    """The sounds of a model built from a table (the ear) that an alarm pattern raises: {sound: pattern}."""
+    table = provenance.get("alert_sounds")
+    sounds = table.get("sounds") if isinstance(table, dict) else None
+    if not isinstance(sounds, list):
+        return {}
+    return {s["sound"]: s["pattern"] for s in sounds
+            if isinstance(s, dict) and isinstance(s.get("sound"), str) and s.get("pattern") in PATTERNS}
 
 
 def off_by_default(provenance: dict) -> list[str]:
@@ -120,8 +136,10 @@ def parse_alert_table(text: str, *, source: str) -> AlertTable:
         rows = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise ConfigError(f"{source}: not a CSV table: {exc}") from exc
-    if not rows or tuple(c.strip() for c in rows[0]) != COLUMNS:
-        raise ConfigError(f"{source}: the first row must be the columns {','.join(COLUMNS)}")
+    header = tuple(c.strip() for c in rows[0]) if rows else ()
+    if header not in (COLUMNS, COLUMNS + (PATTERN_COLUMN,)):
+        raise ConfigError(f"{source}: the first row must be the columns {','.join(COLUMNS)} (and optionally "
+                          f"{PATTERN_COLUMN})")
     body = [r for r in rows[1:] if any(c.strip() for c in r)]
     if not body:
         raise ConfigError(f"{source}: the alert-sound table lists no sound")
@@ -130,7 +148,7 @@ def parse_alert_table(text: str, *, source: str) -> AlertTable:
     known = set(audioset_labels().names)
     sounds: list[AlertSound] = []
     for number, row in enumerate(body, start=2):
-        sounds.append(_sound(row, known, where=f"{source}, row {number}"))
+        sounds.append(_sound(row, known, len(header), where=f"{source}, row {number}"))
     names = [s.sound.casefold() for s in sounds]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -138,10 +156,14 @@ def parse_alert_table(text: str, *, source: str) -> AlertTable:
     return AlertTable(tuple(sounds), source)
 
 
-def _sound(row: list[str], known: set[str], *, where: str) -> AlertSound:
-    if len(row) != len(COLUMNS):
-        raise ConfigError(f"{where}: {len(row)} columns, expected {len(COLUMNS)} ({','.join(COLUMNS)})")
-    sound, icon, tier, on, off, labels = (c.strip() for c in row)
+def _sound(row: list[str], known: set[str], columns: int, *, where: str) -> AlertSound:
+    if len(row) != columns:
+        raise ConfigError(f"{where}: {len(row)} columns, expected {columns} ({','.join(COLUMNS)}"
+                          f"{',' + PATTERN_COLUMN if columns > len(COLUMNS) else ''})")
+    sound, icon, tier, on, off, labels = (c.strip() for c in row[: len(COLUMNS)])
+    pattern = row[len(COLUMNS)].strip() if columns > len(COLUMNS) else ""
+    if pattern and pattern not in PATTERNS:
+        raise ConfigError(f"{where}: pattern must be blank or one of {', '.join(PATTERNS)}, got {pattern!r}")
     if not 0 < len(sound) <= MAX_NAME or not sound.isprintable() or "/" in sound:
         raise ConfigError(f"{where}: sound must be 1-{MAX_NAME} printable characters without '/', got {sound!r}")
     if len(icon) > MAX_ICON or not icon.isprintable():
@@ -149,15 +171,15 @@ def _sound(row: list[str], known: set[str], *, where: str) -> AlertSound:
     if tier not in TIERS:
         raise ConfigError(f"{where}: tier must be one of {', '.join(TIERS)}, got {tier!r}")
     audioset = tuple(label.strip() for label in labels.split("|") if label.strip())
-    if not audioset:
-        raise ConfigError(f"{where}: audioset names no AudioSet label ('|' between several)")
+    if not audioset and not pattern:
+        raise ConfigError(f"{where}: audioset names no AudioSet label ('|' between several) and no pattern")
     for label in audioset:
         if label not in known:
             close = difflib.get_close_matches(label, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: {label!r} is not an AudioSet label{hint}")
     pair = _thresholds(on, off, where=where)
-    return AlertSound(sound, icon, tier, audioset, *pair)
+    return AlertSound(sound, icon, tier, audioset, *pair, pattern=pattern)
 
 
 def _thresholds(on: str, off: str, *, where: str) -> tuple[float | None, float | None]:

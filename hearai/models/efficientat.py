@@ -182,6 +182,15 @@ class Tagger(MobileNet):
         return window, frames
 
 
+SILENT_LOGIT = -30.0  # the network's logit for a sound it is given no label of (heard by an alarm pattern only)
+
+
+def grouped_logits(logits: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """(batch, sounds): each sound's highest AudioSet logit (``SILENT_LOGIT`` for a sound with none)."""
+    return torch.stack([logits[:, group].amax(dim=1) if group else logits.new_full((len(logits),), SILENT_LOGIT)
+                        for group in groups], dim=1)
+
+
 class SoundDecision(nn.Module):
     """Per sound, a logit from the hidden layer and that sound's AudioSet logit: AudioSet's alone until learnt."""
 
@@ -226,8 +235,7 @@ class AlertTagger(Tagger):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         hidden = self.hidden(x)
-        logits = self.classifier[5](hidden)
-        grouped = torch.stack([logits[:, group].amax(dim=1) for group in self.groups], dim=1)
+        grouped = grouped_logits(self.classifier[5](hidden), self.groups)
         window = torch.sigmoid(self.decision(hidden, grouped))
         if self.taught_head is not None:
             window = torch.cat([window, torch.sigmoid(self.taught_head(hidden))], dim=1)
@@ -296,8 +304,8 @@ def efficientat_alerts(*, n_classes: int, n_features: int, n_frames: int, groups
     tagged = n_classes - taught
     groups = [[k] for k in range(tagged)] if groups is None else groups
     if not (isinstance(groups, list) and len(groups) == tagged and all(
-            isinstance(g, list) and g and all(isinstance(i, int) and 0 <= i < tags for i in g) for g in groups)):
-        raise ValueError(f"groups must be {tagged} non-empty lists of output indices below {tags}")
+            isinstance(g, list) and all(isinstance(i, int) and 0 <= i < tags for i in g) for g in groups)):
+        raise ValueError(f"groups must be {tagged} lists of output indices below {tags} (empty: no label)")
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= 100:
         raise ValueError(f"frames must be an integer from 1 to 100, got {frames!r}")
     return AlertTagger(groups=groups, frames=frames, taught=taught, width=width, n_classes=tags, head="mlp",

@@ -184,10 +184,12 @@ function received(message) {
   const at = state.startedAt + message.onset * 1000;
   let entry = state.history.find((e) => e.label === message.label && e.onset === message.onset);
   if (!entry) {
-    entry = { label: message.label, onset: message.onset, at, offset: null, confidence: message.confidence };
+    entry = { label: message.label, onset: message.onset, at, offset: null, confidence: message.confidence,
+      certainty: message.certainty };
     state.history.unshift(entry);
   }
   entry.offset = message.offset;
+  if (message.confidence >= entry.confidence) entry.certainty = message.certainty;
   entry.confidence = Math.max(entry.confidence, message.confidence);
   if (message.offset === null && wantsAlert(message.label)) raiseAlert(entry);
   else updateAlert(entry);
@@ -214,14 +216,14 @@ function raiseAlert(entry) {
   clearTimeout(card.timer);
   const keep = Number($("keep-alerts").value);
   if (keep > 0) card.timer = setTimeout(() => dismiss(card), keep * 1000);
-  $("announce").textContent = `${pretty(entry.label)}, ${Math.round(entry.confidence * 100)}% sure`;
+  $("announce").textContent = `${pretty(entry.label)}, ${sureText(entry)}`;
   if ($("flash").checked) {
     document.body.classList.remove("flash");
     void document.body.offsetWidth; // restart the animation
     document.body.classList.add("flash");
   }
   if ($("vibrate").checked && "vibrate" in navigator) navigator.vibrate([300, 150, 300]);
-  notify(`${iconFor(entry.label)} ${pretty(entry.label)}`, `${Math.round(entry.confidence * 100)}% sure, ` +
+  notify(`${iconFor(entry.label)} ${pretty(entry.label)}`, `${sureText(entry)}, ` +
     `at ${clock(entry.at)}`, entry.label).catch(() => {});
   showIdle();
 }
@@ -229,6 +231,12 @@ function raiseAlert(entry) {
 function updateAlert(entry) {
   const card = $("alerts").querySelector(`[data-label="${CSS.escape(entry.label)}"]`);
   if (card && card.entry === entry) drawCard(card);
+}
+
+// How sure the ear is, in words ("possible", "likely", "very likely": how far the score rose above its
+// sound's threshold); a model that gives no words, as a percentage.
+function sureText(entry) {
+  return entry.certainty || `${Math.round(entry.confidence * 100)}% sure`;
 }
 
 function alertCard(label) {
@@ -260,7 +268,7 @@ function drawCard(card) {
   const entry = card.entry;
   const count = Number(card.dataset.count);
   card.querySelector(".alert-label").textContent = pretty(entry.label) + (count > 1 ? ` ×${count}` : "");
-  const sure = `${Math.round(entry.confidence * 100)}% sure`;
+  const sure = sureText(entry);
   const when = entry.offset === null ? `sounding since ${clock(entry.at)}`
     : `heard at ${clock(entry.at)} for ${(entry.offset - entry.onset).toFixed(1)} s`;
   const times = count > 1 ? ` · ${count} times since ${clock(card.firstAt)}, the latest ${when}` : ` · ${when}`;
@@ -329,6 +337,7 @@ function loadPast() {
 
 function records() { // everything heard, newest first: since this page opened, and the kept
   const live = state.history.map((e) => ({ label: e.label, at: Math.round(e.at), confidence: e.confidence,
+    certainty: e.certainty,
     seconds: e.offset === null ? null : +(e.offset - e.onset).toFixed(2) }));
   return [...live, ...state.past].sort((a, b) => b.at - a.at).slice(0, HISTORY_MAX);
 }
@@ -361,7 +370,7 @@ function drawHistoryList() {
     const item = document.createElement("li");
     const span = r.seconds === null ? "still sounding" : `${r.seconds.toFixed(1)} s`;
     item.textContent = `${day(r.at)} ${clock(r.at)}  ${iconFor(r.label)} ${pretty(r.label)} (${span}, ` +
-      `${Math.round(r.confidence * 100)}% sure)`;
+      `${sureText(r)})`;
     if (!sounds.chosen.has(r.label)) item.className = "muted";
     return item;
   }));
@@ -466,7 +475,7 @@ function fillEvents(table, events) {
   table.querySelector("tbody").replaceChildren(...events.map((e) => {
     const row = document.createElement("tr");
     for (const text of [`${iconFor(e.label)} ${pretty(e.label)}`, e.onset.toFixed(2), e.offset.toFixed(2),
-      `${Math.round(e.confidence * 100)}%`]) {
+      sureText(e)]) {
       row.append(Object.assign(document.createElement("td"), { textContent: text }));
     }
     return row;

@@ -1,0 +1,249 @@
+"""Alarms by their pattern: the temporal-three (smoke and fire) and temporal-four (carbon monoxide) signals.
+
+Smoke and fire alarms sound ISO 8201's temporal-three pattern: 0.5 s on, 0.5 s off, three times,
+then 1.5 s off, repeating; carbon-monoxide alarms the temporal-four pattern: four 0.1-s beeps 0.1 s
+apart, then 5 s off. Most sound a piezo horn near 3.1 kHz, the low-frequency alarms for people with
+hearing loss a 520 Hz square wave. No other household sound keeps such a rhythm on one steady tone.
+
+``ToneTracker`` finds, every 10 ms, the strongest tone between 400 Hz and 4.5 kHz that stands
+``PROMINENCE_DB`` above the spectrum around it, and cuts beeps where that tone holds (gaps of one
+frame bridged, as reverberation and noise break a beep). ``PatternDetector`` matches the newest
+beeps against each pattern: the beep and gap lengths within tolerances wide enough for real
+alarms in real rooms, one tone (within ``SAME_TONE``) for all, quiet before the first and after the
+last (so steady or irregular beeping is no pattern). NumPy only, streaming, any input rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BAND_HZ = (400.0, 4500.0)
+FRAME_SECONDS, HOP_SECONDS = 0.032, 0.01
+PROMINENCE_DB = 12.0  # a tone's peak over the median of the band's spectrum
+FALL_DB = 12.0  # a beep ends where its tone falls this far below the beep's loudest frame
+SAME_TONE = 0.08  # beeps of one alarm: tones within 8 % of each other
+MAX_BEEPS = 256  # beeps kept (of the last KEEP_SECONDS): bounds memory whatever the stream holds
+KEEP_SECONDS = 30.0
+RANGE_DB = 30.0  # a tone this far below the loudest one of the last seconds is residue, not a beep
+DECAY_DB_PER_FRAME = 0.06  # how fast that loudest level is forgotten (6 dB a second)
+FLOOR_DBFS = -80.0  # and none softer than this
+
+
+@dataclass(frozen=True)
+class AlarmPattern:
+    """A temporal pattern: ``beeps`` beeps and the gaps between them within their ranges (seconds), quiet for
+    at least ``quiet`` seconds before the first and after the last."""
+
+    name: str
+    beeps: int
+    beep: tuple[float, float]
+    gap: tuple[float, float]
+    quiet: float
+    cycle: float  # seconds from one pattern's start to the next
+
+    def explain(self, beeps: list[Beep]) -> str:
+        mean = float(np.mean([b.seconds for b in beeps]))
+        tone = float(np.median([b.frequency for b in beeps]))
+        return (f"{len(beeps)} beeps of {mean:.2f} s at {tone / 1000:.2f} kHz, then {self.quiet:g} s quiet "
+                f"({self.name})")
+
+
+# ISO 8201 / NFPA 72 give +-10 %; real alarms in rooms ring on and break up, so the ranges are wider.
+TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), gap=(0.25, 0.75), quiet=1.0, cycle=4.0)
+TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.04, 0.2), gap=(0.04, 0.2), quiet=0.6, cycle=5.8)
+PATTERNS = {p.name: p for p in (TEMPORAL_THREE, TEMPORAL_FOUR)}
+
+
+@dataclass(frozen=True)
+class Beep:
+    start: float
+    end: float
+    frequency: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class PatternHit:
+    """A pattern heard: its first beep's start, when it was decided, and why."""
+
+    pattern: str
+    onset: float
+    decided: float
+    explanation: str
+
+
+@dataclass
+class _Open:
+    start: float
+    peak_db: float
+    frequencies: list[float] = field(default_factory=list)
+    missed: int = 0
+    last: float = 0.0
+
+
+class ToneTracker:
+    """Samples at ``rate`` in, beeps out: runs of 10-ms frames holding one prominent tone in ``BAND_HZ``."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.size = int(round(FRAME_SECONDS * rate))
+        self.hop = int(round(HOP_SECONDS * rate))
+        self.window = np.hanning(self.size)
+        freqs = np.fft.rfftfreq(self.size, 1 / rate)
+        self.band = np.flatnonzero((freqs >= BAND_HZ[0]) & (freqs <= min(BAND_HZ[1], rate / 2 - 1)))
+        self.freqs = freqs
+        self._pending = np.zeros(0)
+        self._frames = 0  # frames analysed
+        self._open: _Open | None = None
+        self._recent_db = -np.inf
+        # the power a full-scale sine puts in its peak bins: levels are read against it
+        self.floor_db = 10 * np.log10((self.window.sum() / 2) ** 2) + FLOOR_DBFS
+
+    def push(self, samples: np.ndarray) -> list[Beep]:
+        data = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64)])
+        count = max(0, (len(data) - self.size) // self.hop + 1)
+        beeps: list[Beep] = []
+        if count and len(self.band) > 2:
+            frames = np.lib.stride_tricks.sliding_window_view(data, self.size)[:: self.hop][:count]
+            power = np.abs(np.fft.rfft(frames * self.window, axis=1))[:, self.band] ** 2 + 1e-20
+            for row in power:
+                beeps += self._frame(row)
+        self._pending = data[count * self.hop :]
+        return beeps
+
+    def finish(self) -> list[Beep]:
+        return self._close() if self._open else []
+
+    @property
+    def seconds(self) -> float:
+        """How much of the stream was analysed."""
+        return self._frames * HOP_SECONDS
+
+    @property
+    def sounding(self) -> tuple[float, float] | None:
+        """(start, tone) of the beep still sounding, if any."""
+        return None if self._open is None else (self._open.start, float(np.median(self._open.frequencies)))
+
+    def _frame(self, power: np.ndarray) -> list[Beep]:
+        time = self._frames * HOP_SECONDS
+        self._frames += 1
+        k = int(power.argmax())
+        peak = power[max(0, k - 1) : k + 2].sum()
+        level = 10 * np.log10(peak)
+        # A tone stands out of its spectrum, and is not a faint residue far below the loudest of late.
+        self._recent_db = max(level, self._recent_db - DECAY_DB_PER_FRAME)
+        tonal = level - 10 * np.log10(np.median(power) * 3) >= PROMINENCE_DB and level >= max(
+            self._recent_db - RANGE_DB, self.floor_db)
+        frequency = self._peak_frequency(power, k)
+        beep = self._open
+        holds = beep is not None and tonal and abs(frequency / np.median(beep.frequencies) - 1) <= SAME_TONE \
+            and level >= beep.peak_db - FALL_DB
+        if holds:
+            assert beep is not None
+            beep.frequencies.append(frequency)
+            beep.peak_db, beep.missed, beep.last = max(beep.peak_db, level), 0, time + HOP_SECONDS
+            return []
+        if beep is not None and beep.missed < 1:  # one frame's dropout does not end a beep
+            beep.missed += 1
+            return []
+        ended = self._close() if beep is not None else []
+        if tonal:
+            self._open = _Open(start=time, peak_db=level, frequencies=[frequency], last=time + HOP_SECONDS)
+        return ended
+
+    def _peak_frequency(self, power: np.ndarray, k: int) -> float:
+        """The tone's frequency, between bins: a parabola through the log power around the peak bin."""
+        if 0 < k < len(power) - 1:
+            a, b, c = np.log(power[k - 1 : k + 2])
+            shift = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c < 0 else 0.0
+        else:
+            shift = 0.0
+        return float(self.freqs[self.band[k]] + shift * self.rate / self.size)
+
+    def _close(self) -> list[Beep]:
+        beep, self._open = self._open, None
+        assert beep is not None
+        # A frame spans FRAME_SECONDS: its tone started up to a frame before the first frame's hop
+        return [Beep(beep.start + (FRAME_SECONDS - HOP_SECONDS) / 2, beep.last + (FRAME_SECONDS - HOP_SECONDS) / 2,
+                     float(np.median(beep.frequencies)))]
+
+
+class PatternDetector:
+    """Push samples at ``rate``; get a ``PatternHit`` each time one of ``patterns`` completes (quiet after it)."""
+
+    def __init__(self, rate: int, patterns: tuple[AlarmPattern, ...] = (TEMPORAL_THREE, TEMPORAL_FOUR)) -> None:
+        self.tones = ToneTracker(rate)
+        self.patterns = patterns
+        self.beeps: list[Beep] = []
+        self._checked: set[tuple[str, float]] = set()
+
+    @property
+    def seconds(self) -> float:
+        return self.tones.seconds
+
+    def push(self, samples: np.ndarray) -> list[PatternHit]:
+        self._keep(self.tones.push(samples))
+        return self._hits(final=False)
+
+    def finish(self) -> list[PatternHit]:
+        self._keep(self.tones.finish())
+        return self._hits(final=True)
+
+    def _keep(self, beeps: list[Beep]) -> None:
+        shortest = min(p.beep[0] for p in self.patterns) / 2
+        kept = self.beeps + [b for b in beeps if b.seconds >= shortest]
+        self.beeps = [b for b in kept if b.end >= self.seconds - KEEP_SECONDS][-MAX_BEEPS:]
+
+    def _hits(self, *, final: bool) -> list[PatternHit]:
+        hits = []
+        for pattern in self.patterns:
+            # Fragments far shorter than the pattern's beeps (an onset's click, a reverberant flutter in a gap)
+            # are neither beeps of it nor a break in its quiet; nor are tones of other sounds.
+            beeps = [b for b in self.beeps if b.seconds >= pattern.beep[0] / 2]
+            for last in beeps:
+                same = [b for b in beeps if same_tone(b.frequency, last.frequency)]
+                j = same.index(last)
+                if j + 1 < pattern.beeps:
+                    continue
+                group = same[j + 1 - pattern.beeps : j + 1]
+                key = (pattern.name, group[0].start)
+                if key in self._checked or not matches(pattern, group):
+                    continue
+                before = same[j - pattern.beeps].end if j >= pattern.beeps else -np.inf
+                after = same[j + 1].start if j + 1 < len(same) else self._sounding(pattern, last.frequency)
+                if group[0].start - before < pattern.quiet or after - last.end < pattern.quiet:
+                    self._checked.add(key)  # beeping goes on around it: steady beeping, not this pattern
+                elif self.seconds - last.end >= pattern.quiet or final:
+                    self._checked.add(key)
+                    hits.append(PatternHit(pattern.name, group[0].start, last.end + pattern.quiet,
+                                           pattern.explain(group)))
+        self._checked = {k for k in self._checked if k[1] >= self.seconds - 30}
+        return hits
+
+    def _sounding(self, pattern: AlarmPattern, frequency: float) -> float:
+        """When a beep on this tone, long enough to count, began and is still sounding (else infinity)."""
+        sounding = self.tones.sounding
+        if sounding is None or not same_tone(sounding[1], frequency) \
+                or self.seconds - sounding[0] < pattern.beep[0] / 2:
+            return np.inf
+        return sounding[0]
+
+
+def same_tone(a: float, b: float) -> bool:
+    return abs(a / b - 1) <= SAME_TONE
+
+
+def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
+    """The beeps' lengths and the gaps between them within the pattern's ranges, all on one tone."""
+    tone = float(np.median([b.frequency for b in beeps]))
+    if not all(same_tone(b.frequency, tone) for b in beeps):
+        return False
+    if not all(pattern.beep[0] <= b.seconds <= pattern.beep[1] for b in beeps):
+        return False
+    gaps = [b.start - a.end for a, b in zip(beeps, beeps[1:])]
+    return all(pattern.gap[0] <= g <= pattern.gap[1] for g in gaps)
