@@ -28,7 +28,7 @@ Every system's false alarms on the backgrounds are also counted per sound (which
 distrust over rain, wind and fire), per fold and an hour over all folds.
 
     .venv/bin/python bench/ear.py [--root ../shared/data/esc50] [--folds 1,2,3,4,5] [--out bench/results/ear.json]
-        [--window 1.0] [--sed runs/sed-esc50] [--frame-head] [--resume]
+        [--window 1.0] [--systems zero-shot,calibrated,learnt] [--sed runs/sed-esc50] [--frame-head] [--resume]
 """
 
 from __future__ import annotations
@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--sed", type=Path, help="also train and score the sed detector per fold, in this folder")
     parser.add_argument("--frame-head", action="store_true",
                         help="also a frame head on the ear's frozen network, trained on the other folds")
+    parser.add_argument("--systems", default="zero-shot,calibrated,learnt",
+                        help="which of the ear's systems to run (comma-separated; --sed and --frame-head add theirs)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the folds and systems --out already holds; run only what is missing")
     args = parser.parse_args()
@@ -181,7 +183,9 @@ def main() -> None:
             write_thresholds(ear, dataset, Path(tmp) / "all", protocol)
             return
         folds = kept_folds(args.out, protocol, args) if args.resume else {}
-        wanted = [name for name in SYSTEMS if {"sed": bool(args.sed), "frame-head": args.frame_head}.get(name, True)]
+        chosen = set(args.systems.split(","))
+        wanted = [name for name in SYSTEMS
+                  if {"sed": bool(args.sed), "frame-head": args.frame_head}.get(name, name in chosen)]
         result: dict = {"protocol": protocol.to_dict(), "window": args.window, "sounds": ESC50_SOUNDS, "folds": folds}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         for k in map(int, args.folds.split(",")):

@@ -116,7 +116,8 @@ def default_model_step(out: Path, real_audio: Path | None = None) -> list[str]:
     path, note = default_model()
     model = load(path)
     ear = "alert_sounds" in model.provenance
-    lines = [f"the pretrained ear ({len(model.labels)} alert sounds, learnt from AudioSet): {path}" if ear else
+    lines = [f"the pretrained ear ({len(model.labels)} alert sounds, learnt from AudioSet and real recordings): "
+             f"{path}" if ear else
              f"{path.name}: a detector of ESC-50's {len(model.labels)} sounds, trained on ESC-50 only"] + \
         ([note] if note else [])
     scape = sorted((out / "synth" / "soundscapes").glob("*.wav"))[0]

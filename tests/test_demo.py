@@ -39,7 +39,7 @@ def test_demo_runs_end_to_end(tmp_path, us8k_root, ear_home):
     # The ear (the default once its network is here) on real UrbanSound8K clips it never heard: of the 2
     # dogs, the siren and the gunshot it alerts on a dog and the siren; a synthetic soundscape's timeline.
     assert "[6/6] the default model hears sounds it was not trained on" in done.stdout
-    assert "the pretrained ear (18 alert sounds, learnt from AudioSet)" in done.stdout
+    assert "the pretrained ear (19 alert sounds, learnt from AudioSet and real recordings)" in done.stdout
     named = re.search(r"alerted on (\d+) of the (\d+) clips whose sound it knows", done.stdout)
     assert named and int(named.group(2)) == 4 and int(named.group(1)) >= 2, done.stdout
     assert "102853-8-0-0.wav (siren): alerts siren  <- right" in done.stdout
