@@ -25,8 +25,8 @@ def alarm_microphone(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def co_microphone(tmp_path_factory) -> Path:
-    return microphone_scene(tmp_path_factory.mktemp("mic") / "t4.wav", 14.0,
-                            (temporal_four(520.0, square=True, cycles=2), 2.0), rate=32_000)
+    return microphone_scene(tmp_path_factory.mktemp("mic") / "t4.wav", 15.0,
+                            (temporal_four(520.0, square=True, cycles=2), 3.0), rate=32_000)
 
 
 def wait_for_cards(microphone: Path, env: dict[str, str], labels: tuple[str, ...], screenshot: Path) -> None:

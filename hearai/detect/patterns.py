@@ -9,8 +9,10 @@ hearing loss a 520 Hz square wave. No other household sound keeps such a rhythm 
 ``PROMINENCE_DB`` above the spectrum around it, and cuts beeps where that tone holds (gaps of one
 frame bridged, as reverberation and noise break a beep). ``PatternDetector`` matches the newest
 beeps against each pattern: the beep and gap lengths within tolerances wide enough for real
-alarms in real rooms, one tone (within ``SAME_TONE``) for all, quiet before the first and after the
-last (so steady or irregular beeping is no pattern). NumPy only, streaming, any input rate.
+alarms in real rooms and even among themselves, one pure tone (within ``SAME_TONE``, standing
+``PURE_TONE_DB`` out) for all, quiet on that tone before the first and after the last (so steady
+or irregular beeping is no pattern; other sounds' tones neither make nor break one). NumPy only,
+streaming, any input rate.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ BAND_HZ = (400.0, 4500.0)
 FRAME_SECONDS, HOP_SECONDS = 0.032, 0.01
 PROMINENCE_DB = 12.0  # a tone's peak over the median of the band's spectrum
 FALL_DB = 12.0  # a beep ends where its tone falls this far below the beep's loudest frame
-SAME_TONE = 0.08  # beeps of one alarm: tones within 8 % of each other
+SAME_TONE = 0.03  # beeps of one alarm: tones within 3 % of each other (a horn holds its pitch)
+PURE_TONE_DB = 20.0  # an alarm's beeps: a tone this far over the spectrum around it, frame for frame (median)
+EVEN = 1.6  # the longest beep (gap) of a pattern at most this many times its shortest
 MAX_BEEPS = 256  # beeps kept (of the last KEEP_SECONDS): bounds memory whatever the stream holds
 KEEP_SECONDS = 30.0
 RANGE_DB = 30.0  # a tone this far below the loudest one of the last seconds is residue, not a beep
@@ -52,7 +56,7 @@ class AlarmPattern:
 
 # ISO 8201 / NFPA 72 give +-10 %; real alarms in rooms ring on and break up, so the ranges are wider.
 TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), gap=(0.25, 0.75), quiet=1.0, cycle=4.0)
-TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.04, 0.2), gap=(0.04, 0.2), quiet=0.6, cycle=5.8)
+TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.18), gap=(0.05, 0.18), quiet=2.0, cycle=5.8)
 PATTERNS = {p.name: p for p in (TEMPORAL_THREE, TEMPORAL_FOUR)}
 
 
@@ -61,6 +65,7 @@ class Beep:
     start: float
     end: float
     frequency: float
+    prominence_db: float  # how far its tone stood out of the spectrum around it (median over its frames)
 
     @property
     def seconds(self) -> float:
@@ -82,6 +87,7 @@ class _Open:
     start: float
     peak_db: float
     frequencies: list[float] = field(default_factory=list)
+    prominences: list[float] = field(default_factory=list)
     missed: int = 0
     last: float = 0.0
 
@@ -137,8 +143,8 @@ class ToneTracker:
         level = 10 * np.log10(peak)
         # A tone stands out of its spectrum, and is not a faint residue far below the loudest of late.
         self._recent_db = max(level, self._recent_db - DECAY_DB_PER_FRAME)
-        tonal = level - 10 * np.log10(np.median(power) * 3) >= PROMINENCE_DB and level >= max(
-            self._recent_db - RANGE_DB, self.floor_db)
+        prominence = level - 10 * np.log10(np.median(power) * 3)
+        tonal = prominence >= PROMINENCE_DB and level >= max(self._recent_db - RANGE_DB, self.floor_db)
         frequency = self._peak_frequency(power, k)
         beep = self._open
         holds = beep is not None and tonal and abs(frequency / np.median(beep.frequencies) - 1) <= SAME_TONE \
@@ -146,6 +152,7 @@ class ToneTracker:
         if holds:
             assert beep is not None
             beep.frequencies.append(frequency)
+            beep.prominences.append(prominence)
             beep.peak_db, beep.missed, beep.last = max(beep.peak_db, level), 0, time + HOP_SECONDS
             return []
         if beep is not None and beep.missed < 1:  # one frame's dropout does not end a beep
@@ -153,7 +160,8 @@ class ToneTracker:
             return []
         ended = self._close() if beep is not None else []
         if tonal:
-            self._open = _Open(start=time, peak_db=level, frequencies=[frequency], last=time + HOP_SECONDS)
+            self._open = _Open(start=time, peak_db=level, frequencies=[frequency], prominences=[prominence],
+                               last=time + HOP_SECONDS)
         return ended
 
     def _peak_frequency(self, power: np.ndarray, k: int) -> float:
@@ -170,7 +178,7 @@ class ToneTracker:
         assert beep is not None
         # A frame spans FRAME_SECONDS: its tone started up to a frame before the first frame's hop
         return [Beep(beep.start + (FRAME_SECONDS - HOP_SECONDS) / 2, beep.last + (FRAME_SECONDS - HOP_SECONDS) / 2,
-                     float(np.median(beep.frequencies)))]
+                     float(np.median(beep.frequencies)), float(np.median(beep.prominences)))]
 
 
 class PatternDetector:
@@ -214,7 +222,7 @@ class PatternDetector:
                 key = (pattern.name, group[0].start)
                 if key in self._checked or not matches(pattern, group):
                     continue
-                before = same[j - pattern.beeps].end if j >= pattern.beeps else -np.inf
+                before = same[j - pattern.beeps].end if j >= pattern.beeps else 0.0  # quiet since the start
                 after = same[j + 1].start if j + 1 < len(same) else self._sounding(pattern, last.frequency)
                 if group[0].start - before < pattern.quiet or after - last.end < pattern.quiet:
                     self._checked.add(key)  # beeping goes on around it: steady beeping, not this pattern
@@ -239,11 +247,12 @@ def same_tone(a: float, b: float) -> bool:
 
 
 def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
-    """The beeps' lengths and the gaps between them within the pattern's ranges, all on one tone."""
+    """The beeps' lengths and the gaps between them within the pattern's ranges and even (an alarm keeps time),
+    all on one pure tone (an alarm's horn, not a voice's or a bark's harmonics)."""
     tone = float(np.median([b.frequency for b in beeps]))
-    if not all(same_tone(b.frequency, tone) for b in beeps):
+    if not all(same_tone(b.frequency, tone) and b.prominence_db >= PURE_TONE_DB for b in beeps):
         return False
-    if not all(pattern.beep[0] <= b.seconds <= pattern.beep[1] for b in beeps):
-        return False
+    lengths = [b.seconds for b in beeps]
     gaps = [b.start - a.end for a, b in zip(beeps, beeps[1:])]
-    return all(pattern.gap[0] <= g <= pattern.gap[1] for g in gaps)
+    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= EVEN * min(lengths)
+            and all(pattern.gap[0] <= g <= pattern.gap[1] for g in gaps) and max(gaps) <= EVEN * min(gaps))
