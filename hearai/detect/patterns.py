@@ -188,50 +188,46 @@ class PatternDetector:
         self.tones = ToneTracker(rate)
         self.patterns = patterns
         self.beeps: list[Beep] = []
-        self._checked: set[tuple[str, float]] = set()
+        self._pending: list[tuple[AlarmPattern, list[Beep]]] = []  # matched, waiting for the quiet after them
 
     @property
     def seconds(self) -> float:
         return self.tones.seconds
 
     def push(self, samples: np.ndarray) -> list[PatternHit]:
-        self._keep(self.tones.push(samples))
-        return self._hits(final=False)
+        return self._hits(self.tones.push(samples), final=False)
 
     def finish(self) -> list[PatternHit]:
-        self._keep(self.tones.finish())
-        return self._hits(final=True)
+        return self._hits(self.tones.finish(), final=True)
 
-    def _keep(self, beeps: list[Beep]) -> None:
+    def _hits(self, beeps: list[Beep], *, final: bool) -> list[PatternHit]:
         shortest = min(p.beep[0] for p in self.patterns) / 2
-        kept = self.beeps + [b for b in beeps if b.seconds >= shortest]
-        self.beeps = [b for b in kept if b.end >= self.seconds - KEEP_SECONDS][-MAX_BEEPS:]
-
-    def _hits(self, *, final: bool) -> list[PatternHit]:
+        for beep in (b for b in beeps if b.seconds >= shortest):
+            self.beeps = [b for b in self.beeps if b.end >= beep.start - KEEP_SECONDS][-MAX_BEEPS + 1 :] + [beep]
+            self._pending = [(p, group) for p, group in self._pending if not _breaks(beep, p, group[-1])]
+            self._pending += [(p, group) for p in self.patterns if (group := self._ended_by(p, beep))]
         hits = []
-        for pattern in self.patterns:
-            # Fragments far shorter than the pattern's beeps (an onset's click, a reverberant flutter in a gap)
-            # are neither beeps of it nor a break in its quiet; nor are tones of other sounds.
-            beeps = [b for b in self.beeps if b.seconds >= pattern.beep[0] / 2]
-            for last in beeps:
-                same = [b for b in beeps if same_tone(b.frequency, last.frequency)]
-                j = same.index(last)
-                if j + 1 < pattern.beeps:
-                    continue
-                group = same[j + 1 - pattern.beeps : j + 1]
-                key = (pattern.name, group[0].start)
-                if key in self._checked or not matches(pattern, group):
-                    continue
-                before = same[j - pattern.beeps].end if j >= pattern.beeps else 0.0  # quiet since the start
-                after = same[j + 1].start if j + 1 < len(same) else self._sounding(pattern, last.frequency)
-                if group[0].start - before < pattern.quiet or after - last.end < pattern.quiet:
-                    self._checked.add(key)  # beeping goes on around it: steady beeping, not this pattern
-                elif self.seconds - last.end >= pattern.quiet or final:
-                    self._checked.add(key)
-                    hits.append(PatternHit(pattern.name, group[0].start, last.end + pattern.quiet,
-                                           pattern.explain(group)))
-        self._checked = {k for k in self._checked if k[1] >= self.seconds - 30}
+        for pattern, group in list(self._pending):
+            last = group[-1]
+            if self._sounding(pattern, last.frequency) - last.end < pattern.quiet:
+                self._pending.remove((pattern, group))  # beeping goes on: steady beeping, not this pattern
+            elif self.seconds - last.end >= pattern.quiet or final:
+                self._pending.remove((pattern, group))
+                hits.append(PatternHit(pattern.name, group[0].start, last.end + pattern.quiet, pattern.explain(group)))
         return hits
+
+    def _ended_by(self, pattern: AlarmPattern, last: Beep) -> list[Beep]:
+        """The pattern's beeps if ``last`` completes it, quiet on their tone before them; else none.
+
+        Fragments far shorter than the pattern's beeps (an onset's click, a reverberant flutter in a gap)
+        are neither beeps of it nor a break in its quiet; nor are tones of other sounds."""
+        if last.seconds < pattern.beep[0] / 2:
+            return []
+        same = [b for b in self.beeps if b.seconds >= pattern.beep[0] / 2 and same_tone(b.frequency, last.frequency)]
+        if len(same) < pattern.beeps or not matches(pattern, group := same[-pattern.beeps :]):
+            return []
+        before = same[-pattern.beeps - 1].end if len(same) > pattern.beeps else 0.0  # quiet since the start
+        return group if group[0].start - before >= pattern.quiet else []
 
     def _sounding(self, pattern: AlarmPattern, frequency: float) -> float:
         """When a beep on this tone, long enough to count, began and is still sounding (else infinity)."""
@@ -240,6 +236,12 @@ class PatternDetector:
                 or self.seconds - sounding[0] < pattern.beep[0] / 2:
             return np.inf
         return sounding[0]
+
+
+def _breaks(beep: Beep, pattern: AlarmPattern, last: Beep) -> bool:
+    """``beep`` comes on ``last``'s tone before the pattern's quiet after it was over."""
+    return beep.seconds >= pattern.beep[0] / 2 and same_tone(beep.frequency, last.frequency) \
+        and beep.start - last.end < pattern.quiet
 
 
 def same_tone(a: float, b: float) -> bool:

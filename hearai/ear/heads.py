@@ -11,10 +11,10 @@ ear's 1-s windows every 0.25 s (``embed_clips``). For each sound with examples:
    crickets, the backgrounds, the silences around them), weighted so both sides count equally.
 2. Out-of-fold scores of each route (learnt, and AudioSet's label alone) are run through the
    decision stage's rule (an alert needs ``CONFIRM_SECONDS`` at or above *on*) clip by clip; *on*
-   is the lowest that alerts on at most ``OTHER_CLIP_RATE`` of the clips of sounds a person is not
-   alerted to by default and on no background, and the route that then alerts on more of the
-   sound's own clips is kept. (The other alert sounds' clips are negatives in training, so the
-   regression learns to tell them apart, but they do not hold a threshold up.)
+   is the lowest that alerts on at most ``OTHER_CLIP_RATE`` of every other sound's clips (other
+   alert sounds too: a baby is not a dog) and on no background, and the route that then alerts on
+   more of the sound's own clips is kept. (Holding only the sounds a person is not alerted to
+   against it let thresholds fall far enough for background alerts to come back in testing.)
 3. The kept route is fitted on all the data, its *on* folded into the bias (so *on* is 0.5 for every
    learnt sound, and the margin above it reads as confidence), and written with its provenance.
 
@@ -229,7 +229,6 @@ def learn(ear: Classifier, table: AlertTable, dev: Development, train: np.ndarra
     confirm_frames = round(CONFIRM_SECONDS / ear.feature_config.window_hop_seconds) + 1
     labels = label_logits(ear, dev.hidden, table)
     truth, background, folds = dev.truth(), dev.background(), dev.folds()
-    heard = np.array([t in {s.sound for s in table.sounds if s.tier != "optional"} for t in truth])
     active, windows_train = dev.active(), train[dev.clip_of]
     routes, report = {}, {}
     for k, sound in enumerate(tqdm(table.names, desc="learning decisions", unit="sound", disable=not progress)):
@@ -247,8 +246,7 @@ def learn(ear: Classifier, table: AlertTable, dev: Development, train: np.ndarra
         points = {}
         for name, logits in choices.items():
             peaks = confirmed_peaks(logits, dev, frames_per_window=frames_per_window, confirm_frames=confirm_frames)
-            points[name] = operating_point(peaks, own & train, ~heard & ~own & ~background & train,
-                                           background & train)
+            points[name] = operating_point(peaks, own & train, ~own & ~background & train, background & train)
         kept = max(points, key=lambda name: (points[name][1], name == "AudioSet label"))
         route = (fit_route(dev.hidden, labels[:, k], positive, use) if kept == "learnt"
                  else label_route(dev.hidden.shape[1]))
