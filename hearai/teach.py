@@ -50,6 +50,7 @@ from hearai.data.clips import ClipFeatures
 from hearai.data.mixer import active_from_power, bridged
 from hearai.detect.activity import RAISED_BANDS
 from hearai.detect.calibrate import choose_on, release
+from hearai.ear.heads import fit_logistic
 from hearai.ear.network import embed_windows
 from hearai.errors import AudioError, ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
@@ -565,23 +566,7 @@ def _fit_head(positives: list[tuple[torch.Tensor, torch.Tensor]], negatives: tor
     emphasis_per_frame[negative] /= emphasis_per_frame[negative].mean()
     share = float(y.mean().clamp(1e-3, 1 - 1e-3))
     sample_weight = torch.where(y > 0, (1 - negative_share) / share, negative_share / (1 - share) * emphasis_per_frame)
-    mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
-    z = (x - mean) / std
-    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
-
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = (torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, weight=sample_weight)
-                 + l2 * (w * w).sum())
-        value.backward()
-        return value
-
-    with torch.enable_grad():
-        optimizer.step(loss)
-    weight = (w / std).detach()
-    return weight.float(), (b - (weight * mean).sum()).detach().float()
+    return fit_logistic(x, y, l2=l2, sample_weight=sample_weight, max_iter=200)
 
 
 def window_scores(embedded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> np.ndarray:

@@ -137,20 +137,24 @@ def label_logits(ear: Classifier, hidden: torch.Tensor, table: AlertTable) -> to
         return grouped_logits(body(ear).classifier[5](hidden.float()), table.groups)
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, *, l2: float = L2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Balanced L2 logistic regression on standardized ``x``: (weight, bias) on ``x`` as it is."""
-    x = x.double()
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, *, l2: float = L2, sample_weight: torch.Tensor | None = None,
+                 max_iter: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2 logistic regression on standardized ``x``, each sample weighted (by default both classes alike):
+    (weight, bias) on ``x`` as it is."""
+    x, y = x.double(), y.double()
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     z = (x - mean) / std
-    share = float(y.double().mean().clamp(1e-6, 1 - 1e-6))
-    sample_weight = torch.where(y > 0, 0.5 / share, 0.5 / (1 - share)).double()
+    if sample_weight is None:
+        share = float(y.mean().clamp(1e-6, 1 - 1e-6))
+        sample_weight = torch.where(y > 0, 0.5 / share, 0.5 / (1 - share))
+    weights = sample_weight.double()
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def loss() -> torch.Tensor:
         optimizer.zero_grad()
-        value = (torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y.double(), weight=sample_weight)
+        value = (torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, weight=weights)
                  + l2 * (w * w).sum())
         value.backward()
         return value
