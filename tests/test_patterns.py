@@ -85,3 +85,18 @@ def test_the_ear_names_t3_the_smoke_alarm_and_t4_the_carbon_monoxide_alarm_once_
         alarms = [e for e in alerts if e.label in ("smoke alarm", "carbon-monoxide alarm")]
         assert [e.label for e in alarms] == [label] and "beeps" in alarms[0].reason
         assert alarms[0].certainty == "very likely" and abs(alarms[0].onset - 3.0) < 0.1
+
+
+def test_the_exported_ear_hears_the_pattern_without_torch_in_the_stream(ear, tmp_path):
+    """The ONNX ear, one window at a time as a stream scores it (its batch stays free), names T3 by its pattern."""
+    from hearai.detect import DetectConfig, start_detector
+    from hearai.export import export_onnx
+    from hearai.runtime import load_onnx
+
+    exported = load_onnx(export_onnx(ear, tmp_path / "ear.onnx"))
+    stream = np.r_[np.zeros(3 * RATE), temporal_three(3100.0), np.zeros(2 * RATE)].astype(np.float32)
+    detector = start_detector(exported, DetectConfig(), sample_rate=RATE)
+    events = [e for start in range(0, len(stream), 3200) for e in detector.push(stream[start : start + 3200])]
+    alerts = [e for e in events + detector.flush() if e.offset is None]
+    assert [(e.label, e.certainty) for e in alerts] == [("smoke alarm", "very likely")]
+    assert alerts[0].reason.startswith("3 beeps of 0.5") and abs(alerts[0].onset - 3.0) < 0.1

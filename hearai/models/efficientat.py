@@ -187,8 +187,8 @@ SILENT_LOGIT = -30.0  # the network's logit for a sound it is given no label of 
 
 def grouped_logits(logits: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
     """(batch, sounds): each sound's highest AudioSet logit (``SILENT_LOGIT`` for a sound with none)."""
-    return torch.stack([logits[:, group].amax(dim=1) if group else logits.new_full((len(logits),), SILENT_LOGIT)
-                        for group in groups], dim=1)
+    return torch.stack([logits[:, group].amax(dim=1) if group else torch.full_like(logits[:, 0], SILENT_LOGIT)
+                        for group in groups], dim=1)  # full_like: the batch stays dynamic in an exported graph
 
 
 class SoundDecision(nn.Module):
