@@ -10,7 +10,6 @@ decision stage confirms and bridges (``decision``) and what data and licences it
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +55,6 @@ class LearntDecisions:
                                    float(self.bias[row]))
                 thresholds[sound.sound] = (float(self.sounds[row]["on"]), float(self.sounds[row]["off"]))
         return thresholds
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.info, sort_keys=True).encode()
-                              + self.hidden_weight.numpy().tobytes() + self.bias.numpy().tobytes()).hexdigest()
 
 
 def write_decisions(decisions: LearntDecisions, path: str | Path) -> Path:
