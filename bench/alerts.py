@@ -35,10 +35,11 @@ from hearai.ear.building import build_ear
 from hearai.ear.heads import (
     CONFIRM_SECONDS,
     HOLD_SECONDS,
+    LEARNT_PAIR,
     PAD_SECONDS,
-    RELEASE_LOGIT,
     Development,
     cached_development,
+    detector_frames,
     development_clips,
     label_logits,
     label_route,
@@ -64,8 +65,7 @@ def clip_alerts(scores: np.ndarray, dev: Development, labels: tuple[str, ...], p
     for start, end in zip(bounds[:-1], bounds[1:]):
         decisions = FrameDecisions(labels, reported, frame=frame, confirm_seconds=confirm, hold_seconds=hold,
                                    pairs=pairs)
-        frames = np.concatenate([np.repeat(scores[start : start + 1], frames_per_window - 1, axis=0),
-                                 scores[start:end]])
+        frames = detector_frames(scores[start:end], frames_per_window)
         events = [e for j, p in enumerate(frames) for e in decisions.decide(j * frame, p)]
         out[dev.clip_of[start]] = [e.label for e in events if e.offset is None]
     return out
@@ -147,7 +147,7 @@ def main() -> int:
             route = learnt.routes.get(sound, label_route(dev.hidden.shape[1]))
             if sound in learnt.routes:
                 scores[:, j] = 1 / (1 + np.exp(-route.logits(dev.hidden[held], labels[held, j])))
-                pairs[j] = (0.5, float(1 / (1 + np.exp(RELEASE_LOGIT))))
+                pairs[j] = LEARNT_PAIR
         subset = Development(dev.clips, dev.hidden[held], dev.loudness_db[held], dev.clip_of[held])
         for name, s, p, confirm, hold in (("today", today[held], [table.thresholds[x] for x in table.names],
                                            TODAY_CONFIRM, TODAY_HOLD),

@@ -65,6 +65,7 @@ OTHER_CLIP_RATE = 0.002
 MIN_CLIPS = 5
 L2 = 1e-3
 RELEASE_LOGIT = 1.0  # *off* this far below *on*, in log-odds
+LEARNT_PAIR = (0.5, round(float(1 / (1 + np.exp(RELEASE_LOGIT))), 4))  # every learnt sound's [on, off]
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,12 @@ def label_route(size: int) -> Route:
     return Route(torch.zeros(size), 1.0, 0.0, False)
 
 
+def detector_frames(scores: np.ndarray, frames_per_window: int) -> np.ndarray:
+    """One clip's window scores as the frame detector gives them to its frames: the first window to each of
+    its ``frames_per_window`` frames, each later one to its newest frame only."""
+    return np.concatenate([np.repeat(scores[:1], frames_per_window - 1, axis=0), scores])
+
+
 def confirmed_peaks(logits: np.ndarray, dev: Development, *, frames_per_window: int, confirm_frames: int) -> np.ndarray:
     """Per clip, the highest logit that stays at least that high for ``confirm_frames`` frames, the frames made
     as the frame detector makes them (the first window gives ``frames_per_window`` frames, each later one one):
@@ -199,7 +206,7 @@ def confirmed_peaks(logits: np.ndarray, dev: Development, *, frames_per_window: 
     peaks = np.full(len(dev.clips), -np.inf)
     bounds = np.flatnonzero(np.r_[True, dev.clip_of[1:] != dev.clip_of[:-1], True])
     for start, end in zip(bounds[:-1], bounds[1:]):
-        frames = np.r_[np.repeat(logits[start], frames_per_window - 1), logits[start:end]]
+        frames = detector_frames(logits[start:end], frames_per_window)
         run = min(confirm_frames, len(frames))
         held = np.lib.stride_tricks.sliding_window_view(frames, run).min(axis=1)
         peaks[dev.clip_of[start]] = held.max()
@@ -264,12 +271,11 @@ def learn(ear: Classifier, table: AlertTable, dev: Development, train: np.ndarra
 def decisions_of(learnt: Learnt, table: AlertTable, info: dict[str, Any]) -> LearntDecisions:
     """The routes as the ear's decisions file: *on* 0.5, *off* ``RELEASE_LOGIT`` below it."""
     sounds = [s for s in table.sounds if s.sound in learnt.routes]
-    off = float(1 / (1 + np.exp(RELEASE_LOGIT)))
     rows = [learnt.routes[s.sound] for s in sounds]
     return LearntDecisions(
         torch.stack([r.hidden_weight for r in rows]), torch.tensor([r.label_weight for r in rows]),
         torch.tensor([r.bias for r in rows]),
-        tuple({"sound": s.sound, "audioset": list(s.audioset), "on": 0.5, "off": round(off, 4),
+        tuple({"sound": s.sound, "audioset": list(s.audioset), "on": LEARNT_PAIR[0], "off": LEARNT_PAIR[1],
                **learnt.report[s.sound]} for s in sounds),
         {**info, "decision": {"confirm_seconds": CONFIRM_SECONDS, "hold_seconds": HOLD_SECONDS}})
 

@@ -94,23 +94,22 @@ class AlertTable:
                  "audioset": list(s.audioset), "pattern": s.pattern} for s in self.sounds]
 
 
-def alarm_patterns(provenance: dict) -> dict[str, str]:
-    """The sounds of a model built from a table (the ear) that an alarm pattern raises: {sound: pattern}."""
+def described_sounds(provenance: dict) -> list[dict]:
+    """The sounds a model built from a table (the ear) describes in its provenance (none for other models)."""
     table = provenance.get("alert_sounds")
     sounds = table.get("sounds") if isinstance(table, dict) else None
-    if not isinstance(sounds, list):
-        return {}
-    return {s["sound"]: s["pattern"] for s in sounds
-            if isinstance(s, dict) and isinstance(s.get("sound"), str) and s.get("pattern") in PATTERNS}
+    return [s for s in sounds if isinstance(s, dict) and isinstance(s.get("sound"), str)] \
+        if isinstance(sounds, list) else []
+
+
+def alarm_patterns(provenance: dict) -> dict[str, str]:
+    """The sounds of a model built from a table (the ear) that an alarm pattern raises: {sound: pattern}."""
+    return {s["sound"]: s["pattern"] for s in described_sounds(provenance) if s.get("pattern") in PATTERNS}
 
 
 def off_by_default(provenance: dict) -> list[str]:
     """The optional sounds of a model built from a table (the ear): not reported unless a person asks for them."""
-    table = provenance.get("alert_sounds")
-    sounds = table.get("sounds") if isinstance(table, dict) else None
-    if not isinstance(sounds, list):
-        return []
-    return [s["sound"] for s in sounds if isinstance(s, dict) and s.get("tier") == "optional" and "sound" in s]
+    return [s["sound"] for s in described_sounds(provenance) if s.get("tier") == "optional"]
 
 
 def read_alert_table(path: str | Path) -> AlertTable:
