@@ -12,6 +12,7 @@ folds (every clip tested once, by an ear that never saw its source), with the sp
 - per alert sound: the share of its clips that alert with its name, and alerts per such clip;
 - the share of the other sounds' clips (sounds that are none of the alert sounds heard by default)
   that raise any alert, and which; a crying baby raising "dog";
+- the clips of sounds that are no alarm (clock alarms aside) that raise an alarm's name;
 - alerts an hour of background: ESC-50's rain, wind, crickets, sea waves and fire and
   alerts-dev's long background recordings.
 
@@ -85,8 +86,13 @@ def pattern_alerts(dev: Development, table, rate: int) -> list[list[str]]:
     return out
 
 
+ALARMS = ("smoke alarm", "carbon-monoxide alarm")
+ALARM_LIKE = (*ALARMS, "alarm or beeping")  # clock alarms are alarms too: they may well raise an alarm's name
+
+
 def summary(alerts: list[list[str]], dev: Development, test: np.ndarray, listened: set[str]) -> dict:
     truth, background = dev.truth(), dev.background()
+    no_alarm = [i for i in np.flatnonzero(test) if truth[i] not in ALARM_LIKE]
     own_sounds = sorted({t for t in truth if t in listened})
     per_sound = {}
     for sound in own_sounds:
@@ -104,6 +110,9 @@ def summary(alerts: list[list[str]], dev: Development, test: np.ndarray, listene
             "other_clips": len(others),
             "other_clips_with_an_alert": float(np.mean([bool(alerts[i]) for i in others])) if others else None,
             "other_alerts_by_sound": dict(which.most_common()),
+            "no_alarm_clips": len(no_alarm),
+            "no_alarm_clips_named_an_alarm": {dev.clips[i].path.name: [a for a in alerts[i] if a in ALARMS]
+                                              for i in no_alarm if set(alerts[i]) & set(ALARMS)},
             "baby_as_dog": float(np.mean(["dog" in alerts[i] for i in babies])) if babies else None,
             "background_hours": hours,
             "background_alerts_per_hour": (sum(len(alerts[i]) for i in np.flatnonzero(test & background)) / hours
@@ -190,6 +199,9 @@ def pool(per_fold: dict[int, dict]) -> dict:
     hours = sum(r["background_hours"] for r in per_fold.values())
     out["background_alerts_per_hour"] = sum((r["background_alerts_per_hour"] or 0) * r["background_hours"]
                                             for r in per_fold.values()) / max(hours, 1e-9)
+    out["no_alarm_clips"] = sum(r["no_alarm_clips"] for r in per_fold.values())
+    out["no_alarm_clips_named_an_alarm"] = {k: v for r in per_fold.values()
+                                            for k, v in r["no_alarm_clips_named_an_alarm"].items()}
     babies = [r["baby_as_dog"] for r in per_fold.values() if r["baby_as_dog"] is not None]
     out["baby_as_dog"] = float(np.mean(babies)) if babies else None
     return out
@@ -205,6 +217,8 @@ def table_text(pooled: dict) -> str:
     lines.append(f"| other sounds' clips with any alert | | {today['other_clips_with_an_alert']:.3f} | "
                  f"{learnt['other_clips_with_an_alert']:.3f} |")
     lines.append(f"| crying baby also alerted as dog | | {today['baby_as_dog']:.3f} | {learnt['baby_as_dog']:.3f} |")
+    lines.append(f"| clips of no alarm named an alarm (of {learnt['no_alarm_clips']}) | | "
+                 f"{len(today['no_alarm_clips_named_an_alarm'])} | {len(learnt['no_alarm_clips_named_an_alarm'])} |")
     lines.append(f"| alerts an hour of background | | {today['background_alerts_per_hour']:.1f} | "
                  f"{learnt['background_alerts_per_hour']:.1f} |")
     return "\n".join(lines)

@@ -108,8 +108,7 @@ def default_model_step(out: Path, real_audio: Path | None = None) -> list[str]:
     clips when a folder of them is given."""
     from hearai import default_model, load
     from hearai.data import prepare
-    from hearai.detect import detect_file
-    from hearai.detect.config import judged
+    from hearai.detect import detect_file, predict_file
     from hearai.detect.files import plot_detection
     from hearai.fsutil import write_csv_atomic
 
@@ -131,7 +130,7 @@ def default_model_step(out: Path, real_audio: Path | None = None) -> list[str]:
     known_as = US8K_IN_EAR if ear else US8K_IN_ESC50
     rows, named = [], 0
     for clip in prepare("urbansound8k", real_audio).clips:
-        prediction = judged(model.predict(clip.path), model)
+        prediction = predict_file(model, clip.path)
         alerts = prediction["alerts"]
         expected = known_as.get(clip.label)
         named += expected in alerts

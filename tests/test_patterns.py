@@ -87,6 +87,21 @@ def test_the_ear_names_t3_the_smoke_alarm_and_t4_the_carbon_monoxide_alarm_once_
         assert alarms[0].certainty == "very likely" and abs(alarms[0].onset - 3.0) < 0.1
 
 
+def test_a_long_alarm_is_one_alert_not_one_a_cycle(ear):
+    """Five cycles of T4: the network's "alarm or beeping" may come before the pattern is complete, once; after
+    that the alarm's beeps are the carbon-monoxide alarm, one alert until it stops."""
+    from hearai.detect import DetectConfig, start_detector
+
+    stream = np.r_[np.zeros(3 * RATE), temporal_four(3100.0, cycles=5), np.zeros(2 * RATE)].astype(np.float32)
+    detector = start_detector(ear, DetectConfig(), sample_rate=RATE)
+    events = [e for start in range(0, len(stream), 3200) for e in detector.push(stream[start : start + 3200])]
+    events += detector.flush()
+    alerts = [(e.label, round(e.onset)) for e in events if e.offset is None]
+    assert alerts in ([("carbon-monoxide alarm", 3)], [("alarm or beeping", 3), ("carbon-monoxide alarm", 3)])
+    co = next(e for e in events if e.label == "carbon-monoxide alarm" and e.offset is not None)
+    assert 3 + 4 * 5.8 + 0.7 - 0.1 <= co.offset <= len(stream) / RATE  # on until its last beep at least
+
+
 def test_the_exported_ear_hears_the_pattern_without_torch_in_the_stream(ear, tmp_path):
     """The ONNX ear, one window at a time as a stream scores it (its batch stays free), names T3 by its pattern."""
     from hearai.detect import DetectConfig, start_detector
@@ -100,3 +115,19 @@ def test_the_exported_ear_hears_the_pattern_without_torch_in_the_stream(ear, tmp
     alerts = [e for e in events + detector.flush() if e.offset is None]
     assert [(e.label, e.certainty) for e in alerts] == [("smoke alarm", "very likely")]
     assert alerts[0].reason.startswith("3 beeps of 0.5") and abs(alerts[0].onset - 3.0) < 0.1
+
+
+def test_predict_names_an_alarm_by_its_pattern_and_says_why(ear, tmp_path):
+    """A recording of a 520 Hz T3 (which AudioSet's labels hardly hear) is a smoke alarm to ``predict`` too;
+    steady beeping is no pattern, so nothing is named by one."""
+    import soundfile
+
+    from hearai.detect import predict_file
+
+    soundfile.write(tmp_path / "t3.flac", np.r_[np.zeros(2 * RATE), temporal_three(520.0, square=True)], RATE)
+    soundfile.write(tmp_path / "beeping.flac", beeping(3100.0, 0.3, 0.3, 12), RATE)
+    alarm = predict_file(ear, tmp_path / "t3.flac")
+    assert (alarm["label"], alarm["certainty"]) == ("smoke alarm", "very likely")
+    assert alarm["probabilities"]["smoke alarm"] == 1.0
+    assert alarm["reasons"]["smoke alarm"].startswith("3 beeps of 0.5") and "temporal-three" in alarm["heard"]
+    assert "reasons" not in predict_file(ear, tmp_path / "beeping.flac")

@@ -180,23 +180,27 @@ def alerting(probabilities: dict[str, float], calibrated: dict[str, tuple[float,
     return sorted(heard, key=lambda label: -probabilities[label])
 
 
-def judged(prediction: dict[str, Any], model: Any) -> dict[str, Any]:
+def judged(prediction: dict[str, Any], model: Any, reasons: dict[str, str] | None = None) -> dict[str, Any]:
     """``model.predict``'s answer with what crossed the thresholds said plainly.
 
     ``alerts``: the sounds at or above their *on* threshold (``alerting``); ``heard``: one line a
-    person reads, each alert's confidence in words (``certainty``). A detector names no ``label`` when
-    nothing crossed (its highest score is in ``probabilities``); a classifier always names its most
-    likely class, as it is built to.
+    person reads, each alert's confidence in words (``certainty``) and, where a rule heard it (an
+    alarm's pattern), ``reasons``' why. A detector names no ``label`` when nothing crossed (its
+    highest score is in ``probabilities``); a classifier always names its most likely class, as it
+    is built to.
     """
     from hearai.ear.table import off_by_default
 
+    reasons = reasons or {}
     probabilities = prediction["probabilities"]
     optional = off_by_default(model.provenance)
     alerts = alerting(probabilities, model.thresholds, optional)
     words = {label: certainty(probabilities[label], DetectConfig().pair(label, model.thresholds)[0])
              for label in alerts}
     if alerts:
-        heard = "alert: " + ", ".join(f"{label} ({words[label]}, {probabilities[label]:.2f})" for label in alerts)
+        heard = "alert: " + ", ".join(
+            f"{label} ({words[label]}, {probabilities[label]:.2f}{': ' + reasons[label] if label in reasons else ''})"
+            for label in alerts)
     else:
         listened = {label: p for label, p in probabilities.items() if label not in optional} or probabilities
         closest = max(listened, key=lambda label: listened[label])
@@ -204,6 +208,8 @@ def judged(prediction: dict[str, Any], model: Any) -> dict[str, Any]:
         heard = (f"no alert: nothing crossed its threshold (closest: {closest} {listened[closest]:.2f}, "
                  f"its threshold {on:.2f})")
     out = {"heard": heard, "alerts": alerts, **prediction}
+    if reasons:
+        out["reasons"] = {label: reason for label, reason in reasons.items() if label in alerts}
     if model.task == "detector":
         out.update(label=alerts[0] if alerts else None,
                    confidence=probabilities[alerts[0]] if alerts else None,

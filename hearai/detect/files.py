@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 
 from hearai import audio
-from hearai.detect.config import DetectConfig
+from hearai.detect.config import DetectConfig, judged
 from hearai.detect.detector import start_detector
+from hearai.detect.frames import sound_patterns
 from hearai.detect.metrics import Alert, LabelledEvent, event_based, false_alarms_per_hour, onset_latency, segment_based
+from hearai.detect.patterns import PatternDetector
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 from hearai.fsutil import write_csv_atomic, write_text_atomic
@@ -35,6 +37,22 @@ class Detection:
     probabilities: np.ndarray  # (n_windows, n_classes)
     seconds: float
     alerts: list[tuple[str, float, float]] = field(default_factory=list)  # (label, onset, announced at) live
+
+
+def predict_file(model: SoundModel, path: str | Path) -> dict[str, Any]:
+    """``model.predict`` said plainly (``judged``), alarms heard by their pattern included: a recording whose
+    beeps keep an alarm's pattern names that alarm, and why, whatever the network scored."""
+    wave = model.waveform(path)
+    prediction = model.predict(wave, sample_rate=model.sample_rate)
+    reasons: dict[str, str] = {}
+    patterns = sound_patterns(model)
+    if patterns:
+        sounds = {pattern.name: label for label, pattern in patterns.items()}
+        detector = PatternDetector(model.sample_rate, tuple(patterns.values()))
+        for hit in detector.push(wave) + detector.finish():
+            prediction["probabilities"][sounds[hit.pattern]] = 1.0
+            reasons.setdefault(sounds[hit.pattern], hit.explanation)
+    return judged(prediction, model, reasons)
 
 
 def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None = None, *,

@@ -24,12 +24,18 @@ import numpy as np
 from hearai.detect.buffer import ModelStream
 from hearai.detect.config import DetectConfig
 from hearai.detect.decisions import FrameDecisions
-from hearai.detect.patterns import PATTERNS, PatternDetector
+from hearai.detect.patterns import PATTERNS, AlarmPattern, PatternDetector
 from hearai.detect.tracks import Event
 from hearai.ear.table import alarm_patterns
 from hearai.errors import ConfigError
 from hearai.interface import SoundModel
 from hearai.windows import stream_window_starts
+
+
+def sound_patterns(model: SoundModel, *, ignore: tuple[str, ...] | frozenset[str] = ()) -> dict[str, AlarmPattern]:
+    """The model's sounds heard by an alarm pattern (its alert-sound table's ``pattern`` column), and the pattern."""
+    return {label: PATTERNS[name] for label, name in alarm_patterns(model.provenance).items()
+            if label in model.labels and label not in ignore}
 
 
 class FrameDetector(ModelStream):
@@ -46,10 +52,10 @@ class FrameDetector(ModelStream):
         self.decisions = FrameDecisions(model.labels, reported, frame=self.frame, confirm_seconds=confirm,
                                         hold_seconds=hold)
         self.retune(self.config.sensitivity)
-        patterns = {label: PATTERNS[name] for label, name in alarm_patterns(model.provenance).items()
-                    if label in model.labels and label not in self.config.ignore}
+        patterns = sound_patterns(model, ignore=self.config.ignore)
         self.pattern_labels = {pattern.name: model.labels.index(label) for label, pattern in patterns.items()}
         self.patterns = PatternDetector(self.rate, tuple(patterns.values())) if patterns else None
+        self._alarms: dict[str, tuple[float, float]] = {}  # pattern heard: (its tone in Hz, held on until s)
         self.record = record
         self.times: list[float] = []  # frame centres (s) of the recorded scores
         self.probabilities: list[np.ndarray] = []
@@ -72,7 +78,8 @@ class FrameDetector(ModelStream):
         if self._finished:
             raise ConfigError("this detector was flushed; start a new one for a new stream")
         arrived = self.buffer.append(samples)
-        return self._advance(final=False) + self._patterns(arrived, final=False)
+        found = self._patterns(arrived, final=False)  # first: the frames decided next know the alarm's beeps
+        return found + self._advance(final=False)
 
     def flush(self) -> list[Event]:
         """End of stream: score what is left and close every event at the stream's end."""
@@ -116,12 +123,23 @@ class FrameDetector(ModelStream):
         events: list[Event] = []
         for hit in hits:
             pattern = PATTERNS[hit.pattern]
+            until = hit.decided + pattern.cycle * 1.5
+            self._alarms[hit.pattern] = (hit.tone, until)
             events += self.decisions.force(self.pattern_labels[hit.pattern], hit.onset,
-                                           until=hit.decided + pattern.cycle * 1.5, reason=hit.explanation)
+                                           last=hit.decided - pattern.quiet, until=until, reason=hit.explanation)
         return events
+
+    def _alarm_sounds(self, begin: float) -> bool:
+        """Whether an alarm heard by its pattern, and still held on, beeped in the audio this frame's window
+        scored: then the other sounds its beeps set off are that alarm."""
+        if self.patterns is None:
+            return False
+        start = begin + self.frame - self.feature_config.window_seconds
+        return any(begin < until and self.patterns.tone_sounded(tone, start, begin + self.frame)
+                   for tone, until in self._alarms.values())
 
     def _frame(self, begin: float, p: np.ndarray) -> list[Event]:
         if self.record:
             self.times.append(begin + self.frame / 2)
             self.probabilities.append(p)
-        return self.decisions.decide(begin, p)
+        return self.decisions.decide(begin, p, held_back=self._alarm_sounds(begin))

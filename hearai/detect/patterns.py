@@ -80,6 +80,7 @@ class PatternHit:
     onset: float
     decided: float
     explanation: str
+    tone: float  # Hz: the alarm's beeps' frequency
 
 
 @dataclass
@@ -213,8 +214,15 @@ class PatternDetector:
                 self._pending.remove((pattern, group))  # beeping goes on: steady beeping, not this pattern
             elif self.seconds - last.end >= pattern.quiet or final:
                 self._pending.remove((pattern, group))
-                hits.append(PatternHit(pattern.name, group[0].start, last.end + pattern.quiet, pattern.explain(group)))
+                hits.append(PatternHit(pattern.name, group[0].start, last.end + pattern.quiet, pattern.explain(group),
+                                       float(np.median([b.frequency for b in group]))))
         return hits
+
+    def tone_sounded(self, tone: float, start: float, end: float) -> bool:
+        """Whether a beep on ``tone`` sounded at some time between ``start`` and ``end`` (s)."""
+        sounding = self.tones.sounding
+        return any(same_tone(b.frequency, tone) and b.start < end and b.end > start for b in reversed(self.beeps)) \
+            or (sounding is not None and same_tone(sounding[1], tone) and sounding[0] < end)
 
     def _ended_by(self, pattern: AlarmPattern, last: Beep) -> list[Beep]:
         """The pattern's beeps if ``last`` completes it, quiet on their tone before them; else none.

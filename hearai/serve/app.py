@@ -30,8 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
-from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, start_detector
-from hearai.detect.config import judged
+from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, predict_file, start_detector
 from hearai.detect.measured import latency_statement, model_card
 from hearai.detect.notify import Tellers
 from hearai.errors import ConfigError, HearaiError, ModelError
@@ -197,9 +196,10 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     @app.post("/v1/classify")
     async def classify(file: UploadFile = File(...)) -> dict[str, Any]:
         """Class scores of an uploaded recording (a classifier's mean over its windows, a detector's maximum) and
-        what crossed the thresholds: ``alerts`` and ``heard`` (``hearai.detect.config.judged``)."""
+        what crossed the thresholds: ``alerts`` and ``heard``, alarms heard by their pattern included
+        (``hearai.detect.files.predict_file``)."""
         served = teacher.model
-        return await _on_upload(app, file, limits, lambda path: judged(served.predict(path), served))
+        return await _on_upload(app, file, limits, lambda path: predict_file(served, path))
 
     @app.post("/v1/detect")
     async def detect(file: UploadFile = File(...)) -> dict[str, Any]:
