@@ -7,9 +7,11 @@ hearing loss a 520 Hz square wave. No other household sound keeps such a rhythm 
 
 ``ToneTracker`` finds, every 10 ms, the strongest tone between 400 Hz and 4.5 kHz that stands
 ``PROMINENCE_DB`` above the spectrum around it, and cuts beeps where that tone holds (gaps of one
-frame bridged, as reverberation and noise break a beep). ``PatternDetector`` matches the newest
-beeps against each pattern: the beep and gap lengths within tolerances wide enough for real
-alarms in real rooms and even among themselves, one pure tone (within ``SAME_TONE``, standing
+frame bridged, as noise breaks a beep). A room rings on after each beep: a tone that dips by
+``DIP_DB`` and comes back is a new beep (the room filled the gap), and a tone still falling after
+a beep ended is its ring, no new beep. ``PatternDetector`` matches the newest beeps against each
+pattern: the beep lengths and the times from one beep's start to the next within tolerances wide
+enough for real alarms in real rooms and even among themselves, one pure tone (within ``SAME_TONE``, standing
 ``PURE_TONE_DB`` out) for all, quiet on that tone before the first and after the last (so steady
 or irregular beeping is no pattern; other sounds' tones neither make nor break one). NumPy only,
 streaming, any input rate.
@@ -25,6 +27,8 @@ BAND_HZ = (400.0, 4500.0)
 FRAME_SECONDS, HOP_SECONDS = 0.032, 0.01
 PROMINENCE_DB = 12.0  # a tone's peak over the median of the band's spectrum
 FALL_DB = 12.0  # a beep ends where its tone falls this far below the beep's loudest frame
+DIP_DB = 6.0  # or where it dipped this far and came back to its loudest: the next beep, its gap filled by the room
+RING_SECONDS = 1.0  # this soon after a beep, its tone not back near the beep's loudest is the room ringing
 SAME_TONE = 0.03  # beeps of one alarm: tones within 3 % of each other (a horn holds its pitch)
 PURE_TONE_DB = 20.0  # an alarm's beeps: a tone this far over the spectrum around it, frame for frame (median)
 EVEN = 1.6  # the longest beep (gap) of a pattern at most this many times its shortest
@@ -37,13 +41,14 @@ FLOOR_DBFS = -80.0  # and none softer than this
 
 @dataclass(frozen=True)
 class AlarmPattern:
-    """A temporal pattern: ``beeps`` beeps and the gaps between them within their ranges (seconds), quiet for
-    at least ``quiet`` seconds before the first and after the last."""
+    """A temporal pattern: ``beeps`` beeps, their lengths and the times from one's start to the next's
+    (``period``) within their ranges (seconds), quiet for at least ``quiet`` seconds before the first and
+    after the last."""
 
     name: str
     beeps: int
     beep: tuple[float, float]
-    gap: tuple[float, float]
+    period: tuple[float, float]
     quiet: float
     cycle: float  # seconds from one pattern's start to the next
 
@@ -54,9 +59,10 @@ class AlarmPattern:
                 f"({self.name})")
 
 
-# ISO 8201 / NFPA 72 give +-10 %; real alarms in rooms ring on and break up, so the ranges are wider.
-TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), gap=(0.25, 0.75), quiet=1.0, cycle=4.0)
-TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.18), gap=(0.05, 0.18), quiet=2.0, cycle=5.8)
+# ISO 8201 / NFPA 72 give +-10 %; real alarms differ more, and in rooms ring on (a beep lasts longer, to
+# the next one's start at most, when the room fills a short gap), so the ranges are wider.
+TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), period=(0.75, 1.35), quiet=1.0, cycle=4.0)
+TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.26), period=(0.14, 0.3), quiet=2.0, cycle=5.8)
 PATTERNS = {p.name: p for p in (TEMPORAL_THREE, TEMPORAL_FOUR)}
 
 
@@ -91,6 +97,8 @@ class _Open:
     prominences: list[float] = field(default_factory=list)
     missed: int = 0
     last: float = 0.0
+    trough_db: float = np.inf  # the lowest level since its loudest frame, and when
+    trough_time: float = 0.0
 
 
 class ToneTracker:
@@ -107,6 +115,7 @@ class ToneTracker:
         self._pending = np.zeros(0)
         self._frames = 0  # frames analysed
         self._open: _Open | None = None
+        self._rings: list[tuple[float, float, float]] = []  # the last beeps' (tone, loudest level, end)
         self._recent_db = -np.inf
         # the power a full-scale sine puts in its peak bins: levels are read against it
         self.floor_db = 10 * np.log10((self.window.sum() / 2) ** 2) + FLOOR_DBFS
@@ -132,9 +141,11 @@ class ToneTracker:
         return self._frames * HOP_SECONDS
 
     @property
-    def sounding(self) -> tuple[float, float] | None:
-        """(start, tone) of the beep still sounding, if any."""
-        return None if self._open is None else (self._open.start, float(np.median(self._open.frequencies)))
+    def sounding(self) -> Beep | None:
+        """The beep still sounding, if any, as far as it has sounded."""
+        beep = self._open
+        return None if beep is None else Beep(beep.start, beep.last, float(np.median(beep.frequencies)),
+                                              float(np.median(beep.prominences)))
 
     def _frame(self, power: np.ndarray) -> list[Beep]:
         time = self._frames * HOP_SECONDS
@@ -152,18 +163,37 @@ class ToneTracker:
             and level >= beep.peak_db - FALL_DB
         if holds:
             assert beep is not None
+            if level >= beep.peak_db - DIP_DB / 2 and beep.trough_db <= beep.peak_db - DIP_DB:
+                return self._split(beep, time, level, frequency, prominence)
             beep.frequencies.append(frequency)
             beep.prominences.append(prominence)
-            beep.peak_db, beep.missed, beep.last = max(beep.peak_db, level), 0, time + HOP_SECONDS
+            if level > beep.peak_db:
+                beep.peak_db, beep.trough_db = level, np.inf
+            elif level < beep.trough_db:
+                beep.trough_db, beep.trough_time = level, time
+            beep.missed, beep.last = 0, time + HOP_SECONDS
             return []
         if beep is not None and beep.missed < 1:  # one frame's dropout does not end a beep
             beep.missed += 1
             return []
         ended = self._close() if beep is not None else []
-        if tonal:
+        if tonal and not self._ringing(time, level, frequency):
             self._open = _Open(start=time, peak_db=level, frequencies=[frequency], prominences=[prominence],
                                last=time + HOP_SECONDS)
         return ended
+
+    def _split(self, beep: _Open, time: float, level: float, frequency: float, prominence: float) -> list[Beep]:
+        """The tone dipped and came back: the beep ended at the dip, and the next one starts there."""
+        beep.last = beep.trough_time
+        ended = self._close()
+        self._open = _Open(start=beep.trough_time, peak_db=level, frequencies=[frequency], prominences=[prominence],
+                           last=time + HOP_SECONDS)
+        return ended
+
+    def _ringing(self, time: float, level: float, frequency: float) -> bool:
+        """A tone on the last beep's, soon after it and far below its loudest: the room ringing on."""
+        return any(time - end < RING_SECONDS and same_tone(frequency, tone) and level < peak - DIP_DB / 2
+                   for tone, peak, end in self._rings)
 
     def _peak_frequency(self, power: np.ndarray, k: int) -> float:
         """The tone's frequency, between bins: a parabola through the log power around the peak bin."""
@@ -177,6 +207,7 @@ class ToneTracker:
     def _close(self) -> list[Beep]:
         beep, self._open = self._open, None
         assert beep is not None
+        self._rings = [*self._rings[-7:], (float(np.median(beep.frequencies)), beep.peak_db, beep.last)]
         # A frame spans FRAME_SECONDS: its tone started up to a frame before the first frame's hop
         return [Beep(beep.start + (FRAME_SECONDS - HOP_SECONDS) / 2, beep.last + (FRAME_SECONDS - HOP_SECONDS) / 2,
                      float(np.median(beep.frequencies)), float(np.median(beep.prominences)))]
@@ -205,12 +236,12 @@ class PatternDetector:
         shortest = min(p.beep[0] for p in self.patterns) / 2
         for beep in (b for b in beeps if b.seconds >= shortest):
             self.beeps = [b for b in self.beeps if b.end >= beep.start - KEEP_SECONDS][-MAX_BEEPS + 1 :] + [beep]
-            self._pending = [(p, group) for p, group in self._pending if not _breaks(beep, p, group[-1])]
+            self._pending = [(p, group) for p, group in self._pending if not _breaks(beep, p, group)]
             self._pending += [(p, group) for p in self.patterns if (group := self._ended_by(p, beep))]
         hits = []
         for pattern, group in list(self._pending):
             last = group[-1]
-            if self._sounding(pattern, last.frequency) - last.end < pattern.quiet:
+            if self._sounding(group) - last.end < pattern.quiet:
                 self._pending.remove((pattern, group))  # beeping goes on: steady beeping, not this pattern
             elif self.seconds - last.end >= pattern.quiet or final:
                 self._pending.remove((pattern, group))
@@ -221,8 +252,8 @@ class PatternDetector:
     def tone_sounded(self, tone: float, start: float, end: float) -> bool:
         """Whether a beep on ``tone`` sounded at some time between ``start`` and ``end`` (s)."""
         sounding = self.tones.sounding
-        return any(same_tone(b.frequency, tone) and b.start < end and b.end > start for b in reversed(self.beeps)) \
-            or (sounding is not None and same_tone(sounding[1], tone) and sounding[0] < end)
+        return any(same_tone(b.frequency, tone) and b.start < end and b.end > start for b in self.beeps) \
+            or (sounding is not None and same_tone(sounding.frequency, tone) and sounding.start < end)
 
     def _ended_by(self, pattern: AlarmPattern, last: Beep) -> list[Beep]:
         """The pattern's beeps if ``last`` completes it, quiet on their tone before them; else none.
@@ -234,22 +265,31 @@ class PatternDetector:
         same = [b for b in self.beeps if b.seconds >= pattern.beep[0] / 2 and same_tone(b.frequency, last.frequency)]
         if len(same) < pattern.beeps or not matches(pattern, group := same[-pattern.beeps :]):
             return []
-        before = same[-pattern.beeps - 1].end if len(same) > pattern.beeps else 0.0  # quiet since the start
+        earlier = [b for b in same[: -pattern.beeps] if alike(b, group)]
+        before = earlier[-1].end if earlier else 0.0  # quiet since the start
         return group if group[0].start - before >= pattern.quiet else []
 
-    def _sounding(self, pattern: AlarmPattern, frequency: float) -> float:
-        """When a beep on this tone, long enough to count, began and is still sounding (else infinity)."""
+    def _sounding(self, group: list[Beep]) -> float:
+        """When a beep like ``group``'s (so far) began and is still sounding (else infinity)."""
         sounding = self.tones.sounding
-        if sounding is None or not same_tone(sounding[1], frequency) \
-                or self.seconds - sounding[0] < pattern.beep[0] / 2:
+        if sounding is None or not alike(sounding, group, so_far=True):
             return np.inf
-        return sounding[0]
+        return sounding.start
 
 
-def _breaks(beep: Beep, pattern: AlarmPattern, last: Beep) -> bool:
-    """``beep`` comes on ``last``'s tone before the pattern's quiet after it was over."""
-    return beep.seconds >= pattern.beep[0] / 2 and same_tone(beep.frequency, last.frequency) \
-        and beep.start - last.end < pattern.quiet
+def _breaks(beep: Beep, pattern: AlarmPattern, group: list[Beep]) -> bool:
+    """``beep``, like the group's, comes before the pattern's quiet after it was over."""
+    return alike(beep, group) and beep.start - group[-1].end < pattern.quiet
+
+
+def alike(beep: Beep, group: list[Beep], *, so_far: bool = False) -> bool:
+    """``beep`` could be one more of ``group``'s: on their tone, as pure, as long within ``EVEN`` (the steady
+    beeping a pattern is not; ``so_far``: a beep still sounding, long enough yet). Tones of other sounds that
+    come and go near it (wind, a voice) are not."""
+    lengths = [b.seconds for b in group]
+    return same_tone(beep.frequency, group[-1].frequency) \
+        and beep.prominence_db >= max(PURE_TONE_DB, min(b.prominence_db for b in group) - FALL_DB) \
+        and min(lengths) / EVEN <= beep.seconds <= (np.inf if so_far else max(lengths) * EVEN)
 
 
 def same_tone(a: float, b: float) -> bool:
@@ -257,12 +297,14 @@ def same_tone(a: float, b: float) -> bool:
 
 
 def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
-    """The beeps' lengths and the gaps between them within the pattern's ranges and even (an alarm keeps time),
-    all on one pure tone (an alarm's horn, not a voice's or a bark's harmonics)."""
+    """The beeps' lengths and the times from one's start to the next within the pattern's ranges and even (an
+    alarm keeps time), all on one pure tone (an alarm's horn, not a voice's or a bark's harmonics)."""
     tone = float(np.median([b.frequency for b in beeps]))
     if not all(same_tone(b.frequency, tone) and b.prominence_db >= PURE_TONE_DB for b in beeps):
         return False
     lengths = [b.seconds for b in beeps]
-    gaps = [b.start - a.end for a, b in zip(beeps, beeps[1:])]
+    periods = [b.start - a.start for a, b in zip(beeps, beeps[1:])]
     return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= EVEN * min(lengths)
-            and all(pattern.gap[0] <= g <= pattern.gap[1] for g in gaps) and max(gaps) <= EVEN * min(gaps))
+            and all(pattern.period[0] <= t <= pattern.period[1] and a.end <= b.start
+                    for t, a, b in zip(periods, beeps, beeps[1:]))
+            and max(periods) <= EVEN * min(periods))

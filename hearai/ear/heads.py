@@ -12,11 +12,9 @@ ear's 1-s windows every 0.25 s (``embed_clips``). For each sound with examples:
 2. Out-of-fold scores of each route (learnt, and AudioSet's label alone) are run through the
    decision stage's rule (an alert needs ``CONFIRM_SECONDS`` at or above *on*) clip by clip; *on*
    is the lowest that alerts on at most ``OTHER_CLIP_RATE`` of every other sound's clips (other
-   alert sounds too: a baby is not a dog) and on no background (an alarm that also has a pattern:
-   on none of them, for its false alert frightens most and its pattern hears the standard alarms),
-   and the route that then alerts on more of the sound's own clips is kept. (Holding only the sounds
-   a person is not alerted to against it let thresholds fall far enough for background alerts to
-   come back in testing.)
+   alert sounds too: a baby is not a dog) and on no background, and the route that then alerts on
+   more of the sound's own clips is kept. (Holding only the sounds a person is not alerted to
+   against it let thresholds fall far enough for background alerts to come back in testing.)
 3. The kept route is fitted on all the data, its *on* folded into the bias (so *on* is 0.5 for every
    learnt sound, and the margin above it reads as confidence), and written with its provenance.
 
@@ -215,11 +213,11 @@ def confirmed_peaks(logits: np.ndarray, dev: Development, *, frames_per_window: 
     return peaks
 
 
-def operating_point(peaks: np.ndarray, own: np.ndarray, other: np.ndarray, background: np.ndarray, *,
-                    other_rate: float = OTHER_CLIP_RATE) -> tuple[float, float]:
-    """(*on* logit, recall): the lowest *on* alerting at most ``other_rate`` of ``other`` clips and no
+def operating_point(peaks: np.ndarray, own: np.ndarray, other: np.ndarray, background: np.ndarray
+                    ) -> tuple[float, float]:
+    """(*on* logit, recall): the lowest *on* alerting at most ``OTHER_CLIP_RATE`` of ``other`` clips and no
     ``background`` clip, and the share of ``own`` clips it alerts."""
-    allowed = int(np.floor(other_rate * other.sum()))
+    allowed = int(np.floor(OTHER_CLIP_RATE * other.sum()))
     others = np.sort(peaks[other])[::-1]
     on = max(others[allowed] if allowed < len(others) else -np.inf, peaks[background].max(initial=-np.inf))
     on = float(np.nextafter(on, np.inf)) if np.isfinite(on) else float(peaks[own].min(initial=0.0))
@@ -259,8 +257,7 @@ def learn(ear: Classifier, table: AlertTable, dev: Development, train: np.ndarra
         points = {}
         for name, logits in choices.items():
             peaks = confirmed_peaks(logits, dev, frames_per_window=frames_per_window, confirm_frames=confirm_frames)
-            points[name] = operating_point(peaks, own & train, ~own & ~background & train, background & train,
-                                           other_rate=0.0 if table.sounds[k].pattern else OTHER_CLIP_RATE)
+            points[name] = operating_point(peaks, own & train, ~own & ~background & train, background & train)
         kept = max(points, key=lambda name: (points[name][1], name == "AudioSet label"))
         route = (fit_route(dev.hidden, labels[:, k], positive, use) if kept == "learnt"
                  else label_route(dev.hidden.shape[1]))
