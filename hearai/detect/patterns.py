@@ -11,8 +11,8 @@ frame bridged, as noise breaks a beep). A room rings on after each beep: a tone 
 ``DIP_DB`` and comes back is a new beep (the room filled the gap), and a tone still falling after
 a beep ended is its ring, no new beep. ``PatternDetector`` matches the newest beeps against each
 pattern: the beep lengths and the times from one beep's start to the next within tolerances wide
-enough for real alarms in real rooms and even among themselves, one pure tone (within ``SAME_TONE``, standing
-``PURE_TONE_DB`` out) for all, quiet on that tone before the first and after the last (so steady
+enough for real alarms in real rooms and even among themselves, one pure tone (within
+``SAME_TONE``, standing ``PURE_TONE_DB`` out) for all, quiet on that tone before the first and after the last (so steady
 or irregular beeping is no pattern; other sounds' tones neither make nor break one). NumPy only,
 streaming, any input rate.
 """
@@ -31,7 +31,7 @@ DIP_DB = 6.0  # or where it dipped this far and came back to its loudest: the ne
 RING_SECONDS = 1.0  # this soon after a beep, its tone not back near the beep's loudest is the room ringing
 SAME_TONE = 0.03  # beeps of one alarm: tones within 3 % of each other (a horn holds its pitch)
 PURE_TONE_DB = 20.0  # an alarm's beeps: a tone this far over the spectrum around it, frame for frame (median)
-EVEN = 1.6  # the longest beep (gap) of a pattern at most this many times its shortest
+EVEN = 1.6  # the longest beep (start-to-start time) of a pattern at most this many times its shortest
 MAX_BEEPS = 256  # beeps kept (of the last KEEP_SECONDS): bounds memory whatever the stream holds
 KEEP_SECONDS = 30.0
 RANGE_DB = 30.0  # a tone this far below the loudest one of the last seconds is residue, not a beep
@@ -100,6 +100,13 @@ class _Open:
     trough_db: float = np.inf  # the lowest level since its loudest frame, and when
     trough_time: float = 0.0
 
+    def beep(self) -> Beep:
+        """As far as it has sounded; a frame spans FRAME_SECONDS, so its tone started up to a frame before
+        the first frame's hop."""
+        shift = (FRAME_SECONDS - HOP_SECONDS) / 2
+        return Beep(self.start + shift, self.last + shift, float(np.median(self.frequencies)),
+                    float(np.median(self.prominences)))
+
 
 class ToneTracker:
     """Samples at ``rate`` in, beeps out: runs of 10-ms frames holding one prominent tone in ``BAND_HZ``."""
@@ -143,9 +150,7 @@ class ToneTracker:
     @property
     def sounding(self) -> Beep | None:
         """The beep still sounding, if any, as far as it has sounded."""
-        beep = self._open
-        return None if beep is None else Beep(beep.start, beep.last, float(np.median(beep.frequencies)),
-                                              float(np.median(beep.prominences)))
+        return None if self._open is None else self._open.beep()
 
     def _frame(self, power: np.ndarray) -> list[Beep]:
         time = self._frames * HOP_SECONDS
@@ -159,7 +164,7 @@ class ToneTracker:
         tonal = prominence >= PROMINENCE_DB and level >= max(self._recent_db - RANGE_DB, self.floor_db)
         frequency = self._peak_frequency(power, k)
         beep = self._open
-        holds = beep is not None and tonal and abs(frequency / np.median(beep.frequencies) - 1) <= SAME_TONE \
+        holds = beep is not None and tonal and same_tone(frequency, float(np.median(beep.frequencies))) \
             and level >= beep.peak_db - FALL_DB
         if holds:
             assert beep is not None
@@ -178,16 +183,18 @@ class ToneTracker:
             return []
         ended = self._close() if beep is not None else []
         if tonal and not self._ringing(time, level, frequency):
-            self._open = _Open(start=time, peak_db=level, frequencies=[frequency], prominences=[prominence],
-                               last=time + HOP_SECONDS)
+            self._begin(time, time, level, frequency, prominence)
         return ended
+
+    def _begin(self, start: float, time: float, level: float, frequency: float, prominence: float) -> None:
+        self._open = _Open(start=start, peak_db=level, frequencies=[frequency], prominences=[prominence],
+                           last=time + HOP_SECONDS)
 
     def _split(self, beep: _Open, time: float, level: float, frequency: float, prominence: float) -> list[Beep]:
         """The tone dipped and came back: the beep ended at the dip, and the next one starts there."""
         beep.last = beep.trough_time
         ended = self._close()
-        self._open = _Open(start=beep.trough_time, peak_db=level, frequencies=[frequency], prominences=[prominence],
-                           last=time + HOP_SECONDS)
+        self._begin(beep.trough_time, time, level, frequency, prominence)
         return ended
 
     def _ringing(self, time: float, level: float, frequency: float) -> bool:
@@ -208,9 +215,7 @@ class ToneTracker:
         beep, self._open = self._open, None
         assert beep is not None
         self._rings = [*self._rings[-7:], (float(np.median(beep.frequencies)), beep.peak_db, beep.last)]
-        # A frame spans FRAME_SECONDS: its tone started up to a frame before the first frame's hop
-        return [Beep(beep.start + (FRAME_SECONDS - HOP_SECONDS) / 2, beep.last + (FRAME_SECONDS - HOP_SECONDS) / 2,
-                     float(np.median(beep.frequencies)), float(np.median(beep.prominences)))]
+        return [beep.beep()]
 
 
 class PatternDetector:
