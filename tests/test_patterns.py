@@ -131,3 +131,20 @@ def test_predict_names_an_alarm_by_its_pattern_and_says_why(ear, tmp_path):
     assert alarm["probabilities"]["smoke alarm"] == 1.0
     assert alarm["reasons"]["smoke alarm"].startswith("3 beeps of 0.5") and "temporal-three" in alarm["heard"]
     assert "reasons" not in predict_file(ear, tmp_path / "beeping.flac")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_alarm_in_a_ringing_room_is_named_at_its_first_cycle(seed):
+    """A room (RT60 0.7 s, its tail as loud as the direct path) fills T4's 0.1-s gaps and rings on after each
+    beep: the dips still cut the beeps, the rings make none, so both patterns are named at their first cycle."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.7 * RATE)) / RATE
+    tail = rng.normal(size=len(t)) * 10 ** (-3 * t / 0.7)
+    room = np.r_[1.0, tail[1:] / np.sqrt(np.sum(tail**2))]
+    alarms = ((temporal_three(3100.0), "temporal-three"), (temporal_four(520.0, square=True), "temporal-four"))
+    for wave, pattern in alarms:
+        dry = np.r_[np.zeros(int(2.5 * RATE)), wave]
+        size = 1 << int(np.ceil(np.log2(len(dry) + len(room))))
+        wet = np.fft.irfft(np.fft.rfft(dry, size) * np.fft.rfft(room, size), size)[: len(dry)].astype(np.float32)
+        hits = hits_in(wet)
+        assert [h.pattern for h in hits][:1] == [pattern] and abs(hits[0].onset - 2.5) < 0.05

@@ -212,9 +212,15 @@ class ToneTracker:
         return float(self.freqs[self.band[k]] + shift * self.rate / self.size)
 
     def _close(self) -> list[Beep]:
+        """The open beep, ended; none if it never came near the loudest of a beep on its tone just before
+        (the room ringing on, its tone bent by the noise at its start)."""
         beep, self._open = self._open, None
         assert beep is not None
-        self._rings = [*self._rings[-7:], (float(np.median(beep.frequencies)), beep.peak_db, beep.last)]
+        tone = float(np.median(beep.frequencies))
+        if any(beep.start - end < RING_SECONDS and same_tone(tone, ringing) and beep.peak_db < peak - DIP_DB
+               for ringing, peak, end in self._rings):
+            return []
+        self._rings = [*self._rings[-7:], (tone, beep.peak_db, beep.last)]
         return [beep.beep()]
 
 
