@@ -36,6 +36,9 @@ MAX_BEEPS = 256  # beeps kept (of the last KEEP_SECONDS): bounds memory whatever
 KEEP_SECONDS = 30.0
 RANGE_DB = 30.0  # a tone this far below the loudest one of the last seconds is residue, not a beep
 DECAY_DB_PER_FRAME = 0.06  # how fast that loudest level is forgotten (6 dB a second)
+JOIN = 0.15
+COVER = 0.7
+HELD_PITCH = 0.01
 FLOOR_DBFS = -80.0  # and none softer than this
 
 
@@ -51,6 +54,7 @@ class AlarmPattern:
     period: tuple[float, float]
     quiet: float
     cycle: float  # seconds from one pattern's start to the next
+    join: float = 0.0  # pieces of one tone this close (s) are one beep, broken by the room or the noise
 
     def explain(self, beeps: list[Beep]) -> str:
         mean = float(np.mean([b.seconds for b in beeps]))
@@ -61,8 +65,9 @@ class AlarmPattern:
 
 # ISO 8201 / NFPA 72 give +-10 %; real alarms differ more, and in rooms ring on (a beep lasts longer, to
 # the next one's start at most, when the room fills a short gap), so the ranges are wider.
-TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), period=(0.75, 1.35), quiet=1.0, cycle=4.0)
-TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.26), period=(0.14, 0.3), quiet=2.0, cycle=5.8)
+TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), period=(0.75, 1.35), quiet=1.0, cycle=4.0,
+                              join=JOIN)
+TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.3), period=(0.14, 0.3), quiet=2.0, cycle=5.8)
 PATTERNS = {p.name: p for p in (TEMPORAL_THREE, TEMPORAL_FOUR)}
 
 
@@ -72,6 +77,7 @@ class Beep:
     end: float
     frequency: float
     prominence_db: float  # how far its tone stood out of the spectrum around it (median over its frames)
+    peak_db: float = 0.0  # its loudest frame's level (dB, on the tracker's scale)
 
     @property
     def seconds(self) -> float:
@@ -105,7 +111,7 @@ class _Open:
         the first frame's hop."""
         shift = (FRAME_SECONDS - HOP_SECONDS) / 2
         return Beep(self.start + shift, self.last + shift, float(np.median(self.frequencies)),
-                    float(np.median(self.prominences)))
+                    float(np.median(self.prominences)), self.peak_db)
 
 
 class ToneTracker:
@@ -161,7 +167,8 @@ class ToneTracker:
         # A tone stands out of its spectrum, and is not a faint residue far below the loudest of late.
         self._recent_db = max(level, self._recent_db - DECAY_DB_PER_FRAME)
         prominence = level - 10 * np.log10(np.median(power) * 3)
-        tonal = prominence >= PROMINENCE_DB and level >= max(self._recent_db - RANGE_DB, self.floor_db)
+        tonal = prominence >= PROMINENCE_DB and level >= max(self._recent_db - RANGE_DB, self.floor_db) \
+            and 0 < k < len(power) - 1  # a peak, not the band's edge on a slope of noise
         frequency = self._peak_frequency(power, k)
         beep = self._open
         holds = beep is not None and tonal and same_tone(frequency, float(np.median(beep.frequencies))) \
@@ -248,7 +255,10 @@ class PatternDetector:
         for beep in (b for b in beeps if b.seconds >= shortest):
             self.beeps = [b for b in self.beeps if b.end >= beep.start - KEEP_SECONDS][-MAX_BEEPS + 1 :] + [beep]
             self._pending = [(p, group) for p, group in self._pending if not _breaks(beep, p, group)]
-            self._pending += [(p, group) for p in self.patterns if (group := self._ended_by(p, beep))]
+            for pattern in self.patterns:
+                if group := self._ended_by(pattern, beep):  # (a later piece of its last beep replaces it)
+                    self._pending = [(p, g) for p, g in self._pending if p != pattern or g[0].start != group[0].start]
+                    self._pending.append((pattern, group))
         hits = []
         for pattern, group in list(self._pending):
             last = group[-1]
@@ -271,9 +281,10 @@ class PatternDetector:
 
         Fragments far shorter than the pattern's beeps (an onset's click, a reverberant flutter in a gap)
         are neither beeps of it nor a break in its quiet; nor are tones of other sounds."""
-        if last.seconds < pattern.beep[0] / 2:
+        same = [b for b in _joined([b for b in self.beeps if same_tone(b.frequency, last.frequency)], pattern.join)
+                if b.seconds >= pattern.beep[0] / 2]
+        if not same or same[-1].end != last.end:
             return []
-        same = [b for b in self.beeps if b.seconds >= pattern.beep[0] / 2 and same_tone(b.frequency, last.frequency)]
         if len(same) < pattern.beeps or not matches(pattern, group := same[-pattern.beeps :]):
             return []
         earlier = [b for b in same[: -pattern.beeps] if alike(b, group)]
@@ -288,6 +299,26 @@ class PatternDetector:
         return sounding.start
 
 
+def _joined(beeps: list[Beep], gap: float) -> list[Beep]:
+    """Pieces of one tone less than ``gap`` apart, joined into beeps where they sound most of the time (not
+    fragments of noise)."""
+    out: list[Beep] = []
+    sounded: list[float] = []
+    for beep in beeps:
+        if out and beep.start - out[-1].end < gap and abs(beep.frequency / out[-1].frequency - 1) <= HELD_PITCH \
+                and sounded[-1] + beep.seconds >= COVER * (max(out[-1].end, beep.end) - out[-1].start):
+            sounded[-1] += beep.seconds
+            a = out[-1]
+            weights = [a.seconds, beep.seconds]
+            out[-1] = Beep(a.start, max(a.end, beep.end), float(np.average([a.frequency, beep.frequency], weights=weights)),
+                           float(np.average([a.prominence_db, beep.prominence_db], weights=weights)),
+                           max(a.peak_db, beep.peak_db))
+        else:
+            out.append(beep)
+            sounded.append(beep.seconds)
+    return out
+
+
 def _breaks(beep: Beep, pattern: AlarmPattern, group: list[Beep]) -> bool:
     """``beep``, like the group's, comes before the pattern's quiet after it was over."""
     return alike(beep, group) and beep.start - group[-1].end < pattern.quiet
@@ -300,6 +331,7 @@ def alike(beep: Beep, group: list[Beep], *, so_far: bool = False) -> bool:
     lengths = [b.seconds for b in group]
     return same_tone(beep.frequency, group[-1].frequency) \
         and beep.prominence_db >= max(PURE_TONE_DB, min(b.prominence_db for b in group) - FALL_DB) \
+        and beep.peak_db >= min(b.peak_db for b in group) - FALL_DB \
         and min(lengths) / EVEN <= beep.seconds <= (np.inf if so_far else max(lengths) * EVEN)
 
 
@@ -315,7 +347,9 @@ def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
         return False
     lengths = [b.seconds for b in beeps]
     periods = [b.start - a.start for a, b in zip(beeps, beeps[1:])]
-    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= EVEN * min(lengths)
-            and all(pattern.period[0] <= t <= pattern.period[1] and a.end <= b.start
-                    for t, a, b in zip(periods, beeps, beeps[1:]))
+    # the first beep's onset can run ahead of the others' pieces, which the room may cut from their ends
+    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= 2.5 * min(lengths)
+            and all(a.end <= b.start for a, b in zip(beeps, beeps[1:]))
+            and pattern.beep[0] <= periods[0] <= pattern.period[1]
+            and all(pattern.period[0] <= t <= pattern.period[1] for t in periods[1:])
             and max(periods) <= EVEN * min(periods))
