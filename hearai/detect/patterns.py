@@ -39,6 +39,9 @@ DECAY_DB_PER_FRAME = 0.06  # how fast that loudest level is forgotten (6 dB a se
 JOIN = 0.15
 COVER = 0.7
 HELD_PITCH = 0.01
+HISTORY_SECONDS = 2.0
+SMOOTH_FRAMES = 4
+REPEATS = 0.6
 FLOOR_DBFS = -80.0  # and none softer than this
 
 
@@ -55,6 +58,7 @@ class AlarmPattern:
     quiet: float
     cycle: float  # seconds from one pattern's start to the next
     join: float = 0.0  # pieces of one tone this close (s) are one beep, broken by the room or the noise
+    periodic: bool = False  # or its burst's level repeating at its period, however the room cut its beeps
 
     def explain(self, beeps: list[Beep]) -> str:
         mean = float(np.mean([b.seconds for b in beeps]))
@@ -67,7 +71,8 @@ class AlarmPattern:
 # the next one's start at most, when the room fills a short gap), so the ranges are wider.
 TEMPORAL_THREE = AlarmPattern("temporal-three", 3, beep=(0.3, 0.8), period=(0.75, 1.35), quiet=1.0, cycle=4.0,
                               join=JOIN)
-TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.3), period=(0.14, 0.3), quiet=2.0, cycle=5.8)
+TEMPORAL_FOUR = AlarmPattern("temporal-four", 4, beep=(0.05, 0.3), period=(0.14, 0.3), quiet=2.0, cycle=5.8,
+                             periodic=True)
 PATTERNS = {p.name: p for p in (TEMPORAL_THREE, TEMPORAL_FOUR)}
 
 
@@ -130,6 +135,7 @@ class ToneTracker:
         self._open: _Open | None = None
         self._rings: list[tuple[float, float, float]] = []  # the last beeps' (tone, loudest level, end)
         self._recent_db = -np.inf
+        self._history = np.ones((int(HISTORY_SECONDS / HOP_SECONDS), len(self.band)))  # the last frames' power
         # the power a full-scale sine puts in its peak bins: levels are read against it
         self.floor_db = 10 * np.log10((self.window.sum() / 2) ** 2) + FLOOR_DBFS
 
@@ -141,6 +147,7 @@ class ToneTracker:
             frames = np.lib.stride_tricks.sliding_window_view(data, self.size)[:: self.hop][:count]
             power = np.abs(np.fft.rfft(frames * self.window, axis=1))[:, self.band] ** 2 + 1e-20
             for row in power:
+                self._history[self._frames % len(self._history)] = row
                 beeps += self._frame(row)
         self._pending = data[count * self.hop :]
         return beeps
@@ -157,6 +164,15 @@ class ToneTracker:
     def sounding(self) -> Beep | None:
         """The beep still sounding, if any, as far as it has sounded."""
         return None if self._open is None else self._open.beep()
+
+    def power(self, frequency: float, start: float, end: float) -> np.ndarray:
+        """The power of ``frequency`` in each frame from ``start`` to ``end`` (s), as far as still kept."""
+        shift = (FRAME_SECONDS - HOP_SECONDS) / 2
+        first = max(int(round((start - shift) / HOP_SECONDS)), self._frames - len(self._history), 0)
+        last = min(int(round((end - shift) / HOP_SECONDS)), self._frames - 1)
+        k = int(np.abs(self.freqs[self.band] - frequency).argmin())
+        rows = self._history[np.arange(first, last + 1) % len(self._history)]
+        return rows[:, max(0, k - 1) : k + 2].sum(axis=1)
 
     def _frame(self, power: np.ndarray) -> list[Beep]:
         time = self._frames * HOP_SECONDS
@@ -239,6 +255,7 @@ class PatternDetector:
         self.patterns = patterns
         self.beeps: list[Beep] = []
         self._pending: list[tuple[AlarmPattern, list[Beep]]] = []  # matched, waiting for the quiet after them
+        self._heard: set[tuple[str, float]] = set()  # (pattern, first beep's start) of the hits so far
 
     @property
     def seconds(self) -> float:
@@ -256,7 +273,9 @@ class PatternDetector:
             self.beeps = [b for b in self.beeps if b.end >= beep.start - KEEP_SECONDS][-MAX_BEEPS + 1 :] + [beep]
             self._pending = [(p, group) for p, group in self._pending if not _breaks(beep, p, group)]
             for pattern in self.patterns:
-                if group := self._ended_by(pattern, beep):  # (a later piece of its last beep replaces it)
+                group = self._ended_by(pattern, beep)
+                if group and (pattern.name, group[0].start) not in self._heard:
+                    # (a later piece of its last beep replaces it)
                     self._pending = [(p, g) for p, g in self._pending if p != pattern or g[0].start != group[0].start]
                     self._pending.append((pattern, group))
         hits = []
@@ -266,6 +285,8 @@ class PatternDetector:
                 self._pending.remove((pattern, group))  # beeping goes on: steady beeping, not this pattern
             elif self.seconds - last.end >= pattern.quiet or final:
                 self._pending.remove((pattern, group))
+                self._heard = {(name, start) for name, start in self._heard if start >= self.seconds - KEEP_SECONDS}
+                self._heard.add((pattern.name, group[0].start))
                 hits.append(PatternHit(pattern.name, group[0].start, last.end + pattern.quiet, pattern.explain(group),
                                        float(np.median([b.frequency for b in group]))))
         return hits
@@ -286,10 +307,48 @@ class PatternDetector:
         if not same or same[-1].end != last.end:
             return []
         if len(same) < pattern.beeps or not matches(pattern, group := same[-pattern.beeps :]):
-            return []
+            return self._by_period(pattern, same) if pattern.periodic else []
         earlier = [b for b in same[: -pattern.beeps] if alike(b, group)]
         before = earlier[-1].end if earlier else 0.0  # quiet since the start
         return group if group[0].start - before >= pattern.quiet else []
+
+    def _by_period(self, pattern: AlarmPattern, same: list[Beep]) -> list[Beep]:
+        """The pattern's beeps, if the burst of tone that ``same`` (pieces on one tone) ends with repeats its level
+        at one of the pattern's periods as many times as the pattern beeps, quiet before it.
+
+        The room cuts each beep into pieces its own way, but as it treats every beep alike, the level at the
+        alarm's tone repeats at the alarm's period whatever the pieces."""
+        gap = pattern.period[1] - pattern.beep[0]  # pieces of one burst: never further apart than this
+        first = len(same) - 1
+        while first > 0 and same[first].start - same[first - 1].end < gap:
+            first -= 1
+        burst = same[first:]
+        start, end = burst[0].start, burst[-1].end
+        seconds = [b.seconds for b in burst]
+        tone = float(np.average([b.frequency for b in burst], weights=seconds))
+        if end - start > pattern.beeps * pattern.period[1] + gap \
+                or np.average([b.prominence_db for b in burst], weights=seconds) < PURE_TONE_DB:
+            return []
+        lags = range(int(round(pattern.period[0] / HOP_SECONDS)), int(round(pattern.period[1] / HOP_SECONDS)) + 1)
+        power = self.tones.power(tone, start, end)
+        if len(power) < 2 * lags.start + SMOOTH_FRAMES:
+            return []
+        # (smoothed over 40 ms: a cricket's pulses flutter from frame to frame; a horn's beeps do not)
+        levels = 10 * np.log10(np.convolve(power, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="valid"))
+        fits = [(_repeats(levels, lag), lag) for lag in lags if len(levels) >= 2 * lag]
+        repeats, lag = max(fits)
+        period = lag * HOP_SECONDS
+        if repeats < REPEATS or not pattern.beeps - 0.7 <= (end - start) / period <= pattern.beeps + 0.6 \
+                or not _alike_periods(levels, lag) \
+                or not pattern.beep[0] <= _sounding_seconds(levels, lag) <= pattern.beep[1]:
+            return []
+        length = min(float(np.median(seconds)), period * 0.8)
+        prominence = float(np.average([b.prominence_db for b in burst], weights=seconds))
+        group = [Beep(start + i * period, start + i * period + length, tone, prominence, max(b.peak_db for b in burst))
+                 for i in range(pattern.beeps)]
+        earlier = [b for b in same[:first] if alike(b, group)]
+        before = earlier[-1].end if earlier else 0.0
+        return group if start - before >= pattern.quiet else []
 
     def _sounding(self, group: list[Beep]) -> float:
         """When a beep like ``group``'s (so far) began and is still sounding (else infinity)."""
@@ -297,6 +356,30 @@ class PatternDetector:
         if sounding is None or not alike(sounding, group, so_far=True):
             return np.inf
         return sounding.start
+
+
+def _repeats(levels: np.ndarray, lag: int) -> float:
+    """How alike the levels are to themselves ``lag`` frames later (correlation), where they rise and fall
+    (an unmodulated tone's levels repeat only its noise)."""
+    a, b = levels[:-lag], levels[lag:]
+    if np.ptp(levels) < DIP_DB or a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _alike_periods(levels: np.ndarray, lag: int) -> bool:
+    """Each whole period of ``levels`` peaks as loud as the others after the first (the room treats each beep
+    alike; the first has no echoes of one before it) and dips between (a beep and a gap, not a steady tone)."""
+    periods = levels[: len(levels) // lag * lag].reshape(-1, lag)
+    peaks, dips = periods.max(axis=1), periods.min(axis=1)
+    return bool(np.ptp(peaks[1:]) <= DIP_DB / 2 and abs(peaks[0] - np.median(peaks[1:])) <= DIP_DB
+                and np.all(peaks - dips >= DIP_DB))
+
+
+def _sounding_seconds(levels: np.ndarray, lag: int) -> float:
+    """How long the tone sounds in each whole period of ``levels`` (median): within FALL_DB / 2 of its peak."""
+    periods = levels[: len(levels) // lag * lag].reshape(-1, lag)
+    return float(np.median((periods >= periods.max(axis=1, keepdims=True) - FALL_DB / 2).sum(axis=1))) * HOP_SECONDS
 
 
 def _joined(beeps: list[Beep], gap: float) -> list[Beep]:
@@ -347,9 +430,7 @@ def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
         return False
     lengths = [b.seconds for b in beeps]
     periods = [b.start - a.start for a, b in zip(beeps, beeps[1:])]
-    # the first beep's onset can run ahead of the others' pieces, which the room may cut from their ends
     return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= 2.5 * min(lengths)
-            and all(a.end <= b.start for a, b in zip(beeps, beeps[1:]))
-            and pattern.beep[0] <= periods[0] <= pattern.period[1]
-            and all(pattern.period[0] <= t <= pattern.period[1] for t in periods[1:])
+            and all(pattern.period[0] <= t <= pattern.period[1] and a.end <= b.start
+                    for t, a, b in zip(periods, beeps, beeps[1:]))
             and max(periods) <= EVEN * min(periods))
