@@ -426,7 +426,9 @@ def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
     """The beeps' lengths and the times from one's start to the next within the pattern's ranges and even (an
     alarm keeps time), all on one pure tone (an alarm's horn, not a voice's or a bark's harmonics)."""
     tone = float(np.median([b.frequency for b in beeps]))
-    if not all(same_tone(b.frequency, tone) and b.prominence_db >= PURE_TONE_DB for b in beeps):
+    prominences = [b.prominence_db for b in beeps]
+    if not all(same_tone(b.frequency, tone) for b in beeps) or np.median(prominences) < PURE_TONE_DB \
+            or min(prominences) < PURE_TONE_DB - DIP_DB:
         return False
     lengths = [b.seconds for b in beeps]
     periods = [b.start - a.start for a, b in zip(beeps, beeps[1:])]
