@@ -28,6 +28,7 @@ FRAME_SECONDS, HOP_SECONDS = 0.032, 0.01
 PROMINENCE_DB = 12.0  # a tone's peak over the median of the band's spectrum
 FALL_DB = 12.0  # a beep ends where its tone falls this far below the beep's loudest frame
 DIP_DB = 6.0  # or where it dipped this far and came back to its loudest: the next beep, its gap filled by the room
+RING_DECAY_DB = 60.0
 RING_SECONDS = 1.0  # this soon after a beep, its tone not back near the beep's loudest is the room ringing
 SAME_TONE = 0.03  # beeps of one alarm: tones within 3 % of each other (a horn holds its pitch)
 PURE_TONE_DB = 20.0  # an alarm's beeps: a tone this far over the spectrum around it, frame for frame (median)
@@ -39,6 +40,7 @@ DECAY_DB_PER_FRAME = 0.06  # how fast that loudest level is forgotten (6 dB a se
 JOIN = 0.15
 COVER = 0.7
 HELD_PITCH = 0.01
+HELD_PITCH_HZ = 8.0
 HISTORY_SECONDS = 2.0
 SMOOTH_FRAMES = 4
 REPEATS = 0.6
@@ -222,8 +224,8 @@ class ToneTracker:
 
     def _ringing(self, time: float, level: float, frequency: float) -> bool:
         """A tone on the last beep's, soon after it and far below its loudest: the room ringing on."""
-        return any(time - end < RING_SECONDS and same_tone(frequency, tone) and level < peak - DIP_DB / 2
-                   for tone, peak, end in self._rings)
+        return any(time - end < RING_SECONDS and same_tone(frequency, tone)
+                   and level < peak - DIP_DB / 2 - RING_DECAY_DB * (time - end) for tone, peak, end in self._rings)
 
     def _peak_frequency(self, power: np.ndarray, k: int) -> float:
         """The tone's frequency, between bins: a parabola through the log power around the peak bin."""
@@ -240,8 +242,8 @@ class ToneTracker:
         beep, self._open = self._open, None
         assert beep is not None
         tone = float(np.median(beep.frequencies))
-        if any(beep.start - end < RING_SECONDS and same_tone(tone, ringing) and beep.peak_db < peak - DIP_DB
-               for ringing, peak, end in self._rings):
+        if any(beep.start - end < RING_SECONDS and same_tone(tone, ringing)
+               and beep.peak_db < peak - DIP_DB for ringing, peak, end in self._rings):
             return []
         self._rings = [*self._rings[-7:], (tone, beep.peak_db, beep.last)]
         return [beep.beep()]
@@ -327,6 +329,7 @@ class PatternDetector:
         seconds = [b.seconds for b in burst]
         tone = float(np.average([b.frequency for b in burst], weights=seconds))
         if end - start > pattern.beeps * pattern.period[1] + gap \
+                or not all(held_pitch(b.frequency, tone) for b in burst) \
                 or np.average([b.prominence_db for b in burst], weights=seconds) < PURE_TONE_DB:
             return []
         lags = range(int(round(pattern.period[0] / HOP_SECONDS)), int(round(pattern.period[1] / HOP_SECONDS)) + 1)
@@ -418,6 +421,11 @@ def alike(beep: Beep, group: list[Beep], *, so_far: bool = False) -> bool:
         and min(lengths) / EVEN <= beep.seconds <= (np.inf if so_far else max(lengths) * EVEN)
 
 
+def held_pitch(a: float, b: float) -> bool:
+    """Two beeps of one horn: their pitch within 1 % (or 8 Hz, as a low tone is read less finely)."""
+    return abs(a - b) <= max(HELD_PITCH * b, HELD_PITCH_HZ)
+
+
 def same_tone(a: float, b: float) -> bool:
     return abs(a / b - 1) <= SAME_TONE
 
@@ -427,7 +435,7 @@ def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
     alarm keeps time), all on one pure tone (an alarm's horn, not a voice's or a bark's harmonics)."""
     tone = float(np.median([b.frequency for b in beeps]))
     prominences = [b.prominence_db for b in beeps]
-    if not all(same_tone(b.frequency, tone) for b in beeps) or np.median(prominences) < PURE_TONE_DB \
+    if not all(held_pitch(b.frequency, tone) for b in beeps) or np.median(prominences) < PURE_TONE_DB \
             or min(prominences) < PURE_TONE_DB - DIP_DB:
         return False
     lengths = [b.seconds for b in beeps]
