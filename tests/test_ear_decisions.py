@@ -123,3 +123,20 @@ def audio_of(path) -> np.ndarray:
     from hearai import audio
 
     return audio.load(path, sample_rate=RATE)
+
+
+def test_an_operating_point_alerts_on_its_share_of_other_clips_and_on_no_background():
+    """Scores with known answers: 1,000 other clips (the top two at 5 and 4), a background at 3, own clips from 1
+    to 6. At 0.2 % of others two may alert, so *on* sits just above the background's 3; at none (a sound an
+    alarm pattern also raises) just above the loudest other, 5."""
+    from hearai.ear.heads import operating_point
+
+    peaks = np.r_[np.linspace(-5, 2, 998), 4.0, 5.0, 3.0, np.arange(1.0, 7.0)]
+    other = np.r_[np.ones(1000, bool), np.zeros(7, bool)]
+    background = np.zeros(len(peaks), bool)
+    background[1000] = True
+    own = np.r_[np.zeros(1001, bool), np.ones(6, bool)]
+    on, recall = operating_point(peaks, own, other, background)
+    assert 3.0 < on < 3.0 + 1e-9 and recall == pytest.approx(3 / 6)
+    on, recall = operating_point(peaks, own, other, background, rate=0.0)
+    assert 5.0 < on < 5.0 + 1e-9 and recall == pytest.approx(1 / 6)

@@ -148,3 +148,39 @@ def test_an_alarm_in_a_ringing_room_is_named_at_its_first_cycle(seed):
         wet = np.fft.irfft(np.fft.rfft(dry, size) * np.fft.rfft(room, size), size)[: len(dry)].astype(np.float32)
         hits = hits_in(wet)
         assert [h.pattern for h in hits][:1] == [pattern] and abs(hits[0].onset - 2.5) < 0.05
+
+
+def test_pure_tones_in_rooms_whose_echoes_cancel_part_of_each_beep_are_named_at_their_first_cycle():
+    """A sine's echoes can cancel the sound straight from the horn: a beep's onset sounds louder than the rest
+    of it, or its ring louder than the beep, and the room cuts each beep into pieces. Twenty rooms (RT60
+    0.3-0.8 s, echoes 0-4 dB below the direct sound), T3 at 520 Hz and T4 at 520 Hz and 3.4 kHz: every alarm
+    is named by its pattern at its first cycle."""
+    missed = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        rt60, drr_db = rng.uniform(0.3, 0.8), rng.uniform(0.0, 4.0)
+        t = np.arange(int(rt60 * RATE)) / RATE
+        tail = rng.normal(size=len(t)) * 10 ** (-3 * t / rt60)
+        room = np.r_[1.0, tail[1:] * np.sqrt(10 ** (-drr_db / 10) / np.sum(tail**2))]
+        for wave, pattern in ((temporal_three(520.0), "temporal-three"), (temporal_four(3400.0), "temporal-four"),
+                              (temporal_four(520.0), "temporal-four")):
+            dry = np.r_[np.zeros(int(2.5 * RATE)), wave]
+            size = 1 << int(np.ceil(np.log2(len(dry) + len(room))))
+            wet = np.fft.irfft(np.fft.rfft(dry, size) * np.fft.rfft(room, size), size)[: len(dry)]
+            hits = hits_in(wet.astype(np.float32))
+            if [h.pattern for h in hits][:1] != [pattern] or abs(hits[0].onset - 2.5) >= 0.05:
+                missed.append((seed, pattern))
+    assert missed == []
+
+
+def test_a_wavering_pitch_or_a_beep_broken_by_noise():
+    """Four short tones 0.2 s apart whose pitch wavers by 2-3 % (a hen, a bleating sheep) are no temporal-four:
+    a horn holds its pitch. Three 0.5-s beeps each broken for 60 ms (noise, a room) are still temporal-three."""
+    lead = np.zeros(int(2.5 * RATE), np.float32)
+    wavering = np.concatenate([np.r_[beeping(f, 0.1, 0.1, 1)] for f in (1000.0, 1025.0, 990.0, 1020.0)])
+    assert hits_in(np.r_[lead, wavering, np.zeros(3 * RATE, np.float32)]) == []
+    broken = temporal_three(3100.0, cycles=1)
+    for beep in range(3):
+        cut = int((beep + 0.22) * RATE)
+        broken[cut : cut + int(0.06 * RATE)] = 0.0
+    assert [h.pattern for h in hits_in(np.r_[lead, broken])] == ["temporal-three"]

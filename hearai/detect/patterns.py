@@ -8,13 +8,16 @@ hearing loss a 520 Hz square wave. No other household sound keeps such a rhythm 
 ``ToneTracker`` finds, every 10 ms, the strongest tone between 400 Hz and 4.5 kHz that stands
 ``PROMINENCE_DB`` above the spectrum around it, and cuts beeps where that tone holds (gaps of one
 frame bridged, as noise breaks a beep). A room rings on after each beep: a tone that dips by
-``DIP_DB`` and comes back is a new beep (the room filled the gap), and a tone still falling after
-a beep ended is its ring, no new beep. ``PatternDetector`` matches the newest beeps against each
+``DIP_DB`` and comes back is a new beep (the room filled the gap), and a tone still fading after a
+beep ended is its ring, no new beep. ``PatternDetector`` matches the newest beeps against each
 pattern: the beep lengths and the times from one beep's start to the next within tolerances wide
-enough for real alarms in real rooms and even among themselves, one pure tone (within
-``SAME_TONE``, standing ``PURE_TONE_DB`` out) for all, quiet on that tone before the first and after the last (so steady
-or irregular beeping is no pattern; other sounds' tones neither make nor break one). NumPy only,
-streaming, any input rate.
+enough for real alarms in real rooms and even among themselves, one pure tone (its pitch held within
+``HELD_PITCH``, standing ``PURE_TONE_DB`` out) for all, quiet on that tone before the first and after
+the last (so steady or irregular beeping is no pattern; other sounds' tones neither make nor break
+one). Pieces of one tone broken apart for less than a pattern's ``join`` are one of its beeps. A
+room's echoes can cancel part of a pure tone, cutting each short beep into pieces its own way; as the
+room treats every beep alike, a ``periodic`` pattern is also heard where the level at its tone
+repeats at its period, as often as it beeps. NumPy only, streaming, any input rate.
 """
 
 from __future__ import annotations
@@ -28,22 +31,22 @@ FRAME_SECONDS, HOP_SECONDS = 0.032, 0.01
 PROMINENCE_DB = 12.0  # a tone's peak over the median of the band's spectrum
 FALL_DB = 12.0  # a beep ends where its tone falls this far below the beep's loudest frame
 DIP_DB = 6.0  # or where it dipped this far and came back to its loudest: the next beep, its gap filled by the room
-RING_DECAY_DB = 60.0
 RING_SECONDS = 1.0  # this soon after a beep, its tone not back near the beep's loudest is the room ringing
 SAME_TONE = 0.03  # beeps of one alarm: tones within 3 % of each other (a horn holds its pitch)
 PURE_TONE_DB = 20.0  # an alarm's beeps: a tone this far over the spectrum around it, frame for frame (median)
-EVEN = 1.6  # the longest beep (start-to-start time) of a pattern at most this many times its shortest
+EVEN = 1.6  # the longest start-to-start time of a pattern at most this many times its shortest
+EVEN_LENGTHS = 2.5  # and its longest beep (a room lengthens some by their ring, noise shortens others)
 MAX_BEEPS = 256  # beeps kept (of the last KEEP_SECONDS): bounds memory whatever the stream holds
 KEEP_SECONDS = 30.0
 RANGE_DB = 30.0  # a tone this far below the loudest one of the last seconds is residue, not a beep
 DECAY_DB_PER_FRAME = 0.06  # how fast that loudest level is forgotten (6 dB a second)
-JOIN = 0.15
-COVER = 0.7
-HELD_PITCH = 0.01
-HELD_PITCH_HZ = 8.0
-HISTORY_SECONDS = 2.0
-SMOOTH_FRAMES = 4
-REPEATS = 0.6
+JOIN = 0.15  # pieces of a temporal-three beep broken apart for less than this (s; its gaps are 0.5 s)
+COVER = 0.7  # and sounding this share of the joined beep's time (fragments of noise do not)
+HELD_PITCH = 0.01  # a horn's beeps: their pitch within 1 % of each other
+HELD_PITCH_HZ = 8.0  # or 8 Hz (a low tone's pitch is read less finely in 32-ms frames)
+HISTORY_SECONDS = 2.0  # the spectra kept for a burst's level (a temporal-four's burst lasts under 1.5 s)
+SMOOTH_FRAMES = 4  # its level smoothed over 40 ms: a cricket's pulses flutter from frame to frame
+REPEATS = 0.6  # the correlation of a burst's level with itself one period later
 FLOOR_DBFS = -80.0  # and none softer than this
 
 
@@ -224,8 +227,8 @@ class ToneTracker:
 
     def _ringing(self, time: float, level: float, frequency: float) -> bool:
         """A tone on the last beep's, soon after it and far below its loudest: the room ringing on."""
-        return any(time - end < RING_SECONDS and same_tone(frequency, tone)
-                   and level < peak - DIP_DB / 2 - RING_DECAY_DB * (time - end) for tone, peak, end in self._rings)
+        return any(time - end < RING_SECONDS and same_tone(frequency, tone) and level < peak - DIP_DB / 2
+                   for tone, peak, end in self._rings)
 
     def _peak_frequency(self, power: np.ndarray, k: int) -> float:
         """The tone's frequency, between bins: a parabola through the log power around the peak bin."""
@@ -242,8 +245,8 @@ class ToneTracker:
         beep, self._open = self._open, None
         assert beep is not None
         tone = float(np.median(beep.frequencies))
-        if any(beep.start - end < RING_SECONDS and same_tone(tone, ringing)
-               and beep.peak_db < peak - DIP_DB for ringing, peak, end in self._rings):
+        if any(beep.start - end < RING_SECONDS and same_tone(tone, ringing) and beep.peak_db < peak - DIP_DB
+               for ringing, peak, end in self._rings):
             return []
         self._rings = [*self._rings[-7:], (tone, beep.peak_db, beep.last)]
         return [beep.beep()]
@@ -336,7 +339,6 @@ class PatternDetector:
         power = self.tones.power(tone, start, end)
         if len(power) < 2 * lags.start + SMOOTH_FRAMES:
             return []
-        # (smoothed over 40 ms: a cricket's pulses flutter from frame to frame; a horn's beeps do not)
         levels = 10 * np.log10(np.convolve(power, np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES, mode="valid"))
         fits = [(_repeats(levels, lag), lag) for lag in lags if len(levels) >= 2 * lag]
         repeats, lag = max(fits)
@@ -417,7 +419,7 @@ def alike(beep: Beep, group: list[Beep], *, so_far: bool = False) -> bool:
     lengths = [b.seconds for b in group]
     return same_tone(beep.frequency, group[-1].frequency) \
         and beep.prominence_db >= max(PURE_TONE_DB, min(b.prominence_db for b in group) - FALL_DB) \
-        and beep.peak_db >= min(b.peak_db for b in group) - FALL_DB \
+        and beep.peak_db >= min(b.peak_db for b in group) - DIP_DB \
         and min(lengths) / EVEN <= beep.seconds <= (np.inf if so_far else max(lengths) * EVEN)
 
 
@@ -440,7 +442,7 @@ def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
         return False
     lengths = [b.seconds for b in beeps]
     periods = [b.start - a.start for a, b in zip(beeps, beeps[1:])]
-    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= 2.5 * min(lengths)
+    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= EVEN_LENGTHS * min(lengths)
             and all(pattern.period[0] <= t <= pattern.period[1] and a.end <= b.start
                     for t, a, b in zip(periods, beeps, beeps[1:]))
             and max(periods) <= EVEN * min(periods))

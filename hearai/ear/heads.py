@@ -13,7 +13,9 @@ ear's 1-s windows every 0.25 s (``embed_clips``). For each sound with examples:
    decision stage's rule (an alert needs ``CONFIRM_SECONDS`` at or above *on*) clip by clip; *on*
    is the lowest that alerts on at most ``OTHER_CLIP_RATE`` of every other sound's clips (other
    alert sounds too: a baby is not a dog) and on no background, and the route that then alerts on
-   more of the sound's own clips is kept. (Holding only the sounds a person is not alerted to
+   more of the sound's own clips is kept. A sound an alarm pattern also raises (a smoke alarm)
+   alerts from the network on none of them: its pattern hears the standard alarms, and a false fire
+   alarm frightens most. (Holding only the sounds a person is not alerted to
    against it let thresholds fall far enough for background alerts to come back in testing.)
 3. The kept route is fitted on all the data, its *on* folded into the bias (so *on* is 0.5 for every
    learnt sound, and the margin above it reads as confidence), and written with its provenance.
@@ -213,11 +215,11 @@ def confirmed_peaks(logits: np.ndarray, dev: Development, *, frames_per_window: 
     return peaks
 
 
-def operating_point(peaks: np.ndarray, own: np.ndarray, other: np.ndarray, background: np.ndarray
-                    ) -> tuple[float, float]:
-    """(*on* logit, recall): the lowest *on* alerting at most ``OTHER_CLIP_RATE`` of ``other`` clips and no
-    ``background`` clip, and the share of ``own`` clips it alerts."""
-    allowed = int(np.floor(OTHER_CLIP_RATE * other.sum()))
+def operating_point(peaks: np.ndarray, own: np.ndarray, other: np.ndarray, background: np.ndarray, *,
+                    rate: float = OTHER_CLIP_RATE) -> tuple[float, float]:
+    """(*on* logit, recall): the lowest *on* alerting at most ``rate`` of ``other`` clips and no ``background``
+    clip, and the share of ``own`` clips it alerts."""
+    allowed = int(np.floor(rate * other.sum()))
     others = np.sort(peaks[other])[::-1]
     on = max(others[allowed] if allowed < len(others) else -np.inf, peaks[background].max(initial=-np.inf))
     on = float(np.nextafter(on, np.inf)) if np.isfinite(on) else float(peaks[own].min(initial=0.0))
@@ -242,7 +244,8 @@ def learn(ear: Classifier, table: AlertTable, dev: Development, train: np.ndarra
     truth, background, folds = dev.truth(), dev.background(), dev.folds()
     active, windows_train = dev.active(), train[dev.clip_of]
     routes, report = {}, {}
-    for k, sound in enumerate(tqdm(table.names, desc="learning decisions", unit="sound", disable=not progress)):
+    for k, entry in enumerate(tqdm(table.sounds, desc="learning decisions", unit="sound", disable=not progress)):
+        sound, rate = entry.sound, 0.0 if entry.pattern else OTHER_CLIP_RATE
         own = np.array([t == sound for t in truth])
         if (own & train).sum() < MIN_CLIPS:
             continue
@@ -257,7 +260,8 @@ def learn(ear: Classifier, table: AlertTable, dev: Development, train: np.ndarra
         points = {}
         for name, logits in choices.items():
             peaks = confirmed_peaks(logits, dev, frames_per_window=frames_per_window, confirm_frames=confirm_frames)
-            points[name] = operating_point(peaks, own & train, ~own & ~background & train, background & train)
+            points[name] = operating_point(peaks, own & train, ~own & ~background & train, background & train,
+                                           rate=rate)
         kept = max(points, key=lambda name: (points[name][1], name == "AudioSet label"))
         route = (fit_route(dev.hidden, labels[:, k], positive, use) if kept == "learnt"
                  else label_route(dev.hidden.shape[1]))
