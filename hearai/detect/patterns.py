@@ -343,7 +343,9 @@ class PatternDetector:
         fits = [(_repeats(levels, lag), lag) for lag in lags if len(levels) >= 2 * lag]
         repeats, lag = max(fits)
         period = lag * HOP_SECONDS
-        if repeats < REPEATS or not pattern.beeps - 0.7 <= (end - start) / period <= pattern.beeps + 0.6 \
+        # its own period, not a multiple of a faster one (a cricket's chirps)
+        shorter = max((_repeats(levels, k) for k in range(SMOOTH_FRAMES, lag * 3 // 4)), default=0.0)
+        if repeats < REPEATS or shorter >= REPEATS or not pattern.beeps - 0.7 <= (end - start) / period <= pattern.beeps + 0.6 \
                 or not _alike_periods(levels, lag) \
                 or not pattern.beep[0] <= _sounding_seconds(levels, lag) <= pattern.beep[1]:
             return []
