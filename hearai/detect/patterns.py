@@ -345,7 +345,8 @@ class PatternDetector:
         period = lag * HOP_SECONDS
         # its own period, not a multiple of a faster one (a cricket's chirps)
         shorter = max((_repeats(levels, k) for k in range(SMOOTH_FRAMES, lag * 3 // 4)), default=0.0)
-        if repeats < REPEATS or shorter >= REPEATS or not pattern.beeps - 0.7 <= (end - start) / period <= pattern.beeps + 0.6 \
+        if repeats < REPEATS or shorter >= REPEATS \
+                or not pattern.beeps - 0.7 <= (end - start) / period <= pattern.beeps + 0.6 \
                 or not _alike_periods(levels, lag) \
                 or not pattern.beep[0] <= _sounding_seconds(levels, lag) <= pattern.beep[1]:
             return []
@@ -400,7 +401,8 @@ def _joined(beeps: list[Beep], gap: float) -> list[Beep]:
             sounded[-1] += beep.seconds
             a = out[-1]
             weights = [a.seconds, beep.seconds]
-            out[-1] = Beep(a.start, max(a.end, beep.end), float(np.average([a.frequency, beep.frequency], weights=weights)),
+            out[-1] = Beep(a.start, max(a.end, beep.end),
+                           float(np.average([a.frequency, beep.frequency], weights=weights)),
                            float(np.average([a.prominence_db, beep.prominence_db], weights=weights)),
                            max(a.peak_db, beep.peak_db))
         else:
@@ -444,7 +446,8 @@ def matches(pattern: AlarmPattern, beeps: list[Beep]) -> bool:
         return False
     lengths = [b.seconds for b in beeps]
     periods = [b.start - a.start for a, b in zip(beeps, beeps[1:])]
-    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths) and max(lengths) <= EVEN_LENGTHS * min(lengths)
+    return (all(pattern.beep[0] <= x <= pattern.beep[1] for x in lengths)
+            and max(lengths) <= EVEN_LENGTHS * min(lengths)
             and all(pattern.period[0] <= t <= pattern.period[1] and a.end <= b.start
                     for t, a, b in zip(periods, beeps, beeps[1:]))
             and max(periods) <= EVEN * min(periods))
