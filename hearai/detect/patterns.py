@@ -375,10 +375,15 @@ def _repeats(levels: np.ndarray, lag: int) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _periods(levels: np.ndarray, lag: int) -> np.ndarray:
+    """The whole periods of ``levels``, one a row."""
+    return levels[: len(levels) // lag * lag].reshape(-1, lag)
+
+
 def _alike_periods(levels: np.ndarray, lag: int) -> bool:
     """Each whole period of ``levels`` peaks as loud as the others after the first (the room treats each beep
     alike; the first has no echoes of one before it) and dips between (a beep and a gap, not a steady tone)."""
-    periods = levels[: len(levels) // lag * lag].reshape(-1, lag)
+    periods = _periods(levels, lag)
     peaks, dips = periods.max(axis=1), periods.min(axis=1)
     return bool(np.ptp(peaks[1:]) <= DIP_DB / 2 and abs(peaks[0] - np.median(peaks[1:])) <= DIP_DB
                 and np.all(peaks - dips >= DIP_DB))
@@ -386,7 +391,7 @@ def _alike_periods(levels: np.ndarray, lag: int) -> bool:
 
 def _sounding_seconds(levels: np.ndarray, lag: int) -> float:
     """How long the tone sounds in each whole period of ``levels`` (median): within FALL_DB / 2 of its peak."""
-    periods = levels[: len(levels) // lag * lag].reshape(-1, lag)
+    periods = _periods(levels, lag)
     return float(np.median((periods >= periods.max(axis=1, keepdims=True) - FALL_DB / 2).sum(axis=1))) * HOP_SECONDS
 
 
