@@ -12,11 +12,14 @@ import glob
 import io
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from safetensors import SafetensorError
 
 from hearai.errors import HearaiError, OutputError
 
@@ -27,13 +30,16 @@ STALE_SECONDS = 3600.0  # a temporary file this old belongs to no live writer
 def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
 
-    ``mode``: the written file's permissions (a private key: 0o600), else what the umask gives."""
+    ``mode``: the written file's permissions (a private key: 0o600), else what the umask gives. A
+    symbolic link is written through (its target is replaced, the link stays); a device, FIFO or
+    folder at ``path`` is refused, never replaced."""
     target = Path(path)
-    prefix = f".{target.name}.hearai-tmp-"
+    written = writable_file(target)
+    prefix = f".{written.name}.hearai-tmp-"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(target.parent, prefix)
-        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=target.suffix, dir=target.parent)
+        written.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(written.parent, prefix)
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=written.suffix, dir=written.parent)
     except OSError as exc:
         raise OutputError(f"{target}: cannot be written there ({exc.strerror or exc})") from exc
     os.close(fd)
@@ -41,8 +47,9 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes 0600
-        os.replace(tmp, target)
-    except (OSError, RuntimeError) as exc:  # torch.save and safetensors report a full disk as RuntimeError
+        os.replace(tmp, written)
+    # torch.save reports a full disk as RuntimeError, safetensors as its own SafetensorError
+    except (OSError, RuntimeError, SafetensorError) as exc:
         if isinstance(exc, HearaiError):
             raise
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -50,6 +57,23 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
         raise OutputError(f"{target}: could not be written ({reason}); any earlier file there is unchanged") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def writable_file(path: Path) -> Path:
+    """Where writing ``path`` lands: the file itself, or what its symbolic links lead to.
+
+    ``OutputError`` naming ``path`` when that is a folder, a device, a FIFO or a socket, or a link loop:
+    an output replaces only a regular file (``hearai export --onnx /dev/null`` run as root replaced the device)."""
+    try:
+        landing = Path(os.path.realpath(path, strict=False))
+        info = os.stat(landing) if os.path.lexists(landing) else None
+    except OSError as exc:  # a link loop, or a folder on the way that cannot be searched
+        raise OutputError(f"{path}: cannot be written there ({exc.strerror or exc})") from exc
+    if info is None or stat.S_ISREG(info.st_mode):
+        return landing
+    kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
+        "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "no regular file"
+    raise OutputError(f"{path}: is {kind}, not a file; hearai writes only regular files and leaves it as it is")
 
 
 def _umask() -> int:
