@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hearai.errors import AudioError, ConfigError, DatasetError, HearaiError, ModelError
+from hearai.fsutil import require_file
 
 if TYPE_CHECKING:
     from hearai.interface import SoundModel
@@ -85,8 +86,7 @@ def load(path: str | Path | None = None) -> SoundModel:
         raise ModelError(f"{DEFAULT_MODEL}: the shipped model is missing from this installation; rebuild it with "
                          "'make default-model' or give a model file")
     target = DEFAULT_MODEL if path is None else model_file(path)
-    if not target.is_file():
-        raise ModelError(f"{target}: model file not found")
+    require_file(target, "model file", ModelError)
     try:
         with open(target, "rb") as f:
             head = f.read(9)

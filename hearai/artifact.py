@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from hearai import __version__
 from hearai.errors import ModelError
 from hearai.featureconfig import FeatureConfig
-from hearai.fsutil import atomic_path
+from hearai.fsutil import atomic_path, require_file
 from hearai.interface import DETECTOR_FORMATS, SAFETENSORS_FORMAT, ModelHeader, SoundModel
 from hearai.models import create_model
 from hearai.models.efficientat import AlertTagger
@@ -178,8 +178,7 @@ class Classifier(SoundModel):
 def load(path: str | Path) -> Classifier:
     """Read a ``.safetensors`` model file; a missing, truncated or foreign file raises ``ModelError``."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
+    require_file(path, "model file", ModelError)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -201,7 +200,13 @@ def load(path: str | Path) -> Classifier:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not fit model {header.model_name!r}: {exc}") from exc
+        problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelError(f"{path}: weights do not fit model {header.model_name!r}: {problems[0][:300]}{more}") from exc
+    unfinite = next((key for key, value in state.items() if value.is_floating_point()
+                     and not bool(torch.isfinite(value).all())), None)
+    if unfinite is not None:
+        raise ModelError(f"{path}: weight {unfinite!r} holds NaN or infinite values")
     if embedded:
         # Only the ear keeps embeddings: its taught sounds read the AudioSet head's hidden layer.
         size = model.net.hidden_size if isinstance(model.net, AlertTagger) else 0

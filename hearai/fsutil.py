@@ -59,6 +59,39 @@ def atomic_path(path: str | os.PathLike, *, mode: int | None = None) -> Iterator
         tmp.unlink(missing_ok=True)
 
 
+NOTHING, REGULAR = "nothing", "a file"
+
+
+def what_is_at(path: str | os.PathLike) -> str:
+    """What reading ``path`` would find, in words: ``REGULAR`` (links followed), ``NOTHING``, or what else.
+
+    Checked before a file is opened, so a FIFO never blocks a read and a folder or a broken link is
+    named as such instead of being taken for a missing file."""
+    if not os.path.lexists(path):
+        return NOTHING
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "a symbolic link that leads nowhere (broken, or a loop)"
+    if stat.S_ISREG(info.st_mode):
+        return REGULAR
+    if stat.S_ISDIR(info.st_mode):
+        return "a folder"
+    return "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
+        "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket"
+
+
+def require_file(path: Path, what: str, error: type[HearaiError]) -> Path:
+    """``path`` when it is a regular file to read; else ``error`` saying what is there instead (a FIFO, a
+    folder, a broken link) or that nothing is."""
+    found = what_is_at(path)
+    if found == NOTHING:
+        raise error(f"{path}: {what} not found")
+    if found != REGULAR:
+        raise error(f"{path}: is {found}, not a {what}")
+    return path
+
+
 def writable_file(path: Path) -> Path:
     """Where writing ``path`` lands: the file itself, or what its symbolic links lead to.
 
@@ -71,9 +104,8 @@ def writable_file(path: Path) -> Path:
         raise OutputError(f"{path}: cannot be written there ({exc.strerror or exc})") from exc
     if info is None or stat.S_ISREG(info.st_mode):
         return landing
-    kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
-        "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "no regular file"
-    raise OutputError(f"{path}: is {kind}, not a file; hearai writes only regular files and leaves it as it is")
+    raise OutputError(f"{path}: is {what_is_at(landing)}, not a file; hearai writes only regular files and leaves "
+                      "it as it is")
 
 
 def _umask() -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hearai.errors import ModelError
+from hearai.fsutil import require_file
 from hearai.interface import ONNX_FORMAT, ModelHeader, SoundModel
 
 
@@ -22,8 +23,7 @@ class OnnxClassifier(SoundModel):
         import onnxruntime as ort
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found")
+        require_file(self.path, "model file", ModelError)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -34,13 +34,30 @@ class OnnxClassifier(SoundModel):
         metadata = self._session.get_modelmeta().custom_metadata_map
         self.header = ModelHeader.from_json(metadata.get("hearai"), source=self.path, expected_format=ONNX_FORMAT)
         self._input = self._session.get_inputs()[0].name
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """The graph's declared output shapes against its header: a header that lies is refused on loading."""
+        expected = [("batch", len(self.labels))]
+        if self.task == "detector":
+            expected.append(("batch", self.header.frames_per_window, len(self.labels)))
+        declared = [tuple(o.shape) for o in self._session.get_outputs()]
+        for i, want in enumerate(expected):
+            got = declared[i] if i < len(declared) else None
+            if got is None or len(got) != len(want) or any(
+                    isinstance(g, int) and g != w for g, w in zip(got[1:], want[1:], strict=True)):
+                raise ModelError(f"{self.path}: the graph's output {i + 1} has shape {got}, but its header says "
+                                 f"{want}")
 
     def run_crops(self, crops: np.ndarray) -> list[np.ndarray]:
         try:
-            return self._session.run(None, {self._input: crops})
+            outputs = self._session.run(None, {self._input: crops})
         except Exception as exc:  # onnxruntime's own types: a graph that cannot run (shapes, memory)
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: the ONNX graph failed to run: {first}") from exc
+        if not all(np.isfinite(out).all() for out in outputs):
+            raise ModelError(f"{self.path}: the graph gave NaN or infinite scores (are its weights finite?)")
+        return outputs
 
 
 def load_onnx(path: str | Path, *, threads: int = 1) -> OnnxClassifier:

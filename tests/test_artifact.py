@@ -104,3 +104,27 @@ def test_a_reference_tensor_of_no_dimensions_is_a_model_error(tmp_path):
     save_file(tensors, str(tmp_path / "flat.safetensors"), metadata=metadata)
     with pytest.raises(ModelError, match="flat.safetensors: the reference windows do not fit the model"):
         load(tmp_path / "flat.safetensors")
+
+
+def test_nan_weights_or_wrongly_shaped_ones_are_one_short_line_naming_the_file(tmp_path):
+    """NaN weights loaded and failed later naming no file; every mismatched weight made a 14.7 KB line."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    import hearai
+
+    shipped = Path(hearai.__file__).parent / "default_model" / "esc50-sed.safetensors"
+    with safe_open(str(shipped), framework="pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    weight = next(k for k, v in tensors.items() if v.is_floating_point() and not k.startswith("reference."))
+    save_file({**tensors, weight: torch.full_like(tensors[weight], float("nan"))}, str(tmp_path / "nan.safetensors"),
+              metadata=metadata)
+    with pytest.raises(ModelError, match=f"^{tmp_path / 'nan.safetensors'}: weight '{weight}' holds NaN"):
+        load(tmp_path / "nan.safetensors")
+    reshaped = {k: (v.flatten()[:1].clone() if v.is_floating_point() and not k.startswith("reference.") else v)
+                for k, v in tensors.items()}
+    save_file(reshaped, str(tmp_path / "shapes.safetensors"), metadata=metadata)
+    with pytest.raises(ModelError, match=r"shapes.safetensors: weights do not fit model 'sed': size mismatch .* more\)$"
+                       ) as refused:
+        load(tmp_path / "shapes.safetensors")
+    assert len(str(refused.value)) < 500 and "\n" not in str(refused.value)

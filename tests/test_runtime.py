@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -53,3 +54,29 @@ def test_broken_onnx_files_are_model_errors(tmp_path):
         load_onnx(tmp_path / "foreign.onnx")
     done = hearai("predict", str(tmp_path / "cut.onnx"), str(tmp_path / "m.onnx"))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "cut.onnx" in done.stderr
+
+
+def test_an_onnx_header_that_lies_about_its_frames_or_a_model_path_that_is_no_file_is_refused(tmp_path):
+    """A header saying 6 frames per window over a 12-frame graph was served by predict; a FIFO, a folder or
+    a device given as the model was 'model file not found'."""
+    import onnx
+
+    from hearai import DEFAULT_MODEL, load
+
+    graph = onnx.load(str(DEFAULT_MODEL))
+    header = next(p for p in graph.metadata_props if p.key == "hearai")
+    told = json.loads(header.value)
+    assert told["detector"]["frames_per_window"] == 12
+    told["detector"]["frames_per_window"] = 6
+    header.value = json.dumps(told)
+    onnx.save(graph, str(tmp_path / "lying.onnx"))
+    with pytest.raises(ModelError, match=r"lying.onnx: the graph's output 2 has shape \('batch', 12, 50\), but its "
+                                         r"header says \('batch', 6, 50\)"):
+        load_onnx(tmp_path / "lying.onnx")
+    os.mkfifo(tmp_path / "fifo.onnx")
+    (tmp_path / "folder.safetensors").mkdir()
+    for path, kind in [(tmp_path / "fifo.onnx", "a FIFO"), (tmp_path / "folder.safetensors", "a folder")]:
+        with pytest.raises(ModelError, match=f"^{path}: is {kind}, not a model file$"):
+            (load_onnx if path.suffix == ".onnx" else load)(path)
+    with pytest.raises(ModelError, match="^/dev/null: is a device, not a model file$"):
+        load("/dev/null")
