@@ -34,7 +34,6 @@ import copy
 import dataclasses
 import hashlib
 import math
-import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +50,7 @@ from hearai.data.mixer import active_from_power, bridged
 from hearai.detect.activity import RAISED_BANDS
 from hearai.detect.calibrate import choose_on, release
 from hearai.ear.heads import fit_logistic
+from hearai.ear.table import name_key, tidy_sound_name
 from hearai.ear.network import embed_windows
 from hearai.errors import AudioError, ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
@@ -72,7 +72,6 @@ STEADY_DB = 10.0  # a recording whose loud and quiet frames differ by less is on
 BACKGROUND_PERCENTILE = 20.0  # a recording's background level, per band
 RISE_DB = 6.0  # a frame holds the sound where it stands this far above the background
 SMOOTH_FRAMES = 5  # 100 ms at a 20-ms hop
-MAX_NAME_LENGTH = 60
 SAME_SOUND = 0.65  # likeness to the examples, as a share of theirs to one another (measured on ESC-50)
 EAR_MIN_ACTIVE_SECONDS = 0.25  # a window teaches the ear when this much of it (or all of a shorter sound) is the sound
 
@@ -233,22 +232,13 @@ def file_identity(path: str | Path) -> dict[str, str]:
 
 
 def check_name(model: SoundModel, name: str) -> str:
-    """A new sound's name, tidied; ``ConfigError`` when empty, too long, unprintable or taken."""
-    tidy = " ".join(unicodedata.normalize("NFC", str(name)).split())
-    if not 0 < len(tidy) <= MAX_NAME_LENGTH or any(unicodedata.category(c).startswith("C") for c in tidy):
-        raise ConfigError(f"a sound's name must be 1-{MAX_NAME_LENGTH} printable characters, got {name!r}")
-    if "/" in tidy or "\\" in tidy or tidy in (".", ".."):
-        # It names the sound in URLs (DELETE /v1/sounds/NAME) and MQTT topics: a slash could never be removed.
-        raise ConfigError(f"a sound's name may not hold / or \\, got {name!r}")
-    key = _name_key(tidy)
-    taken = next((label for label in model.labels if _name_key(label) == key), None)
+    """A new sound's name, tidied (``tidy_sound_name``: the alert table's rule); ``ConfigError`` when it may not
+    be one or the model knows it already."""
+    tidy = tidy_sound_name(name)
+    taken = next((label for label in model.labels if name_key(label) == name_key(tidy)), None)
     if taken is not None:
         raise ConfigError(f"the name {tidy!r} is taken: the model already knows {taken!r}")
     return tidy
-
-
-def _name_key(name: str) -> str:
-    return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
 
 
 def teach(model: Classifier, name: str, examples: list[Example], *, negatives: list[Example] | None = None,
@@ -330,7 +320,7 @@ def settled(config: TeachConfig, kind: str) -> TeachConfig:
 def forget(model: Classifier, name: str) -> Classifier:
     """``model`` without the taught sound ``name`` (built-in sounds cannot be removed)."""
     taught = taught_sounds(model)
-    name = next((k for k in taught if _name_key(k) == _name_key(name)), name)
+    name = next((k for k in taught if name_key(k) == name_key(name)), name)
     if name not in taught:
         known = ", ".join(repr(k) for k in taught) or "none"
         raise ConfigError(f"{name!r} is not a taught sound of this model (taught: {known})")
@@ -343,6 +333,48 @@ def forget(model: Classifier, name: str) -> Classifier:
                       labels=tuple(x for x in model.labels if x != name), model_name=model.model_name,
                       model_options=options, provenance=provenance,
                       thresholds={k: v for k, v in model.thresholds.items() if k != name}, reference=reference)
+
+
+def carry_taught(taught: Classifier, base: Classifier, *, origin: dict[str, str]) -> Classifier:
+    """``base`` with the sounds taught into ``taught``: how the ear's taught sounds survive an edit of its table.
+
+    The ear's taught sounds are heads on its network's hidden layer, not on the table's rows, so
+    they carry to any ear of the same network (its AudioSet weights by digest) and the same
+    teaching reference. ``ModelError`` saying why when they cannot (another network, a detector
+    file, a table sound now named like a taught one).
+    """
+    sounds = taught_sounds(taught)
+    old_net, new_net = taught.model.net, base.model.net
+    if not isinstance(old_net, AlertTagger) or not isinstance(new_net, AlertTagger) \
+            or not isinstance(base.reference, EmbeddedReference) or taught.reference is None:
+        raise ModelError("its sounds were taught on another model")
+    for key in ("pretrained", "teaching_reference"):
+        if taught.provenance.get(key, {}).get("sha256" if key == "pretrained" else "digest") != \
+                base.provenance.get(key, {}).get("sha256" if key == "pretrained" else "digest"):
+            raise ModelError(f"its sounds were taught on another network ({key.replace('_', ' ')} differs)")
+    first_old, first_new = len(taught.labels) - len(sounds), len(base.labels)
+    if taught.labels[first_old:] != tuple(sounds) or old_net.taught_head is None:
+        raise ModelError("its taught sounds do not match its labels")
+    carried = base
+    for offset, name in enumerate(sounds):
+        try:
+            check_name(carried, name)
+        except ConfigError as exc:
+            raise ModelError(f"its taught sound {name!r} is now a sound of the alert-sound table") from exc
+        network = copy.deepcopy(carried.model)
+        _alert_tagger(network.net).add_sound(old_net.taught_head.weight.data[offset],
+                                             old_net.taught_head.bias.data[offset])
+        old_label = first_old + offset
+        kept = taught.reference.windows[taught.reference.labels == old_label]
+        provenance = {**carried.provenance, "taught": {**taught_sounds(carried), name: sounds[name]},
+                      "taught_from": origin}
+        assert isinstance(carried.reference, EmbeddedReference)
+        carried = Classifier(model=network, feature_config=carried.feature_config, labels=(*carried.labels, name),
+                             model_name=carried.model_name,
+                             model_options={**carried.model_options, "taught": offset + 1}, provenance=provenance,
+                             thresholds={**carried.thresholds, name: taught.thresholds[name]},
+                             reference=carried.reference.plus(kept, first_new + offset))
+    return carried
 
 
 def learner_for(model: SoundModel) -> _FrameHeads | _EarHeads:

@@ -51,11 +51,21 @@ def test_the_shipped_table_names_the_sounds_people_ask_for_by_tier():
 @pytest.mark.parametrize("rows, expected", [
     ("x,🔔,default,,,Door bell\n", "'Door bell' is not an AudioSet label (did you mean 'Doorbell'?)"),
     ("x,🔔,sometimes,,,Doorbell\n", "tier must be one of always, default, optional"),
-    ("x,🔔,default,0.2,0.5,Doorbell\n", "need 0 < off <= on < 1"),
-    ("x,🔔,default,0.2,,Doorbell\n", "on and off must both be numbers"),
+    ("x,🔔,default,0.2,0.5,Doorbell\n", "need 0.001 <= off <= on < 1"),
+    ("x,🔔,default,0.2,,Doorbell\n", "on and off must both be decimal numbers"),
+    ("x,🔔,default,0.5_0,0.2,Doorbell\n", "on and off must both be decimal numbers such as 0.3 (or both blank), "
+                                          "got '0.5_0', '0.2'"),
+    ("x,🔔,default,0.2,1e-300,Doorbell\n", "line 2: need 0.001 <= off <= on < 1"),
+    ("x,🔔,default,nan,nan,Doorbell\n", "must both be decimal numbers"),
+    ('"dog"x,🐕,default,,,Dog\n', "line 2: not a CSV table: ',' expected after '\"'"),
+    ('"dog,🐕,default,,,Dog\n', "line 2: not a CSV table: unexpected end of data"),
+    ("a\\b,🔔,default,,,Doorbell\n", "sound may not hold / or \\"),
+    ("..,🔔,default,,,Doorbell\n", "sound may not hold / or \\ (nor be . or ..)"),
+    ("caf\u00e9,☕,default,,,Doorbell\ncafe\u0301,☕,default,,,Ding-dong\n", "listed twice"),
     ("x,🔔,default,,,\n", "audioset names no AudioSet label ('|' between several) and no pattern"),
-    ("a/b,🔔,default,,,Doorbell\n", "without '/'"),
-    ("Bell,🔔,default,,,Doorbell\nbell,🔔,default,,,Ding-dong\n", "listed twice: bell"),
+    ("a/b,🔔,default,,,Doorbell\n", "sound may not hold / or \\"),
+    ("Bell,🔔,default,,,Doorbell\nbell,🔔,default,,,Ding-dong\n", "listed twice (names differing only in case, '-', "
+                                                                  "'_' or spaces are one): Bell, bell"),
     ("x,🔔,default,,Doorbell\n", "5 columns, expected 6"),
     ("", "lists no sound"),
 ])
@@ -64,6 +74,29 @@ def test_a_bad_table_is_one_line_naming_file_and_row(rows, expected):
         table(rows)
     assert expected in str(caught.value) and str(caught.value).startswith("t.csv")
     assert "\n" not in str(caught.value)
+
+
+def test_a_tables_errors_name_the_line_of_the_file_and_its_names_follow_the_teaching_rule():
+    """Rows were counted as records, so a quoted name over two lines put every later error a line early."""
+    with pytest.raises(ConfigError, match=r"^t.csv, line 4: tier must be one of"):
+        table('"two\nlines",🔔,default,,,Doorbell\nx,🔔,sometimes,,,Doorbell\n')
+    nfd = table("cafe\u0301,☕,default,,,Doorbell\n")
+    assert nfd.names == ("caf\u00e9",)
+    from hearai.teach import check_name
+
+    for name in ("a\\b", "..", "x" * 61):  # a name the table refuses teaching refuses too, and the other way round
+        with pytest.raises(ConfigError):
+            table(f"{name},🔔,default,,,Doorbell\n")
+        with pytest.raises(ConfigError):
+            check_name(_labelled(()), name)
+    with pytest.raises(ConfigError, match="is taken"):
+        check_name(_labelled(("caf\u00e9",)), "CAFE\u0301")
+
+
+def _labelled(labels: tuple[str, ...]):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(labels=labels)
 
 
 def test_a_table_is_bounded_before_it_is_read(tmp_path):
@@ -85,7 +118,7 @@ def test_the_pattern_column_is_optional_and_checked():
     assert [(s.sound, s.audioset, s.pattern) for s in with_patterns.sounds] == [
         ("co", (), "temporal-four"), ("knock", ("Knock",), "")]
     assert parse_alert_table(with_patterns.to_csv(), source="again").digest == with_patterns.digest
-    with pytest.raises(ConfigError, match=r"p.csv, row 2: pattern must be blank or one of temporal-three, "
+    with pytest.raises(ConfigError, match=r"p.csv, line 2: pattern must be blank or one of temporal-three, "
                                           r"temporal-four, got 'T3'"):
         parse_alert_table("sound,icon,tier,on,off,audioset,pattern\nx,🔥,always,,,,T3\n", source="p.csv")
     with pytest.raises(ConfigError, match="7 columns, expected 6"):
@@ -104,6 +137,20 @@ def test_a_table_in_the_data_folder_replaces_the_shipped_one(tmp_path):
     (tmp_path / USER_TABLE).write_text(HEADER + "kettle,🫖,always,,,Boiling|Steam whistle\n")
     mine = alert_table(tmp_path)
     assert mine.names == ("kettle",) and mine.sounds[0].tier == "always"
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device", "dangling", "loop"])
+def test_an_alert_table_that_is_no_file_is_named_not_silently_replaced_by_the_shipped_one(tmp_path, kind):
+    """A folder, FIFO, link to a device, dangling link or loop named alert-sounds.csv was ignored without a word."""
+    import os
+
+    user = tmp_path / USER_TABLE
+    {"folder": user.mkdir, "fifo": lambda: os.mkfifo(user), "device": lambda: user.symlink_to("/dev/zero"),
+     "dangling": lambda: user.symlink_to(tmp_path / "gone.csv"), "loop": lambda: user.symlink_to(user)}[kind]()
+    said = {"folder": "a folder", "fifo": "a FIFO", "device": "a device", "dangling": "a symbolic link that leads "
+            "nowhere", "loop": "a symbolic link that leads nowhere"}[kind]
+    with pytest.raises(ConfigError, match=f"^{user}: is {said}.*, not an alert-sound table"):
+        alert_table(tmp_path)
 
 
 def t3_pattern(seconds: float = 8.0) -> np.ndarray:

@@ -65,14 +65,16 @@ def test_a_repeated_origin_or_host_header_is_refused(tiny_client):
 
 
 def _graph_that_cannot_run(path) -> None:
-    """An ONNX file with a real hearai header whose graph asks for 10^15 floats."""
+    """An ONNX file with a real hearai header, outputs of the shapes it says, whose graph asks for 10^11 floats."""
     header = next(p.value for p in onnx.load(SHIPPED).metadata_props if p.key == "hearai")
-    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1_000_000, 1_000_000, 1000])
-    node = helper.make_node("ConstantOfShape", ["shape_in"], ["probabilities"])
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["shape_in"], value=shape), node], "huge",
-        [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", "samples"])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, None)])
+    nodes, outputs = [], []
+    for name, shape in [("probabilities", [1_000_000_000, 50]), ("frame_probabilities", [1_000_000_000, 12, 50])]:
+        size = helper.make_tensor(f"{name}_shape", TensorProto.INT64, [len(shape)], shape)
+        nodes += [helper.make_node("Constant", [], [f"{name}_size"], value=size),
+                  helper.make_node("ConstantOfShape", [f"{name}_size"], [name])]
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", *shape[1:]]))
+    graph = helper.make_graph(nodes, "huge", [helper.make_tensor_value_info("crops", TensorProto.FLOAT,
+                                                                              ["n", "samples"])], outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     helper.set_model_props(model, {"hearai": header})
     onnx.save(model, str(path))

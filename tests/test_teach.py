@@ -267,4 +267,30 @@ def test_a_taught_file_from_another_model_is_not_served(taught, tmp_path):
     (tmp_path / "data").mkdir()
     model.save(tmp_path / "data" / "taught.safetensors")
     teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=tmp_path / "data")
-    assert "taught on another model" in teacher.restore() and len(teacher.model.labels) == 50
+    assert "taught on another model: left as it is" in teacher.restore() and len(teacher.model.labels) == 50
+    assert not teacher.teachable and "no sound can be taught until" in teacher.why_not
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device", "dangling", "loop"])
+def test_a_kept_taught_file_that_is_no_file_is_named_and_never_replaced(tmp_path, kind):
+    """taught.safetensors as a folder, FIFO, link to /dev/zero, dangling link or loop was ignored without a word, and
+    the next teach replaced it."""
+    import os
+
+    from hearai import load as load_any
+    from hearai.serve.sounds import TAUGHT_FILE, SoundTeacher
+
+    kept = tmp_path / TAUGHT_FILE
+    {"folder": kept.mkdir, "fifo": lambda: os.mkfifo(kept), "device": lambda: kept.symlink_to("/dev/zero"),
+     "dangling": lambda: kept.symlink_to(tmp_path / "gone"), "loop": lambda: kept.symlink_to(kept)}[kind]()
+    before = os.lstat(kept)
+    teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=tmp_path)
+    said = teacher.restore()
+    what = {"folder": "a folder", "fifo": "a FIFO", "device": "a device"}.get(kind, "a symbolic link that leads nowhere")
+    assert said.startswith(f"{kept}: is {what}") and said.endswith("teaching is off until it is moved away or its "
+                                                                   "model is back")
+    assert not teacher.teachable and str(tmp_path) not in teacher.why_not
+    with pytest.raises(ConfigError, match="no sound can be taught until"):
+        teacher.forget("dog")
+    after = os.lstat(kept)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino) and not (tmp_path / "gone").exists()

@@ -127,6 +127,49 @@ def test_the_served_ear_learns_a_sound_keeps_it_and_forgets_it(ear, tmp_path):
     assert api.get("/v1/model").json()["labels"] == list(ear.labels)
 
 
+def test_taught_sounds_survive_an_edit_of_the_alert_table_and_a_clash_leaves_them_untouched(ear, mn04, tmp_path):
+    """Adding a row to alert-sounds.csv made the kept sounds 'taught on another model'; the next teach overwrote them."""
+    from fastapi.testclient import TestClient
+
+    from hearai.ear.building import build_ear, shipped_decisions
+    from hearai.ear.reference import shipped_reference
+    from hearai.ear.table import SHIPPED_TABLE, parse_alert_table
+    from hearai.serve import create_app
+    from hearai.serve.sounds import TAUGHT_FILE, SoundTeacher
+
+    def edited(row: str) -> Path:
+        table = parse_alert_table(SHIPPED_TABLE.read_text() + row, source="alert-sounds.csv")
+        built = build_ear(mn04, table, shipped_reference(mn04), shipped_decisions(mn04))
+        return built.save(tmp_path / f"ear-{table.digest[:8]}.safetensors")
+
+    def served(path: Path) -> tuple[SoundTeacher, str, TestClient]:
+        from hearai.artifact import load
+
+        teacher = SoundTeacher(load(path), model_path=path, data_dir=tmp_path / "data")
+        said = teacher.restore()
+        return teacher, said, TestClient(create_app(teacher.model, model_file="ear", teacher=teacher),
+                                         base_url="http://127.0.0.1:8000")
+
+    first = ear.save(tmp_path / "ear.safetensors")
+    _, _, api = served(first)
+    examples = [("examples", (p.name, p.read_bytes())) for p in clips(VACUUM, 1)[:5]]
+    assert api.post("/v1/sounds", data={"name": "vacuum"}, files=examples).status_code == 201
+    clip = clips(VACUUM, 2)[0]
+    heard = served(first)[0].model.predict_proba(clip)[-1]
+    teacher, said, api = served(edited("typing,⌨️,optional,,,Typing,\n"))
+    assert said.startswith("restored 1 taught sound(s) from ") and said.endswith("onto the edited alert-sound table")
+    assert teacher.model.labels == (*ear.labels, "typing", "vacuum") and teacher.teachable
+    assert teacher.model.predict_proba(clip)[-1] == pytest.approx(heard, abs=1e-6)
+    kept = (tmp_path / "data" / TAUGHT_FILE).read_bytes()
+    teacher, said, api = served(edited("Vacuum,🧹,optional,,,Vacuum cleaner,\n"))
+    assert said.startswith(f"{tmp_path / 'data' / TAUGHT_FILE}: its taught sound 'vacuum' is now a sound of the alert")
+    assert not teacher.teachable and str(tmp_path) not in teacher.why_not
+    refused = api.post("/v1/sounds", data={"name": "kettle"}, files=examples)
+    assert refused.status_code == 422 and "kept as they are" in refused.json()["error"]
+    assert (tmp_path / "data" / TAUGHT_FILE).read_bytes() == kept
+    assert served(first)[0].model.labels == (*ear.labels, "vacuum")  # the table restored: the sounds are back
+
+
 def test_an_ear_without_a_reference_says_why_it_cannot_learn(mn04, tmp_path):
     from hearai.ear.building import build_ear
     from hearai.ear.table import shipped_alert_table

@@ -18,10 +18,13 @@ import difflib
 import hashlib
 import io
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from hearai.errors import ConfigError
+from hearai.fsutil import NOTHING, REGULAR, what_is_at
 from hearai.weights import HERE, audioset_labels
 
 SHIPPED_TABLE = HERE / "alert_sounds.csv"
@@ -34,6 +37,8 @@ MAX_TABLE_BYTES, MAX_SOUNDS, MAX_NAME, MAX_ICON = 64 * 1024, 200, 60, 16
 # The pair a sound gets until it is calibrated: the AudioSet head's scores on 1-s windows of the
 # sounds it names run far below 0.5 (docs/pretrained.md, "Alert thresholds").
 UNCALIBRATED_PAIR = (0.2, 0.1)
+MIN_THRESHOLD = 0.001  # a score this low is noise: a lower threshold would alert on every window
+DECIMAL = re.compile(r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")  # what float() takes, less '_', 'inf' and 'nan'
 
 
 @dataclass(frozen=True)
@@ -130,29 +135,51 @@ def read_alert_table(path: str | Path) -> AlertTable:
 
 
 def parse_alert_table(text: str, *, source: str) -> AlertTable:
-    """Rows of ``COLUMNS`` (the header first) as an ``AlertTable``."""
+    """Rows of ``COLUMNS`` (the header first) as an ``AlertTable``; errors name the row by its line in the file."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # strict: '"dog"x' is no value
+    rows: list[tuple[int, list[str]]] = []
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        first_line = 1
+        for row in reader:
+            rows.append((first_line, row))
+            first_line = reader.line_num + 1
     except csv.Error as exc:
-        raise ConfigError(f"{source}: not a CSV table: {exc}") from exc
-    header = tuple(c.strip() for c in rows[0]) if rows else ()
+        raise ConfigError(f"{source}, line {reader.line_num}: not a CSV table: {exc}") from exc
+    header = tuple(c.strip() for c in rows[0][1]) if rows else ()
     if header not in (COLUMNS, COLUMNS + (PATTERN_COLUMN,)):
         raise ConfigError(f"{source}: the first row must be the columns {','.join(COLUMNS)} (and optionally "
                           f"{PATTERN_COLUMN})")
-    body = [r for r in rows[1:] if any(c.strip() for c in r)]
+    body = [(line, r) for line, r in rows[1:] if any(c.strip() for c in r)]
     if not body:
         raise ConfigError(f"{source}: the alert-sound table lists no sound")
     if len(body) > MAX_SOUNDS:
         raise ConfigError(f"{source}: at most {MAX_SOUNDS} alert sounds, got {len(body)}")
     known = set(audioset_labels().names)
-    sounds: list[AlertSound] = []
-    for number, row in enumerate(body, start=2):
-        sounds.append(_sound(row, known, len(header), where=f"{source}, row {number}"))
-    names = [s.sound.casefold() for s in sounds]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    sounds = [_sound(row, known, len(header), where=f"{source}, line {line}") for line, row in body]
+    keys = [name_key(s.sound) for s in sounds]
+    twice = sorted({s.sound for s, key in zip(sounds, keys) if keys.count(key) > 1})
     if twice:
-        raise ConfigError(f"{source}: sound(s) listed twice: {', '.join(twice)}")
+        raise ConfigError(f"{source}: sound(s) listed twice (names differing only in case, '-', '_' or spaces are "
+                          f"one): {', '.join(twice)}")
     return AlertTable(tuple(sounds), source)
+
+
+def tidy_sound_name(name: str, *, where: str = "a sound's name") -> str:
+    """A sound's name as hearai keeps it (Unicode NFC, single spaces); ``ConfigError`` when it may not be one.
+
+    One rule for the table and for taught sounds: 1-60 printable characters, no '/' or '\\' (a name is
+    part of a URL and an MQTT topic, so a slash could never be removed), not '.' or '..'."""
+    tidy = " ".join(unicodedata.normalize("NFC", str(name)).split())
+    if not 0 < len(tidy) <= MAX_NAME or any(unicodedata.category(c).startswith("C") for c in tidy):
+        raise ConfigError(f"{where} must be 1-{MAX_NAME} printable characters, got {name!r}")
+    if "/" in tidy or "\\" in tidy or tidy in (".", ".."):
+        raise ConfigError(f"{where} may not hold / or \\ (nor be . or ..), got {name!r}")
+    return tidy
+
+
+def name_key(name: str) -> str:
+    """Names that are one sound to a person are one key: case, '-', '_', spaces and Unicode forms aside."""
+    return " ".join(unicodedata.normalize("NFC", name).replace("_", " ").replace("-", " ").casefold().split())
 
 
 def _sound(row: list[str], known: set[str], columns: int, *, where: str) -> AlertSound:
@@ -163,8 +190,7 @@ def _sound(row: list[str], known: set[str], columns: int, *, where: str) -> Aler
     pattern = row[len(COLUMNS)].strip() if columns > len(COLUMNS) else ""
     if pattern and pattern not in PATTERNS:
         raise ConfigError(f"{where}: pattern must be blank or one of {', '.join(PATTERNS)}, got {pattern!r}")
-    if not 0 < len(sound) <= MAX_NAME or not sound.isprintable() or "/" in sound:
-        raise ConfigError(f"{where}: sound must be 1-{MAX_NAME} printable characters without '/', got {sound!r}")
+    sound = tidy_sound_name(sound, where=f"{where}: sound")
     if len(icon) > MAX_ICON or not icon.isprintable():
         raise ConfigError(f"{where}: icon must be at most {MAX_ICON} printable characters, got {icon!r}")
     if tier not in TIERS:
@@ -184,12 +210,12 @@ def _sound(row: list[str], known: set[str], columns: int, *, where: str) -> Aler
 def _thresholds(on: str, off: str, *, where: str) -> tuple[float | None, float | None]:
     if not on and not off:
         return None, None
-    try:
-        low, high = float(off), float(on)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: on and off must both be numbers (or both blank), got {on!r}, {off!r}") from exc
-    if not 0 < low <= high < 1:
-        raise ConfigError(f"{where}: need 0 < off <= on < 1, got on {on}, off {off}")
+    if not (DECIMAL.fullmatch(on) and DECIMAL.fullmatch(off)):
+        raise ConfigError(f"{where}: on and off must both be decimal numbers such as 0.3 (or both blank), got "
+                          f"{on!r}, {off!r}")
+    low, high = float(off), float(on)
+    if not MIN_THRESHOLD <= low <= high < 1:
+        raise ConfigError(f"{where}: need {MIN_THRESHOLD} <= off <= on < 1, got on {on}, off {off}")
     return high, low
 
 
@@ -206,7 +232,16 @@ def shipped_alert_table() -> AlertTable:
 
 
 def alert_table(data_dir: str | Path | None = None) -> AlertTable:
-    """The user's table (``DATA/alert-sounds.csv``) when there is one, else the shipped one."""
-    if data_dir is not None and (Path(data_dir) / USER_TABLE).is_file():
-        return read_alert_table(Path(data_dir) / USER_TABLE)
+    """The user's table (``DATA/alert-sounds.csv``) when there is one, else the shipped one.
+
+    Something else at that name (a folder, a FIFO, a device, a broken link) is a ``ConfigError`` naming
+    it: taking the shipped table instead would silently drop what the person configured."""
+    if data_dir is not None:
+        user = Path(data_dir) / USER_TABLE
+        found = what_is_at(user)
+        if found == REGULAR:
+            return read_alert_table(user)
+        if found != NOTHING:
+            raise ConfigError(f"{user}: is {found}, not an alert-sound table: make it a CSV file, or remove it to use "
+                              "the shipped table")
     return shipped_alert_table()

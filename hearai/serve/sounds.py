@@ -51,22 +51,49 @@ class SoundTeacher:
         return not self.why_not
 
     def restore(self) -> str:
-        """Serve the taught model kept in the data folder, if it was taught on this model; what happened, in words."""
+        """Serve the taught sounds kept in the data folder; what happened, in words (for the server's console).
+
+        Sounds taught on this model are served as kept; the ear's, taught before its alert-sound table
+        was edited, are carried onto the new table (``hearai.teach.carry_taught``). A kept file that
+        cannot be used (damaged, not a file, taught on another network, a taught name the table now
+        uses) is left exactly as it is and teaching stays off until it is moved away or the model it
+        was taught on comes back, so no later teach can overwrite the sounds it holds."""
         if not self.teachable or self.data_dir is None:
             return ""
-        kept = self.data_dir / TAUGHT_FILE
-        if not kept.is_file():
-            return ""
         from hearai.artifact import load
+        from hearai.fsutil import NOTHING, REGULAR, what_is_at
+        from hearai.teach import carry_taught
 
+        kept = self.data_dir / TAUGHT_FILE
+        found = what_is_at(kept)
+        if found == NOTHING:
+            return ""
+        if found != REGULAR:
+            return self._set_aside(f"{kept}: is {found}, not a file of taught sounds")
         try:
             taught = load(kept)
+            if taught.provenance.get("taught_from") != self.origin():
+                taught = carry_taught(taught, self._torch_model(), origin=self.origin())
+                self.model = taught
+                return f"restored {len(self.taught())} taught sound(s) from {kept} onto the edited alert-sound table"
         except ModelError as exc:
-            return f"ignored {kept}: {exc}"
-        if taught.provenance.get("taught_from") != self.origin():
-            return f"ignored {kept}: its sounds were taught on another model"
+            reason = str(exc)
+            return self._set_aside(reason if reason.startswith(str(kept)) else f"{kept}: {reason}")
         self.model = taught
         return f"restored {len(self.taught())} taught sound(s) from {kept}"
+
+    def _set_aside(self, reason: str) -> str:
+        """Leave the kept taught sounds untouched and turn teaching off; the console line saying so."""
+        self.why_not = (f"the taught sounds kept in the data folder cannot be used ({self._private(reason)}); they are "
+                        "kept as they are, and no sound can be taught until they are moved away or the model they "
+                        "were taught on is back")
+        return f"{reason}: left as it is; teaching is off until it is moved away or its model is back"
+
+    def _private(self, text: str) -> str:
+        """``text`` without the data folder's path: clients are not told where the server keeps its files."""
+        if self.data_dir is None:
+            return text
+        return text.replace(str(self.data_dir / TAUGHT_FILE), TAUGHT_FILE).replace(str(self.data_dir), "the data folder")
 
     def origin(self) -> dict[str, str]:
         from hearai.teach import file_identity
@@ -111,10 +138,13 @@ class SoundTeacher:
 
     def _keep(self, model: SoundModel) -> None:
         from hearai.artifact import Classifier
+        from hearai.errors import OutputError
 
         assert self.data_dir is not None and isinstance(model, Classifier)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        model.save(self.data_dir / TAUGHT_FILE)
+        try:
+            model.save(self.data_dir / TAUGHT_FILE)
+        except OutputError as exc:
+            raise OutputError(self._private(str(exc))) from exc
         self.model = model
 
     def _torch_model(self):
