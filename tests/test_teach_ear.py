@@ -128,7 +128,8 @@ def test_the_served_ear_learns_a_sound_keeps_it_and_forgets_it(ear, tmp_path):
 
 
 def test_taught_sounds_survive_an_edit_of_the_alert_table_and_a_clash_leaves_them_untouched(ear, mn04, tmp_path):
-    """Adding a row to alert-sounds.csv made the kept sounds 'taught on another model'; the next teach overwrote them."""
+    """Adding a row to alert-sounds.csv made the kept sounds 'taught on another model'; the next teach overwrote
+    them."""
     from fastapi.testclient import TestClient
 
     from hearai.ear.building import build_ear, shipped_decisions

@@ -93,7 +93,8 @@ class SoundTeacher:
         """``text`` without the data folder's path: clients are not told where the server keeps its files."""
         if self.data_dir is None:
             return text
-        return text.replace(str(self.data_dir / TAUGHT_FILE), TAUGHT_FILE).replace(str(self.data_dir), "the data folder")
+        text = text.replace(str(self.data_dir / TAUGHT_FILE), TAUGHT_FILE)
+        return text.replace(str(self.data_dir), "the data folder")
 
     def origin(self) -> dict[str, str]:
         from hearai.teach import file_identity
