@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +46,9 @@ def server(release: bytes) -> Iterator[str]:
                 body = release * 2
             elif self.path == "/big-unannounced":
                 body, length = release + b"x" * 100_000, None
+            elif self.path in ("/stall", "/trickle"):
+                self._slowly(release[:1000], pause=3.0 if self.path == "/stall" else 0.1)
+                return
             elif self.path != "/ok":
                 self.send_error(404, "Not Found")
                 return
@@ -55,6 +60,22 @@ def server(release: bytes) -> Iterator[str]:
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up, as it should on a refused size
+            self.close_connection = True
+
+        def _slowly(self, body: bytes, *, pause: float) -> None:
+            """The headers and 1,000 bytes, then silence (``pause`` 3 s) or a byte every ``pause`` seconds."""
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(release)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+                self.wfile.flush()
+                for _ in range(int(5 / pause)):
+                    time.sleep(pause)
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             self.close_connection = True
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -117,3 +138,27 @@ def test_weights_whose_hash_differs_are_never_unpickled(release, tmp_path):
 def test_offline_without_a_mirror_says_how_to_get_the_weights(tmp_path):
     with pytest.raises(ModelError, match="hearai pull efficientat-mn04"):
         fetch("efficientat-mn04", cache=tmp_path, mirror="", download=False)
+
+
+def test_a_stalled_or_trickling_download_ends_in_time_naming_its_cause_and_leaves_nothing(server, tmp_path,
+                                                                                         monkeypatch):
+    """A stall was 'the disk may be full: timed out' with a wrong count; a byte every few seconds never ended."""
+    import hearai.weights as weights
+
+    monkeypatch.setattr(weights, "TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(weights, "DEADLINE_SECONDS", 1.5)
+    for path, said in [("/stall", "download failed after 1,000 of 4,066,513 bytes (the server sent nothing for 1 s); "
+                                  "nothing kept"),
+                       ("/trickle", "of 4,066,513 bytes arrived in 1.5 s, too slowly to finish; nothing kept")]:
+        started = time.monotonic()
+        with pytest.raises(ModelError, match=re.escape(said)):
+            fetch("efficientat-mn04", cache=tmp_path, mirror="", url=server + path)
+        assert time.monotonic() - started < 3.0 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.org/w.pt", "http://", "http://host:abc/w.pt"])
+def test_pull_from_what_is_no_web_address_is_one_line(tmp_path, url):
+    """--url 'not a url' was a ValueError traceback."""
+    done = hearai("pull", "efficientat-mn04", "--cache", str(tmp_path), "--mirror", "", "--url", url, "--quiet")
+    assert_one_line_error(done, "pull", f"--url {url!r}: not a web address")
+    assert list(tmp_path.iterdir()) == []

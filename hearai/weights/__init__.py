@@ -16,21 +16,24 @@ import hashlib
 import http.client
 import io
 import os
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hearai.errors import ModelError
+from hearai.errors import HearaiError, ModelError, OutputError
 from hearai.featureconfig import FeatureConfig
 from hearai.fsutil import atomic_path
 
 HERE = Path(__file__).parent
 MIRROR_VARIABLE = "HEARAI_MIRROR"
 CHUNK = 1 << 16
-TIMEOUT_SECONDS = 30.0
+TIMEOUT_SECONDS = 30.0  # of silence from the server
+DEADLINE_SECONDS = 600.0  # for a whole download
 
 # The front end EfficientAT's AudioSet networks were trained with: 32 kHz, pre-emphasis 0.97, an
 # 800-sample symmetric Hann window in a 1024-point FFT every 10 ms, 128 Kaldi mel bands 0-15 kHz,
@@ -183,43 +186,92 @@ def fetch(name: str, *, mirror: str | os.PathLike | None = None, cache: str | os
 
 
 def _download(pinned: PretrainedSpec, url: str, target: Path, *, progress: bool) -> Path:
-    """Stream ``url`` beside ``target`` (at most the pinned size); keep it only if its hash matches."""
+    """Stream ``url`` beside ``target`` (at most the pinned size); keep it only if its hash matches.
+
+    Bounded in time as in size: a server silent for ``TIMEOUT_SECONDS`` or a transfer not done within
+    ``DEADLINE_SECONDS`` (one trickling a byte at a time) is given up, and its temporary file removed."""
     from tqdm import tqdm
 
-    digest, received = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, atomic_path(target) as tmp, \
-                open(tmp, "wb") as out, tqdm(total=pinned.size, unit="B", unit_scale=True, desc=pinned.filename,
-                                             disable=not progress) as bar:
-            claimed = response.headers.get("Content-Length")
-            if claimed is not None and claimed.isdigit() and int(claimed) > pinned.size:
-                raise ModelError(f"{url}: the server offers {int(claimed):,} bytes, more than the pinned "
-                                 f"{pinned.size:,} of {pinned.filename}; nothing kept")
-            while chunk := response.read(CHUNK):
-                received += len(chunk)
-                if received > pinned.size:
-                    raise ModelError(f"{url}: the server sent more than the pinned {pinned.size:,} bytes of "
-                                     f"{pinned.filename}; nothing kept")
-                digest.update(chunk)
-                out.write(chunk)
-                bar.update(len(chunk))
-            out.flush()
-            if received < pinned.size:
-                raise ModelError(f"{url}: the transfer stopped after {received:,} of {pinned.size:,} bytes; nothing "
-                                 "kept (run it again)")
-            if digest.hexdigest() != pinned.sha256:
-                raise ModelError(f"{url}: sha256 {digest.hexdigest()[:12]}... is not the pinned "
-                                 f"{pinned.sha256[:12]}... of {pinned.filename}; nothing kept")
-    except urllib.error.HTTPError as exc:
-        raise ModelError(f"{url}: the server answered HTTP {exc.code} {exc.reason}; nothing downloaded") from exc
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        if isinstance(exc, OSError) and exc.filename:  # the cache folder, not the network
+    check_url(url)
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
+        kept = _Writer(out, target)
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, \
+                    tqdm(total=pinned.size, unit="B", unit_scale=True, desc=pinned.filename,
+                         disable=not progress) as bar:
+                _receive(response, kept, pinned, url, bar.update)
+        except HearaiError:
             raise
-        reason = getattr(exc, "reason", exc)
-        raise ModelError(f"{url}: download failed after {received:,} of {pinned.size:,} bytes ({reason}); nothing "
-                         f"kept. Without internet, set {MIRROR_VARIABLE} to a folder holding {pinned.filename}") \
-            from exc
+        except urllib.error.HTTPError as exc:
+            raise ModelError(f"{url}: the server answered HTTP {exc.code} {exc.reason}; nothing downloaded") from exc
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+                reason = f"the server sent nothing for {TIMEOUT_SECONDS:g} s"
+            raise ModelError(f"{url}: download failed after {kept.written:,} of {pinned.size:,} bytes ({reason}); "
+                             f"nothing kept. Without internet, set {MIRROR_VARIABLE} to a folder holding "
+                             f"{pinned.filename}") from exc
     return target
+
+
+def _receive(response: Any, out: _Writer, pinned: PretrainedSpec, url: str, advance: Callable[[int], object]) -> None:
+    """Copy the answer's body into ``out`` within the pinned size and ``DEADLINE_SECONDS``."""
+    claimed = response.headers.get("Content-Length")
+    if claimed is not None and claimed.isdigit() and int(claimed) > pinned.size:
+        raise ModelError(f"{url}: the server offers {int(claimed):,} bytes, more than the pinned "
+                         f"{pinned.size:,} of {pinned.filename}; nothing kept")
+    digest, received, deadline = hashlib.sha256(), 0, time.monotonic() + DEADLINE_SECONDS
+    while chunk := response.read1(CHUNK):  # what has arrived: a trickle cannot hold one read for long
+        received += len(chunk)
+        if received > pinned.size:
+            raise ModelError(f"{url}: the server sent more than the pinned {pinned.size:,} bytes of "
+                             f"{pinned.filename}; nothing kept")
+        if time.monotonic() > deadline:
+            raise ModelError(f"{url}: {received:,} of {pinned.size:,} bytes arrived in {DEADLINE_SECONDS:g} s, too "
+                             "slowly to finish; nothing kept (run it again, or use a mirror)")
+        digest.update(chunk)
+        out.write(chunk)
+        advance(len(chunk))
+    out.flush()
+    if received < pinned.size:
+        raise ModelError(f"{url}: the transfer stopped after {received:,} of {pinned.size:,} bytes; nothing "
+                         "kept (run it again)")
+    if digest.hexdigest() != pinned.sha256:
+        raise ModelError(f"{url}: sha256 {digest.hexdigest()[:12]}... is not the pinned "
+                         f"{pinned.sha256[:12]}... of {pinned.filename}; nothing kept")
+
+
+class _Writer:
+    """The download's temporary file: a failed write (a full disk) is an ``OutputError`` naming the cache file,
+    never taken for the network's fault."""
+
+    def __init__(self, out: Any, target: Path) -> None:
+        self.out, self.target, self.written = out, target, 0
+
+    def write(self, chunk: bytes) -> None:
+        self._guarded(self.out.write, chunk)
+        self.written += len(chunk)
+
+    def flush(self) -> None:
+        self._guarded(self.out.flush)
+
+    def _guarded(self, step: Callable[..., object], *args: object) -> None:
+        try:
+            step(*args)
+        except OSError as exc:
+            raise OutputError(f"{self.target}: could not be written ({exc.strerror or exc}); nothing kept") from exc
+
+
+def check_url(url: str) -> str:
+    """``url`` when it is an http(s) address with a host; ``ModelError`` saying so otherwise."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError as exc:
+        raise ModelError(f"--url {url[:200]!r}: not a web address ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ModelError(f"--url {url[:200]!r}: not a web address: give http://HOST/... or https://HOST/...")
+    return url
 
 
 def read_state_dict(path: Path, name: str) -> dict[str, Any]:
