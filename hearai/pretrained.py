@@ -19,8 +19,19 @@ import torch
 from hearai.artifact import Classifier
 from hearai.artifact import load as load_model_file
 from hearai.errors import ModelError
+from hearai.fsutil import REGULAR, what_is_at
 from hearai.models import create_model
-from hearai.weights import PretrainedSpec, cache_root, fetch, read_state_dict, spec
+from hearai.weights import (
+    EAR_BACKBONE,
+    EAR_PREFIX,
+    PretrainedSpec,
+    cache_root,
+    fetch,
+    read_state_dict,
+    spec,
+    verified,
+    whole_safetensors,
+)
 
 
 def provenance(pinned: PretrainedSpec) -> dict[str, Any]:
@@ -54,11 +65,45 @@ def pretrained_model_path(name: str, *, mirror: str | os.PathLike | None = None,
     """``name``'s model file in the cache, made from its verified weights when missing (or ``rebuild``)."""
     spec(name)
     target = cache_root(cache) / f"{name}.safetensors"
-    if target.is_file() and not rebuild:
+    if whole_safetensors(target) and not rebuild:
         return target
     weights = fetch(name, mirror=mirror, cache=cache, download=download, url=url, progress=progress)
     build_pretrained(name, weights).save(target)
     return target
+
+
+def pull(name: str, *, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
+         download: bool = True, url: str | None = None, progress: bool = False) -> tuple[Path, list[str]]:
+    """``name``'s model file, every file hearai keeps for it in the cache checked whole and made again when it is
+    not: the downloaded weights (size and sha256), the model file and the ears made from it (read in full).
+    Returns the model file and what was repaired, in words."""
+    pinned = spec(name)
+    root = cache_root(cache)
+    repaired = []
+    weights = root / pinned.filename
+    if what_is_at(weights) == REGULAR and not verified(weights, pinned):
+        weights.unlink()
+        repaired.append(f"removed {weights}: not the pinned weights (damaged or cut off)")
+    target = root / f"{name}.safetensors"
+    rebuild = what_is_at(target) == REGULAR and not _readable(target, pinned.sha256)
+    if rebuild:
+        repaired.append(f"made {target} again: it was damaged")
+    path = pretrained_model_path(name, mirror=mirror, cache=cache, download=download, url=url, progress=progress,
+                                 rebuild=rebuild)
+    if name == EAR_BACKBONE:
+        for ear in sorted(root.glob(f"{EAR_PREFIX}*.safetensors")):
+            if not _readable(ear, pinned.sha256):
+                ear.unlink()
+                repaired.append(f"removed {ear}: damaged (the ear is made again when next used)")
+    return path, repaired
+
+
+def _readable(path: Path, sha256: str) -> bool:
+    """Whether the model file at ``path`` reads whole and was made from the weights of ``sha256``."""
+    try:
+        return load_model_file(path).provenance.get("pretrained", {}).get("sha256") == sha256
+    except ModelError:
+        return False
 
 
 def load_pretrained(name: str, **where: Any) -> Classifier:

@@ -162,3 +162,41 @@ def test_pull_from_what_is_no_web_address_is_one_line(tmp_path, url):
     done = hearai("pull", "efficientat-mn04", "--cache", str(tmp_path), "--mirror", "", "--url", url, "--quiet")
     assert_one_line_error(done, "pull", f"--url {url!r}: not a web address")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pull_checks_what_it_keeps_in_the_cache_and_makes_again_what_is_damaged(mn04_folder, tmp_path):
+    """A cut-off ear failed 'not a readable model file' while pull said success; cut-off weights failed with no hint;
+    each table made another 4.9-MB ear and none was ever removed."""
+    import os
+    import shutil
+
+    from hearai.artifact import load
+    from hearai.ear.building import KEPT_EARS, ear_model_path
+
+    cache, where = tmp_path / "cache", {"mirror": mn04_folder.parent}
+    pulled = hearai("pull", "efficientat-mn04", "--cache", str(cache), "--mirror", str(mn04_folder.parent), "--quiet")
+    assert pulled.returncode == 0 and pulled.stderr == "", pulled.stderr
+    ear = ear_model_path(None, cache=cache, **where)
+    whole = ear.read_bytes()
+    os.truncate(ear, len(whole) // 2)
+    assert ear_model_path(None, cache=cache, **where) == ear and load(ear).labels  # made again on use
+    os.truncate(ear, len(whole) - 1)
+    model = cache / "efficientat-mn04.safetensors"
+    os.truncate(model, 1000)
+    shutil.copy(mn04_folder / PINNED.filename, cache / PINNED.filename)
+    os.truncate(cache / PINNED.filename, 1000)
+    again = hearai("pull", "efficientat-mn04", "--cache", str(cache), "--mirror", str(mn04_folder.parent), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines() == [
+        f"removed {cache / PINNED.filename}: not the pinned weights (damaged or cut off)",
+        f"made {model} again: it was damaged",
+        f"removed {ear}: damaged (the ear is made again when next used)"]
+    assert load(model).labels and not ear.exists() and not (cache / PINNED.filename).exists()
+    for sounds in range(KEPT_EARS + 2):  # tables of 1, 2, ... sounds, each its own ear
+        data = tmp_path / f"data{sounds}"
+        data.mkdir()
+        rows = "".join(f"s{i},🔔,default,,,Doorbell\n" for i in range(sounds + 1))
+        (data / "alert-sounds.csv").write_text("sound,icon,tier,on,off,audioset\n" + rows)
+        latest = ear_model_path(data, cache=cache, **where)
+    kept = sorted(cache.glob("ear-*.safetensors"))
+    assert len(kept) == KEPT_EARS + 1 and latest in kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from hearai.cli import options
@@ -39,7 +40,9 @@ def add_verbs(verbs, *, running: str | None) -> None:
         description=f"Get the named network's official weights ({listed}) and turn them once into a hearai model "
         f"file in the cache; its name then works wherever a model file does (hearai predict efficientat-mn04 "
         f"FILE). A mirror folder (--mirror, else ${MIRROR_VARIABLE}) is looked in first, then the cache; only then "
-        "is the pinned URL downloaded, at most its pinned size, kept only if its sha256 matches.")
+        "is the pinned URL downloaded, at most its pinned size, kept only if its sha256 matches. Run again, it checks "
+        "every file it keeps in the cache (the weights, the model file, the ears made from it) and makes again or "
+        "removes any that is damaged.")
     p.add_argument("name", choices=sorted(PRETRAINED), help="the pretrained network")
     p.add_argument("--mirror", type=Path, metavar="DIR", help=f"a folder holding the weights file (or NAME/file) "
                    f"to use instead of the network (default: ${MIRROR_VARIABLE})")
@@ -86,10 +89,12 @@ def export(args: argparse.Namespace) -> int:
 
 def pull(args: argparse.Namespace) -> int:
     from hearai.artifact import load
-    from hearai.pretrained import pretrained_model_path
+    from hearai.pretrained import pull as pull_network
 
-    path = pretrained_model_path(args.name, mirror=args.mirror, cache=args.cache, download=not args.offline,
-                                 url=args.url, progress=not args.quiet)
+    path, repaired = pull_network(args.name, mirror=args.mirror, cache=args.cache, download=not args.offline,
+                                  url=args.url, progress=not args.quiet)
+    for line in repaired:
+        print(line, file=sys.stderr)
     model = load(path)
     print(f"{args.name}: {path} ({model.provenance['pretrained']['summary']}; {len(model.labels)} labels, "
           f"{model.sample_rate} Hz)")

@@ -23,7 +23,7 @@ from hearai.errors import ModelError
 from hearai.models import create_model
 from hearai.models.efficientat import AlertTagger
 from hearai.pretrained import load_pretrained
-from hearai.weights import EAR_BACKBONE, cache_root
+from hearai.weights import EAR_BACKBONE, EAR_PREFIX, cache_root, whole_safetensors
 
 EAR_WINDOW_SECONDS, EAR_HOP_SECONDS = 1.0, 0.25
 
@@ -74,12 +74,26 @@ def ear_model_path(data_dir: str | os.PathLike | None = None, **where: Any) -> P
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "" for p in (REFERENCE_FILE,
                                                                                            DECISIONS_FILE)]
     name = hashlib.sha256(" ".join([table.digest, *digests]).encode()).hexdigest()[:16]
-    target = cache_root(where.get("cache")) / f"ear-{name}.safetensors"
-    if not target.is_file():
+    target = cache_root(where.get("cache")) / f"{EAR_PREFIX}{name}.safetensors"
+    if whole_safetensors(target):
+        os.utime(target)  # last used now: the ears kept are the ones used last
+    else:
         tagger = load_pretrained(EAR_BACKBONE, **where)
         build_ear(tagger, table, shipped_reference(tagger) if digests[0] else None,
                   shipped_decisions(tagger) if digests[1] else None).save(target)
+        _keep_recent_ears(target.parent, keep=target)
     return target
+
+
+KEPT_EARS = 3  # ears of earlier tables kept in the cache (4.9 MB each), besides the one in use
+
+
+def _keep_recent_ears(folder: Path, *, keep: Path) -> None:
+    """Remove all but the ``KEPT_EARS`` most recently used ears of other tables: each edit of the table made
+    another one, and none was ever removed. An ear removed is made again if its table comes back."""
+    others = [p for p in folder.glob(f"{EAR_PREFIX}*.safetensors") if p != keep]
+    for old in sorted(others, key=lambda p: p.stat().st_mtime, reverse=True)[KEPT_EARS:]:
+        old.unlink(missing_ok=True)
 
 
 def shipped_decisions(tagger: Classifier) -> LearntDecisions:

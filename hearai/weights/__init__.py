@@ -27,7 +27,7 @@ from typing import Any
 
 from hearai.errors import HearaiError, ModelError, OutputError
 from hearai.featureconfig import FeatureConfig
-from hearai.fsutil import atomic_path
+from hearai.fsutil import REGULAR, atomic_path, what_is_at
 
 HERE = Path(__file__).parent
 MIRROR_VARIABLE = "HEARAI_MIRROR"
@@ -106,6 +106,7 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
 
 # The ear: the alert sounds (``hearai.ear.table``) heard by this network, a model like the others by its name.
 EAR, EAR_BACKBONE = "ear", "efficientat-mn04"
+EAR_PREFIX = "ear-"  # the cache's ear files: ear-DIGEST.safetensors, one per alert table in use
 
 
 def spec(name: str) -> PretrainedSpec:
@@ -152,7 +153,28 @@ def sha256_of(path: Path, *, limit: int) -> str:
     return digest.hexdigest()
 
 
-def _verified(path: Path, pinned: PretrainedSpec) -> bool:
+def whole_safetensors(path: Path) -> bool:
+    """Whether ``path`` is a regular file as long as its safetensors header says: a cut-off cache file is
+    noticed (and made again) without reading its weights."""
+    import json
+    import struct
+
+    try:
+        if what_is_at(path) != REGULAR:
+            return False
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            if not 0 < length <= 100_000_000:
+                return False
+            header = json.loads(f.read(length))
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        return path.stat().st_size == 8 + length + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def verified(path: Path, pinned: PretrainedSpec) -> bool:
     """Whether ``path`` is a regular file of exactly the pinned size and hash."""
     try:
         return path.is_file() and path.stat().st_size == pinned.size and \
@@ -172,12 +194,12 @@ def fetch(name: str, *, mirror: str | os.PathLike | None = None, cache: str | os
     for folder in mirror_folders(mirror):
         for candidate in (folder / pinned.name / pinned.filename, folder / pinned.filename):
             if candidate.exists():
-                if not _verified(candidate, pinned):
+                if not verified(candidate, pinned):
                     raise ModelError(f"{candidate}: not the pinned {pinned.filename} ({pinned.size:,} bytes, sha256 "
                                      f"{pinned.sha256[:12]}...): remove it or fix the mirror")
                 return candidate
     target = cache_root(cache) / pinned.filename
-    if _verified(target, pinned):
+    if verified(target, pinned):
         return target
     if not download:
         raise ModelError(f"{name} is not on this machine: run 'hearai pull {name}' (downloads {pinned.size / 1e6:.1f} "
