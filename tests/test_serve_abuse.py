@@ -5,6 +5,7 @@ time and a server slower than the stream."""
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -204,3 +205,44 @@ def test_status_says_what_each_alert_receiver_delivered(tiny_model):
     receivers = client.get("/v1/status").json()["alert_receivers"]
     assert [(r["name"], r["given"], r["sent"], r["lost"]) for r in receivers] == [("webhook", 1, 0, 1)]
     assert receivers[0]["last_error"]
+
+
+def test_a_stream_that_sends_only_settings_is_closed_for_its_silence(tiny_model):
+    """16 WebSockets sending only {"sensitivity": ...} every 5 s stayed open past --stream-idle and held every slot."""
+    client = TestClient(create_app(load(tiny_model), config=ServeConfig(stream_idle_seconds=0.6, cooldown_seconds=0)))
+    label = load(tiny_model).labels[0]
+    with client.websocket_connect("/v1/stream?format=s16le") as socket:
+        assert socket.receive_json()["type"] == "ready"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(15):  # 1.5 s of settings, a message every 0.1 s
+                socket.send_text(json.dumps({"sensitivity": {label: 1}}))
+                time.sleep(0.1)
+            socket.send_bytes(np.zeros(RATE // 10, dtype="<i2").tobytes())  # had it been open, this and "end"
+            socket.send_text("end")  # would have closed it with 1000
+            while True:
+                socket.receive_text()
+    assert closed.value.code == 1008 and closed.value.reason == "no audio for 0.6 s"
+
+
+def test_every_event_reaches_every_receiver_when_the_streams_socket_fails():
+    """A failed socket send dropped the rest of the batch: the webhook never got 'alert siren 4.75'."""
+    import asyncio
+
+    from hearai.detect.tracks import Event
+    from hearai.serve.app import _send_events
+
+    class Told:
+        def __init__(self) -> None:
+            self.events: list = []
+
+        def notify(self, event) -> None:
+            self.events.append(event)
+
+    class Gone:
+        async def send_text(self, text: str) -> None:
+            raise WebSocketDisconnect(1006)
+
+    events, told = [Event("siren", 4.75, None, 0.9), Event("siren", 4.75, 6.0, 0.9)], Told()
+    with pytest.raises(WebSocketDisconnect):
+        asyncio.run(_send_events(Gone(), events, told))
+    assert told.events == events

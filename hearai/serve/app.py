@@ -330,6 +330,7 @@ class _Stream:
         self.socket, self.detector, self.pcm_format = socket, detector, pcm_format
         self.limits, self.tellers, self.work = limits, tellers, work
         self.started, self.heard, self.waited = time.monotonic(), 0, 0.0
+        self.last_audio = self.started  # idleness is time without audio: settings alone do not hold a slot
 
     async def run(self) -> int:
         """Serve the stream to its end; the close code the server gave it."""
@@ -350,8 +351,11 @@ class _Stream:
     async def _next(self) -> MutableMapping[str, Any] | None:
         """The client's next message; None once the stream was closed for its silence."""
         asked = time.monotonic()
+        left = self.limits.stream_idle_seconds - (asked - self.last_audio)
         try:
-            message = await asyncio.wait_for(self.socket.receive(), timeout=self.limits.stream_idle_seconds)
+            if left <= 0:
+                raise asyncio.TimeoutError
+            message = await asyncio.wait_for(self.socket.receive(), timeout=left)
         except asyncio.TimeoutError:
             await self.socket.close(code=1008, reason=f"no audio for {self.limits.stream_idle_seconds:g} s")
             return None
@@ -369,6 +373,7 @@ class _Stream:
 
     async def _audio(self, data: bytes | None) -> tuple[int, str] | None:
         limits, rate = self.limits, self.detector.input_rate
+        self.last_audio = time.monotonic()
         if data is None or len(data) > limits.max_frame_bytes:
             return 1008, f"bad frame of {0 if data is None else len(data)} bytes: at most {limits.max_frame_bytes}"
         try:
@@ -436,9 +441,12 @@ def _close_reason(text: str) -> str:
 
 
 async def _send_events(socket: WebSocket, events: list, tellers: Tellers | None) -> None:
-    for event in events:
-        if tellers is not None:
+    """Every event to every receiver first, then to the stream's socket: a client that left cannot cost the
+    webhook or the broker an alert."""
+    if tellers is not None:
+        for event in events:
             tellers.notify(event)
+    for event in events:
         await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
 
 
