@@ -4,7 +4,11 @@ is slow or refuses — detection never waits for it."""
 from __future__ import annotations
 
 import json
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -194,3 +198,58 @@ def test_serve_posts_live_alerts(receiver, esc50_root, esc50_rows):
     _wait(lambda: len(receiver.posted) >= len(heard))
     assert "siren" in {p["label"] for p in receiver.posted}
     assert [p["label"] for p in receiver.posted] == [h["label"] for h in heard]
+
+
+@pytest.fixture
+def hanging_receiver() -> Iterator[str]:
+    """A URL whose server accepts connections and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_listen_stopped_by_a_signal_says_what_was_not_delivered_and_exits_1(hanging_receiver, esc50_root, esc50_rows,
+                                                                           stop, tmp_path):
+    """SIGTERM ended listen at once with no word of the undelivered alert; Ctrl-C said it but exited 130."""
+    siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")
+    stderr = tmp_path / "stderr"
+    with open(stderr, "w") as said:
+        process = subprocess.Popen([sys.executable, "-m", "hearai.cli", "listen", str(siren), "--realtime", "--only",
+                                    "siren", "--webhook", hanging_receiver, "--json"], stdout=subprocess.PIPE,
+                                   stderr=said, text=True)
+        assert process.stdout is not None and json.loads(process.stdout.readline())["label"] == "siren"
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == 1
+    lines = stderr.read_text().splitlines()
+    assert lines[-2] == f"hearai listen: stopped ({stop.name})", lines
+    assert re.match(r"warning: webhook: (\d) of \1 alerts NOT delivered \(0 failed, 0 dropped while it was behind, "
+                    r"\1 undelivered at exit; last error: no whole answer within 3 s\); 0 sent$", lines[-1]), lines
+
+
+@pytest.mark.slow
+def test_serve_stopped_by_sigterm_says_what_was_not_delivered_and_exits_1(hanging_receiver, esc50_root, esc50_rows,
+                                                                          tmp_path):
+    from websockets.sync.client import connect
+
+    from hearai import audio
+    from hearai.serve.server import spawn
+
+    process, url = spawn(None, "--webhook", hanging_receiver, log=tmp_path / "stderr")
+    try:
+        siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")
+        wave = audio.load(siren, sample_rate=16_000)
+        with connect(url.replace("http", "ws") + "/v1/stream?rate=16000&format=f32le", open_timeout=30) as ws:
+            assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+            ws.send(wave.astype(np.float32).tobytes()[: 16_000 * 4 * 4])  # 4 s, within the lead allowed
+            while json.loads(ws.recv(timeout=30)).get("label") != "siren":
+                pass
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 1
+    finally:
+        process.kill()
+    lines = (tmp_path / "stderr").read_text().splitlines()
+    assert "hearai serve: stopped (SIGTERM)" in lines, lines
+    assert lines[-1].startswith("warning: webhook: ") and " alerts NOT delivered " in lines[-1], lines

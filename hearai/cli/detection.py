@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from hearai.cli import options
@@ -177,19 +181,40 @@ def listen(args: argparse.Namespace) -> int:
             print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
 
     print(f"listening ({', '.join(sources)}). {latency_statement(model)}", file=sys.stderr, flush=True)
-    try:
+    with _until_stopped("listen", tellers) as ended:
         live.listen(model, chunks, rate=rate, config=config, on_event=show)
+    return ended.status
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM (how systemd and docker stop a service): the end of listening, not an error."""
+
+
+@dataclass
+class _Ending:
+    status: int = 0  # the command's exit status once the block ended
+
+
+@contextmanager
+def _until_stopped(verb: str, tellers) -> Iterator[_Ending]:
+    """Run the block until it ends or a Ctrl-C or SIGTERM stops it; then deliver what the tellers hold (their
+    grace), say which alerts were lost, and set the exit status: 1 when any alert was not delivered, else 0."""
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    ended = _Ending()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield ended
+    except _Stopped as exc:
+        print(f"hearai {verb}: stopped ({exc})", file=sys.stderr, flush=True)
     finally:
-        undelivered = _close_tellers(tellers)
-    return 1 if undelivered else 0
-
-
-def _close_tellers(tellers) -> bool:
-    """Deliver what the tellers hold, say which lost alerts (stderr); whether any did."""
-    lines = tellers.close() if tellers is not None else []
-    for line in lines:
-        print(f"warning: {line}", file=sys.stderr)
-    return bool(lines)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lines = tellers.close() if tellers is not None else []
+        for line in lines:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        ended.status = 1 if lines else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -230,10 +255,8 @@ def serve(args: argparse.Namespace) -> int:
     tellers = options.tellers(args)
     app = create_app(model, model_file=served, config=config, teacher=teacher, tellers=tellers,
                      authority=certificate.authority if certificate else None)
-    try:
+    with _until_stopped("serve", tellers) as ended:  # uvicorn gives open streams their grace, then re-raises
         server.run(app, listening, ssl_certfile=certificate.certfile if certificate else args.ssl_certfile,
                    ssl_keyfile=certificate.keyfile if certificate else args.ssl_keyfile,
                    header_timeout=args.header_timeout, max_frame_bytes=config.max_frame_bytes)
-    finally:
-        undelivered = _close_tellers(tellers)
-    return 1 if undelivered else 0
+    return ended.status

@@ -169,23 +169,24 @@ def run(app: FastAPI, listening: socket.socket, *, ssl_certfile: Path | None = N
     uvicorn.Server(config).run(sockets=[listening])
 
 
-def spawn(model: Path | None, *options: str, timeout: float = 120.0, env: dict[str, str] | None = None
-          ) -> tuple[subprocess.Popen, str]:
+def spawn(model: Path | None, *options: str, timeout: float = 120.0, env: dict[str, str] | None = None,
+          log: Path | None = None) -> tuple[subprocess.Popen, str]:
     """``hearai serve [MODEL] --port 0 [options]`` in a child process: the process and its URL, once it listens.
 
-    ``model=None`` serves the default model (``hearai.default_model``); ``env``: the child's environment.
+    ``model=None`` serves the default model (``hearai.default_model``); ``env``: the child's environment;
+    ``log``: a file for what it says (stderr), else a temporary one.
 
     For tests, benchmarks and embedding: the port is chosen by the system, and the URL is read from
     the line the server prints after binding. The caller stops the process.
     """
-    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it while the server runs
+    said_to = open(log, "w+") if log is not None else tempfile.TemporaryFile(mode="w+")  # no pipe: nobody reads it
     named = [] if model is None else [str(model)]
     process = subprocess.Popen([sys.executable, "-m", "hearai.cli", "serve", *named, "--port", "0", *options],
-                               stderr=log, text=True, env=env)
+                               stderr=said_to, text=True, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        log.seek(0)
-        said = log.read()
+        said_to.seek(0)
+        said = said_to.read()
         found = re.search(r"serving \S+ on (https?://\S+?)/ ", said)
         if found:
             return process, found.group(1)
