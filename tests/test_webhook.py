@@ -150,6 +150,27 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout():
     assert took < 2.0 and hook.sent == 0 and hook.failed == 1 and "within 1 s" in hook.last_error
 
 
+def test_a_receivers_raw_bytes_never_reach_the_error_line():
+    """A receiver answering control characters and newlines had them printed raw in the 'not delivered' line."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"\x1b[2J\x1b]0;owned\x07 evil\nwarning: all delivered" + b"x" * 500 + b"\r\n\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        hook = Webhook(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=2.0, retries=0)
+        hook.notify(Event("dog", 1.0, None, 0.8))
+        hook.close(wait_seconds=5)
+    line = Tellers([hook]).close()[0]
+    assert hook.failed == 1 and "\\x1b[2J" in hook.last_error and len(hook.last_error) <= 203
+    assert line.isprintable() and "\n" not in line and "\x1b" not in line
+
+
 def test_listen_says_every_alert_a_dead_receiver_lost_and_exits_non_zero(esc50_root, esc50_rows):
     """60 alerts to a dead hub were reported as '0 sent, 3 failed, 0 dropped', exit 0."""
     with socket.socket() as s:  # a port nobody listens on

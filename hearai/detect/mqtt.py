@@ -96,7 +96,7 @@ class MqttAlerts(Delivery):
                     self._pending.add(info.mid)
         else:
             self.count(failed=1)
-            self.last_error = self._mqtt.error_string(info.rc)
+            self.note_error(self._mqtt.error_string(info.rc))
 
     def close(self, wait_seconds: float = 5.0) -> None:
         """Wait up to ``wait_seconds`` for the broker to take what is queued, then disconnect (what it never
@@ -112,7 +112,7 @@ class MqttAlerts(Delivery):
 
     def _connected(self, _client, _userdata, _flags, reason, _properties) -> None:
         if reason.is_failure:
-            self.last_error = f"broker refused: {reason}"
+            self.note_error(f"broker refused: {reason}")
             return
         with self._lock:  # what waited goes first, in order; then notify publishes directly
             while self._waiting:
@@ -120,13 +120,13 @@ class MqttAlerts(Delivery):
             self._online = True
 
     def _unreachable(self, _client, _userdata) -> None:
-        self.last_error = "cannot reach the broker"
+        self.note_error("cannot reach the broker")
 
     def _disconnected(self, _client, _userdata, _flags, reason, _properties) -> None:
         with self._lock:
             self._online = False
         if reason.is_failure:
-            self.last_error = f"disconnected: {reason}"
+            self.note_error(f"disconnected: {reason}")
 
     def _published(self, _client, _userdata, mid, _reason, _properties) -> None:
         with self._acks:

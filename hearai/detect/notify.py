@@ -36,6 +36,9 @@ def split_url(url: str, *, option: str) -> tuple[SplitResult, int | None]:
         raise ConfigError(f"{option} {url!r}: not a URL ({exc})") from None
 
 
+MAX_ERROR_CHARS = 200
+
+
 class Delivery:
     """The counts of one teller, kept under a lock (its network thread and detection both count)."""
 
@@ -50,6 +53,12 @@ class Delivery:
         with self._counts:
             for key, step in steps.items():
                 setattr(self, key, getattr(self, key) + step)
+
+    def note_error(self, text: str) -> None:
+        """Keep ``text`` as the last error, printable and short: it may hold what a receiver sent (a status line
+        of raw bytes, newlines and terminal escapes), and it goes into a log line and onto the page."""
+        shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else "?" for c in text)
+        self.last_error = shown[:MAX_ERROR_CHARS] + ("..." if len(shown) > MAX_ERROR_CHARS else "")
 
     @property
     def lost(self) -> int:

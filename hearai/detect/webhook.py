@@ -76,12 +76,12 @@ class Webhook(Delivery):
             try:
                 status = self._post(body)
             except (OSError, http.client.HTTPException) as exc:  # refused, unreachable, timed out, TLS, cut off
-                self.last_error = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+                self.note_error(str(getattr(exc, "reason", None) or exc) or type(exc).__name__)
             else:
                 if 200 <= status < 300:
                     self.count(sent=1)
                     return
-                self.last_error = f"HTTP {status}"
+                self.note_error(f"HTTP {status}")
                 if 400 <= status < 500 and status != 429:
                     break
             if attempt < self.retries:
