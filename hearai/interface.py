@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from hearai import audio
-from hearai.errors import ConfigError, HearaiError, ModelError
+from hearai.errors import AudioError, ConfigError, HearaiError, ModelError
 from hearai.featureconfig import FeatureConfig
 from hearai.jsontext import parse_json
-from hearai.windows import crop_samples, iter_clip_crops
+from hearai.windows import crop_samples, iter_stream_crops
 
 SAFETENSORS_FORMAT = "hearai-classifier/1"
 ONNX_FORMAT = "hearai-onnx/1"
@@ -208,16 +209,23 @@ class SoundModel(ABC):
         """Class probabilities (n_classes,) of a file, or of a mono waveform at ``sample_rate``.
 
         A classifier's is the mean over its windows; a detector's the maximum (a sound is in the
-        clip if it is in any window). Crops are cut a batch at a time (``hearai.windows``), so a
-        10-minute upload holds its audio and one batch of crops, not 600 crops at once.
+        clip if it is in any window). A file is read block by block (``clip_probabilities``).
         """
+        if isinstance(source, (str, Path)):
+            return self.clip_probabilities(audio.stream(source, sample_rate=self.sample_rate))
+        return self.clip_probabilities([self.waveform(source, sample_rate=sample_rate)])
+
+    def clip_probabilities(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """``predict_proba`` of the clip that ``blocks`` (mono, at the model's rate) make, read as they come: a
+        file is scored in the memory of a few seconds of it, whatever its length."""
         detector = self.task == "detector"
         total, windows = np.zeros(len(self.labels), dtype=np.float64), 0
-        for crops in iter_clip_crops(self.waveform(source, sample_rate=sample_rate), self.feature_config,
-                                     batch=CROPS_PER_BATCH):
+        for crops in iter_stream_crops(blocks, self.feature_config, batch=CROPS_PER_BATCH):
             scores = self.window_probabilities(crops)
             total = np.maximum(total, scores.max(axis=0)) if detector else total + scores.sum(axis=0)
             windows += len(crops)
+        if not windows:
+            raise AudioError("the recording holds no samples")
         return (total if detector else total / windows).astype(np.float32)
 
     def predict(self, source: np.ndarray | str | Path, *, sample_rate: int | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ runtime shares this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -110,6 +110,36 @@ def iter_clip_crops(waveform: np.ndarray, config: FeatureConfig, *, batch: int =
     starts = window_starts(config.n_frames(len(wave)), config)
     for i in range(0, len(starts), batch):
         yield window_crops(wave, config, starts[i : i + batch])
+
+
+def iter_stream_crops(blocks: Iterable[np.ndarray], config: FeatureConfig, *, batch: int = 64
+                      ) -> Iterator[np.ndarray]:
+    """``iter_clip_crops`` of the clip that ``blocks`` make, holding one block and the audio its next crops
+    reach, never the whole clip: a 10-minute upload is scored in the memory of a few seconds of it."""
+    hop, context = config.hop_length, context_samples(config)
+    held, base, received, first = np.zeros(0, dtype=np.float32), 0, 0, 0
+
+    def cut(starts: list[int]) -> Iterator[np.ndarray]:
+        for i in range(0, len(starts), batch):
+            yield np.stack([crop_at(held, s * hop, config, base=base, total=received)
+                            for s in starts[i : i + batch]])
+
+    for block in blocks:
+        held = np.concatenate([held, np.asarray(block, dtype=np.float32)])
+        received += len(block)
+        starts = stream_window_starts(received, config, first=first, final=False)
+        yield from cut(starts)
+        if starts:
+            first = starts[-1] + config.window_hop_frames
+        # The next window, or the one aligned with the clip's end, whichever starts earlier.
+        keep = max(0, min(first * hop, received - config.window_samples - hop) - context)
+        if keep > base:
+            held, base = held[keep - base :], keep
+    if received < config.window_samples:
+        if received:
+            yield clip_crops(held, config)  # a short clip, padded as a whole one is (it was never trimmed)
+        return
+    yield from cut(stream_window_starts(received, config, first=first, final=True))
 
 
 def stream_window_starts(received: int, config: FeatureConfig, *, first: int, final: bool) -> list[int]:

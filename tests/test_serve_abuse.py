@@ -246,3 +246,25 @@ def test_every_event_reaches_every_receiver_when_the_streams_socket_fails():
     with pytest.raises(WebSocketDisconnect):
         asyncio.run(_send_events(Gone(), events, told))
     assert told.events == events
+
+
+@pytest.mark.slow
+def test_a_ten_minute_upload_is_classified_in_the_memory_of_a_few_seconds_of_it(ear_home, tmp_path):
+    """One 599-s upload to /v1/classify took the default ear's server from 288 to 639 MB: it was decoded whole."""
+    import subprocess
+    import sys
+
+    noise = 0.05 * np.random.default_rng(0).standard_normal(599 * RATE).astype(np.float32)
+    for name, seconds in [("short.wav", 10), ("long.wav", 599)]:
+        sf.write(tmp_path / name, noise[: seconds * RATE], RATE, subtype="PCM_16")
+    code = ("import resource\n"
+            "from hearai import load\nfrom hearai.ear.building import ear_model_path\n"
+            "from hearai.detect.files import predict_file\n"
+            "model = load(ear_model_path(None))\n"
+            f"predict_file(model, {str(tmp_path / 'short.wav')!r})  # the network's buffers, the allocator's pools\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"predict_file(model, {str(tmp_path / 'long.wav')!r})\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=ear_home)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 150, done.stdout  # MB above a 10-s recording's peak

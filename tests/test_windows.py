@@ -14,6 +14,7 @@ from hearai.windows import (
     clip_crops,
     crop_at,
     crop_samples,
+    iter_stream_crops,
     pad_short_clip,
     stream_window_starts,
     window_starts,
@@ -68,6 +69,20 @@ def test_a_stream_is_cut_into_the_windows_of_the_clip_it_makes(seconds):
         first = ready[-1] + config.window_hop_frames if ready else first
     streamed += stream_window_starts(total, config, first=first, final=True)
     assert streamed == clip_starts
+
+
+@pytest.mark.parametrize("seconds", [0.5, 2.0, 2.7, 4.5, 7.31])
+@pytest.mark.parametrize("block_seconds", [0.1, 1.3, 5.0])
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_a_clip_read_in_blocks_is_cut_into_the_crops_of_the_whole_clip(seconds, block_seconds, pad_mode):
+    """A 599-s upload was decoded whole before its crops were cut: 639 MB for one request with the ear."""
+    config = FeatureConfig(pad_mode=pad_mode)
+    wave = np.random.default_rng(7).standard_normal(int(seconds * config.sample_rate)).astype(np.float32)
+    step = int(block_seconds * config.sample_rate)
+    blocks = [wave[i : i + step] for i in range(0, len(wave), step)]
+    streamed = np.concatenate(list(iter_stream_crops(iter(blocks), config, batch=3)))
+    assert np.array_equal(streamed, clip_crops(wave, config))
+    assert list(iter_stream_crops(iter([]), config)) == []
 
 
 def test_clip_crops_featurize_to_the_windows_of_the_whole_clip():

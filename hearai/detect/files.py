@@ -20,7 +20,7 @@ from hearai.detect.patterns import PatternDetector
 from hearai.detect.tracks import Event
 from hearai.errors import ConfigError
 from hearai.fsutil import write_csv_atomic, write_text_atomic
-from hearai.interface import SoundModel
+from hearai.interface import SoundModel, as_prediction
 
 EVENT_COLUMNS = ("file", "label", "onset", "offset", "confidence")
 BLOCK_SECONDS = 5.0
@@ -42,16 +42,24 @@ class Detection:
 def predict_file(model: SoundModel, path: str | Path) -> dict[str, Any]:
     """``model.predict`` said plainly (``judged``), alarms heard by their pattern included: a recording whose
     beeps keep an alarm's pattern names that alarm, and why, whatever the network scored."""
-    wave = model.waveform(path)
-    prediction = model.predict(wave, sample_rate=model.sample_rate)
-    reasons: dict[str, str] = {}
     patterns = sound_patterns(model)
-    if patterns:
-        sounds = {pattern.name: label for label, pattern in patterns.items()}
-        detector = PatternDetector(model.sample_rate, tuple(patterns.values()))
-        for hit in detector.push(wave) + detector.finish():
-            prediction["probabilities"][sounds[hit.pattern]] = 1.0
-            reasons.setdefault(sounds[hit.pattern], hit.explanation)
+    alarms = PatternDetector(model.sample_rate, tuple(patterns.values())) if patterns else None
+    hits: list = []
+
+    def blocks() -> Iterator[np.ndarray]:  # read once, in blocks: memory independent of duration
+        for block in audio.stream(path, sample_rate=model.sample_rate, block_seconds=BLOCK_SECONDS):
+            if alarms is not None:
+                hits.extend(alarms.push(block))
+            yield block
+        if alarms is not None:
+            hits.extend(alarms.finish())
+
+    prediction = as_prediction(model.labels, model.clip_probabilities(blocks()))
+    reasons: dict[str, str] = {}
+    sounds = {pattern.name: label for label, pattern in patterns.items()}
+    for hit in hits:
+        prediction["probabilities"][sounds[hit.pattern]] = 1.0
+        reasons.setdefault(sounds[hit.pattern], hit.explanation)
     return judged(prediction, model, reasons)
 
 
