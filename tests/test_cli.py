@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -255,6 +256,28 @@ def test_detect_quotes_file_names_on_stdout(tiny_model, tmp_path):
     rows = list(csv.reader(io.StringIO(done.stdout)))
     assert rows[0] == ["file", "label", "onset", "offset", "confidence"] and len(rows) > 1
     assert all(row[0] == str(name) and len(row) == 5 for row in rows[1:])
+
+
+def test_detect_in_a_folder_shows_its_progress_in_seconds_of_audio_and_an_output_that_is_no_file_is_refused(
+        tiny_model, tmp_path):
+    """detect DIR was silent until the end; --out onto a FIFO, a device or a link replaced them with a file."""
+    for i, seconds in enumerate((3.0, 4.5)):
+        sf.write(tmp_path / f"{i}.wav", np.zeros(int(seconds * 16_000), np.float32), 16_000)
+    done = hearai("detect", str(tiny_model), str(tmp_path))
+    shown = done.stderr.replace("\r", "\n").splitlines()
+    assert done.returncode == 0 and any(line.startswith("detecting: 100%") and "8/8 s of audio" in line
+                                        for line in shown), done.stderr
+    assert "s of audio" not in hearai("detect", str(tiny_model), str(tmp_path), "--quiet").stderr
+    os.mkfifo(tmp_path / "fifo.csv")
+    os.symlink("/dev/null", tmp_path / "null.csv")
+    (tmp_path / "real.csv").write_text("")
+    os.symlink("real.csv", tmp_path / "link.csv")
+    for name, said in [("fifo.csv", "is a FIFO"), ("null.csv", "is a device")]:
+        refused = hearai("detect", str(tiny_model), str(tmp_path / "0.wav"), "--out", str(tmp_path / name), "--quiet")
+        assert_one_line_error(refused, "detect", f"{tmp_path / name}: {said}, not a file")
+    linked = hearai("detect", str(tiny_model), str(tmp_path / "0.wav"), "--out", str(tmp_path / "link.csv"), "--quiet")
+    assert linked.returncode == 0 and os.path.islink(tmp_path / "link.csv"), linked.stderr
+    assert (tmp_path / "real.csv").read_text().startswith("file,label,onset,offset,confidence")
 
 
 def test_audio_far_beyond_full_scale_is_an_error_not_nan(tiny_model, tmp_path):

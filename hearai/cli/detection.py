@@ -33,6 +33,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    help="score against file,label,onset,offset: event-based F1 (200-ms collar), segment-based "
                    "F1 and error rate (1-s segments), onset-to-alert latency (audio read in 0.1-s blocks, as live) "
                    "and false alarms per hour")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it counts the seconds of audio done)")
     options.add_detect(p)
     p.set_defaults(run=detect)
 
@@ -119,7 +120,7 @@ def detect(args: argparse.Namespace) -> int:
     files = audio.find_audio_files(*inputs)
     if not files:
         raise ConfigError("no audio files found in " + ", ".join(str(p) for p in inputs))
-    detections = detect_files(model, files, config, plot=args.plot, truth=truth, progress=sys.stderr.isatty(),
+    detections = detect_files(model, files, config, plot=args.plot, truth=truth, progress=not args.quiet,
                               live=truth is not None)  # alert times to 0.1 s for the latency figures
     if args.plot:
         print(f"timeline: {args.plot}", file=sys.stderr)

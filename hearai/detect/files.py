@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +64,14 @@ def predict_file(model: SoundModel, path: str | Path) -> dict[str, Any]:
 
 
 def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None = None, *,
-                record: bool = False, live: bool = False) -> Detection:
+                record: bool = False, live: bool = False, advance: Callable[[float], object] | None = None
+                ) -> Detection:
     """Events in a recording of any length, read block by block (memory independent of duration).
 
     Each alert's announcement time (``Detection.alerts``) is the stream position when the
     detector emitted it, so it is exact to the block read: ``live`` reads 0.1-s blocks, as a
-    microphone delivers them (slower; for latency figures), otherwise 5-s blocks.
+    microphone delivers them (slower; for latency figures), otherwise 5-s blocks. ``advance`` is told the
+    seconds of each block as it is done (a progress bar).
     """
     block_seconds = LIVE_BLOCK_SECONDS if live else BLOCK_SECONDS
     rate = model.sample_rate
@@ -80,6 +82,8 @@ def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None
     def decisions() -> Iterator[list[Event]]:
         for block in audio.stream(path, sample_rate=rate, block_seconds=block_seconds):
             yield detector.push(block)
+            if advance is not None:
+                advance(len(block) / rate)
         yield detector.flush()
 
     for decided in decisions():  # each alert's time is where the stream was when it was emitted
@@ -94,19 +98,24 @@ def detect_file(model: SoundModel, path: str | Path, config: DetectConfig | None
 def detect_files(model: SoundModel, paths: list[Path], config: DetectConfig | None = None, *,
                  plot: Path | None = None, truth: list[LabelledEvent] | None = None, progress: bool = False,
                  live: bool = False) -> list[Detection]:
-    """Detect in each recording; with ``plot``, draw each one's timeline (``plot`` is a folder when several)."""
+    """Detect in each recording; with ``plot``, draw each one's timeline (``plot`` is a folder when several).
+
+    ``progress``: a bar over the seconds of audio of all the recordings (their headers say how long)."""
     from tqdm import tqdm
 
     if not paths:
         raise ConfigError("no audio files to detect in")
     config = config or DetectConfig()
     detections = []
-    for path in tqdm(paths, desc="detecting", unit="file", disable=not progress or len(paths) < 2):
-        detection = detect_file(model, path, config, record=plot is not None, live=live)
-        detections.append(detection)
-        if plot is not None:
-            plot_detection(detection, model, plot if len(paths) == 1 else plot / f"{path.stem}.png", config,
-                           truth=truth)
+    total = sum(audio.info(path).duration for path in paths) if progress else None
+    with tqdm(total=total, desc="detecting", unit="s", unit_scale=True, disable=not progress,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]") as bar:
+        for path in paths:
+            detection = detect_file(model, path, config, record=plot is not None, live=live, advance=bar.update)
+            detections.append(detection)
+            if plot is not None:
+                plot_detection(detection, model, plot if len(paths) == 1 else plot / f"{path.stem}.png", config,
+                               truth=truth)
     return detections
 
 
