@@ -294,3 +294,30 @@ def test_a_kept_taught_file_that_is_no_file_is_named_and_never_replaced(tmp_path
         teacher.forget("dog")
     after = os.lstat(kept)
     assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino) and not (tmp_path / "gone").exists()
+
+
+def test_a_full_disk_while_keeping_a_taught_sound_is_a_500_naming_no_server_path_and_keeps_what_was_there(
+        bell_files, tmp_path, monkeypatch):
+    """safetensors' own SafetensorError on a full disk was '500 internal error: SafetensorError'."""
+    from fastapi.testclient import TestClient
+    from safetensors import SafetensorError
+
+    import hearai.artifact
+    from hearai import load as load_any
+    from hearai.serve import create_app
+    from hearai.serve.sounds import SoundTeacher
+
+    def full(*_: object, **__: object) -> None:
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "
+                              "\"No space left on device\" })")
+
+    data = tmp_path / "data"
+    teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=data)
+    api = TestClient(create_app(teacher.model, model_file=DEFAULT_MODEL.name, teacher=teacher))
+    monkeypatch.setattr(hearai.artifact, "save_file", full)
+    made = api.post("/v1/sounds", data={"name": NAME}, files=[("examples", (p.name, p.read_bytes()))
+                                                                for p in bell_files])
+    assert made.status_code == 500 and str(tmp_path) not in made.text, made.text
+    assert made.json()["error"].startswith("the server could not save it: taught.safetensors: could not be written "
+                                           "(the disk may be full: Error while serializing")
+    assert not (data / "taught.safetensors").exists() and api.get("/v1/sounds").json()["sounds"] == []

@@ -33,7 +33,7 @@ from hearai import __version__, audio
 from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, predict_file, start_detector
 from hearai.detect.measured import latency_statement, model_card
 from hearai.detect.notify import Tellers
-from hearai.errors import ConfigError, HearaiError, ModelError
+from hearai.errors import ConfigError, HearaiError, ModelError, OutputError
 from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
 from hearai.jsontext import parse_json
@@ -472,6 +472,8 @@ async def _on_uploads(app: FastAPI, uploads: list[UploadFile], limits: ServeConf
                 return await run_in_threadpool(work, paths)
             except Busy as exc:
                 raise Refused(503, str(exc), retry_after=5) from exc
+            except OutputError as exc:  # the server's own disk, not the upload
+                raise Refused(500, f"the server could not save it: {_reasons(exc, paths)}") from exc
             except ModelError as exc:  # the served model failed, not the upload
                 text = _reasons(exc, paths)
                 text = text.split(": ", 1)[-1] if text.startswith("/") else text  # no server path to the client
