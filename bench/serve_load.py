@@ -11,9 +11,11 @@ are timed from request to answer. Every loop is bounded; the run stops by itself
     .venv/bin/python bench/serve_load.py --model MODEL --flood 15 # 15 streams faster than real time + 1 live
 
 ``--abuse`` starts the server with its default limits (and a 3-s stream idle limit, so the run
-is short) and measures what hostile clients can do: ABUSE_UPLOADS concurrent 599-s uploads (its
-peak and final memory, how many were analysed or refused with 503), streams that hold slots by
-sending 4 bytes now and then, a WebSocket from a foreign Origin, and then whether a legitimate
+is short) and measures what hostile clients can do: ABUSE_UPLOADS concurrent 599-s uploads to /v1/classify,
+then as many to /v1/detect (the server's peak memory during each,
+how many were analysed or refused with 503), streams that hold slots by
+sending 4 bytes now and then, a WebSocket from a foreign Origin, and then (once the cool-down of the
+hogs' address, which is this one, is over) whether a legitimate
 stream is still served and alerts.
 """
 
@@ -37,6 +39,7 @@ import websockets
 
 from hearai.data.synth import event_in_noise
 from hearai.fsutil import write_text_atomic
+from hearai.serve import ServeConfig
 from hearai.serve.server import spawn
 
 RATE = 16_000
@@ -133,6 +136,11 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"peak_rss_mb": round(found["VmHWM"], 1), "rss_mb": round(found["VmRSS"], 1)}
 
 
+def reset_peak(pid: int) -> None:
+    """Start the server's peak resident memory (VmHWM) over from its current size (Linux: clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 async def hog(ws_url: str, seconds: float) -> str:
     """A stream that holds a slot: 4 bytes every 2 s. Returns how it ended."""
     try:
@@ -156,14 +164,18 @@ async def abuse(url: str, pid: int) -> dict:
     sf.write(buffer, long_wave.astype(np.float32), rate, subtype="PCM_16", format="WAV")
     body = buffer.getvalue()
     before = memory_mb(pid)
+    uploads, codes = {}, []
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=ABUSE_UPLOADS)) as client:
-        replies = await asyncio.gather(*(client.post(f"{url}/v1/detect", files={"file": ("long.wav", body)})
-                                         for _ in range(ABUSE_UPLOADS)), return_exceptions=True)
-    after_uploads = memory_mb(pid)
-    codes = [r.status_code if not isinstance(r, BaseException) else repr(r) for r in replies]
+        for route in ("/v1/classify", "/v1/detect"):
+            reset_peak(pid)
+            replies = await asyncio.gather(*(client.post(f"{url}{route}", files={"file": ("long.wav", body)})
+                                             for _ in range(ABUSE_UPLOADS)), return_exceptions=True)
+            uploads[route] = memory_mb(pid)
+            codes += [r.status_code if not isinstance(r, BaseException) else repr(r) for r in replies]
     ws_url = url.replace("http", "ws", 1)
     hogs = [asyncio.create_task(hog(ws_url, 12.0)) for _ in range(HOG_STREAMS)]
     await asyncio.sleep(8.0)  # past the 3-s idle limit: slow streams lose their slots
+    legit_after = ServeConfig().cooldown_seconds  # the hogs' address (this one) waits that long for a new stream
     try:
         async with websockets.connect(f"{ws_url}/v1/stream", origin="https://evil.example", open_timeout=10) as ws:
             await ws.recv()
@@ -172,14 +184,15 @@ async def abuse(url: str, pid: int) -> dict:
         foreign = f"closed {closed.rcvd.code if closed.rcvd else '?'}"
     except websockets.InvalidStatus as refused:
         foreign = f"refused with HTTP {refused.response.status_code}"
+    hog_endings = await asyncio.gather(*hogs)
+    await asyncio.sleep(legit_after)
     wave = event_in_noise("siren", seconds=STREAM_SECONDS, onset=ONSET, sample_rate=RATE)
     legit = await asyncio.gather(one_stream(ws_url, wave), return_exceptions=True)
-    hog_endings = await asyncio.gather(*hogs)
     return {
-        "long_uploads": {"sent": ABUSE_UPLOADS, "seconds_each": ABUSE_UPLOAD_SECONDS,
+        "long_uploads": {"sent_to_each_route": ABUSE_UPLOADS, "seconds_each": ABUSE_UPLOAD_SECONDS,
                          "mb_each": round(len(body) / 2**20, 1), "analysed": codes.count(200),
                          "busy_503": codes.count(503), "other": [c for c in codes if c not in (200, 503)]},
-        "server_memory_before": before, "server_memory_after_uploads": after_uploads,
+        "server_memory_before": before, "server_memory_during_uploads": uploads,
         "hog_streams": {e: hog_endings.count(e) for e in sorted(set(hog_endings))},
         "foreign_origin_stream": foreign,
         "legitimate_stream": repr(legit[0]) if isinstance(legit[0], BaseException) else legit[0],
