@@ -348,33 +348,27 @@ def carry_taught(taught: Classifier, base: Classifier, *, origin: dict[str, str]
     if not isinstance(old_net, AlertTagger) or not isinstance(new_net, AlertTagger) \
             or not isinstance(base.reference, EmbeddedReference) or taught.reference is None:
         raise ModelError("its sounds were taught on another model")
-    for key in ("pretrained", "teaching_reference"):
-        if taught.provenance.get(key, {}).get("sha256" if key == "pretrained" else "digest") != \
-                base.provenance.get(key, {}).get("sha256" if key == "pretrained" else "digest"):
+    for key, field in (("pretrained", "sha256"), ("teaching_reference", "digest")):
+        if taught.provenance.get(key, {}).get(field) != base.provenance.get(key, {}).get(field):
             raise ModelError(f"its sounds were taught on another network ({key.replace('_', ' ')} differs)")
     first_old, first_new = len(taught.labels) - len(sounds), len(base.labels)
-    if taught.labels[first_old:] != tuple(sounds) or old_net.taught_head is None:
+    if taught.labels[first_old:] != tuple(sounds) or (sounds and old_net.taught_head is None):
         raise ModelError("its taught sounds do not match its labels")
-    carried = base
+    network = copy.deepcopy(base.model)
+    reference: Reference = base.reference
     for offset, name in enumerate(sounds):
-        try:
-            check_name(carried, name)
-        except ConfigError as exc:
-            raise ModelError(f"its taught sound {name!r} is now a sound of the alert-sound table") from exc
-        network = copy.deepcopy(carried.model)
+        if any(name_key(label) == name_key(name) for label in base.labels):
+            raise ModelError(f"its taught sound {name!r} is now a sound of the alert-sound table")
+        assert old_net.taught_head is not None
         _alert_tagger(network.net).add_sound(old_net.taught_head.weight.data[offset],
                                              old_net.taught_head.bias.data[offset])
-        old_label = first_old + offset
-        kept = taught.reference.windows[taught.reference.labels == old_label]
-        provenance = {**carried.provenance, "taught": {**taught_sounds(carried), name: sounds[name]},
-                      "taught_from": origin}
-        assert isinstance(carried.reference, EmbeddedReference)
-        carried = Classifier(model=network, feature_config=carried.feature_config, labels=(*carried.labels, name),
-                             model_name=carried.model_name,
-                             model_options={**carried.model_options, "taught": offset + 1}, provenance=provenance,
-                             thresholds={**carried.thresholds, name: taught.thresholds[name]},
-                             reference=carried.reference.plus(kept, first_new + offset))
-    return carried
+        reference = reference.plus(taught.reference.windows[taught.reference.labels == first_old + offset],
+                                   first_new + offset)
+    return Classifier(model=network, feature_config=base.feature_config, labels=(*base.labels, *sounds),
+                      model_name=base.model_name, model_options={**base.model_options, "taught": len(sounds)},
+                      provenance={**base.provenance, "taught": dict(sounds), "taught_from": origin},
+                      thresholds={**base.thresholds, **{name: taught.thresholds[name] for name in sounds}},
+                      reference=reference)
 
 
 def learner_for(model: SoundModel) -> _FrameHeads | _EarHeads:
