@@ -330,7 +330,7 @@ class _Stream:
         self.socket, self.detector, self.pcm_format = socket, detector, pcm_format
         self.limits, self.tellers, self.work = limits, tellers, work
         self.started, self.heard, self.waited = time.monotonic(), 0, 0.0
-        self.last_audio = self.started  # idleness is time without audio: settings alone do not hold a slot
+        self.quiet = 0.0  # seconds spent waiting for the client since its last audio: settings hold no slot
 
     async def run(self) -> int:
         """Serve the stream to its end; the close code the server gave it."""
@@ -351,7 +351,7 @@ class _Stream:
     async def _next(self) -> MutableMapping[str, Any] | None:
         """The client's next message; None once the stream was closed for its silence."""
         asked = time.monotonic()
-        left = self.limits.stream_idle_seconds - (asked - self.last_audio)
+        left = self.limits.stream_idle_seconds - self.quiet  # the server's own work never counts
         try:
             if left <= 0:
                 raise asyncio.TimeoutError
@@ -360,6 +360,7 @@ class _Stream:
             await self.socket.close(code=1008, reason=f"no audio for {self.limits.stream_idle_seconds:g} s")
             return None
         self.waited += time.monotonic() - asked
+        self.quiet += time.monotonic() - asked
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         return message
@@ -373,7 +374,7 @@ class _Stream:
 
     async def _audio(self, data: bytes | None) -> tuple[int, str] | None:
         limits, rate = self.limits, self.detector.input_rate
-        self.last_audio = time.monotonic()
+        self.quiet = 0.0
         if data is None or len(data) > limits.max_frame_bytes:
             return 1008, f"bad frame of {0 if data is None else len(data)} bytes: at most {limits.max_frame_bytes}"
         try:
