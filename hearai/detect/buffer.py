@@ -1,4 +1,5 @@
-"""A live stream's audio at the model's rate: resampled as it arrives, kept only as far back as crops need."""
+"""A live stream's audio at the model's rate: resampled as it arrives, kept only as far back as crops need (and
+the last few seconds, which an alert keeps for a person's correction)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,26 @@ from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
 from hearai.interface import SoundModel
 from hearai.windows import clip_crops, context_samples, crop_at
+
+HEARD_SECONDS = 5.0  # what an alert keeps of the audio before it: the windows that raised it, the sound's start
+
+
+class RecentAudio:
+    """A stream's last ``seconds`` of audio, whatever the size of the frames that bring it."""
+
+    def __init__(self, rate: int, seconds: float = HEARD_SECONDS) -> None:
+        self.rate, self.size = rate, max(1, int(seconds * rate))
+        self._ring = np.zeros(self.size, dtype=np.float32)
+        self._filled = 0
+
+    def add(self, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, dtype=np.float32)[-self.size :]
+        self._ring = np.roll(self._ring, -len(samples))
+        self._ring[self.size - len(samples) :] = samples
+        self._filled = min(self.size, self._filled + len(samples))
+
+    def latest(self) -> np.ndarray:
+        return self._ring[self.size - self._filled :].copy()
 
 
 class StreamBuffer:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import Body, FastAPI, File, Form, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hearai import __version__, audio
 from hearai.detect import DetectConfig, FrameDetector, StreamingDetector, detect_file, predict_file, start_detector
+from hearai.detect.buffer import RecentAudio
 from hearai.detect.measured import latency_statement, model_card
 from hearai.detect.notify import Tellers
 from hearai.errors import ConfigError, HearaiError, ModelError, OutputError
@@ -38,6 +39,7 @@ from hearai.fsutil import remove_stale
 from hearai.interface import SoundModel
 from hearai.jsontext import parse_json
 from hearai.serve.guard import BodyGuard
+from hearai.serve.heard import Heard, HeardClip
 from hearai.serve.origin import OriginGuard
 from hearai.serve.sounds import Busy, SoundTeacher
 from hearai.validation import positive_float, positive_int
@@ -124,6 +126,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
     app.state.cooling = {}  # address -> when it may open a stream again
     app.state.uploads = 0
     app.state.model_work = asyncio.Semaphore(MODEL_WORKERS)
+    app.state.clips = Heard()  # the latest alerts' audio
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -244,7 +247,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
         per_client[client] = per_client.get(client, 0) + 1
         try:
             closed = await _Stream(socket, start_detector(teacher.model, limits.detect, sample_rate=sample_rate),
-                                   format, limits, tellers, app.state.model_work).run()
+                                   format, limits, tellers, app.state.model_work, app.state.clips).run()
             if closed == 1008:
                 now = time.monotonic()
                 for address in [a for a, until in cooling.items() if until <= now]:
@@ -260,6 +263,7 @@ def create_app(model: SoundModel, *, model_file: str = "", config: ServeConfig |
             _return_memory()
 
     _add_sound_routes(app, teacher, limits)
+    _add_correction_routes(app, teacher)
     return app
 
 
@@ -313,6 +317,45 @@ def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) 
         return teacher.describe()
 
 
+def _add_correction_routes(app: FastAPI, teacher: SoundTeacher) -> None:
+    """``/v1/corrections``: "not this sound" and "yes, that was it" of an alert, and their undo."""
+
+    @app.get("/v1/corrections")
+    async def corrections() -> dict[str, Any]:
+        """Per corrected sound: how many "not" and "yes", each correction (newest first), and whether this server
+        takes corrections."""
+        return teacher.corrector.describe()
+
+    @app.post("/v1/corrections", status_code=201)
+    async def correct(heard: str = Body(..., max_length=64), kind: str = Body(..., max_length=8),
+                      sound: str | None = Body(default=None, max_length=200)) -> dict[str, Any]:
+        """Say of an alert (its ``heard`` id, from the stream's event) that it was ``not`` its sound, or ``yes``
+        (``sound``: another sound it was, or was not). The sound's decision is re-fitted and served at once."""
+        clip = app.state.clips.get(heard)
+        if clip is None:
+            raise Refused(404, "that alert's sound is no longer kept (only the latest alerts' are)")
+        said = sound or clip.label
+        try:
+            report = await run_in_threadpool(teacher.correct, clip.samples, clip.rate, said, kind,
+                                             source=f"{clip.label} alert at {clip.onset:.1f} s")
+        except Busy as exc:
+            raise Refused(503, str(exc), retry_after=5) from exc
+        except HearaiError as exc:
+            raise Refused(422, str(exc)) from exc
+        return {"report": report, **teacher.corrector.describe()}
+
+    @app.delete("/v1/corrections/{id}")
+    async def undo(id: str) -> dict[str, Any]:
+        """Take a correction back: its sound decides as it did without it."""
+        try:
+            await run_in_threadpool(teacher.undo, id)
+        except Busy as exc:
+            raise Refused(503, str(exc), retry_after=5) from exc
+        except HearaiError as exc:
+            raise Refused(404 if "no correction" in str(exc) else 409, str(exc)) from exc
+        return teacher.corrector.describe()
+
+
 class _Stream:
     """One live stream: audio in, events out, at the pace of real time.
 
@@ -326,9 +369,10 @@ class _Stream:
     """
 
     def __init__(self, socket: WebSocket, detector: StreamingDetector | FrameDetector, pcm_format: str,
-                 limits: ServeConfig, tellers: Tellers | None, work: asyncio.Semaphore) -> None:
+                 limits: ServeConfig, tellers: Tellers | None, work: asyncio.Semaphore, clips: Heard) -> None:
         self.socket, self.detector, self.pcm_format = socket, detector, pcm_format
-        self.limits, self.tellers, self.work = limits, tellers, work
+        self.limits, self.tellers, self.work, self.clips = limits, tellers, work, clips
+        self.recent = RecentAudio(detector.input_rate)  # what an alert's "not this sound" is said of
         self.started, self.heard, self.waited = time.monotonic(), 0, 0.0
         self.quiet = 0.0  # seconds spent waiting for the client since its last audio: settings hold no slot
 
@@ -395,6 +439,7 @@ class _Stream:
         for start in range(0, len(samples), step):
             piece = samples[start : start + step]
             self.heard += len(piece)
+            self.recent.add(piece)
             failed = await self._model(lambda: self.detector.push(piece))
             if failed:
                 return failed
@@ -407,7 +452,9 @@ class _Stream:
                 events = await run_in_threadpool(step)
         except HearaiError as exc:  # the model failed on audio that passed every check
             return 1011, f"the model failed: {exc}"
-        await _send_events(self.socket, events, self.tellers)
+        heard = [self.clips.keep(HeardClip(e.label, self.recent.latest(), self.recent.rate, e.onset))
+                 if e.offset is None else None for e in events]
+        await _send_events(self.socket, events, self.tellers, heard)
         return None
 
 
@@ -441,14 +488,15 @@ def _close_reason(text: str) -> str:
     return text.encode()[:120].decode(errors="ignore")
 
 
-async def _send_events(socket: WebSocket, events: list, tellers: Tellers | None) -> None:
+async def _send_events(socket: WebSocket, events: list, tellers: Tellers | None,
+                       heard: list[str | None] | None = None) -> None:
     """Every event to every receiver first, then to the stream's socket: a client that left cannot cost the
-    webhook or the broker an alert."""
+    webhook or the broker an alert. ``heard``: each alert's kept audio (``Heard``), for a correction of it."""
     if tellers is not None:
         for event in events:
             tellers.notify(event)
-    for event in events:
-        await socket.send_text(json.dumps({"type": "event", **event.to_dict()}))
+    for event, clip in zip(events, heard or [None] * len(events), strict=True):
+        await socket.send_text(json.dumps({"type": "event", **event.to_dict(), **({"heard": clip} if clip else {})}))
 
 
 async def _on_upload(app: FastAPI, upload: UploadFile, limits: ServeConfig, work: Callable[[Path], T]) -> T:

@@ -27,7 +27,10 @@ class SoundTeacher:
     """The served model, and what teaching it a sound takes (the base weights, the data folder, one lock)."""
 
     def __init__(self, served: SoundModel, *, model_path: Path, data_dir: Path | None) -> None:
-        self.model = served
+        from hearai.serve.corrections import Corrector
+
+        self.model = self.base = served  # served: ``base`` (taught sounds included) with the corrections applied
+        self.corrector = Corrector(data_dir)
         self.data_dir = data_dir
         self._lock = threading.Lock()
         twin = model_path if model_path.suffix.lower() == ".safetensors" else model_path.with_suffix(".safetensors")
@@ -58,6 +61,12 @@ class SoundTeacher:
         cannot be used (damaged, not a file, taught on another network, a taught name the table now
         uses) is left exactly as it is and teaching stays off until it is moved away or the model it
         was taught on comes back, so no later teach can overwrite the sounds it holds."""
+        said = self._restore_taught()
+        corrections = self.corrector.restore(self.base)
+        self._serve(self.base)
+        return "; ".join(line for line in (said, corrections) if line)
+
+    def _restore_taught(self) -> str:
         if not self.teachable or self.data_dir is None:
             return ""
         from hearai.artifact import load
@@ -74,12 +83,12 @@ class SoundTeacher:
             taught = load(kept)
             if taught.provenance.get("taught_from") != self.origin():
                 taught = carry_taught(taught, self._torch_model(), origin=self.origin())
-                self.model = taught
+                self.base = taught
                 return f"restored {len(self.taught())} taught sound(s) from {kept} onto the edited alert-sound table"
         except ModelError as exc:
             reason = str(exc)
             return self._set_aside(reason if reason.startswith(str(kept)) else f"{kept}: {reason}")
-        self.model = taught
+        self.base = taught
         return f"restored {len(self.taught())} taught sound(s) from {kept}"
 
     def _set_aside(self, reason: str) -> str:
@@ -107,7 +116,7 @@ class SoundTeacher:
     def taught(self) -> dict[str, dict[str, Any]]:
         from hearai.teach import taught_sounds
 
-        return taught_sounds(self.model)
+        return taught_sounds(self.base)
 
     def describe(self) -> dict[str, Any]:
         return {"teachable": self.teachable, "why_not": self.why_not or None,
@@ -146,14 +155,29 @@ class SoundTeacher:
             model.save(self.data_dir / TAUGHT_FILE)
         except OutputError as exc:
             raise OutputError(self._private(str(exc))) from exc
-        self.model = model
+        self._serve(model)
+
+    def _serve(self, base: SoundModel) -> None:
+        """Serve ``base`` (its taught sounds as kept) with the person's corrections applied."""
+        self.base = base
+        self.model = self.corrector.apply(base)
+
+    def correct(self, samples: Any, rate: int, sound: str, kind: str, *, source: str) -> dict[str, Any]:
+        """What a person said of a recording ("not"/"yes" ``sound``), taken and served at once; its report."""
+        with self._busy():
+            self.model, report = self.corrector.correct(self.base, samples, rate, sound, kind, source=source)
+            return report
+
+    def undo(self, id: str) -> None:
+        with self._busy():
+            self.model = self.corrector.undo(self.base, id)
 
     def _torch_model(self):
         from hearai.artifact import Classifier, load
 
         if not self.teachable or self._base_path is None:
             raise ConfigError(self.why_not)
-        return self.model if isinstance(self.model, Classifier) else load(self._base_path)
+        return self.base if isinstance(self.base, Classifier) else load(self._base_path)
 
     @contextmanager
     def _busy(self) -> Iterator[None]:

@@ -30,7 +30,7 @@ const PALETTE = ["#ffd400", "#4cc9f0", "#80ed99", "#ff9f1c", "#ff8fab", "#c8b6ff
 const state = {
   labels: [], rate: 16000, listening: false, socket: null, microphone: null, resume: null,
   startedAt: 0, history: [], past: [], dropped: 0, taught: [], taughtIcons: {}, tableIcons: {}, tiers: {},
-  canRecord: false,
+  canRecord: false, correctable: false,
 };
 
 function iconFor(label) {
@@ -185,7 +185,7 @@ function received(message) {
   let entry = state.history.find((e) => e.label === message.label && e.onset === message.onset);
   if (!entry) {
     entry = { label: message.label, onset: message.onset, at, offset: null, confidence: message.confidence,
-      certainty: message.certainty };
+      certainty: message.certainty, heard: message.heard || null };
     state.history.unshift(entry);
   }
   entry.offset = message.offset;
@@ -259,6 +259,17 @@ function alertCard(label) {
   quiet.addEventListener("click", () => { snooze(label, 60); dismiss(card); });
   const actions = Object.assign(document.createElement("span"), { className: "alert-actions" });
   actions.append(ack, quiet);
+  if (state.correctable) {
+    const wrong = Object.assign(document.createElement("button"), { type: "button", className: "correct",
+      textContent: "Not this sound" });
+    wrong.setAttribute("aria-label", `That was not ${pretty(label)}: teach the ear`);
+    wrong.addEventListener("click", () => correctAlert(card, "not"));
+    const right = Object.assign(document.createElement("button"), { type: "button", className: "correct",
+      textContent: "Yes, that was it" });
+    right.setAttribute("aria-label", `That was ${pretty(label)}: teach the ear`);
+    right.addEventListener("click", () => correctAlert(card, "yes"));
+    actions.append(wrong, right);
+  }
   card.append(icon, text, actions);
   card.setAttribute("aria-label", `${pretty(label)} alert`);
   return card;
@@ -659,8 +670,69 @@ async function removeSound(name) {
   teachStatus(`Removed “${name}”.`);
 }
 
+// ---- learning from the person: "not this sound" and "yes, that was it" on an alert ---------------
+
+async function loadCorrections() {
+  const reply = await fetch("/v1/corrections");
+  if (!reply.ok) return;
+  const info = await reply.json();
+  state.correctable = info.correctable;
+  $("learnt").hidden = !info.correctable && !info.sounds.length;
+  $("learnt-unavailable").hidden = info.correctable;
+  $("learnt-unavailable").textContent = info.correctable ? "" : `This server cannot learn from corrections: ${info.why_not}.`;
+  $("learnt-list").replaceChildren(...(info.sounds.length ? info.sounds.map((sound) => {
+    const item = document.createElement("li");
+    const count = sound.not + sound.yes;
+    item.append(`${iconFor(sound.sound)} ${pretty(sound.sound)}: ${count} correction${count === 1 ? "" : "s"} ` +
+      `(${sound.not} “not this sound”, ${sound.yes} “yes, that was it”)`);
+    const undo = Object.assign(document.createElement("button"), { type: "button", textContent: "Undo the latest" });
+    undo.setAttribute("aria-label", `Undo the latest correction of ${pretty(sound.sound)}`);
+    undo.addEventListener("click", () => undoCorrection(sound.sound, sound.corrections[0].id)
+      .catch((e) => learntStatus(`Not undone: ${e.message}`)));
+    item.append(" ", undo);
+    return item;
+  }) : [Object.assign(document.createElement("li"), { textContent: "Nothing yet." })]));
+}
+
+function learntStatus(text) { $("learnt-status").textContent = text; }
+
+async function correctAlert(card, kind) {
+  const entry = card.entry;
+  if (!entry.heard) {
+    learntStatus("This alert's sound was not kept: the ear can learn only from alerts heard since the page opened.");
+    return;
+  }
+  card.querySelectorAll(".correct").forEach((b) => { b.disabled = true; });
+  learntStatus("Learning…");
+  const reply = await fetch("/v1/corrections", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ heard: entry.heard, kind }) });
+  const answer = await reply.json().catch(() => ({ error: `the server answered ${reply.status}` }));
+  if (!reply.ok) {
+    card.querySelectorAll(".correct").forEach((b) => { b.disabled = false; });
+    learntStatus(`Not learnt: ${answer.error}`);
+    return;
+  }
+  const sound = pretty(answer.report.sound);
+  if (kind === "yes") learntStatus(`Learnt: that was ${sound}.`);
+  else if (answer.report.only_this_recording) {
+    learntStatus(`Learnt: that recording is not ${sound}. ${sound} is always heard, so other recordings of it ` +
+      "still alert.");
+  } else learntStatus(`Learnt: that was not ${sound}. Sounds like it will not raise ${sound} again.`);
+  if (kind === "not") dismiss(card);
+  await afterModelChange();
+}
+
+async function undoCorrection(sound, id) {
+  const reply = await fetch(`/v1/corrections/${encodeURIComponent(id)}`, { method: "DELETE" });
+  const answer = await reply.json();
+  if (!reply.ok) throw new Error(answer.error);
+  await afterModelChange();
+  learntStatus(`Undone: ${pretty(sound)} decides as it did before that correction.`);
+}
+
 // A new model is served: refresh the sounds offered, and listen with it (a stream keeps the model it began with).
 async function afterModelChange() {
+  await loadCorrections();
   await loadTaught();
   await loadModel();
   if (state.listening) {
@@ -766,6 +838,7 @@ async function connect() {
   try {
     await loadTaught();
     await loadModel();
+    await loadCorrections();
   } catch (error) {
     const unreachable = error instanceof TypeError; // fetch itself failed: no answer at all
     $("model-line").textContent = unreachable ? "The hearai server cannot be reached." :
