@@ -11,7 +11,7 @@ import pytest
 
 from hearai import audio
 from hearai.errors import ConfigError, ModelError
-from tests.conftest import DATA
+from tests.conftest import DATA, hearai
 
 ESC50_AUDIO = DATA / "esc50" / "audio"
 ROOSTER_AS_CAT = "1-40730-A-1.flac"  # the ear alerts "cat" on this rooster
@@ -174,3 +174,27 @@ def test_a_damaged_file_of_corrections_is_named_served_without_and_never_overwri
     assert not info["correctable"] and str(tmp_path) not in json.dumps(info)
     assert api.get("/v1/sounds").json()["teachable"]  # the rest is served
     assert damaged.read_bytes() == b"not safetensors at all"
+
+
+@pytest.mark.slow
+def test_the_cli_keeps_an_alerts_audio_and_learns_from_it_for_every_command(ear_home, tmp_path):
+    """listen --keep DIR, then teach --not SOUND FILE: the next listen raises no such alert; --undo brings it back."""
+    env = {**ear_home, "HEARAI_SERVE_DATA": str(tmp_path / "data")}
+    rooster = str(ESC50_AUDIO / ROOSTER_AS_CAT)
+
+    def cats(*options: str) -> list[dict]:
+        done = hearai("listen", rooster, "--only", "cat", "--json", *options, env=env)
+        assert done.returncode == 0, done.stderr
+        return [e for e in map(json.loads, done.stdout.splitlines()) if e["offset"] is None]
+
+    heard = cats("--keep", str(tmp_path / "kept"))
+    assert heard and heard[0]["kept"] == str(tmp_path / "kept" / "0001-cat.flac")
+    taught = hearai("teach", "--not", "cat", heard[0]["kept"], env=env)
+    assert taught.returncode == 0, taught.stderr
+    assert taught.stdout.startswith("learnt: 0001-cat.flac is not “cat”, in ")
+    assert cats() == []
+    correction = taught.stdout.splitlines()[-1].split()[0]
+    assert hearai("teach", "--undo", correction, env=env).returncode == 0
+    assert len(cats()) == 1
+    refused = hearai("teach", "--not", "cat", heard[0]["kept"], "--name", "x", env=env)
+    assert refused.returncode == 2 and "no --name, --remove, --list or --out with them" in refused.stderr

@@ -52,6 +52,9 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p.add_argument("--device", help="microphone: a PortAudio device index or name (needs libportaudio2)")
     p.add_argument("--list-devices", action="store_true", help="list PortAudio devices and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object per event instead of text")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the last 5 s of audio before each alert in DIR (NNNN-SOUND.flac; the latest "
+                   f"{KEPT_ALERTS} are kept): 'hearai teach --not SOUND FILE' teaches the ear it was wrong")
     options.add_tellers(p)
     options.add_detect(p)
     p.set_defaults(run=listen)
@@ -105,7 +108,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 
 def detect(args: argparse.Namespace) -> int:
-    from hearai import audio, load
+    from hearai import audio
     from hearai.detect import evaluate, read_ground_truth, write_events
     from hearai.detect.files import EVENT_COLUMNS, detect_files, event_rows
     from hearai.ear.table import off_by_default
@@ -113,8 +116,7 @@ def detect(args: argparse.Namespace) -> int:
     model_path, inputs = options.split_model(args.inputs)
     if not inputs:
         raise ConfigError("give at least one audio file or folder to detect in")
-    model_path = options.chosen_model(model_path)
-    model = load(model_path)
+    model_path, model = options.load_chosen(model_path)
     config = options.detect_config(args, model.labels, off_by_default(model.provenance))
     truth = read_ground_truth(args.evaluate) if args.evaluate else None
     files = audio.find_audio_files(*inputs)
@@ -137,7 +139,7 @@ def detect(args: argparse.Namespace) -> int:
 
 
 def listen(args: argparse.Namespace) -> int:
-    from hearai import audio, load
+    from hearai import audio
     from hearai.detect import listen as live
     from hearai.detect.measured import latency_statement
     from hearai.ear.table import off_by_default
@@ -154,7 +156,7 @@ def listen(args: argparse.Namespace) -> int:
     if len(sources) != 1:
         raise ConfigError("give exactly one source: --device N, --stdin --rate R, or FILE"
                           + (f" (got {' and '.join(sources)})" if sources else ""))
-    model = load(options.chosen_model(model_path))
+    _, model = options.load_chosen(model_path)
     config = options.detect_config(args, model.labels, off_by_default(model.provenance))
     rate = model.sample_rate
     if args.stdin:
@@ -169,15 +171,19 @@ def listen(args: argparse.Namespace) -> int:
         chunks = live.microphone_chunks(device=device, rate=rate)
 
     tellers = options.tellers(args)
+    keeper = _AlertAudio(args.keep, rate) if args.keep else None
+    if keeper is not None:
+        chunks = keeper.watch(chunks)
 
     def show(event) -> None:
         if tellers is not None:
             tellers.notify(event)
+        kept = keeper.keep(event) if keeper is not None and event.offset is None else None
         if args.json:
-            print(json.dumps(event.to_dict()), flush=True)
+            print(json.dumps({**event.to_dict(), **({"kept": str(kept)} if kept else {})}), flush=True)
         elif event.offset is None:
-            print(f"{event.onset:9.2f} s  ALERT  {event.label}  ({event.certainty or f'{event.confidence:.0%}'})",
-                  flush=True)
+            print(f"{event.onset:9.2f} s  ALERT  {event.label}  ({event.certainty or f'{event.confidence:.0%}'})"
+                  + (f"  kept: {kept}" if kept else ""), flush=True)
         else:
             print(f"{event.offset:9.2f} s  ended  {event.label}  ({event.onset:.2f}-{event.offset:.2f} s)", flush=True)
 
@@ -185,6 +191,44 @@ def listen(args: argparse.Namespace) -> int:
     with _until_stopped("listen", tellers) as ended:
         live.listen(model, chunks, rate=rate, config=config, on_event=show)
     return ended.status
+
+
+KEPT_ALERTS = 200
+
+
+class _AlertAudio:
+    """``listen --keep DIR``: the audio before each alert, as a FLAC file a person can teach the ear from."""
+
+    def __init__(self, folder: Path, rate: int) -> None:
+        from hearai.detect.buffer import RecentAudio
+
+        self.folder, self.recent = folder, RecentAudio(rate)
+        self.count = max((int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]-*.flac")), default=0) \
+            if folder.is_dir() else 0
+
+    def watch(self, chunks: Iterator) -> Iterator:
+        for chunk in chunks:
+            self.recent.add(chunk)
+            yield chunk
+
+    def keep(self, event) -> Path:
+        import io
+
+        import numpy as np
+        import soundfile as sf
+
+        from hearai.fsutil import write_bytes_atomic
+
+        self.count = self.count % 9999 + 1
+        name = "".join(c if c.isalnum() else "-" for c in event.label)
+        target = self.folder / f"{self.count:04d}-{name}.flac"
+        buffer = io.BytesIO()
+        sf.write(buffer, np.clip(self.recent.latest(), -1, 1), self.recent.rate, format="FLAC")
+        write_bytes_atomic(target, buffer.getvalue())
+        kept = sorted(self.folder.glob("[0-9][0-9][0-9][0-9]-*.flac"), key=lambda p: p.stat().st_mtime)
+        for old in kept[: max(0, len(kept) - KEPT_ALERTS)]:
+            old.unlink(missing_ok=True)
+        return target
 
 
 class _Stopped(Exception):

@@ -57,13 +57,12 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from hearai import load
     from hearai.detect.files import predict_file
 
     model_path, files = options.split_model(args.inputs)
     if not files:
         raise ConfigError("give at least one audio file to predict")
-    model = load(options.chosen_model(model_path))
+    _, model = options.load_chosen(model_path)
     for path in files:
         print(json.dumps({"file": str(path), **predict_file(model, path)}), flush=True)
     return 0

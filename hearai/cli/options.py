@@ -8,6 +8,7 @@ from typing import Any
 
 from hearai.errors import ConfigError
 from hearai.featureconfig import FeatureConfig
+from hearai.interface import SoundModel
 from hearai.jsontext import parse_json, read_json_file
 from hearai.machine import default_workers
 
@@ -97,6 +98,27 @@ def chosen_model(given: Path | None, *, data_dir: Path | None = None) -> Path:
     if note:
         print(note, file=sys.stderr)
     return path
+
+
+def load_chosen(given: Path | None) -> tuple[Path, SoundModel]:
+    """The model ``given`` names (else the default one), loaded; the ear with the person's corrections kept in the
+    data folder (``hearai teach --not/--yes``, the page) applied, saying so."""
+    import sys
+
+    from hearai import load
+
+    path = chosen_model(given)
+    model = load(path)
+    if "alert_sounds" not in model.provenance or path.suffix.lower() != ".safetensors":
+        return path, model
+    from hearai.ear.table import default_data_dir
+    from hearai.serve.corrections import Corrector
+
+    corrector = Corrector(default_data_dir())
+    said = corrector.restore(model)
+    if said:
+        print(f"note: {said}", file=sys.stderr)
+    return path, corrector.apply(model)
 
 
 def add_feature_config(parser: argparse.ArgumentParser) -> None:

@@ -34,8 +34,18 @@ def add_verbs(verbs, *, running: str | None) -> None:
                    help="the precision its threshold is calibrated for (default: %(default)s)")
     p.add_argument("--out", type=Path, help="the model file to write (.safetensors; may be the input)")
     p.add_argument("--onnx", type=Path, help="also export the result to this ONNX file")
-    p.add_argument("--list", action="store_true", help="list the model's taught sounds and stop")
+    p.add_argument("--list", action="store_true", help="list the model's taught sounds (and the ear's corrections) "
+                   "and stop")
     p.add_argument("--remove", metavar="NAME", help="remove this taught sound (write the result to --out)")
+    said = p.add_mutually_exclusive_group()
+    said.add_argument("--not", dest="not_sound", metavar="SOUND",
+                      help="the ear alerted SOUND on these recordings, wrongly: it learns they are not that sound "
+                      "(an always-on sound, such as the smoke alarm, learns only that these recordings are not one)")
+    said.add_argument("--yes", dest="yes_sound", metavar="SOUND",
+                      help="these recordings are SOUND (one the ear missed): it learns to hear them")
+    said.add_argument("--undo", metavar="ID", help="take back the ear's correction ID (see --list)")
+    p.add_argument("--data-dir", type=Path, help="where the ear's corrections are kept, as the server keeps them "
+                   "(default: $HEARAI_SERVE_DATA, else $XDG_DATA_HOME/hearai or ~/.local/share/hearai)")
     p.set_defaults(run=teach, files_anywhere=True)
 
 
@@ -44,6 +54,8 @@ def teach(args: argparse.Namespace) -> int:
     from hearai import teach as teaching
 
     given, files = options.split_model(args.inputs)
+    if args.not_sound or args.yes_sound or args.undo:
+        return _correct(args, given, files)
     source = options.chosen_model(given)
     if given is None and source.suffix.lower() == ".onnx":  # the shipped detector: its weights are beside it
         source = source.with_suffix(".safetensors")
@@ -54,6 +66,8 @@ def teach(args: argparse.Namespace) -> int:
         for name, report in sounds.items():
             print(f"  {name}: {report.get('examples')} examples, on {report.get('on')} / off {report.get('off')}, "
                   f"taught {report.get('taught')}")
+        if "alert_sounds" in model.provenance:
+            _list_corrections(_corrector(model, args.data_dir))
         return 0
     if source.suffix.lower() != ".safetensors":
         raise ConfigError(f"{source}: teaching needs the network's weights, a .safetensors model (export the result "
@@ -92,6 +106,60 @@ def teach(args: argparse.Namespace) -> int:
               "another sound")
     print(f"wrote {args.out} ({len(taught.labels)} sounds)")
     return _export(taught, args.onnx)
+
+
+def _correct(args: argparse.Namespace, given: Path | None, files: list[Path]) -> int:
+    """``--not SOUND`` / ``--yes SOUND`` FILE...: the ear learns from the recordings, as from the page; ``--undo``."""
+    from hearai import audio
+    from hearai.artifact import load
+
+    if args.name or args.remove or args.list or args.out:
+        raise ConfigError("--not, --yes and --undo teach the ear from the person's corrections: no --name, --remove, "
+                          "--list or --out with them")
+    model = load(options.chosen_model(given))
+    corrector = _corrector(model, args.data_dir)
+    if args.undo:
+        if files:
+            raise ConfigError("--undo takes a correction's id only, no recordings")
+        corrector.undo(model, args.undo)
+        print(f"took back correction {args.undo}")
+        _list_corrections(corrector)
+        return 0
+    if not files:
+        raise ConfigError("give the recordings the ear was wrong about")
+    sound, kind = (args.not_sound, "not") if args.not_sound else (args.yes_sound, "yes")
+    for path in files:
+        started = time.perf_counter()
+        wave = audio.load(path, sample_rate=model.sample_rate)
+        _, report = corrector.correct(model, wave, model.sample_rate, sound, kind, source=path.name)
+        took = time.perf_counter() - started
+        what = f"{path.name} is {'not ' if kind == 'not' else ''}“{sound}”"
+        if report["only_this_recording"]:
+            what += f" (“{sound}” is always heard: this recording only)"
+        print(f"learnt: {what}, in {took:.1f} s (correction {report['id']})")
+    _list_corrections(corrector)
+    return 0
+
+
+def _corrector(model, data_dir: Path | None):
+    """The corrections kept in the data folder for the ear ``model``; ``ConfigError`` saying why there are none."""
+    from hearai.ear.table import default_data_dir
+    from hearai.serve.corrections import Corrector
+
+    corrector = Corrector(data_dir or default_data_dir())
+    said = corrector.restore(model)
+    if not corrector.active:
+        raise ConfigError(said or corrector.why_not)
+    return corrector
+
+
+def _list_corrections(corrector) -> None:
+    summary = corrector.describe()["sounds"]
+    print(f"{sum(s['not'] + s['yes'] for s in summary)} correction(s) of the ear in {corrector.path}"
+          + (":" if summary else ""))
+    for sound in summary:
+        for c in sound["corrections"]:
+            print(f"  {c['id']}  {c['kind']:>3} {sound['sound']}: {c['source']} ({c['said']})")
 
 
 def _export(model, onnx: Path | None) -> int:
