@@ -168,19 +168,25 @@ def correction_of(model: Classifier, wave: np.ndarray, sound: str, kind: str, *,
     features = FeatureExtractor(config).clip(wave)
     starts = window_starts(features.shape[-1], config)
     hidden = embed_windows(model, torch.stack([features[:, s : s + config.window_frames] for s in starts]))
-    if kind == "not":
-        scores = torch.sigmoid(_design(net, index, hidden) @ _theta(net, index))
-        order = torch.argsort(scores, descending=True)
-        chosen = order[scores[order] >= model.thresholds[sound][1]][:MAX_WINDOWS]
-        chosen = chosen if len(chosen) else order[:3]
-    else:
-        level = np.array([10 * np.log10(np.mean(wave[s * config.hop_length : s * config.hop_length
-                                                     + config.window_samples].astype(np.float64) ** 2) + 1e-12)
-                          for s in starts])
-        loud = np.flatnonzero(level >= level.max() - LOUD_DB)
-        chosen = torch.from_numpy(loud[np.argsort(-level[loud])][:MAX_WINDOWS])
+    level = np.array([10 * np.log10(np.mean(wave[s * config.hop_length : s * config.hop_length
+                                                 + config.window_samples].astype(np.float64) ** 2) + 1e-12)
+                      for s in starts])
+    with torch.inference_mode():
+        scores = net.decide(hidden)[:, index].numpy()
+    chosen = chosen_windows(scores, level, kind, model.thresholds[sound][1])
     said = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return Correction(sound, kind, hidden[chosen].half(), said, source)
+    return Correction(sound, kind, hidden[torch.from_numpy(chosen)].half(), said, source)
+
+
+def chosen_windows(scores: np.ndarray, level_db: np.ndarray, kind: str, off: float) -> np.ndarray:
+    """Which of a recording's windows a correction keeps (their indices): for "not", those the sound scores at
+    least ``off`` on (else its three highest); for "yes", the loudest, within ``LOUD_DB`` of the loudest."""
+    if kind == "not":
+        order = np.argsort(-scores, kind="stable")
+        chosen = order[scores[order] >= off][:MAX_WINDOWS]
+        return chosen if len(chosen) else order[:3]
+    loud = np.flatnonzero(level_db >= level_db.max() - LOUD_DB)
+    return loud[np.argsort(-level_db[loud], kind="stable")][:MAX_WINDOWS]
 
 
 def always_on(model: Classifier) -> set[str]:

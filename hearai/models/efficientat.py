@@ -240,7 +240,11 @@ class AlertTagger(Tagger):
         self.set_vetoes(torch.zeros(vetoes, self.hidden_size), torch.zeros(vetoes, dtype=torch.long), 1.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        hidden = self.hidden(x)
+        window = self.decide(self.hidden(x))
+        return window, window.unsqueeze(1).expand(-1, self.frames, -1)
+
+    def decide(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(batch, sounds) window scores from the AudioSet head's hidden layer (``hidden``)."""
         grouped = grouped_logits(self.classifier[5](hidden), self.groups)
         window = torch.sigmoid(self.decision(hidden, grouped))
         if self.vetoes:
@@ -249,7 +253,7 @@ class AlertTagger(Tagger):
             window = window * (1.0 - vetoed)
         if self.taught_head is not None:
             window = torch.cat([window, torch.sigmoid(self.taught_head(hidden))], dim=1)
-        return window, window.unsqueeze(1).expand(-1, self.frames, -1)
+        return window
 
     @property
     def vetoes(self) -> int:
