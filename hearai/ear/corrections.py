@@ -59,8 +59,8 @@ SAME_RECORDING = 0.95  # cosine of hidden layers: a window this like a "not" win
 LOUD_DB = 10.0  # "yes" windows: within this of the recording's loudest
 PRIOR_L2 = 1e-3  # the pull towards the decision before any correction
 CORRECTION_WEIGHT = 0.05  # the corrected windows, together, against the whole reference, at first
-REFIT_ROUNDS = 5  # each round weighs them 4 times more while any still gets the wrong answer: a "not" window
-# below the sound's *off*, a "yes" one at least at its *on*
+REFIT_ROUNDS = 5  # each round weighs them 4 times more while the answer is not given: every "not" window
+# below the sound's *off*, and at least half the "yes" ones at its *on* (one confirmed window raises an alert)
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,8 @@ def _refit(model: Classifier, net: AlertTagger, index: int, said: list[Correctio
     for _ in range(REFIT_ROUNDS):  # the lightest weight that gives the answer: the rest of the sound moves least
         theta = _fit(z_ref, p_ref, z_said, y_said, theta0, weight)
         logits = z_said @ theta
-        answered = bool(torch.where(y_said > 0.5, logits >= _logit(on), logits < _logit(off)).all())
+        answered = bool((logits[y_said < 0.5] < _logit(off)).all()) and (  # no "not" window raises it, and
+            not bool((y_said > 0.5).any()) or float((logits[y_said > 0.5] >= _logit(on)).float().mean()) >= 0.5)
         if answered:
             break
         weight *= 4.0
@@ -263,8 +264,9 @@ def _refit(model: Classifier, net: AlertTagger, index: int, said: list[Correctio
               "yes": int((y_said > 0.5).sum())}
     if check:
         if lost > MAX_LOST_SHARE * int(heard_before.sum()) or drop > MAX_OWN_DROP:
-            raise ConfigError(f"not kept: this recording sounds like the {sound} recordings the ear knows, so "
-                              f"learning that it is not one would make the ear miss real ones ({lost} of "
+            why = (f"this recording sounds like the {sound} recordings the ear knows, so learning that it is not one"
+                   if said[-1].kind == "not" else "learning this")
+            raise ConfigError(f"not kept: {why} would make the ear miss real ones ({lost} of "
                               f"{int(heard_before.sum())} of them no longer heard, the rest {drop:.1f} less sure in "
                               f"log-odds; at most {MAX_LOST_SHARE:.0%} and {MAX_OWN_DROP:g})")
         if not answered:
