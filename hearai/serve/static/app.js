@@ -715,8 +715,8 @@ async function correctAlert(card, kind) {
   const sound = pretty(answer.report.sound);
   if (kind === "yes") learntStatus(`Learnt: that was ${sound}.`);
   else if (answer.report.only_this_recording) {
-    learntStatus(`Learnt: that recording is not ${sound}. ${sound} is always heard, so other recordings of it ` +
-      "still alert.");
+    learntStatus(`Learnt: that recording is not ${sound}. ${sound[0].toUpperCase()}${sound.slice(1)} is always ` +
+      "heard, so other recordings of it still alert.");
   } else learntStatus(`Learnt: that was not ${sound}. Sounds like it will not raise ${sound} again.`);
   if (kind === "not") dismiss(card);
   await afterModelChange();
