@@ -15,7 +15,7 @@ false alerts (alerts naming a sound the clip is not), the recall of its alert so
 how long each re-fit took on one core.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/corrections.py [--folds 1,2,3,4,5] [--budgets 1,5,20] [--seed 0]
-        [--out bench/results/corrections.json] [--windows bench/results/alerts.windows]
+        [--says not,yes] [--out bench/results/corrections.json] [--windows bench/results/alerts.windows]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def measured(alerts: dict[int, list[str]], dev: Development, listened: set[str])
 
 
 def home_run(ear, dev: Development, listening: Listening, order: list[int], later: list[int], budgets: list[int],
-             listened: set[str]) -> dict:
+             listened: set[str], says: tuple[str, ...] = ("not", "yes")) -> dict:
     """The person corrects the ear over session A up to the largest budget; session B heard at each budget."""
     truth = dev.truth()
     report: dict = {"session_a_clips": len(order), "untouched": measured(listening.alerts(ear, later), dev, listened)}
@@ -111,8 +111,8 @@ def home_run(ear, dev: Development, listening: Listening, order: list[int], late
         if len(corrections.items) >= max(budgets):
             break
         found = listening.alerts(current, [i])[i]
-        said = [("not", a) for a in sorted(set(found)) if a != truth[i]]
-        if truth[i] in listened and truth[i] not in found:
+        said = [("not", a) for a in sorted(set(found)) if a != truth[i] and "not" in says]
+        if truth[i] in listened and truth[i] not in found and "yes" in says:
             said.append(("yes", truth[i]))
         for kind, sound in said:
             if len(corrections.items) >= max(budgets):
@@ -170,6 +170,8 @@ def main() -> int:
     parser.add_argument("--folds", default="1,2,3,4,5")
     parser.add_argument("--budgets", default="1,5,20")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--says", default="not,yes", help="what the person says: not (of false alerts), yes (of "
+                        "missed sounds replayed), or both (default)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "corrections.json")
     parser.add_argument("--windows", type=Path, default=REPO / "bench" / "results" / "alerts.windows",
                         help="where the clips' embedded windows are kept between runs (shared with bench/alerts.py)")
@@ -191,12 +193,12 @@ def main() -> int:
         home = folds == k
         ear = build_ear(tagger, table, reference, fold_decisions(plain, table, dev, k, args.windows))
         order, later = sessions(dev, home, np.random.default_rng(args.seed + k))
-        homes[k] = home_run(ear, dev, listening, order, later, budgets, listened)
+        homes[k] = home_run(ear, dev, listening, order, later, budgets, listened, tuple(args.says.split(",")))
         print(f"home {k}: " + "; ".join(f"{name} {r['false_alerts']} false alerts, recall {r['recall']:.3f}"
                                         for name, r in homes[k].items() if isinstance(r, dict)), flush=True)
     pooled = pool(homes, budgets)
-    report = {"command": "bench/corrections.py", "seed": args.seed, "seconds": round(time.time() - started, 1),
-              "pooled": pooled, "homes": homes}
+    report = {"command": "bench/corrections.py", "seed": args.seed, "says": args.says,
+              "seconds": round(time.time() - started, 1), "pooled": pooled, "homes": homes}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(report, indent=1, default=float))
     print(table_text(pooled, budgets))

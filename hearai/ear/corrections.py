@@ -3,19 +3,23 @@
 Every sound the ear hears decides on the AudioSet head's hidden layer (``AlertTagger``): a table
 sound by its learnt decision on the hidden layer and its AudioSet labels' logit, a taught sound by
 its head on the hidden layer. A correction keeps the hidden layer of the windows it was said of
-(2 KB a window), so it costs no audio and survives an edit of the table. ``corrected`` re-fits
-each corrected sound's decision, and only that sound's, on top of the ear it is given:
+(2 KB a window), so it costs no audio and survives an edit of the table. ``corrected`` applies them
+to the ear it is given, each sound alone:
 
-- the re-fit keeps the decision's scores on the ear's teaching reference (ESC-50's sounds,
-  silence and noise; ``EmbeddedReference``) as they were (their old scores are its targets) and
-  stays near the old decision (an L2 pull towards it), while the corrected windows get the answer
-  the person gave; a few hundred numbers, fitted by L-BFGS in well under a second;
-- it is kept only if the sound still hears at least ``1 - MAX_LOST_SHARE`` of its own examples it
-  heard before (the reference's windows of that sound, and the person's "yes" windows), and is on
-  average at most ``MAX_OWN_DROP`` less sure of them (log-odds): "not a dog" said of a dog is refused;
+- "not this sound" re-fits that sound's decision: it keeps the decision's scores on the ear's
+  teaching reference (ESC-50's sounds, silence and noise; ``EmbeddedReference``) as they were
+  (their old scores are its targets) and stays near the old decision (an L2 pull towards it),
+  while the corrected windows fall below the sound's *off*; a few hundred numbers, fitted by
+  L-BFGS in well under a second. It is kept only if the sound still hears at least
+  ``1 - MAX_LOST_SHARE`` of its own examples it heard before (the reference's windows of that
+  sound), is on average at most ``MAX_OWN_DROP`` less sure of them (log-odds) and raises at most
+  ``MAX_OTHERS_RAISED`` of the other sounds' windows: "not a dog" said of a dog is refused;
 - a sound the table marks ``always`` (smoke alarm, siren) is never re-fitted down: "not this sound"
   teaches only that this recording is not one, by a veto of windows that sound like it
-  (``SAME_RECORDING`` cosine on the hidden layer: the same alarm replayed, not another alarm).
+  (``SAME_RECORDING`` cosine on the hidden layer: the same alarm replayed, not another alarm);
+- "yes, that was it" makes windows like the recording's (``SAME_SOUND`` cosine) that sound: a
+  re-fit of the decision towards a missed recording also raised it on other sounds of the same
+  homes (``bench/corrections.py``), so a "yes" widens the sound only around what was said.
 """
 
 from __future__ import annotations
@@ -55,12 +59,13 @@ MAX_LOST_SHARE = 0.1  # of a sound's own examples it heard, what a re-fit may st
 # recordings lowered the reference's dogs by 2.0-3.1 (and missed 6 of 30 other dogs); "not this sound" said of
 # 9 recordings the ear wrongly named (a rooster as a cat, birds or a sneeze as glass) by at most 1.2.
 MAX_OWN_DROP = 1.5
+MAX_OTHERS_RAISED = 2  # reference windows of other sounds a re-fit may newly raise the sound on
 SAME_RECORDING = 0.95  # cosine of hidden layers: a window this like a "not" window of an always-on sound is vetoed
+SAME_SOUND = 0.9  # ... and one this like a "yes" window is that sound (0.85 raised 7 times the false alerts)
 LOUD_DB = 10.0  # "yes" windows: within this of the recording's loudest
 PRIOR_L2 = 1e-3  # the pull towards the decision before any correction
 CORRECTION_WEIGHT = 0.05  # the corrected windows, together, against the whole reference, at first
-REFIT_ROUNDS = 5  # each round weighs them 4 times more while the answer is not given: every "not" window
-# below the sound's *off*, and at least half the "yes" ones at its *on* (one confirmed window raises an alert)
+REFIT_ROUNDS = 5  # each round weighs them 4 times more while any "not" window is still at the sound's *off*
 
 
 @dataclass(frozen=True)
@@ -202,29 +207,33 @@ def corrected(model: Classifier, corrections: Corrections, *, check: str | None 
     sound whose newest correction is being added: ``ConfigError`` saying why when its re-fit would
     stop hearing more than ``MAX_LOST_SHARE`` of its own examples or cannot give the person's answer.
     """
-    net = tagger_of(model)
+    tagger_of(model)
     network, always = _copy_tagger(model), always_on(model)
     reports: dict[str, dict[str, Any]] = {}
     vetoes: list[tuple[torch.Tensor, int]] = []
+    confirmed: list[tuple[torch.Tensor, int]] = []
     for sound in dict.fromkeys(c.sound for c in corrections.items):
         if sound not in model.labels:
             continue
         index = model.labels.index(sound)
         said = corrections.of(sound)
+        confirmed += [(c.hidden.float(), index) for c in said if c.kind == "yes"]
+        nots = [c for c in said if c.kind == "not"]
         if sound in always:
-            vetoes += [(c.hidden.float(), index) for c in said if c.kind == "not"]
-            said = [c for c in said if c.kind == "yes"]
-        if said:
-            theta, reports[sound] = _refit(model, net, index, said, check=check == sound)
-            _set_theta(network.net, index, theta)
-        reports.setdefault(sound, {})["vetoed_windows" if sound in always else "not"] = \
-            sum(len(c.hidden) for c in corrections.of(sound) if c.kind == "not")
-    if vetoes:
-        _network_tagger(network).set_vetoes(torch.cat([h for h, _ in vetoes]),
-                                       torch.cat([torch.full((len(h),), i) for h, i in vetoes]), SAME_RECORDING)
-    options = {**model.model_options, "vetoes": _network_tagger(network).vetoes}
-    if not options["vetoes"]:
-        del options["vetoes"]
+            vetoes += [(c.hidden.float(), index) for c in nots]
+            reports[sound] = {"vetoed_windows": sum(len(c.hidden) for c in nots)}
+        elif nots:
+            theta, reports[sound] = _refit(model, index, nots, check=check == sound)
+            _set_theta(_network_tagger(network), index, theta)
+        reports.setdefault(sound, {})["confirmed_windows"] = sum(len(c.hidden) for c in said if c.kind == "yes")
+    net = _network_tagger(network)
+    for recordings, pointed, similarity in ((net.vetoed, vetoes, SAME_RECORDING),
+                                            (net.confirmed, confirmed, SAME_SOUND)):
+        if pointed:
+            which = torch.cat([torch.full((len(h),), i) for h, i in pointed])
+            recordings.set(torch.cat([h for h, _ in pointed]), which, len(model.labels), similarity)
+    options = {**model.model_options, "vetoes": net.vetoed.count, "confirmed": net.confirmed.count}
+    options = {k: v for k, v in options.items() if v or k not in ("vetoes", "confirmed")}
     provenance = {**model.provenance, "corrections": [{k: v for k, v in s.items() if k != "corrections"}
                                                       for s in corrections.summary()]}
     return Classifier(model=network, feature_config=model.feature_config, labels=model.labels,
@@ -232,9 +241,10 @@ def corrected(model: Classifier, corrections: Corrections, *, check: str | None 
                       thresholds=dict(model.thresholds), reference=model.reference), reports
 
 
-def _refit(model: Classifier, net: AlertTagger, index: int, said: list[Correction], *, check: bool
+def _refit(model: Classifier, index: int, said: list[Correction], *, check: bool
            ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The sound's decision re-fitted on what was said of it, its reference scores held (see the module)."""
+    """The sound's decision re-fitted on the windows said not to be it, its reference scores held (see the module)."""
+    net = tagger_of(model)
     sound = model.labels[index]
     on = model.thresholds[sound][0]
     theta0 = _theta(net, index).double()
@@ -242,48 +252,47 @@ def _refit(model: Classifier, net: AlertTagger, index: int, said: list[Correctio
     assert isinstance(reference, EmbeddedReference)
     z_ref = _design(net, index, reference.windows.float()).double()
     p_ref = torch.sigmoid(z_ref @ theta0)
-    z_said = _design(net, index, torch.cat([c.hidden.float() for c in said])).double()
-    y_said = torch.cat([torch.full((len(c.hidden),), float(c.kind == "yes")) for c in said]).double()
+    z_not = _design(net, index, torch.cat([c.hidden.float() for c in said])).double()
     off = model.thresholds[sound][1]
     weight, theta, answered = CORRECTION_WEIGHT, theta0, False
     for _ in range(REFIT_ROUNDS):  # the lightest weight that gives the answer: the rest of the sound moves least
-        theta = _fit(z_ref, p_ref, z_said, y_said, theta0, weight)
-        logits = z_said @ theta
-        answered = bool((logits[y_said < 0.5] < _logit(off)).all()) and (  # no "not" window raises it, and
-            not bool((y_said > 0.5).any()) or float((logits[y_said > 0.5] >= _logit(on)).float().mean()) >= 0.5)
+        theta = _fit(z_ref, p_ref, z_not, theta0, weight)
+        answered = bool((z_not @ theta < _logit(off)).all())
         if answered:
             break
         weight *= 4.0
-    own_z = torch.cat([z_ref[_own_examples(model, index)], z_said[y_said > 0.5]])
-    heard_before = torch.sigmoid(own_z @ theta0) >= on
-    heard_after = torch.sigmoid(own_z @ theta) >= on
-    lost = int((heard_before & ~heard_after).sum())
-    drop = float((own_z[heard_before] @ (theta0 - theta)).mean()) if bool(heard_before.any()) else 0.0
+    mine = _own_examples(model, index)
+    raised = int(((torch.sigmoid(z_ref[~mine] @ theta0) < on) & (torch.sigmoid(z_ref[~mine] @ theta) >= on)).sum())
+    heard_before = torch.sigmoid(z_ref[mine] @ theta0) >= on
+    lost = int((heard_before & (torch.sigmoid(z_ref[mine] @ theta) < on)).sum())
+    drop = float((z_ref[mine][heard_before] @ (theta0 - theta)).mean()) if bool(heard_before.any()) else 0.0
     report = {"own_examples_heard": int(heard_before.sum()), "own_examples_lost": lost,
-              "own_examples_drop": round(drop, 3), "answered": bool(answered), "not": int((y_said < 0.5).sum()),
-              "yes": int((y_said > 0.5).sum())}
+              "own_examples_drop": round(drop, 3), "others_raised": raised, "answered": answered, "not": len(z_not)}
     if check:
         if lost > MAX_LOST_SHARE * int(heard_before.sum()) or drop > MAX_OWN_DROP:
-            why = (f"this recording sounds like the {sound} recordings the ear knows, so learning that it is not one"
-                   if said[-1].kind == "not" else "learning this")
-            raise ConfigError(f"not kept: {why} would make the ear miss real ones ({lost} of "
+            raise ConfigError(f"not kept: this recording sounds like the {sound} recordings the ear knows, so learning "
+                              f"that it is not one would make the ear miss real ones ({lost} of "
                               f"{int(heard_before.sum())} of them no longer heard, the rest {drop:.1f} less sure in "
                               f"log-odds; at most {MAX_LOST_SHARE:.0%} and {MAX_OWN_DROP:g})")
+        if raised > MAX_OTHERS_RAISED:
+            raise ConfigError(f"not kept: learning this would make the ear call {raised} recordings of other sounds it "
+                              f"knows a {sound} (at most {MAX_OTHERS_RAISED})")
         if not answered:
             raise ConfigError(f"not kept: {sound}'s decision cannot give that answer without changing how it hears "
                               "everything else")
     return theta.float(), report
 
 
-def _fit(z_ref: torch.Tensor, p_ref: torch.Tensor, z_said: torch.Tensor, y_said: torch.Tensor,
-         theta0: torch.Tensor, weight: float) -> torch.Tensor:
+def _fit(z_ref: torch.Tensor, p_ref: torch.Tensor, z_not: torch.Tensor, theta0: torch.Tensor,
+         weight: float) -> torch.Tensor:
     theta = theta0.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([theta], max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+    never = torch.zeros(len(z_not), dtype=z_not.dtype)
 
     def loss() -> torch.Tensor:
         optimizer.zero_grad()
         value = (F.binary_cross_entropy_with_logits(z_ref @ theta, p_ref)
-                 + weight * F.binary_cross_entropy_with_logits(z_said @ theta, y_said)
+                 + weight * F.binary_cross_entropy_with_logits(z_not @ theta, never)
                  + PRIOR_L2 * ((theta - theta0) ** 2).sum())
         value.backward()
         return value

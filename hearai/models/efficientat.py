@@ -211,6 +211,35 @@ class SoundDecision(nn.Module):
             self.bias[index] = bias
 
 
+class Recordings(nn.Module):
+    """Windows a person pointed at, each of one sound: (batch, sounds) 1 where a window's hidden layer has at least
+    ``similarity`` cosine with one of them, else 0. In a model file only when there are some (``count``)."""
+
+    directions: torch.Tensor  # buffers
+    sounds: torch.Tensor
+    similarity: torch.Tensor
+
+    def __init__(self, hidden_size: int, sounds: int, count: int) -> None:
+        super().__init__()
+        self.set(torch.zeros(count, hidden_size), torch.zeros(count, dtype=torch.long), sounds, 1.0)
+
+    @property
+    def count(self) -> int:
+        return int(self.directions.shape[0])
+
+    def set(self, hidden: torch.Tensor, sounds: torch.Tensor, total: int, similarity: float) -> None:
+        """Window ``hidden[k]`` (unnormalized) of sound ``sounds[k]`` (of ``total``)."""
+        kept = len(sounds) > 0
+        self.register_buffer("directions", nn.functional.normalize(hidden.float(), dim=1), persistent=kept)
+        self.register_buffer("sounds", nn.functional.one_hot(sounds.long(), total).float() if kept
+                             else torch.zeros(0, total), persistent=kept)
+        self.register_buffer("similarity", torch.tensor(float(similarity)), persistent=kept)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        likeness = nn.functional.normalize(hidden, dim=1) @ self.directions.T  # (batch, count)
+        return ((likeness >= self.similarity).to(hidden.dtype) @ self.sounds).clamp(max=1.0)
+
+
 class AlertTagger(Tagger):
     """Alert sounds from AudioSet's scores: each sound the highest of its labels' window scores.
 
@@ -226,47 +255,32 @@ class AlertTagger(Tagger):
     ear's learnt decisions (``hearai.ear.heads``) set them from real recordings.
     """
 
-    veto_directions: torch.Tensor  # buffers (``set_vetoes``)
-    veto_sounds: torch.Tensor
-    veto_similarity: torch.Tensor
-
     def __init__(self, *, groups: list[list[int]], frames: int, taught: int = 0, vetoes: int = 0,
-                 **options: Any) -> None:
+                 confirmed: int = 0, **options: Any) -> None:
         super().__init__(**options)
         self.groups = [list(g) for g in groups]
         self.frames = frames
         self.taught_head = nn.Linear(self.hidden_size, taught) if taught else None
         self.decision = SoundDecision(self.hidden_size, len(self.groups))
-        self.set_vetoes(torch.zeros(vetoes, self.hidden_size), torch.zeros(vetoes, dtype=torch.long), 1.0)
+        self.vetoed = Recordings(self.hidden_size, len(self.groups) + taught, vetoes)
+        self.confirmed = Recordings(self.hidden_size, len(self.groups) + taught, confirmed)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         window = self.decide(self.hidden(x))
         return window, window.unsqueeze(1).expand(-1, self.frames, -1)
 
     def decide(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(batch, sounds) window scores from the AudioSet head's hidden layer (``hidden``)."""
+        """(batch, sounds) window scores from the AudioSet head's hidden layer (``hidden``): each sound's decision,
+        then what a person said of recordings like this window (``vetoed``: not that sound; ``confirmed``: it)."""
         grouped = grouped_logits(self.classifier[5](hidden), self.groups)
         window = torch.sigmoid(self.decision(hidden, grouped))
-        if self.vetoes:
-            likeness = nn.functional.normalize(hidden, dim=1) @ self.veto_directions.T  # (batch, vetoes)
-            vetoed = ((likeness >= self.veto_similarity).to(window.dtype) @ self.veto_sounds).clamp(max=1.0)
-            window = window * (1.0 - vetoed)
         if self.taught_head is not None:
             window = torch.cat([window, torch.sigmoid(self.taught_head(hidden))], dim=1)
+        if self.vetoed.count:
+            window = window * (1.0 - self.vetoed(hidden))
+        if self.confirmed.count:
+            window = torch.maximum(window, self.confirmed(hidden))
         return window
-
-    @property
-    def vetoes(self) -> int:
-        return int(self.veto_directions.shape[0])
-
-    def set_vetoes(self, hidden: torch.Tensor, sounds: torch.Tensor, similarity: float) -> None:
-        """Table sound ``sounds[k]`` scores 0 on a window whose hidden layer has at least ``similarity`` cosine
-        with ``hidden[k]``: what a person said is not that sound, kept as the one recording it was."""
-        kept = len(sounds) > 0  # in the model file only when there are some: earlier files have none
-        self.register_buffer("veto_directions", nn.functional.normalize(hidden.float(), dim=1), persistent=kept)
-        self.register_buffer("veto_sounds", nn.functional.one_hot(sounds.long(), len(self.groups)).float()
-                             if kept else torch.zeros(0, len(self.groups)), persistent=kept)
-        self.register_buffer("veto_similarity", torch.tensor(float(similarity)), persistent=kept)
 
     def add_sound(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         """One more taught sound, last: ``weight`` (hidden size,), ``bias`` ()."""
