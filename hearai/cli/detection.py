@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hearai.cli import options
+from hearai.detect.listen import KEPT_ALERTS
 from hearai.detect.measured import EAR
 from hearai.errors import ConfigError
 
@@ -171,7 +172,7 @@ def listen(args: argparse.Namespace) -> int:
         chunks = live.microphone_chunks(device=device, rate=rate)
 
     tellers = options.tellers(args)
-    keeper = _AlertAudio(args.keep, rate) if args.keep else None
+    keeper = live.AlertAudio(args.keep, rate) if args.keep else None
     if keeper is not None:
         chunks = keeper.watch(chunks)
 
@@ -191,44 +192,6 @@ def listen(args: argparse.Namespace) -> int:
     with _until_stopped("listen", tellers) as ended:
         live.listen(model, chunks, rate=rate, config=config, on_event=show)
     return ended.status
-
-
-KEPT_ALERTS = 200
-
-
-class _AlertAudio:
-    """``listen --keep DIR``: the audio before each alert, as a FLAC file a person can teach the ear from."""
-
-    def __init__(self, folder: Path, rate: int) -> None:
-        from hearai.detect.buffer import RecentAudio
-
-        self.folder, self.recent = folder, RecentAudio(rate)
-        self.count = max((int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]-*.flac")), default=0) \
-            if folder.is_dir() else 0
-
-    def watch(self, chunks: Iterator) -> Iterator:
-        for chunk in chunks:
-            self.recent.add(chunk)
-            yield chunk
-
-    def keep(self, event) -> Path:
-        import io
-
-        import numpy as np
-        import soundfile as sf
-
-        from hearai.fsutil import write_bytes_atomic
-
-        self.count = self.count % 9999 + 1
-        name = "".join(c if c.isalnum() else "-" for c in event.label)
-        target = self.folder / f"{self.count:04d}-{name}.flac"
-        buffer = io.BytesIO()
-        sf.write(buffer, np.clip(self.recent.latest(), -1, 1), self.recent.rate, format="FLAC")
-        write_bytes_atomic(target, buffer.getvalue())
-        kept = sorted(self.folder.glob("[0-9][0-9][0-9][0-9]-*.flac"), key=lambda p: p.stat().st_mtime)
-        for old in kept[: max(0, len(kept) - KEPT_ALERTS)]:
-            old.unlink(missing_ok=True)
-        return target
 
 
 class _Stopped(Exception):

@@ -7,19 +7,23 @@ Each source yields mono float32 chunks at its own rate; ``listen`` feeds them to
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import soundfile as sf
 
 from hearai import audio
+from hearai.detect.buffer import RecentAudio
 from hearai.detect.config import DetectConfig
 from hearai.detect.detector import StreamingDetector, start_detector
 from hearai.detect.frames import FrameDetector
 from hearai.detect.tracks import Event
 from hearai.errors import AudioError, ConfigError
+from hearai.fsutil import write_bytes_atomic
 from hearai.interface import SoundModel
 
 CHUNK_SECONDS = 0.1
@@ -107,3 +111,41 @@ def listen(model: SoundModel, chunks: Iterator[np.ndarray], *, rate: int, config
     for event in detector.flush():
         on_event(event)
     return detector
+
+
+KEPT_ALERTS = 200
+
+
+class AlertAudio:
+    """``listen --keep DIR``: the audio before each alert, as a FLAC file a person can teach the ear from."""
+
+    def __init__(self, folder: Path, rate: int) -> None:
+        self.folder, self.recent = folder, RecentAudio(rate)
+        self.count = max((int(p.name[:4]) for p in folder.glob("[0-9][0-9][0-9][0-9]-*.flac")), default=0) \
+            if folder.is_dir() else 0
+
+    def watch(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """``chunks`` as they come, remembering the latest seconds."""
+        for chunk in chunks:
+            self.recent.add(chunk)
+            yield chunk
+
+    def keep(self, event: Event) -> Path:
+        """Write the audio before ``event`` (an alert); the oldest files beyond ``KEPT_ALERTS`` are removed."""
+        self.count = self.count % 9999 + 1
+        name = "".join(c if c.isalnum() else "-" for c in event.label)
+        target = self.folder / f"{self.count:04d}-{name}.flac"
+        return keep_recording(target, self.recent.latest(), self.recent.rate, latest=KEPT_ALERTS,
+                              among="[0-9][0-9][0-9][0-9]-*.flac")
+
+
+def keep_recording(target: Path, wave: np.ndarray, rate: int, *, latest: int, among: str) -> Path:
+    """Write ``wave`` to ``target`` as FLAC (atomically), then remove all but the ``latest`` newest files of the
+    folder that match ``among``: kept alert audio is bounded in count."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1, 1), rate, format="FLAC")
+    write_bytes_atomic(target, buffer.getvalue())
+    kept = sorted(target.parent.glob(among), key=lambda p: p.stat().st_mtime)
+    for old in kept[: max(0, len(kept) - latest)]:
+        old.unlink(missing_ok=True)
+    return target

@@ -110,20 +110,10 @@ class Corrector:
 
     def _keep_clip(self, id: str, wave: np.ndarray, rate: int) -> None:
         """The recording a correction was said of, beside it (the oldest beyond ``MAX_KEPT_CLIPS`` removed)."""
-        import io
-
-        import soundfile as sf
-
-        from hearai.fsutil import write_bytes_atomic
+        from hearai.detect.listen import keep_recording
 
         assert self.data_dir is not None
-        folder = self.data_dir / HEARD_FOLDER
-        buffer = io.BytesIO()
-        sf.write(buffer, np.clip(wave, -1, 1), rate, format="FLAC")
-        write_bytes_atomic(folder / f"{id}.flac", buffer.getvalue())
-        kept = sorted(folder.glob("*.flac"), key=lambda p: p.stat().st_mtime)
-        for old in kept[: max(0, len(kept) - MAX_KEPT_CLIPS)]:
-            old.unlink(missing_ok=True)
+        keep_recording(self.data_dir / HEARD_FOLDER / f"{id}.flac", wave, rate, latest=MAX_KEPT_CLIPS, among="*.flac")
 
     def _private(self, text: str) -> str:
         return text.replace(str(self.data_dir), "the data folder") if self.data_dir is not None else text
