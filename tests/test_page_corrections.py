@@ -4,6 +4,7 @@ same sound again raises none, the right sound still does, undo restores it, and 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,53 +46,54 @@ def said(page, start: str) -> str:
     return page.inner_text("#learnt-status")
 
 
+@pytest.fixture
+def url(ear_home, tmp_path) -> Iterator[str]:
+    """A server of the ear with its own data folder."""
+    process, address = spawn(None, "--data-dir", str(tmp_path / "data"), env=ear_home)
+    try:
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def card(label: str) -> str:
     return f"#alerts .alert[data-label='{label}']"
 
 
-def test_not_this_sound_stops_that_card_keeps_the_right_one_and_undo_restores_it(ear_home, tmp_path):
-    process, url = spawn(None, "--data-dir", str(tmp_path / "data"), env=ear_home)
-    try:
-        with chromium_with_microphone(scene(tmp_path, CREAK_AS_CAT)) as chromium:
-            page = open_page(chromium, url)
-            page.wait_for_selector(card("cat"), timeout=30_000)
-            page.click(f"{card('cat')} button:has-text('Not this sound')")
-            assert said(page, "Learnt") == "Learnt: that was not cat. Sounds like it will not raise cat again."
-            page.wait_for_selector("#learnt-list:has-text('cat: 1 correction (1 “not this sound”')", timeout=30_000)
-            page.screenshot(path=str(_screenshot_dir(tmp_path) / "corrected.png"))
-            time.sleep(2 * SECONDS + 4)  # the door creaks twice more, heard by the corrected ear
-            assert page.query_selector(card("cat")) is None
-            page.close()
-        with chromium_with_microphone(scene(tmp_path, CAT)) as chromium:
-            page = open_page(chromium, url)
-            page.wait_for_selector(card("cat"), timeout=30_000)  # a real cat still alerts
-            page.click("#learnt-list button:has-text('Undo the latest')")
-            assert said(page, "Undone").startswith("Undone: cat decides as it did before that correction.")
-            assert "Nothing yet." in page.inner_text("#learnt-list")
-            page.close()
-        with chromium_with_microphone(scene(tmp_path, CREAK_AS_CAT)) as chromium:
-            page = open_page(chromium, url)
-            page.wait_for_selector(card("cat"), timeout=30_000)  # the first behaviour is back
-            page.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def test_not_this_sound_stops_that_card_keeps_the_right_one_and_undo_restores_it(url, tmp_path):
+    with chromium_with_microphone(scene(tmp_path, CREAK_AS_CAT)) as chromium:
+        page = open_page(chromium, url)
+        page.wait_for_selector(card("cat"), timeout=30_000)
+        page.click(f"{card('cat')} button:has-text('Not this sound')")
+        assert said(page, "Learnt") == "Learnt: that was not cat. Sounds like it will not raise cat again."
+        page.wait_for_selector("#learnt-list:has-text('cat: 1 correction (1 “not this sound”')", timeout=30_000)
+        page.screenshot(path=str(_screenshot_dir(tmp_path) / "corrected.png"))
+        time.sleep(2 * SECONDS + 4)  # the door creaks twice more, heard by the corrected ear
+        assert page.query_selector(card("cat")) is None
+        page.close()
+    with chromium_with_microphone(scene(tmp_path, CAT)) as chromium:
+        page = open_page(chromium, url)
+        page.wait_for_selector(card("cat"), timeout=30_000)  # a real cat still alerts
+        page.click("#learnt-list button:has-text('Undo the latest')")
+        assert said(page, "Undone").startswith("Undone: cat decides as it did before that correction.")
+        assert "Nothing yet." in page.inner_text("#learnt-list")
+        page.close()
+    with chromium_with_microphone(scene(tmp_path, CREAK_AS_CAT)) as chromium:
+        page = open_page(chromium, url)
+        page.wait_for_selector(card("cat"), timeout=30_000)  # the first behaviour is back
+        page.close()
 
 
-def test_an_always_on_sound_learns_only_that_one_recording(ear_home, tmp_path):
-    process, url = spawn(None, "--data-dir", str(tmp_path / "data"), env=ear_home)
-    try:
-        with chromium_with_microphone(scene(tmp_path, HORN_AS_SIREN)) as chromium:
-            page = open_page(chromium, url)
-            page.wait_for_selector(card("siren"), timeout=30_000)
-            page.click(f"{card('siren')} button:has-text('Not this sound')")
-            assert said(page, "Learnt") == ("Learnt: that recording is not siren. Siren is always heard, so other "
-                                            "recordings of it still alert.")
-            page.close()
-        with chromium_with_microphone(scene(tmp_path, SIREN)) as chromium:
-            page = open_page(chromium, url)
-            page.wait_for_selector(card("siren"), timeout=30_000)
-            page.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def test_an_always_on_sound_learns_only_that_one_recording(url, tmp_path):
+    with chromium_with_microphone(scene(tmp_path, HORN_AS_SIREN)) as chromium:
+        page = open_page(chromium, url)
+        page.wait_for_selector(card("siren"), timeout=30_000)
+        page.click(f"{card('siren')} button:has-text('Not this sound')")
+        assert said(page, "Learnt") == ("Learnt: that recording is not siren. Siren is always heard, so other "
+                                        "recordings of it still alert.")
+        page.close()
+    with chromium_with_microphone(scene(tmp_path, SIREN)) as chromium:
+        page = open_page(chromium, url)
+        page.wait_for_selector(card("siren"), timeout=30_000)
+        page.close()

@@ -308,12 +308,7 @@ def _add_sound_routes(app: FastAPI, teacher: SoundTeacher, limits: ServeConfig) 
     @app.delete("/v1/sounds/{name}")
     async def remove_sound(name: str) -> dict[str, Any]:
         """Remove a taught sound (built-in sounds stay)."""
-        try:
-            await run_in_threadpool(teacher.forget, name)
-        except Busy as exc:
-            raise Refused(503, str(exc), retry_after=5) from exc
-        except HearaiError as exc:
-            raise Refused(404 if "not a taught sound" in str(exc) else 409, str(exc)) from exc
+        await _changing(lambda: teacher.forget(name), unknown="not a taught sound")
         return teacher.describe()
 
 
@@ -347,13 +342,19 @@ def _add_correction_routes(app: FastAPI, teacher: SoundTeacher) -> None:
     @app.delete("/v1/corrections/{id}")
     async def undo(id: str) -> dict[str, Any]:
         """Take a correction back: its sound decides as it did without it."""
-        try:
-            await run_in_threadpool(teacher.undo, id)
-        except Busy as exc:
-            raise Refused(503, str(exc), retry_after=5) from exc
-        except HearaiError as exc:
-            raise Refused(404 if "no correction" in str(exc) else 409, str(exc)) from exc
+        await _changing(lambda: teacher.undo(id), unknown="no correction")
         return teacher.corrector.describe()
+
+
+async def _changing(change: Callable[[], object], *, unknown: str) -> None:
+    """A change of the served model in a worker thread: 503 while another one runs, 404 when the error says
+    ``unknown`` (what was named is not there), else 409."""
+    try:
+        await run_in_threadpool(change)
+    except Busy as exc:
+        raise Refused(503, str(exc), retry_after=5) from exc
+    except HearaiError as exc:
+        raise Refused(404 if unknown in str(exc) else 409, str(exc)) from exc
 
 
 class _Stream:
