@@ -144,7 +144,8 @@ def test_every_control_has_a_name_for_screen_readers(server, browser):
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
         .map(e => e.outerHTML.slice(0, 80))""")
     assert unnamed == []
-    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 5
+    # live regions: the alert announcer; status lines (listening, delivery, notifications, upload, teaching, learnt)
+    assert page.locator("[role=alert]").count() == 1 and page.locator("[role=status]").count() == 6
     page.close()
 
 
