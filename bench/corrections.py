@@ -15,7 +15,8 @@ false alerts (alerts naming a sound the clip is not), the recall of its alert so
 how long each re-fit took on one core.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/corrections.py [--folds 1,2,3,4,5] [--budgets 1,5,20] [--seed 0]
-        [--says not,yes] [--out bench/results/corrections.json] [--windows bench/results/alerts.windows]
+        [--says not,yes] [--decisions learnt|none] [--out bench/results/corrections.json]
+        [--windows bench/results/alerts.windows]
 """
 
 from __future__ import annotations
@@ -170,6 +171,9 @@ def main() -> int:
     parser.add_argument("--folds", default="1,2,3,4,5")
     parser.add_argument("--budgets", default="1,5,20")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decisions", choices=("learnt", "none"), default="learnt",
+                        help="the ear's decisions: learnt on the other folds (default), or none (AudioSet's labels and "
+                        "the table's thresholds: an ear that makes many false alerts)")
     parser.add_argument("--says", default="not,yes", help="what the person says: not (of false alerts), yes (of "
                         "missed sounds replayed), or both (default)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "corrections.json")
@@ -191,13 +195,14 @@ def main() -> int:
     folds, homes = dev.folds(), {}
     for k in [int(f) for f in args.folds.split(",")]:
         home = folds == k
-        ear = build_ear(tagger, table, reference, fold_decisions(plain, table, dev, k, args.windows))
+        decisions = fold_decisions(plain, table, dev, k, args.windows) if args.decisions == "learnt" else None
+        ear = build_ear(tagger, table, reference, decisions)
         order, later = sessions(dev, home, np.random.default_rng(args.seed + k))
         homes[k] = home_run(ear, dev, listening, order, later, budgets, listened, tuple(args.says.split(",")))
         print(f"home {k}: " + "; ".join(f"{name} {r['false_alerts']} false alerts, recall {r['recall']:.3f}"
                                         for name, r in homes[k].items() if isinstance(r, dict)), flush=True)
     pooled = pool(homes, budgets)
-    report = {"command": "bench/corrections.py", "seed": args.seed, "says": args.says,
+    report = {"command": "bench/corrections.py", "seed": args.seed, "says": args.says, "decisions": args.decisions,
               "seconds": round(time.time() - started, 1), "pooled": pooled, "homes": homes}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(report, indent=1, default=float))

@@ -19,7 +19,10 @@ to the ear it is given, each sound alone:
   (``SAME_RECORDING`` cosine on the hidden layer: the same alarm replayed, not another alarm);
 - "yes, that was it" makes windows like the recording's (``SAME_SOUND`` cosine) that sound: a
   re-fit of the decision towards a missed recording also raised it on other sounds of the same
-  homes (``bench/corrections.py``), so a "yes" widens the sound only around what was said.
+  homes (``bench/corrections.py``), so a "yes" widens the sound only around what was said; a
+  window of it that is as like a reference window of another sound, of silence or of noise is
+  left out (one such window of fireworks confirmed "gunshot" on 105 clips), and a recording with
+  no other window is refused.
 """
 
 from __future__ import annotations
@@ -217,7 +220,11 @@ def corrected(model: Classifier, corrections: Corrections, *, check: str | None 
             continue
         index = model.labels.index(sound)
         said = corrections.of(sound)
-        confirmed += [(c.hidden.float(), index) for c in said if c.kind == "yes"]
+        yes = [_distinct(model, index, c.hidden.float()) for c in said if c.kind == "yes"]
+        if check == sound and said[-1].kind == "yes" and not len(yes[-1]):
+            raise ConfigError(f"not kept: this recording sounds like silence, noise or other sounds the ear knows "
+                              f"more than like a {sound}, so it cannot teach what a {sound} sounds like")
+        confirmed += [(h, index) for h in yes if len(h)]
         nots = [c for c in said if c.kind == "not"]
         if sound in always:
             vetoes += [(c.hidden.float(), index) for c in nots]
@@ -225,7 +232,7 @@ def corrected(model: Classifier, corrections: Corrections, *, check: str | None 
         elif nots:
             theta, reports[sound] = _refit(model, index, nots, check=check == sound)
             _set_theta(_network_tagger(network), index, theta)
-        reports.setdefault(sound, {})["confirmed_windows"] = sum(len(c.hidden) for c in said if c.kind == "yes")
+        reports.setdefault(sound, {})["confirmed_windows"] = sum(len(h) for h in yes)
     net = _network_tagger(network)
     for recordings, pointed, similarity in ((net.vetoed, vetoes, SAME_RECORDING),
                                             (net.confirmed, confirmed, SAME_SOUND)):
@@ -299,6 +306,16 @@ def _fit(z_ref: torch.Tensor, p_ref: torch.Tensor, z_not: torch.Tensor, theta0: 
 
     optimizer.step(loss)
     return theta.detach()
+
+
+def _distinct(model: Classifier, index: int, hidden: torch.Tensor) -> torch.Tensor:
+    """The "yes" windows ``hidden`` that are like no reference window of another sound, silence or noise
+    (``SAME_SOUND`` cosine): a window like those would make them this sound too."""
+    reference = model.reference
+    assert isinstance(reference, EmbeddedReference)
+    others = F.normalize(reference.windows[~_own_examples(model, index)].float(), dim=1)
+    likeness = F.normalize(hidden, dim=1) @ others.T
+    return hidden[(likeness < SAME_SOUND).all(dim=1)]
 
 
 def _own_examples(model: Classifier, index: int) -> torch.Tensor:
