@@ -27,6 +27,7 @@ to the ear it is given, each sound alone:
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from hearai.artifact import Classifier, EmbeddedReference
-from hearai.ear.heads import CORPUS_SOUNDS
+from hearai.ear.heads import CORPUS_SOUNDS, window_loudness
 from hearai.ear.network import embed_windows
 from hearai.ear.table import described_sounds, name_key
 from hearai.errors import ConfigError, ModelError
@@ -176,9 +177,7 @@ def correction_of(model: Classifier, wave: np.ndarray, sound: str, kind: str, *,
     features = FeatureExtractor(config).clip(wave)
     starts = window_starts(features.shape[-1], config)
     hidden = embed_windows(model, torch.stack([features[:, s : s + config.window_frames] for s in starts]))
-    level = np.array([10 * np.log10(np.mean(wave[s * config.hop_length : s * config.hop_length
-                                                 + config.window_samples].astype(np.float64) ** 2) + 1e-12)
-                      for s in starts])
+    level = window_loudness(wave, starts, config)
     with torch.inference_mode():
         scores = net.decide(hidden)[:, index].numpy()
     chosen = chosen_windows(scores, level, kind, model.thresholds[sound][1])
@@ -211,7 +210,9 @@ def corrected(model: Classifier, corrections: Corrections, *, check: str | None 
     stop hearing more than ``MAX_LOST_SHARE`` of its own examples or cannot give the person's answer.
     """
     tagger_of(model)
-    network, always = _copy_tagger(model), always_on(model)
+    network, always = copy.deepcopy(model.model), always_on(model)  # the ear it is given stays as it is
+    net = network.net
+    assert isinstance(net, AlertTagger)
     reports: dict[str, dict[str, Any]] = {}
     vetoes: list[tuple[torch.Tensor, int]] = []
     confirmed: list[tuple[torch.Tensor, int]] = []
@@ -231,9 +232,8 @@ def corrected(model: Classifier, corrections: Corrections, *, check: str | None 
             reports[sound] = {"vetoed_windows": sum(len(c.hidden) for c in nots)}
         elif nots:
             theta, reports[sound] = _refit(model, index, nots, check=check == sound)
-            _set_theta(_network_tagger(network), index, theta)
+            _set_theta(net, index, theta)
         reports.setdefault(sound, {})["confirmed_windows"] = sum(len(h) for h in yes)
-    net = _network_tagger(network)
     for recordings, pointed, similarity in ((net.vetoed, vetoes, SAME_RECORDING),
                                             (net.confirmed, confirmed, SAME_SOUND)):
         if pointed:
@@ -376,14 +376,3 @@ def tagger_of(model: Classifier) -> AlertTagger:
             or not isinstance(model.reference, EmbeddedReference):
         raise ModelError("only the ear (with its teaching reference) learns from corrections")
     return model.model.net
-
-
-def _copy_tagger(model: Classifier):
-    import copy
-
-    return copy.deepcopy(model.model)
-
-
-def _network_tagger(network: Any) -> AlertTagger:
-    assert isinstance(network.net, AlertTagger)
-    return network.net

@@ -46,6 +46,7 @@ from hearai.data.soundscapes import BACKGROUNDS
 from hearai.ear.decisions import DECISIONS_FILE, LearntDecisions, write_decisions
 from hearai.ear.network import body
 from hearai.ear.table import AlertTable
+from hearai.featureconfig import FeatureConfig
 from hearai.features import FeatureExtractor
 from hearai.fsutil import atomic_path
 from hearai.models.efficientat import grouped_logits
@@ -109,11 +110,16 @@ def embed_clips(ear: Classifier, clips: Sequence[Clip], *, progress: bool = True
         windows = torch.stack([features[:, s : s + config.window_frames] for s in starts]).unsqueeze(1)
         with torch.inference_mode():
             hidden.append(net.hidden(scaler(windows.float())).half())
-        samples = [wave[s * config.hop_length : s * config.hop_length + config.window_samples].astype(np.float64)
-                   for s in starts]
-        loudness.append(np.array([10 * np.log10(np.mean(x * x) + 1e-12) for x in samples]))
+        loudness.append(window_loudness(wave, starts, config))
         clip_of.append(np.full(len(starts), index))
     return Development(tuple(clips), torch.cat(hidden), np.concatenate(loudness), np.concatenate(clip_of))
+
+
+def window_loudness(wave: np.ndarray, starts: list[int], config: FeatureConfig) -> np.ndarray:
+    """Each window's level in dB (mean power of its samples; the window starting at frame ``starts[k]``)."""
+    return np.array([10 * np.log10(np.mean(wave[s * config.hop_length : s * config.hop_length
+                                                + config.window_samples].astype(np.float64) ** 2) + 1e-12)
+                     for s in starts])
 
 
 def cached_development(ear: Classifier, clips: Sequence[Clip], path: Path, *, progress: bool = True) -> Development:
