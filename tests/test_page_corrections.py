@@ -61,10 +61,22 @@ def card(label: str) -> str:
     return f"#alerts .alert[data-label='{label}']"
 
 
+def wait_for_card(page, label: str) -> None:
+    """The card appears within a minute (a loaded machine may be slow to start the stream); if not, what the page
+    said and heard is the failure's message."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector(card(label), timeout=60_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"no {label} card; the page said {page.inner_text('#status')!r} and heard "
+                             f"{page.inner_text('#history')!r}") from None
+
+
 def test_not_this_sound_stops_that_card_keeps_the_right_one_and_undo_restores_it(url, tmp_path):
     with chromium_with_microphone(scene(tmp_path, CREAK_AS_CAT)) as chromium:
         page = open_page(chromium, url)
-        page.wait_for_selector(card("cat"), timeout=30_000)
+        wait_for_card(page, "cat")
         page.click(f"{card('cat')} button:has-text('Not this sound')")
         assert said(page, "Learnt") == "Learnt: that was not cat. Sounds like it will not raise cat again."
         page.wait_for_selector("#learnt-list:has-text('cat: 1 correction (1 “not this sound”')", timeout=30_000)
@@ -74,26 +86,26 @@ def test_not_this_sound_stops_that_card_keeps_the_right_one_and_undo_restores_it
         page.close()
     with chromium_with_microphone(scene(tmp_path, CAT)) as chromium:
         page = open_page(chromium, url)
-        page.wait_for_selector(card("cat"), timeout=30_000)  # a real cat still alerts
+        wait_for_card(page, "cat")  # a real cat still alerts
         page.click("#learnt-list button:has-text('Undo the latest')")
         assert said(page, "Undone").startswith("Undone: cat decides as it did before that correction.")
         assert "Nothing yet." in page.inner_text("#learnt-list")
         page.close()
     with chromium_with_microphone(scene(tmp_path, CREAK_AS_CAT)) as chromium:
         page = open_page(chromium, url)
-        page.wait_for_selector(card("cat"), timeout=30_000)  # the first behaviour is back
+        wait_for_card(page, "cat")  # the first behaviour is back
         page.close()
 
 
 def test_an_always_on_sound_learns_only_that_one_recording(url, tmp_path):
     with chromium_with_microphone(scene(tmp_path, HORN_AS_SIREN)) as chromium:
         page = open_page(chromium, url)
-        page.wait_for_selector(card("siren"), timeout=30_000)
+        wait_for_card(page, "siren")
         page.click(f"{card('siren')} button:has-text('Not this sound')")
         assert said(page, "Learnt") == ("Learnt: that recording is not siren. Siren is always heard, so other "
                                         "recordings of it still alert.")
         page.close()
     with chromium_with_microphone(scene(tmp_path, SIREN)) as chromium:
         page = open_page(chromium, url)
-        page.wait_for_selector(card("siren"), timeout=30_000)
+        wait_for_card(page, "siren")
         page.close()
