@@ -26,14 +26,59 @@ DEVELOPMENT_TALK = re.compile(
     r"|\brehears|\bsprint\b", re.IGNORECASE)
 
 
-def test_the_readme_is_short_and_links_only_to_pages_that_exist():
-    text = (REPO / "README.md").read_text()
-    assert len(text.splitlines()) <= 250
-    for link in re.findall(r"\]\((docs/[^)#]+)", text):
-        assert (REPO / link).is_file(), link
-    for page in DOCS[1:]:
-        for link in re.findall(r"\]\(([\w-]+\.md)", page.read_text()):
-            assert (REPO / "docs" / link).is_file(), (page.name, link)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"|<a [^>]*href=\"([^\"]+)\"")
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors a repository's web page gives the headings of ``page`` (lower case, punctuation dropped,
+    spaces to hyphens, a repeated heading numbered)."""
+    anchors: set[str] = set()
+    outside_code = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    for title in re.findall(r"^#{1,6}\s+(.+?)\s*$", outside_code, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{slug}-{n}"
+        anchors.add(anchor)
+    return anchors
+
+
+def relative_links(page: Path) -> list[str]:
+    found = [next(g for g in match.groups() if g) for match in LINK.finditer(page.read_text())]
+    return [link for link in found if not re.match(r"[a-z]+:", link)]
+
+
+def test_the_readme_is_short():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 250
+
+
+def broken_links(page: Path) -> list[str]:
+    """Relative links and images of ``page`` that lead nowhere when it is read where it lies."""
+    broken = []
+    for link in relative_links(page):
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists() or (anchor and target.suffix == ".md" and anchor not in heading_anchors(target)):
+            broken.append(link)
+    return broken
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_relative_link_and_image_works_on_the_repositorys_web_page(page):
+    assert broken_links(page) == [], page.relative_to(REPO)
+
+
+def test_the_link_check_finds_a_broken_link_image_and_anchor(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "picture.png").write_bytes(b"")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text("# A title, with words\n## Run it\n## Run it\n[x](docs/picture.png) ![y](picture.png) "
+                    "[z](#a-title-with-words) [w](#run-it-1) [v](#nowhere) <img src=\"gone.png\">\n")
+    assert heading_anchors(page) == {"a-title-with-words", "run-it", "run-it-1"}
+    assert relative_links(page) == ["docs/picture.png", "picture.png", "#a-title-with-words", "#run-it-1",
+                                    "#nowhere", "gone.png"]
+    assert broken_links(page) == ["docs/picture.png", "#nowhere", "gone.png"]
 
 
 @pytest.mark.parametrize("path", DOCS + PAGE + sorted((REPO / "hearai").rglob("*.py")), ids=lambda p: p.name)

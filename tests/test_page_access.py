@@ -14,15 +14,15 @@ AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.m
 CONTROLS = "button, input, select, summary, [role=tab], a[href]"
 
 
-def _serious_violations(page) -> list[str]:
-    """axe-core's serious and critical findings on what is on screen now, as 'rule: element, ...'."""
+def _serious_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's findings of these impacts on what is on screen now, as 'rule: element, ...'."""
     assert AXE.exists(), f"no {AXE}: `make test` installs axe-core from npm (`make axe`)"
     page.add_script_tag(path=str(AXE))
-    return page.evaluate("""async () => {
+    return page.evaluate("""async (impacts) => {
         const found = await axe.run(document, { resultTypes: ["violations"] });
-        return found.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+        return found.violations.filter((v) => impacts.includes(v.impact))
             .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
-    }""")
+    }""", list(impacts))
 
 
 @pytest.fixture()

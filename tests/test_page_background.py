@@ -73,6 +73,7 @@ def test_a_short_knock_stays_alerted_and_notifies_when_the_page_is_hidden(browse
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     assert page.locator(f"#choice-list input[value='{KNOCK}']").is_checked()  # a safety sound: chosen at first
     assert not page.locator("#choice-list input[value='crickets']").is_checked()
+    page.click(".alert-settings-box summary")
     page.check("#notify")
     page.click("#listen")
     card = page.wait_for_selector(f"#alerts .alert.active[data-label='{KNOCK}']", timeout=30_000)
@@ -107,6 +108,7 @@ def test_unchosen_and_snoozed_sounds_are_heard_but_not_alerted_and_sensitivity_r
     row = page.locator(f".sound-row[data-label='{KNOCK}']")
     assert row.is_visible() and page.locator(".sound-row:visible").count() == 1
     page.click("#choose-none")  # none of the shown: the knock only
+    page.click("#sound-settings")  # each sound's sensitivity and snooze
     assert not row.locator("input").is_checked() and page.locator("#choice-list input:checked").count() >= 6
     row.get_by_label("Sensitivity for door wood knock").select_option("1")
     page.click("#listen")
@@ -123,6 +125,7 @@ def test_unchosen_and_snoozed_sounds_are_heard_but_not_alerted_and_sensitivity_r
     assert page.locator("#alerts .alert").count() == 0
     page.reload()  # the choices stay
     page.wait_for_selector(f".sound-row[data-label='{KNOCK}']", state="attached")
+    page.click("#sound-settings")
     assert page.locator(f".sound-row[data-label='{KNOCK}'] .sensitivity").input_value() == "-2"
     assert "until" in page.locator(f".sound-row[data-label='{KNOCK}'] .snoozed-until").inner_text()
     page.close()

@@ -61,7 +61,8 @@ def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, b
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(server)
     page.wait_for_selector("#choice-list input[value='siren']")
-    assert page.locator("#model-line").inner_text().endswith("10 sounds, 16 kHz")
+    assert page.locator("#model-line").inner_text().endswith("and 5 more sounds.")
+    assert page.locator("#model-detail").inner_text().endswith("10 sounds, 16 kHz")  # behind "What it was tested on"
     # Keyboard only: Tab reaches the button, Enter starts listening.
     for _ in range(10):
         page.keyboard.press("Tab")

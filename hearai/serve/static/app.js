@@ -2,8 +2,8 @@
 // and an upload form -> POST /v1/detect -> an event timeline. No framework, no third-party code.
 // sounds.js: which sounds alert and how readily; background.js: notifications, wake lock, the installed app.
 
-import { chooseShown, expireSnoozes, filterSounds, pretty, sensitivitySettings, showSounds, snooze, sounds,
-  wantsAlert } from "./sounds.js";
+import { chooseShown, expireSnoozes, filterSounds, pretty, sensitivitySettings, showSettings, showSounds, snooze,
+  sounds, wantsAlert } from "./sounds.js";
 import { installApp, keepScreenOn, notify, wireNotifications } from "./background.js";
 
 const $ = (id) => document.getElementById(id);
@@ -60,17 +60,27 @@ async function loadModel() {
   state.tableIcons = Object.fromEntries(table.filter((s) => s.icon).map((s) => [s.sound, s.icon]));
   state.tiers = Object.fromEntries(table.map((s) => [s.sound, s.tier]));
   const ear = info.provenance?.pretrained;
-  $("model-line").textContent = `${info.file || info.model}: ${info.labels.length} sounds, ` +
+  $("model-line").textContent = listensFor(state.labels);
+  $("model-detail").textContent = `${info.file || info.model}: ${info.labels.length} sounds, ` +
     `${state.rate / 1000} kHz` + (ear ? `; the pretrained ear (${ear.name}, learnt from AudioSet)` : "");
   showCard(info.card, info.labels.length);
   showSounds(state.labels, state.taught, iconFor, state.tiers);
   filterSounds($("sound-search").value);
 }
 
-// Near the listen button: which ear is listening, what it cannot hear, and what it measured.
+// What it listens for, in one sentence: the first sounds of its list (safety first in the ear's table).
+function listensFor(labels) {
+  const named = labels.slice(0, 5).map(pretty);
+  const rest = labels.length - named.length;
+  return rest > 0 ? `Listens for ${named.join(", ")} and ${rest} more sounds.`
+    : `Listens for ${named.slice(0, -1).join(", ")}${named.length > 1 ? " and " : ""}${named.at(-1)}.`;
+}
+
+// Near the listen button: how far to trust it in words; which model, what it cannot hear and the figures one
+// click away.
 function showCard(card, count) {
-  $("ear-name").textContent = `Listening with ${card.name} (${count} sounds)`;
-  $("ear-cannot").textContent = `It cannot hear ${card.cannot_hear}.`;
+  $("ear-trust").textContent = card.trust;
+  $("ear-cannot").textContent = `Listening with ${card.name} (${count} sounds). It cannot hear ${card.cannot_hear}.`;
   $("ear-measured").textContent = `${card.reliability} Details: ${card.docs} in hearai's documentation.`;
   $("ear-latency").textContent = card.latency;
 }
@@ -299,6 +309,7 @@ function dismiss(card) {
 function showProblem(title, detail) {
   const box = $("idle");
   box.hidden = false;
+  box.classList.add("problem");
   box.querySelector(".alert-icon").textContent = "⚠️";
   box.querySelector(".alert-label").textContent = title;
   box.querySelector(".alert-detail").textContent = detail;
@@ -307,10 +318,11 @@ function showProblem(title, detail) {
 function showIdle() {
   const box = $("idle");
   box.hidden = $("alerts").childElementCount > 0;
+  box.classList.remove("problem");
   box.querySelector(".alert-icon").textContent = state.listening ? "👂" : "🔇";
   box.querySelector(".alert-label").textContent = state.listening ? "Listening…" : "Not listening";
   box.querySelector(".alert-detail").textContent = state.listening ? "Nothing to report yet." :
-    "Press “Start listening” to hear through this device's microphone.";
+    "Press “Start listening” to hear through this device.";
 }
 
 function showLevel(rms) {
@@ -485,7 +497,7 @@ async function checkRecording(event) {
 function fillEvents(table, events) {
   table.querySelector("tbody").replaceChildren(...events.map((e) => {
     const row = document.createElement("tr");
-    for (const text of [`${iconFor(e.label)} ${pretty(e.label)}`, e.onset.toFixed(2), e.offset.toFixed(2),
+    for (const text of [`${iconFor(e.label)} ${pretty(e.label)}`, e.onset.toFixed(1), e.offset.toFixed(1),
       sureText(e)]) {
       row.append(Object.assign(document.createElement("td"), { textContent: text }));
     }
@@ -788,6 +800,8 @@ async function main() {
   if (linked?.getAttribute("role") === "tab") selectTab(linked);
   $("choose-all").addEventListener("click", () => chooseShown(true));
   $("choose-none").addEventListener("click", () => chooseShown(false));
+  $("sound-settings").addEventListener("click",
+    () => showSettings($("sound-settings").getAttribute("aria-expanded") !== "true"));
   $("sound-search").addEventListener("input", () => filterSounds($("sound-search").value));
   sounds.onSensitivity = () => {
     if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(sensitivitySettings()));

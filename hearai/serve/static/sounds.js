@@ -81,7 +81,7 @@ export function showSounds(labels, taught, iconFor, tiers = {}) {
 function groupBox(name, members, iconFor) {
   const box = document.createElement("details");
   box.className = "sound-group";
-  box.open = name === "Taught by you" || name === "Safety and alarms";
+  box.open = name === "Taught by you"; // the others say how many are chosen; one click shows them
   const summary = document.createElement("summary");
   summary.append(Object.assign(document.createElement("span"), { className: "group-name", textContent: name }),
     Object.assign(document.createElement("span"), { className: "group-count" }));
@@ -99,7 +99,9 @@ function soundRow(label, icon) {
   box.addEventListener("change", () => choose(label, box.checked));
   const name = document.createElement("label");
   name.htmlFor = box.id;
-  name.append(box, ` ${icon} ${pretty(label)}` + (box.disabled ? " (always on)" : ""));
+  name.append(box, ` ${icon} ${pretty(label)}`);
+  if (box.disabled) name.append(" ", Object.assign(document.createElement("span"), { className: "always",
+    textContent: "always on" }));
   const level = select(`Sensitivity for ${pretty(label)}`, SENSITIVITY.map(([v, text]) => [v, `sensitivity: ${text}`]));
   level.className = "sensitivity";
   level.value = String(sounds.sensitivity[label] || 0);
@@ -159,6 +161,15 @@ function drawCounts() {
     group.querySelector(".group-count").textContent =
       ` (${boxes.filter((b) => b.checked).length} of ${boxes.length} chosen)`;
   }
+}
+
+/** Show or hide each sound's sensitivity and snooze (one control for all: the list stays short on a phone);
+ * shown, every group opens. */
+export function showSettings(shown) {
+  $("choice-list").classList.toggle("adjusting", shown);
+  if (shown) $("choice-list").querySelectorAll(".sound-group").forEach((group) => { group.open = true; });
+  $("choices-help").hidden = !shown;
+  $("sound-settings").setAttribute("aria-expanded", String(shown));
 }
 
 /** Show only the sounds whose name holds the search; open the groups that have one. */
