@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["AudioError", "ConfigError", "DatasetError", "HearaiError", "ModelError", "DEFAULT_MODEL", "__version__",
-           "default_model", "is_onnx", "load", "model_file"]
+           "default_model", "is_onnx", "load", "load_file", "model_file", "open_model"]
 
 _ONNX_FIRST_BYTE = b"\x08"  # protobuf field 1 (ir_version), varint
 # The shipped detector (its model card: docs/pretrained.md): ONNX, so that it runs without torch; its
@@ -29,8 +29,11 @@ def model_file(path: str | Path, *, data_dir: str | Path | None = None) -> Path:
     ``ear``: the alert sounds of the table in ``data_dir`` (default ``hearai.ear.table.default_data_dir()``),
     else the shipped table.
     """
-    from hearai.weights import EAR, is_pretrained_name
+    from hearai.weights import EAR, is_pretrained_name, unknown_model
 
+    said = unknown_model(path)
+    if said:
+        raise ModelError(said)
     if is_pretrained_name(path) and not Path(path).exists():
         if str(path) == EAR:
             from hearai.ear.building import ear_model_path
@@ -72,20 +75,53 @@ def _onnx_head(head: bytes) -> bool:
     return head[:1] == _ONNX_FIRST_BYTE and head[8:9] != b"{"
 
 
-def load(path: str | Path | None = None) -> SoundModel:
-    """Open a model file of either kind as a ``SoundModel``: ``.safetensors`` (torch) or ``.onnx`` (no torch).
+def load(path: str | Path | None = None, *, data_dir: str | Path | None = None) -> SoundModel:
+    """Open a model as every command opens it (``hearai predict``, ``detect``, ``listen``, ``serve``).
 
-    ``None`` opens the shipped ESC-50 detector (``DEFAULT_MODEL``; commands given no model use
-    ``default_model()``, the ear when it is here); a pretrained network's name
-    (``efficientat-mn04``) its model file (``model_file``). The kind is read from the
-    file's first bytes, not its name: an ONNX model (a protobuf) starts with its IR-version field,
-    byte 0x08 (and has no safetensors JSON header at byte 8); anything else goes to the safetensors
-    reader, whose error names the file when it is neither.
+    ``path``: a model file of either kind (``load_file``), a pretrained network's name
+    (``efficientat-mn04``), ``ear``, or ``None`` for the default model (``default_model``: the
+    ear when its network is here, else the shipped ESC-50 detector, with a warning that says so).
+    An ear comes with the corrections the person made of it (``hearai teach --not/--yes``, the
+    page), kept in ``data_dir`` (default ``hearai.ear.table.default_data_dir()``).
     """
-    if path is None and not DEFAULT_MODEL.is_file():
+    import warnings
+
+    model, notes = open_model(path, data_dir=data_dir)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return model
+
+
+def open_model(path: str | Path | None = None, *, data_dir: str | Path | None = None
+               ) -> tuple[SoundModel, list[str]]:
+    """``load``'s model, and what to tell the person about it (the commands print it)."""
+    from hearai.ear.kept import Corrector
+    from hearai.ear.table import default_data_dir
+
+    notes = []
+    if path is None:
+        path, note = default_model(data_dir=data_dir)
+        notes += [note] if note else []
+    model = load_file(model_file(path, data_dir=data_dir))
+    if "alert_sounds" not in model.provenance:
+        return model, notes
+    corrector = Corrector(Path(data_dir) if data_dir is not None else default_data_dir())
+    said = corrector.restore(model)
+    return corrector.apply(model), notes + ([said] if said else [])
+
+
+def load_file(path: str | Path) -> SoundModel:
+    """Open a model file of either kind as a ``SoundModel``, as it is: ``.safetensors`` (torch) or ``.onnx``
+    (no torch).
+
+    The kind is read from the file's first bytes, not its name: an ONNX model (a protobuf) starts
+    with its IR-version field, byte 0x08 (and has no safetensors JSON header at byte 8); anything
+    else goes to the safetensors reader, whose error names the file when it is neither.
+    """
+    target = Path(path)
+    if target == DEFAULT_MODEL and not target.is_file():
         raise ModelError(f"{DEFAULT_MODEL}: the shipped model is missing from this installation; rebuild it with "
                          "'make default-model' or give a model file")
-    target = DEFAULT_MODEL if path is None else model_file(path)
     require_file(target, "model file", ModelError)
     try:
         with open(target, "rb") as f:

@@ -128,22 +128,32 @@ def default_model_step(out: Path, real_audio: Path | None = None) -> list[str]:
         return lines + ["no real recordings given: 'hearai demo --real-audio DIR' names the sounds of an "
                         "UrbanSound8K folder (make demo passes ../shared/data/us8k-sample when it exists)"]
     known_as = US8K_IN_EAR if ear else US8K_IN_ESC50
-    rows, named = [], 0
+    rows, named, false = [], 0, 0
     for clip in prepare("urbansound8k", real_audio).clips:
         prediction = predict_file(model, clip.path)
         alerts = prediction["alerts"]
         expected = known_as.get(clip.label)
         named += expected in alerts
+        false += sum(a != expected for a in alerts)
         top = max(prediction["probabilities"], key=prediction["probabilities"].get)
         rows.append((clip.path.name, clip.label, expected or "", ";".join(alerts), top))
-        verdict = "" if expected is None else "  <- right" if expected in alerts else "  <- missed"
-        if expected is not None or alerts:  # the clips it should name, and any it alerted on
-            lines.append(f"{clip.path.name} ({clip.label}): alerts {', '.join(alerts) or 'none'}{verdict}")
+        said = verdict(expected, alerts)
+        if said:  # the clips it should name, and any it alerted on
+            lines.append(f"{clip.path.name} ({clip.label}): alerts {', '.join(alerts) or 'none'}  <- {said}")
     table = out / "default-model.csv"
     write_csv_atomic(table, ("file", "urbansound8k_class", "expected", "alerts", "top_label"), rows)
     known, quiet = sum(r[2] != "" for r in rows), sum(r[2] == "" and not r[3] for r in rows)
     return lines + [f"the other {quiet} clips (sounds that are not alert sounds) alerted nothing",
-                    f"alerted on {named} of the {known} clips whose sound it knows: {table}"]
+                    f"alerted on {named} of the {known} clips whose sound it knows; {false} false alert(s): {table}"]
+
+
+def verdict(expected: str | None, alerts: list[str]) -> str:
+    """A clip's line end: "right" or "missed" for a sound the model knows, and each false alert (a sound named that
+    was not there); empty for a clip of another sound that alerted nothing."""
+    wrong = [a for a in alerts if a != expected]
+    marks = ([] if expected is None else ["right" if expected in alerts else "missed"]) + \
+        ([f"false alert: {', '.join(wrong)}"] if wrong else [])
+    return "; ".join(marks)
 
 
 STEPS: list[tuple[str, Step]] = [

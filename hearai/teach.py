@@ -150,7 +150,9 @@ def read_example(source: str | Path | np.ndarray, config: FeatureConfig, *, name
     frames = torch.nonzero(active).flatten()
     if len(frames) * hop < MIN_ACTIVE_SECONDS:
         raise AudioError(f"{label}: the sound is too short ({len(frames) * hop:.2f} s active); record all of it")
-    return Example(label, features, active, seconds, float(frames[0]) * hop, float(frames[-1] + 1) * hop, level)
+    inside = frames[frames * hop < seconds]  # a clip shorter than a window is padded: its span ends with the file
+    return Example(label, features, active, seconds, float(inside[0]) * hop,
+                   min(float(inside[-1] + 1) * hop, seconds), level)
 
 
 def sound_frames(features: np.ndarray, frame_seconds: float) -> np.ndarray:

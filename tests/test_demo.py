@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hearai.demo import verdict
 from tests.conftest import assert_png, hearai
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -40,8 +41,10 @@ def test_demo_runs_end_to_end(tmp_path, us8k_root, ear_home):
     # dogs, the siren and the gunshot it alerts on a dog and the siren; a synthetic soundscape's timeline.
     assert "[6/6] the default model hears sounds it was not trained on" in done.stdout
     assert "the pretrained ear (19 alert sounds, learnt from AudioSet and real recordings)" in done.stdout
-    named = re.search(r"alerted on (\d+) of the (\d+) clips whose sound it knows", done.stdout)
+    named = re.search(r"alerted on (\d+) of the (\d+) clips whose sound it knows; (\d+) false alert", done.stdout)
     assert named and int(named.group(2)) == 4 and int(named.group(1)) >= 2, done.stdout
+    marked = len(re.findall(r"false alert: ", done.stdout))  # every false alert is marked on its clip's line
+    assert int(named.group(3)) >= marked and (marked > 0) == (int(named.group(3)) > 0), done.stdout
     assert "102853-8-0-0.wav (siren): alerts siren  <- right" in done.stdout
     assert_png(tmp_path / "demo" / "default-model-timeline.png")
     # Its caches stay out of its output; the README shows its real output, line for line.
@@ -50,3 +53,15 @@ def test_demo_runs_end_to_end(tmp_path, us8k_root, ear_home):
                                                                                  "~/.cache/hearai")
     shown = re.search(r"prints each path:\n\n```\n(.*?)```", README.read_text(), flags=re.DOTALL).group(1)
     assert [_shape(line) for line in shown.splitlines()] == [_shape(line) for line in printed.splitlines()]
+
+
+@pytest.mark.parametrize("expected, alerts, said", [
+    ("siren", ["siren"], "right"),
+    ("dog", [], "missed"),
+    (None, ["siren"], "false alert: siren"),  # a drilling clip named a siren
+    ("dog", ["dog", "knock"], "right; false alert: knock"),
+    ("dog", ["siren"], "missed; false alert: siren"),
+    (None, [], ""),
+])
+def test_each_clip_says_right_missed_and_every_false_alert(expected, alerts, said):
+    assert verdict(expected, alerts) == said

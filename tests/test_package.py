@@ -25,7 +25,7 @@ STAGES = [
     ("hearai.interface", "hearai.artifact", "hearai.runtime", "hearai.export", "hearai.pretrained", "hearai.ear"),
     ("hearai.detect",),
     ("hearai.sedeval", "hearai.ear.heads"),
-    ("hearai.teach", "hearai.ear.corrections"),
+    ("hearai.teach", "hearai.ear.corrections", "hearai.ear.kept"),
     ("hearai.runs",),
     ("hearai.evaluate",),
     ("hearai.crossval",),

@@ -28,7 +28,7 @@ def _clip(esc50_root, label: str, take: int = 0):
 
 
 def test_the_shipped_model_is_a_small_calibrated_detector_of_the_esc50_sounds():
-    model = load()
+    model = load(DEFAULT_MODEL)
     assert model.task == "detector" and len(model.labels) == 50 and model.frame_seconds == pytest.approx(0.08)
     assert DEFAULT_MODEL.stat().st_size + DEFAULT_MODEL.with_suffix(".safetensors").stat().st_size <= 5_000_000
     assert len(model.thresholds) >= 40  # calibrated per class on held-out clips
@@ -55,7 +55,7 @@ def test_two_overlapping_sounds_are_both_detected(tmp_path, esc50_root):
     wave[rate * 3 : rate * 3 + len(siren)] += siren[: rate * 9] * 0.5 / np.abs(siren).max()
     wave[rate * 4 : rate * 4 + len(dog)] += dog[: rate * 8] * 0.5 / np.abs(dog).max()
     sf.write(tmp_path / "both.wav", wave.astype(np.float32), rate)
-    labels = {e.label for e in detect_file(load(), tmp_path / "both.wav").events}
+    labels = {e.label for e in detect_file(load(DEFAULT_MODEL), tmp_path / "both.wav").events}
     assert {"dog", "siren"} <= labels
 
 
@@ -97,7 +97,7 @@ def test_predict_says_plainly_when_nothing_crossed_a_threshold(tmp_path, esc50_r
     assert silence["alerts"] == [] and silence["label"] is None and silence["confidence"] is None
     assert silence["heard"].startswith("no alert: nothing crossed its threshold (closest: ")
     assert siren["alerts"][0] == "siren" == siren["label"] and siren["heard"].startswith("alert: siren (")
-    assert siren["confidence"] >= load().thresholds["siren"][0]
+    assert siren["confidence"] >= load(DEFAULT_MODEL).thresholds["siren"][0]
 
 
 def test_the_api_says_what_crossed_the_threshold_and_which_ear_listens(esc50_root):

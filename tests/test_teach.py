@@ -76,6 +76,14 @@ def test_an_example_is_trimmed_to_its_sound():
     assert example.level_dbfs == pytest.approx(20 * np.log10(0.3), abs=0.5)  # a sine's level re full scale
 
 
+def test_a_recording_shorter_than_a_window_is_never_said_to_sound_past_its_end():
+    config = load(SHIPPED).feature_config
+    wave = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(int(0.65 * RATE)) / RATE).astype(np.float32)
+    example = read_example(wave, config, sample_rate=RATE, name="short")
+    assert example.seconds == pytest.approx(0.65) and example.active_from == pytest.approx(0.0, abs=0.05)
+    assert example.active_to == pytest.approx(0.65, abs=1e-9)  # was 0.91: the padding to a 0.96-s window
+
+
 @pytest.mark.parametrize("wave, message", [
     (np.zeros(RATE * 2), "silent"),
     (np.random.default_rng(0).normal(0, 1e-5, RATE * 2), "silent"),
@@ -228,7 +236,7 @@ def test_the_api_checks_teaches_keeps_and_removes_sounds(bell_files, tmp_path):
     from hearai.serve.sounds import SoundTeacher
 
     def client() -> tuple[TestClient, str]:
-        teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=tmp_path / "data")
+        teacher = SoundTeacher(load_any(DEFAULT_MODEL), model_path=DEFAULT_MODEL, data_dir=tmp_path / "data")
         restored = teacher.restore()
         return TestClient(create_app(teacher.model, model_file=DEFAULT_MODEL.name, teacher=teacher)), restored
 
@@ -266,7 +274,7 @@ def test_a_taught_file_from_another_model_is_not_served(taught, tmp_path):
     model, _ = taught  # taught without a recorded origin: it cannot prove it grew from the shipped file
     (tmp_path / "data").mkdir()
     model.save(tmp_path / "data" / "taught.safetensors")
-    teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=tmp_path / "data")
+    teacher = SoundTeacher(load_any(DEFAULT_MODEL), model_path=DEFAULT_MODEL, data_dir=tmp_path / "data")
     assert "taught on another model: left as it is" in teacher.restore() and len(teacher.model.labels) == 50
     assert not teacher.teachable and "no sound can be taught until" in teacher.why_not
 
@@ -284,7 +292,7 @@ def test_a_kept_taught_file_that_is_no_file_is_named_and_never_replaced(tmp_path
     {"folder": kept.mkdir, "fifo": lambda: os.mkfifo(kept), "device": lambda: kept.symlink_to("/dev/zero"),
      "dangling": lambda: kept.symlink_to(tmp_path / "gone"), "loop": lambda: kept.symlink_to(kept)}[kind]()
     before = os.lstat(kept)
-    teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=tmp_path)
+    teacher = SoundTeacher(load_any(DEFAULT_MODEL), model_path=DEFAULT_MODEL, data_dir=tmp_path)
     said = teacher.restore()
     what = {"folder": "a folder", "fifo": "a FIFO", "device": "a device"}.get(kind, "a symbolic link that leads")
     assert said.startswith(f"{kept}: is {what}") and said.endswith("teaching is off until it is moved away or its "
@@ -312,7 +320,7 @@ def test_a_full_disk_while_keeping_a_taught_sound_is_a_500_naming_no_server_path
                               "\"No space left on device\" })")
 
     data = tmp_path / "data"
-    teacher = SoundTeacher(load_any(), model_path=DEFAULT_MODEL, data_dir=data)
+    teacher = SoundTeacher(load_any(DEFAULT_MODEL), model_path=DEFAULT_MODEL, data_dir=data)
     api = TestClient(create_app(teacher.model, model_file=DEFAULT_MODEL.name, teacher=teacher))
     monkeypatch.setattr(hearai.artifact, "save_file", full)
     made = api.post("/v1/sounds", data={"name": NAME}, files=[("examples", (p.name, p.read_bytes()))

@@ -197,10 +197,10 @@ def test_listen_posts_the_alerts_it_prints(receiver, esc50_root, esc50_rows):
 def test_serve_posts_live_alerts(receiver, esc50_root, esc50_rows):
     from fastapi.testclient import TestClient
 
-    from hearai import audio, load
+    from hearai import DEFAULT_MODEL, audio, load
     from hearai.serve import create_app
 
-    model = load()
+    model = load(DEFAULT_MODEL)
     hook = Webhook(receiver.url)
     api = TestClient(create_app(model, model_file="shipped", tellers=Tellers([hook])))
     siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and getattr(args, "files_anywhere", False) and not any(a.startswith("-") for a in extra):
         args.inputs += [Path(a) for a in extra]  # files after an option (teach: MODEL --name N FILE...)
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _unknown_options(parser, args.verb, extra)
     try:
         return args.run(args)
     except HearaiError as exc:
@@ -39,6 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hearai {args.verb}: interrupted", file=sys.stderr)
         return 130
+
+
+def _unknown_options(parser: argparse.ArgumentParser, verb: str, extra: list[str]) -> None:
+    """Exit with the verb's usage (not the top level's), naming each unknown option's closest one of the verb."""
+    import difflib
+
+    verb_parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[verb]
+    known = [flag for action in verb_parser._actions for flag in action.option_strings]
+    flags = [word.split("=", 1)[0] for word in extra if word.startswith("-")]
+    hints = [f"{close[0]} for {flag}" for flag in flags
+             for close in [difflib.get_close_matches(flag, known, n=1, cutoff=0.6)] if close]
+    verb_parser.error(f"unrecognized arguments: {' '.join(extra)}" + (f"; did you mean {', '.join(hints)}?"
+                                                                       if hints else ""))
 
 
 def build_parser(*, running: str | None = None) -> argparse.ArgumentParser:

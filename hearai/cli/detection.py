@@ -22,9 +22,10 @@ def add_verbs(verbs, *, running: str | None) -> None:
     p = verbs.add_parser(
         "detect", help="find sound events with timestamps in recordings of any length",
         description="Slide the model over each recording (streamed from disk, constant memory) and write its "
-        "events (file,label,onset,offset,confidence in seconds). A detector (the shipped model) scores every sound "
-        "every 80 ms, several at once; a classifier names each sound that rises above the background. Per-class "
-        "thresholds with hysteresis turn scores into events.")
+        "events (file,label,onset,offset,confidence in seconds). The default model, the pretrained ear, scores "
+        "every one of its alert sounds on a 1-s window every 0.25 s, several at once (the shipped ESC-50 detector, "
+        "without the ear: every 80 ms); a classifier of your own names each sound that rises above the background. "
+        "Per-sound thresholds with hysteresis turn scores into events.")
     options.add_model_and_files(p, "[MODEL] FILE_OR_DIR [FILE_OR_DIR ...]", nargs="+",
                                 help="audio files or folders", metavar="FILE_OR_DIR")
     p.add_argument("--out", type=Path, help="write the events to .csv or .json (default: print CSV)")
@@ -226,7 +227,7 @@ def _until_stopped(verb: str, tellers) -> Iterator[_Ending]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from hearai import load
+    from hearai import load_file
     from hearai.ear.table import default_data_dir
     from hearai.serve import ServeConfig, create_app, server
     from hearai.serve.sounds import SoundTeacher, warn
@@ -238,7 +239,7 @@ def serve(args: argparse.Namespace) -> int:
     listening = server.bind(args.host, args.port)
     data_dir = args.data_dir or default_data_dir()
     model_path = options.chosen_model(args.model, data_dir=data_dir)
-    teacher = SoundTeacher(load(model_path), model_path=model_path, data_dir=data_dir)
+    teacher = SoundTeacher(load_file(model_path), model_path=model_path, data_dir=data_dir)
     warn(teacher.restore())
     model = teacher.model
     host, port = listening.getsockname()[:2]

@@ -79,9 +79,18 @@ def is_model(path: Path) -> bool:
 
 
 def split_model(inputs: list[Path]) -> tuple[Path | None, list[Path]]:
-    """``[MODEL] FILE...``: the model if the first argument names one, and the rest."""
+    """``[MODEL] FILE...``: the model if the first argument names one (or the last, given after the files), and the
+    rest; a mistyped model name or a web address is refused with what was meant."""
+    from hearai.weights import unknown_model
+
+    for argument in inputs:
+        said = unknown_model(argument)
+        if said:
+            raise ConfigError(said)
     if inputs and is_model(inputs[0]):
         return inputs[0], inputs[1:]
+    if len(inputs) > 1 and is_model(inputs[-1]):
+        return inputs[-1], inputs[:-1]
     return None, inputs
 
 
@@ -101,24 +110,17 @@ def chosen_model(given: Path | None, *, data_dir: Path | None = None) -> Path:
 
 
 def load_chosen(given: Path | None) -> tuple[Path, SoundModel]:
-    """The model ``given`` names (else the default one), loaded; the ear with the person's corrections kept in the
-    data folder (``hearai teach --not/--yes``, the page) applied, saying so."""
+    """The model ``given`` names (else the default one), opened as ``hearai.load`` opens it (an ear with the
+    person's corrections kept in the data folder), saying what the person should know on standard error."""
     import sys
 
-    from hearai import load
+    from hearai import open_model
 
     path = chosen_model(given)
-    model = load(path)
-    if "alert_sounds" not in model.provenance or path.suffix.lower() != ".safetensors":
-        return path, model
-    from hearai.ear.table import default_data_dir
-    from hearai.serve.corrections import Corrector
-
-    corrector = Corrector(default_data_dir())
-    said = corrector.restore(model)
-    if said:
-        print(f"note: {said}", file=sys.stderr)
-    return path, corrector.apply(model)
+    model, notes = open_model(path)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return path, model
 
 
 def add_feature_config(parser: argparse.ArgumentParser) -> None:
@@ -160,11 +162,22 @@ def add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def score(text: str) -> float:
+    """A probability option: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a score between 0 and 1, such as 0.5; got {text!r}")
+    return value
+
+
 def add_detect(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection (defaults suit most recordings)")
-    group.add_argument("--threshold", type=float, help="probability that starts an event, for every class (default: a "
+    group.add_argument("--threshold", type=score, help="probability that starts an event, for every class (default: a "
                        "detector's calibrated per-class thresholds, else 0.5)")
-    group.add_argument("--release", type=float, help="probability below which it ends (default: the detector's, else "
+    group.add_argument("--release", type=score, help="probability below which it ends (default: the detector's, else "
                        "0.3)")
     group.add_argument("--ignore", help="comma-separated labels never reported (background classes, e.g. rain,wind)")
     group.add_argument("--only", help="comma-separated labels to report; the others are ignored (the ear's optional "
@@ -189,6 +202,9 @@ def detect_config(args: argparse.Namespace, labels: tuple[str, ...], optional: l
         data["release"] = args.release
     elif args.threshold is not None and "release" not in data:
         data["release"] = min(DEFAULT_PAIR[1], args.threshold)
+    if args.threshold is not None and args.release is not None and args.release > args.threshold:
+        raise ConfigError(f"--release {args.release:g} is above --threshold {args.threshold:g}: a sound must fall "
+                          "below the release to end, so the release is the lower of the two")
     ignore = set(_label_list(args.ignore, labels, "--ignore")) | set(data.get("ignore", ()))
     if args.only:
         ignore |= set(labels) - set(_label_list(args.only, labels, "--only"))

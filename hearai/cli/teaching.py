@@ -50,7 +50,7 @@ def add_verbs(verbs, *, running: str | None) -> None:
 
 
 def teach(args: argparse.Namespace) -> int:
-    from hearai import load
+    from hearai import load_file
     from hearai import teach as teaching
 
     given, files = options.split_model(args.inputs)
@@ -60,7 +60,7 @@ def teach(args: argparse.Namespace) -> int:
     if given is None and source.suffix.lower() == ".onnx":  # the shipped detector: its weights are beside it
         source = source.with_suffix(".safetensors")
     if args.list:
-        model = load(source)
+        model = load_file(source)
         sounds = teaching.taught_sounds(model)
         print(f"{len(sounds)} taught sound(s) in {source}" + (":" if sounds else ""))
         for name, report in sounds.items():
@@ -143,8 +143,8 @@ def _correct(args: argparse.Namespace, given: Path | None, files: list[Path]) ->
 
 def _corrector(model, data_dir: Path | None):
     """The corrections kept in the data folder for the ear ``model``; ``ConfigError`` saying why there are none."""
+    from hearai.ear.kept import Corrector
     from hearai.ear.table import default_data_dir
-    from hearai.serve.corrections import Corrector
 
     corrector = Corrector(data_dir or default_data_dir())
     said = corrector.restore(model)

@@ -27,7 +27,7 @@ class SoundTeacher:
     """The served model, and what teaching it a sound takes (the base weights, the data folder, one lock)."""
 
     def __init__(self, served: SoundModel, *, model_path: Path, data_dir: Path | None) -> None:
-        from hearai.serve.corrections import Corrector
+        from hearai.ear.kept import Corrector
 
         self.model = self.base = served  # served: ``base`` (taught sounds included) with the corrections applied
         self.corrector = Corrector(data_dir)

@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import io
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -118,6 +119,27 @@ def spec(name: str) -> PretrainedSpec:
 def is_pretrained_name(text: str | os.PathLike) -> bool:
     """A network's name, or the ear's."""
     return str(text) in PRETRAINED or str(text) == EAR
+
+
+def model_names() -> list[str]:
+    """The names a model argument may give instead of a file."""
+    return [EAR, *sorted(PRETRAINED)]
+
+
+def unknown_model(text: str | os.PathLike) -> str | None:
+    """What to tell someone whose argument reads as a model but gives none: a web address (files only are read), or
+    a bare word that is neither a file here nor a model's name (with the closest name); None otherwise."""
+    import difflib
+
+    word = str(text)
+    if re.match(r"[A-Za-z][\w+.-]*:/", word):  # a URL (a path argument keeps one slash of "https://")
+        return (f"{word.replace(':/', '://', 1)}: a web address; hearai reads model files here, not addresses: "
+                f"download the file first ('hearai pull NAME' fetches a pretrained network: {', '.join(PRETRAINED)})")
+    if is_pretrained_name(word) or Path(word).suffix or "/" in word or os.sep in word or Path(word).exists():
+        return None
+    close = difflib.get_close_matches(word.lower(), model_names(), n=1, cutoff=0.6)
+    return (f"{word}: no such file, and no model of that name" + (f"; did you mean '{close[0]}'?" if close else "")
+            + f" (models: {', '.join(model_names())}, or a .safetensors or .onnx file)")
 
 
 def available(name: str, *, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> bool:

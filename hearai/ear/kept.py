@@ -1,4 +1,4 @@
-"""The person's corrections of the served ear, kept in the data folder and applied to whatever ear is served.
+"""The person's corrections of an ear, kept in the data folder and applied to whatever ear is opened there.
 
 ``Corrector`` keeps ``DATA/corrections.safetensors`` (``hearai.ear.corrections``) and, for each
 correction, the recording it was said of (``DATA/heard/ID.flac``, at most ``MAX_KEPT_CLIPS``, the
