@@ -51,11 +51,11 @@ def seconds_for(score, crops: np.ndarray) -> float:
 
 def latency(model_path: Path, *, soundscapes: int = 8) -> dict:
     """Stream time from each matched sound's true onset to its alert, over synthetic soundscapes."""
-    from hearai import load
+    from hearai import load_file
     from hearai.data import synth
     from hearai.detect import start_detector
 
-    scorer = load(model_path)
+    scorer = load_file(model_path)
     rate, chunk = scorer.sample_rate, scorer.sample_rate // 10
     delays, missed = [], 0
     for k in range(soundscapes):

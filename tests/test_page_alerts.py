@@ -38,7 +38,7 @@ def test_two_sounds_at_once_are_both_alerted_and_stay(browser, tmp_path):
     try:
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         page.goto(url)
-        page.wait_for_selector("#choice-list input[value='siren']")
+        page.wait_for_selector("#choice-list input[value='siren']", state="attached")
         page.click("#listen")
         page.wait_for_selector("#alerts .alert[data-label='siren']", timeout=30_000)
         page.wait_for_selector("#alerts .alert[data-label='dog']", timeout=30_000)

@@ -35,7 +35,7 @@ def wait_for_cards(microphone: Path, env: dict[str, str], labels: tuple[str, ...
         try:
             page = chromium.new_page(viewport={"width": 360, "height": 800})
             page.goto(url)
-            page.wait_for_selector("#choice-list input[value='smoke alarm']")
+            page.wait_for_selector("#choice-list input[value='smoke alarm']", state="attached")
             assert page.inner_text("#model-line").startswith("Listens for smoke alarm, carbon-monoxide alarm, siren")
             page.click("#listen")
             for label in labels:

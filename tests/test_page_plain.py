@@ -50,6 +50,7 @@ def test_a_phone_shows_plain_words_first_and_the_figures_behind_one_click(url, t
         wait_for_card(page, "siren")
         detail = page.inner_text("#alerts .alert[data-label='siren'] .alert-detail")
         assert re.match(r"(possible|likely|very likely) · ", detail), detail
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(_screenshot_dir(tmp_path) / "ear-phone.png"))
         assert _serious_violations(page, ("minor", "moderate", "serious", "critical")) == []
         context.close()

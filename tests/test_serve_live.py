@@ -60,9 +60,9 @@ def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, b
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(server)
-    page.wait_for_selector("#choice-list input[value='siren']")
+    page.wait_for_selector("#choice-list input[value='siren']", state="attached")
     assert page.locator("#model-line").inner_text().endswith("and 5 more sounds.")
-    assert page.locator("#model-detail").inner_text().endswith("10 sounds, 16 kHz")  # behind "What it was tested on"
+    assert page.locator("#model-detail").text_content().endswith("10 sounds, 16 kHz")  # behind "What it was tested on"
     # Keyboard only: Tab reaches the button, Enter starts listening.
     for _ in range(10):
         page.keyboard.press("Tab")
@@ -109,7 +109,7 @@ def test_the_page_alerts_a_siren_that_stays_and_is_kept_in_the_history(server, b
     page.click("#history-clear")
     assert page.locator("#history li").count() == 0
     page.reload()
-    page.wait_for_selector("#choice-list input")
+    page.wait_for_selector("#choice-list input", state="attached")
     assert page.locator("#history li").count() == 0 and page.locator("#history-count").inner_text().startswith("0 of 0")
     assert problems == []
     page.close()
@@ -140,7 +140,7 @@ def test_the_upload_tab_draws_the_events_of_a_recording(server, browser, siren_w
 def test_every_control_has_a_name_for_screen_readers(server, browser):
     page = browser.new_page()
     page.goto(server)
-    page.wait_for_selector("#choice-list input")
+    page.wait_for_selector("#choice-list input", state="attached")
     unnamed = page.evaluate("""[...document.querySelectorAll('input, select, meter, button, canvas, [role=tab]')]
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
         .map(e => e.outerHTML.slice(0, 80))""")

@@ -51,7 +51,7 @@ def test_a_sound_taught_in_the_page_alerts_and_survives_a_restart(browser, tmp_p
         problems: list[str] = []
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.goto(url)
-        page.wait_for_selector("#choice-list input[value='siren']")
+        page.wait_for_selector("#choice-list input[value='siren']", state="attached")
         page.click("#tab-teach")
         assert page.locator("#taught-list").inner_text() == "None yet."
         for n in (1, 2, 3):  # record three examples of about 2.5 s
