@@ -322,6 +322,24 @@ def noise_clips(n_per_class: int = 3, n_classes: int = 3, seconds: float = 3.0):
 CHROMIUM = os.environ.get("HEARAI_CHROMIUM", "/usr/bin/chromium")
 
 
+def streamed_events(api, wave: np.ndarray, rate: int, *, chunks: int = 10) -> list[dict[str, Any]]:
+    """What the server's ``/v1/stream`` says of ``wave`` (float32 mono at ``rate``) sent in ``chunks`` frames and
+    flushed with ``end``: every message after its "ready", until it closes."""
+    from starlette.websockets import WebSocketDisconnect
+
+    events = []
+    with api.websocket_connect(f"/v1/stream?rate={rate}&format=f32le") as stream:
+        assert stream.receive_json()["type"] == "ready"
+        for chunk in np.array_split(wave, chunks):
+            stream.send_bytes(chunk.astype(np.float32).tobytes())
+        stream.send_text("end")
+        while True:
+            try:
+                events.append(stream.receive_json())
+            except WebSocketDisconnect:  # the server closes after the flush
+                return events
+
+
 def microphone_scene(path: Path, seconds: float, *sounds: tuple[np.ndarray, float], rate: int = 16_000) -> Path:
     """A WAV for the fake microphone: quiet noise (-50 dBFS) with each sound, peak 0.5, at its start second."""
     wave = np.random.default_rng(0).normal(0, 0.003, int(rate * seconds))

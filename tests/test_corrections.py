@@ -11,7 +11,7 @@ import pytest
 
 from hearai import audio
 from hearai.errors import ConfigError, ModelError
-from tests.conftest import DATA, hearai
+from tests.conftest import DATA, hearai, streamed_events
 
 ESC50_AUDIO = DATA / "esc50" / "audio"
 ROOSTER_AS_CAT = "1-40730-A-1.flac"  # the ear alerts "cat" on this rooster
@@ -123,18 +123,7 @@ def test_the_server_learns_from_an_alert_keeps_it_across_a_restart_and_undoes_it
                           base_url="http://127.0.0.1:8000"), said
 
     def alerts(api: TestClient, name: str) -> list[dict]:
-        rooster = wave(ear, name)
-        with api.websocket_connect(f"/v1/stream?rate={ear.sample_rate}&format=f32le") as stream:
-            assert stream.receive_json()["type"] == "ready"
-            for chunk in np.array_split(rooster, 10):
-                stream.send_bytes(chunk.astype(np.float32).tobytes())
-            stream.send_text("end")
-            events = []
-            while True:
-                try:
-                    events.append(stream.receive_json())
-                except Exception:  # the server closes after the flush
-                    return [e for e in events if e.get("offset") is None]
+        return [e for e in streamed_events(api, wave(ear, name), ear.sample_rate) if e.get("offset") is None]
 
     api, _ = served()
     assert api.get("/v1/corrections").json() == {"correctable": True, "why_not": None, "sounds": []}

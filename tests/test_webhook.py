@@ -21,7 +21,7 @@ from hearai.detect.notify import QUEUE_SIZE, Tellers
 from hearai.detect.tracks import Event
 from hearai.detect.webhook import Webhook
 from hearai.errors import ConfigError
-from tests.conftest import hearai
+from tests.conftest import hearai, streamed_events
 
 
 class Receiver:
@@ -204,18 +204,7 @@ def test_serve_posts_live_alerts(receiver, esc50_root, esc50_rows):
     hook = Webhook(receiver.url)
     api = TestClient(create_app(model, model_file="shipped", tellers=Tellers([hook])))
     siren = esc50_root / "audio" / next(r["filename"] for r in esc50_rows if r["category"] == "siren")
-    wave = audio.load(siren, sample_rate=16_000)
-    with api.websocket_connect("/v1/stream?rate=16000&format=f32le") as stream:
-        assert stream.receive_json()["type"] == "ready"
-        for chunk in np.array_split(wave, 50):
-            stream.send_bytes(chunk.astype(np.float32).tobytes())
-        stream.send_text("end")
-        heard = []
-        while True:
-            try:
-                heard.append(stream.receive_json())
-            except Exception:  # the server closes after the flush
-                break
+    heard = streamed_events(api, audio.load(siren, sample_rate=16_000), 16_000, chunks=50)
     _wait(lambda: len(receiver.posted) >= len(heard))
     assert "siren" in {p["label"] for p in receiver.posted}
     assert [p["label"] for p in receiver.posted] == [h["label"] for h in heard]
